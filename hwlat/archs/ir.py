@@ -1,0 +1,274 @@
+"""The architecture IR: frozen dataclasses that describe a whole network with final channel counts.
+
+An :class:`ArchSpec` is a stem convolution, a sequence of inverted-residual bottlenecks
+(:class:`BlockSpec`), a last stage (:class:`HeadSpec`) and a classifier. Every channel count is an
+absolute integer: width multipliers and rounding are applied by the factories in
+:mod:`hwlat.archs.zoo`, never here. Shapes are worked out once, by :func:`hwlat.archs.layers.layers`.
+
+JSON form: ``to_dict()`` / ``ArchSpec.from_dict()`` (schema ``hwlat.arch/1``); the compact string form
+lives in :mod:`hwlat.archs.codec`.
+"""
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any
+
+SCHEMA = "hwlat.arch/1"
+
+
+class Act(str, enum.Enum):
+    """Activation functions. The value is the name used in JSON; ``short`` is the codec token."""
+
+    RELU = "relu"
+    RELU6 = "relu6"
+    HSWISH = "hswish"
+    HSIGMOID = "hsigmoid"
+    SWISH = "swish"
+    SIGMOID = "sigmoid"
+    IDENTITY = "identity"
+
+    @property
+    def short(self) -> str:
+        return _ACT_SHORT[self]
+
+    @classmethod
+    def parse(cls, value: "Act | str", where: str = "activation") -> "Act":
+        """Accept an :class:`Act`, its JSON name or its codec token; raise ``ValueError`` otherwise."""
+        if isinstance(value, Act):
+            return value
+        if isinstance(value, str):
+            v = value.lower()
+            for act in cls:
+                if v in (act.value, act.short):
+                    return act
+        names = ", ".join(a.value for a in cls)
+        raise ValueError(f"{where}: unknown activation {value!r} (expected one of {names})")
+
+
+_ACT_SHORT = {
+    Act.RELU: "re",
+    Act.RELU6: "r6",
+    Act.HSWISH: "hs",
+    Act.HSIGMOID: "hsig",
+    Act.SWISH: "sw",
+    Act.SIGMOID: "sig",
+    Act.IDENTITY: "id",
+}
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A k×k convolution + BatchNorm + activation (the stem).
+
+    Attributes: ``out`` output channels, ``kernel`` size, ``stride`` (1 or 2), ``act``.
+    """
+
+    out: int
+    kernel: int = 3
+    stride: int = 2
+    act: Act = Act.HSWISH
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "act", Act.parse(self.act, "stem.act"))
+
+
+@dataclass(frozen=True)
+class SESpec:
+    """Squeeze-and-excite: global mean → 1×1 conv to ``squeeze`` channels (+bias, ``inner`` act)
+    → 1×1 conv back (+bias) → ``gate`` → channel-wise multiply."""
+
+    squeeze: int
+    gate: Act = Act.HSIGMOID
+    inner: Act = Act.RELU
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gate", Act.parse(self.gate, "se.gate"))
+        object.__setattr__(self, "inner", Act.parse(self.inner, "se.inner"))
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """Inverted-residual bottleneck (MobileNetV2/V3, MnasNet MBConv).
+
+    1×1 expansion to ``exp`` channels (skipped when ``exp`` equals the block's input channels)
+    → depthwise ``kernel``×``kernel`` with ``stride`` and ``dilation`` → optional squeeze-excite
+    → 1×1 linear projection to ``out`` channels. ``act`` is used after expansion and depthwise.
+
+    ``residual``: ``None`` adds the identity shortcut exactly when shapes match (stride 1 and
+    in == out channels); ``False`` never adds it; ``True`` requires it (invalid if shapes differ).
+    """
+
+    exp: int
+    out: int
+    kernel: int = 3
+    stride: int = 1
+    act: Act = Act.RELU
+    se: SESpec | None = None
+    dilation: int = 1
+    residual: bool | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "act", Act.parse(self.act, "block.act"))
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """Last stage and classifier.
+
+    ``conv`` channels of the 1×1 conv (+BN, ``conv_act``) before global average pooling (0: none);
+    ``hidden`` channels of the 1×1 conv (+bias, no BN, ``hidden_act``) after pooling (0: none);
+    then dropout (training only) and a fully connected classifier with bias.
+
+    The paper's efficient last stage (Figure 5) is ``conv=960, hidden=1280``; the original
+    MobileNetV2-style last stage computes its 1280-channel conv before pooling (``hidden=0``).
+    """
+
+    conv: int
+    conv_act: Act = Act.HSWISH
+    hidden: int = 0
+    hidden_act: Act = Act.HSWISH
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conv_act", Act.parse(self.conv_act, "head.conv_act"))
+        object.__setattr__(self, "hidden_act", Act.parse(self.hidden_act, "head.hidden_act"))
+
+    @property
+    def efficient(self) -> bool:
+        """True when the widest 1×1 conv runs after pooling (the paper's efficient last stage)."""
+        return self.hidden > 0
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A whole network: input ``resolution`` (square, pixels), stem, blocks, head, classes."""
+
+    name: str
+    resolution: int
+    stem: ConvSpec
+    blocks: tuple[BlockSpec, ...]
+    head: HeadSpec
+    num_classes: int = 1000
+    in_channels: int = 3
+    meta: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        if isinstance(self.meta, dict):
+            object.__setattr__(self, "meta", tuple(sorted(self.meta.items())))
+
+    # -- convenience -------------------------------------------------------------------------
+    def with_resolution(self, resolution: int) -> "ArchSpec":
+        """The same network at another input resolution."""
+        return replace(self, resolution=resolution)
+
+    def validate(self) -> "ArchSpec":
+        """Raise ``ValueError`` naming the block and field of the first problem; return self."""
+        from hwlat.archs.layers import layers  # shape inference does the checking
+
+        layers(self)
+        return self
+
+    @property
+    def madds(self) -> int:
+        """Headline multiply-adds (conv + FC), see :mod:`hwlat.archs.layers`."""
+        from hwlat.archs.layers import summary
+
+        return summary(self)["madds"]
+
+    @property
+    def params(self) -> int:
+        """Trainable parameters (BatchNorm counted as 2 per channel)."""
+        from hwlat.archs.layers import summary
+
+        return summary(self)["params"]
+
+    # -- JSON --------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (enums as their names); inverse of :meth:`from_dict`."""
+        d = asdict(self)
+        d["meta"] = dict(self.meta)
+        return {"schema": SCHEMA, **_enum_to_str(d)}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ArchSpec":
+        """Strictly parse :meth:`to_dict` output; unknown or missing keys raise ``ValueError``."""
+        if not isinstance(d, dict):
+            raise ValueError(f"arch JSON must be an object, got {type(d).__name__}")
+        d = dict(d)
+        schema = d.pop("schema", SCHEMA)
+        if schema != SCHEMA:
+            raise ValueError(f"arch JSON: unsupported schema {schema!r} (expected {SCHEMA!r})")
+        _check_keys(d, cls, "arch")
+        blocks = d.get("blocks")
+        if not isinstance(blocks, list):
+            raise ValueError("arch.blocks: expected a list")
+        out = []
+        for i, b in enumerate(blocks):
+            where = f"block {i}"
+            if not isinstance(b, dict):
+                raise ValueError(f"{where}: expected an object")
+            b = dict(b)
+            _check_keys(b, BlockSpec, where)
+            if b.get("se") is not None:
+                _check_keys(b["se"], SESpec, f"{where}.se")
+                b["se"] = _build(SESpec, b["se"], f"{where}.se")
+            out.append(_build(BlockSpec, b, where))
+        for key, typ in (("stem", ConvSpec), ("head", HeadSpec)):
+            if not isinstance(d.get(key), dict):
+                raise ValueError(f"arch.{key}: expected an object")
+            _check_keys(d[key], typ, key)
+        return _build(
+            cls,
+            {
+                **d,
+                "stem": _build(ConvSpec, d["stem"], "stem"),
+                "head": _build(HeadSpec, d["head"], "head"),
+                "blocks": tuple(out),
+                "meta": tuple(sorted((d.get("meta") or {}).items())),
+            },
+            "arch",
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "ArchSpec":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"arch JSON is not valid JSON: {e}") from None
+        return cls.from_dict(data)
+
+
+def _enum_to_str(obj: Any) -> Any:
+    if isinstance(obj, Act):
+        return obj.value
+    if isinstance(obj, dict):
+        return {k: _enum_to_str(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_enum_to_str(v) for v in obj]
+    return obj
+
+
+def _check_keys(d: Any, cls: type, where: str) -> None:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected an object")
+    names = {f.name for f in fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
+    required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+    missing = required - set(d)
+    if missing:
+        raise ValueError(f"{where}: missing field(s) {sorted(missing)}")
+
+
+def _build(cls: type, d: dict, where: str) -> Any:
+    try:
+        return cls(**d)
+    except TypeError as e:
+        raise ValueError(f"{where}: {e}") from None

@@ -1,0 +1,241 @@
+"""Shape inference and cost counting: the one pass over an :class:`ArchSpec` that everything reads.
+
+Counting convention (used everywhere in hwlat)
+----------------------------------------------
+* ``madds`` — multiply-adds of convolutions and fully connected layers; one fused multiply-add
+  counts as 1. A k×k conv with ``groups`` g producing ``Cout×H×W`` costs
+  ``H·W·Cout·(Cin/g)·k·k``; an FC layer costs ``Cin·Cout``. Biases and BatchNorm (folded into the
+  conv for inference) cost nothing. This is the headline number, the one the paper's Table 3, torchvision's
+  ``_ops`` and fvcore (on the BatchNorm-folded model) report.
+* ``elementwise`` — everything else, reported separately, one per output element: activations
+  (ReLU included, identity excluded; a fused ReLU costs the same as a separate one here), the
+  squeeze-excite channel scaling (one multiply per element), residual additions (one add per
+  element) and average pooling (one add per *input* element).
+* ``params`` — trainable parameters: conv/FC weights, biases where present, and BatchNorm as 2 per
+  channel (scale and shift; running statistics are buffers, not parameters). This is what
+  ``sum(p.numel() for p in model.parameters())`` gives for :func:`hwlat.archs.build_torch`.
+
+Padding is symmetric ``dilation·(k−1)/2``, so a stride-2 layer maps ``H`` to ``ceil(H/2)`` — the same
+output shape as TensorFlow's SAME padding.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from hwlat.archs.ir import Act, ArchSpec, BlockSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+
+class OpKind(str, enum.Enum):
+    """What a layer computes."""
+
+    CONV = "conv"  # dense k×k convolution (incl. 1×1 pointwise)
+    DWCONV = "dwconv"  # depthwise k×k convolution
+    POOL = "pool"  # global average pooling
+    MUL = "mul"  # squeeze-excite channel scaling
+    ADD = "add"  # residual addition
+    FC = "fc"  # fully connected classifier
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of a resolved network. Shapes are ``(C, H, W)`` in elements; costs per image."""
+
+    name: str
+    stage: str  # "stem" | "block" | "head"
+    block: int  # bottleneck index (0-based), -1 outside bottlenecks
+    op: OpKind
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: int = 1
+    stride: int = 1
+    dilation: int = 1
+    groups: int = 1
+    act: Act = Act.IDENTITY
+    bn: bool = False
+    bias: bool = False
+    madds: int = 0
+    params: int = 0
+    elementwise: int = 0
+
+    @property
+    def cin(self) -> int:
+        return self.in_shape[0]
+
+    @property
+    def cout(self) -> int:
+        return self.out_shape[0]
+
+
+def _check_int(value: object, where: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{where}: expected an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{where}: must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_stride(value: object, where: str) -> int:
+    _check_int(value, where)
+    if value not in (1, 2):
+        raise ValueError(f"{where}: stride must be 1 or 2, got {value}")
+    return value  # type: ignore[return-value]
+
+
+def _check_kernel(value: object, where: str) -> int:
+    _check_int(value, where)
+    if value % 2 == 0:  # type: ignore[operator]
+        raise ValueError(f"{where}: kernel must be odd, got {value}")
+    return value  # type: ignore[return-value]
+
+
+def _conv_out(h: int, k: int, s: int, d: int) -> int:
+    pad = d * (k - 1) // 2
+    return (h + 2 * pad - d * (k - 1) - 1) // s + 1
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.rows: list[LayerSpec] = []
+
+    def conv(self, name, stage, block, shape, cout, k=1, s=1, d=1, groups=1, act=Act.IDENTITY,
+             bn=True, bias=False, where=""):
+        c, h, w = shape
+        if s == 2 and min(h, w) < 2:
+            raise ValueError(
+                f"{where}: stride 2 receives a {h}x{w} input; the resolution is too small for this "
+                f"network to downsample"
+            )
+        oh, ow = _conv_out(h, k, s, d), _conv_out(w, k, s, d)
+        out = (cout, oh, ow)
+        per_out = (c // groups) * k * k
+        madds = oh * ow * cout * per_out
+        params = cout * per_out + (2 * cout if bn else 0) + (cout if bias else 0)
+        elem = _numel(out) if act is not Act.IDENTITY else 0
+        op = OpKind.DWCONV if groups > 1 and groups == c == cout else OpKind.CONV
+        self.rows.append(LayerSpec(name, stage, block, op, shape, out, k, s, d, groups, act, bn, bias,
+                                   madds, params, elem))
+        return out
+
+    def pool(self, name, stage, block, shape):
+        out = (shape[0], 1, 1)
+        self.rows.append(LayerSpec(name, stage, block, OpKind.POOL, shape, out,
+                                   kernel=shape[1], elementwise=_numel(shape)))
+        return out
+
+    def elementwise(self, name, stage, block, op, shape):
+        self.rows.append(LayerSpec(name, stage, block, op, shape, shape, elementwise=_numel(shape)))
+        return shape
+
+
+def _numel(shape: tuple[int, int, int]) -> int:
+    return shape[0] * shape[1] * shape[2]
+
+
+def residual_applies(block: BlockSpec, cin: int) -> bool:
+    """Whether the block adds its identity shortcut, given its input channels."""
+    match = block.stride == 1 and cin == block.out
+    return match if block.residual is None else bool(block.residual)
+
+
+def layers(arch: ArchSpec) -> list[LayerSpec]:
+    """Every layer of ``arch`` in execution order, with shapes and costs; validates as it goes.
+
+    Raises ``ValueError`` naming the block and field of the first problem found.
+    """
+    if not isinstance(arch, ArchSpec):
+        raise TypeError(f"expected an ArchSpec, got {type(arch).__name__}")
+    _check_int(arch.resolution, "arch.resolution")
+    _check_int(arch.in_channels, "arch.in_channels")
+    _check_int(arch.num_classes, "arch.num_classes")
+    b = _Builder()
+    stem = arch.stem
+    _check_int(stem.out, "stem.out")
+    _check_kernel(stem.kernel, "stem.kernel")
+    _check_stride(stem.stride, "stem.stride")
+    shape = (arch.in_channels, arch.resolution, arch.resolution)
+    shape = b.conv("stem", "stem", -1, shape, stem.out, stem.kernel, stem.stride, act=stem.act,
+                   where="stem")
+    if not arch.blocks:
+        raise ValueError("arch.blocks: a network needs at least one bottleneck block")
+    for i, blk in enumerate(arch.blocks):
+        where = f"block {i}"
+        if not isinstance(blk, BlockSpec):
+            raise ValueError(f"{where}: expected a BlockSpec, got {type(blk).__name__}")
+        _check_int(blk.exp, f"{where}.exp")
+        _check_int(blk.out, f"{where}.out")
+        _check_kernel(blk.kernel, f"{where}.kernel")
+        _check_stride(blk.stride, f"{where}.stride")
+        _check_int(blk.dilation, f"{where}.dilation")
+        if blk.se is not None:
+            _check_int(blk.se.squeeze, f"{where}.se.squeeze")
+        if blk.residual not in (None, True, False):
+            raise ValueError(f"{where}.residual: expected true, false or null, got {blk.residual!r}")
+        cin = shape[0]
+        if blk.residual is True and not (blk.stride == 1 and cin == blk.out):
+            raise ValueError(
+                f"{where}.residual: shortcut between mismatched shapes (in {cin} ch, out {blk.out} "
+                f"ch, stride {blk.stride})"
+            )
+        x = shape
+        p = f"blocks.{i}"
+        if blk.exp != cin:
+            x = b.conv(f"{p}.expand", "block", i, x, blk.exp, act=blk.act, where=where)
+        x = b.conv(f"{p}.dw", "block", i, x, blk.exp, blk.kernel, blk.stride, blk.dilation,
+                   groups=blk.exp, act=blk.act, where=where)
+        if blk.se is not None:
+            s = b.pool(f"{p}.se.pool", "block", i, x)
+            s = b.conv(f"{p}.se.reduce", "block", i, s, blk.se.squeeze, act=blk.se.inner, bn=False,
+                       bias=True)
+            b.conv(f"{p}.se.expand", "block", i, s, blk.exp, act=blk.se.gate, bn=False, bias=True)
+            b.elementwise(f"{p}.se.scale", "block", i, OpKind.MUL, x)
+        x = b.conv(f"{p}.project", "block", i, x, blk.out, where=where)
+        if residual_applies(blk, cin):
+            b.elementwise(f"{p}.add", "block", i, OpKind.ADD, x)
+        shape = x
+    head = arch.head
+    _check_int(head.conv, "head.conv", minimum=0)
+    _check_int(head.hidden, "head.hidden", minimum=0)
+    if not (isinstance(head.dropout, (int, float)) and 0 <= head.dropout < 1):
+        raise ValueError(f"head.dropout: must be in [0, 1), got {head.dropout!r}")
+    if head.conv:
+        shape = b.conv("head.conv", "head", -1, shape, head.conv, act=head.conv_act)
+    shape = b.pool("head.pool", "head", -1, shape)
+    if head.hidden:
+        shape = b.conv("head.hidden", "head", -1, shape, head.hidden, act=head.hidden_act,
+                       bn=False, bias=True)
+    cin, n = shape[0], arch.num_classes
+    b.rows.append(LayerSpec("classifier", "head", -1, OpKind.FC, shape, (n, 1, 1), bias=True,
+                            madds=cin * n, params=cin * n + n))
+    return b.rows
+
+
+def summary(arch: ArchSpec) -> dict[str, int]:
+    """Totals for ``arch``: ``madds``, ``params``, ``elementwise`` (see module docstring)."""
+    rows = layers(arch)
+    return {
+        "madds": sum(r.madds for r in rows),
+        "params": sum(r.params for r in rows),
+        "elementwise": sum(r.elementwise for r in rows),
+    }
+
+
+def layers_frame(arch: ArchSpec) -> "pd.DataFrame":
+    """:func:`layers` as a pandas DataFrame, one row per layer, shapes split into columns."""
+    import pandas as pd
+
+    recs = []
+    for r in layers(arch):
+        d = asdict(r)
+        (ci, hi, wi), (co, ho, wo) = d.pop("in_shape"), d.pop("out_shape")
+        d.update(op=r.op.value, act=r.act.value, in_c=ci, in_h=hi, in_w=wi, out_c=co, out_h=ho,
+                 out_w=wo)
+        recs.append(d)
+    cols = ["name", "stage", "block", "op", "in_c", "in_h", "in_w", "out_c", "out_h", "out_w",
+            "kernel", "stride", "dilation", "groups", "act", "bn", "bias", "madds", "params",
+            "elementwise"]
+    return pd.DataFrame.from_records(recs, columns=cols)

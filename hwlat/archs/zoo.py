@@ -1,0 +1,332 @@
+"""The model zoo: pure factories from keyword options to :class:`ArchSpec`.
+
+Names follow timm: ``mobilenetv3_large_100`` is MobileNetV3-Large at width multiplier 1.0.
+Every factory takes ``width_mult``, ``resolution`` (input side in pixels), ``num_classes`` and
+``width_convention``; the MobileNetV3 factories also take the paper's ablations.
+
+Width-multiplier conventions (implementations disagree; the reference README lists them)
+-----------------------------------------------------------------------------------------
+``"paper"`` (default) — TF-slim, the code of the paper's released checkpoints:
+    every layer's output channels, the stem and the pre-pooling 1×1 conv included, become
+    ``make_divisible(c·m, 8)``; expansion channels are ``make_divisible(scaled_input · ratio, 8)``
+    with the table's ratio (e.g. 184/80); SE squeeze is ``make_divisible(exp/4, 8)``. The widest
+    1×1 conv of the last stage (1280 Large, 1024 Small, 1280 MobileNetV2) is never shrunk, only
+    grown for m > 1 (slim's ``finegrain_classification_mode``). This is what reproduces the
+    published parameter counts of the 0.75 models (Large 4.0 M, Small 2.0 M, paper v5 Table 3);
+    shrinking the head too would give 3.4 M / 1.7 M.
+``"torchvision"`` — torchvision's ``mobilenet_v3_*`` / ``mobilenet_v2``: the table's expansion
+    channels are scaled directly (``make_divisible(exp·m, 8)``), the pre-pooling 1×1 conv is 6× the
+    scaled last bottleneck width and the 1280/1024 head is scaled by m as well; V2 expands with
+    ``round(input·t)`` and never shrinks its 1280 head.
+At m = 1.0 both give the paper's Tables 1 and 2 exactly.
+
+``make_divisible(v, 8)`` rounds to the nearest multiple of 8, at least 8, and never more than 10 %
+below ``v``.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+from hwlat.archs.ir import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec
+
+CONVENTIONS = ("paper", "torchvision")
+
+
+def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round ``v`` to a multiple of ``divisor`` (nearest, >= min_value, never 10 % below ``v``)."""
+    min_value = divisor if min_value is None else min_value
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One bottleneck row of a paper table at multiplier 1.0."""
+
+    inp: int
+    exp: int
+    out: int
+    kernel: int
+    stride: int
+    se: bool
+    act: Act
+
+
+RE, HS, R6 = Act.RELU, Act.HSWISH, Act.RELU6
+
+# Paper Table 1 (MobileNetV3-Large), bottleneck rows: in, exp, out, kernel, stride, SE, NL.
+V3_LARGE = tuple(_Row(*r) for r in [
+    (16, 16, 16, 3, 1, False, RE),
+    (16, 64, 24, 3, 2, False, RE),
+    (24, 72, 24, 3, 1, False, RE),
+    (24, 72, 40, 5, 2, True, RE),
+    (40, 120, 40, 5, 1, True, RE),
+    (40, 120, 40, 5, 1, True, RE),
+    (40, 240, 80, 3, 2, False, HS),
+    (80, 200, 80, 3, 1, False, HS),
+    (80, 184, 80, 3, 1, False, HS),
+    (80, 184, 80, 3, 1, False, HS),
+    (80, 480, 112, 3, 1, True, HS),
+    (112, 672, 112, 3, 1, True, HS),
+    (112, 672, 160, 5, 2, True, HS),
+    (160, 960, 160, 5, 1, True, HS),
+    (160, 960, 160, 5, 1, True, HS),
+])
+# Paper Table 2 (MobileNetV3-Small). The table also marks SE on the 576-channel 1×1 conv; no
+# released implementation (TF-slim, torchvision, timm, Keras) has it, and neither do we.
+V3_SMALL = tuple(_Row(*r) for r in [
+    (16, 16, 16, 3, 2, True, RE),
+    (16, 72, 24, 3, 2, False, RE),
+    (24, 88, 24, 3, 1, False, RE),
+    (24, 96, 40, 5, 2, True, HS),
+    (40, 240, 40, 5, 1, True, HS),
+    (40, 240, 40, 5, 1, True, HS),
+    (40, 120, 48, 5, 1, True, HS),
+    (48, 144, 48, 5, 1, True, HS),
+    (48, 288, 96, 5, 2, True, HS),
+    (96, 576, 96, 5, 1, True, HS),
+    (96, 576, 96, 5, 1, True, HS),
+])
+# Last stage of each family: (1×1 conv before pooling, 1×1 conv after pooling).
+_V3_HEAD = {"large": (960, 1280), "small": (576, 1024)}
+_V3_ROWS = {"large": V3_LARGE, "small": V3_SMALL}
+_V3_HSWISH_DEFAULT = {"large": 80, "small": 40}
+
+
+def _scale_rows(rows, m: float, convention: str, stem: int) -> list[tuple[_Row, int, int]]:
+    """Scale table rows; return (row, exp, out) with absolute channels (input follows the chain)."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"width_convention: unknown {convention!r} (expected one of {CONVENTIONS})")
+    out, cin = [], stem
+    for r in rows:
+        cout = make_divisible(r.out * m)
+        if r.exp == r.inp:
+            exp = cin
+        elif convention == "paper":
+            exp = make_divisible(cin * r.exp / r.inp)
+        else:
+            exp = make_divisible(r.exp * m)
+        out.append((r, exp, cout))
+        cin = cout
+    return out
+
+
+def _check_mult(width_mult: float) -> None:
+    if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or width_mult <= 0:
+        raise ValueError(f"width_mult: must be a positive number, got {width_mult!r}")
+
+
+def mobilenetv3(
+    family: str = "large",
+    *,
+    width_mult: float = 1.0,
+    resolution: int = 224,
+    num_classes: int = 1000,
+    last_stage: str = "efficient",
+    stem_channels: int = 16,
+    stem_act: Act | str | None = None,
+    hswish_from: int | None = -1,
+    se: bool = True,
+    minimal: bool = False,
+    width_convention: str = "paper",
+    dropout: float = 0.2,
+) -> ArchSpec:
+    """MobileNetV3-Large or -Small (paper Tables 1 and 2) with the paper's ablations.
+
+    Parameters
+    ----------
+    family : ``"large"`` or ``"small"``.
+    width_mult : channel multiplier (paper: 0.35–1.25); see the module docstring for rounding.
+    resolution : input side in pixels.
+    last_stage : ``"efficient"`` (paper Figure 5, default) or ``"original"``: an extra
+        bottleneck (3×3, expansion = the last-stage conv width, out = 2× the last bottleneck width:
+        960→320 for Large) followed by the 1280/1024-channel 1×1 conv *before* pooling.
+    stem_channels, stem_act : the stem conv (paper: 16 h-swish; ablation: 32 ReLU). ``stem_act``
+        defaults to h-swish, or ReLU when ``hswish_from`` is None.
+    hswish_from : h-swish placement (paper Table 5): the bottlenecks from the first one whose
+        paper-table output width is this number use h-swish, the earlier ones ReLU. Default
+        (-1): the paper's placement (from 80 for Large, from 40 for Small). ``16``: everywhere;
+        ``112``: from the 112-channel layers (Large); ``None``: ReLU everywhere, head included.
+    se : keep the squeeze-excite modules (1/4 of the expansion, hard-sigmoid gate).
+    minimal : the "minimalistic" variant: no SE, no h-swish, 3×3 depthwise only.
+    """
+    if family not in _V3_ROWS:
+        raise ValueError(f"family: unknown {family!r} (expected 'large' or 'small')")
+    _check_mult(width_mult)
+    if last_stage not in ("efficient", "original"):
+        raise ValueError(f"last_stage: unknown {last_stage!r} (expected 'efficient' or 'original')")
+    rows = _V3_ROWS[family]
+    if minimal:
+        se, hswish_from = False, None
+    if hswish_from == -1:
+        hswish_from = _V3_HSWISH_DEFAULT[family]
+    outs = [r.out for r in rows]
+    if hswish_from is not None and hswish_from not in outs:
+        raise ValueError(
+            f"hswish_from: no {family} bottleneck has {hswish_from!r} output channels "
+            f"(choose from {sorted(set(outs))} or None)"
+        )
+    first_hs = outs.index(hswish_from) if hswish_from is not None else len(rows)
+    stem_act = Act.parse(stem_act, "stem_act") if stem_act is not None else (
+        HS if hswish_from is not None else RE)
+    head_act = HS if hswish_from is not None else RE
+    stem = make_divisible(stem_channels * width_mult)
+
+    blocks = []
+    for i, (r, exp, out) in enumerate(_scale_rows(rows, width_mult, width_convention, stem)):
+        act = HS if i >= first_hs else RE
+        blocks.append(BlockSpec(
+            exp=exp, out=out, kernel=3 if minimal else r.kernel, stride=r.stride, act=act,
+            se=SESpec(make_divisible(exp / 4)) if (se and r.se) else None,
+        ))
+    conv, hidden = _V3_HEAD[family]
+    last = blocks[-1].out
+    conv = make_divisible(conv * width_mult) if width_convention == "paper" else 6 * last
+    hidden = make_divisible(hidden * (max(1.0, width_mult) if width_convention == "paper" else width_mult))
+    if last_stage == "original":
+        blocks.append(BlockSpec(exp=conv, out=2 * last, kernel=3, stride=1, act=head_act))
+        head = HeadSpec(conv=hidden, conv_act=head_act, hidden=0, dropout=dropout)
+    else:
+        head = HeadSpec(conv=conv, conv_act=head_act, hidden=hidden, hidden_act=head_act,
+                        dropout=dropout)
+    name = f"mobilenetv3_{family}{'_minimal' if minimal else ''}_{round(width_mult * 100):03d}"
+    suffix = []
+    if last_stage == "original":
+        suffix.append("origlast")
+    if (stem_channels, stem_act) != (16, HS) and not minimal and hswish_from is not None:
+        suffix.append(f"stem{stem_channels}{stem_act.short}")
+    if not minimal and hswish_from != _V3_HSWISH_DEFAULT[family]:
+        suffix.append("relu" if hswish_from is None else f"hs{hswish_from}")
+    if not se and not minimal:
+        suffix.append("nose")
+    if width_convention != "paper":
+        suffix.append(width_convention)
+    return ArchSpec(
+        name="-".join([name, *suffix]),
+        resolution=resolution,
+        stem=ConvSpec(out=stem, kernel=3, stride=2, act=stem_act),
+        blocks=tuple(blocks),
+        head=head,
+        num_classes=num_classes,
+        meta={"family": f"mobilenetv3_{family}{'_minimal' if minimal else ''}",
+              "width_mult": width_mult, "last_stage": last_stage, "width_convention": width_convention},
+    )
+
+
+# MobileNetV2 (Sandler et al. 2018, Table 2): expansion t, channels c, repeats n, stride s.
+_V2_STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+              (6, 160, 3, 2), (6, 320, 1, 1)]
+
+
+def mobilenetv2(
+    *,
+    width_mult: float = 1.0,
+    resolution: int = 224,
+    num_classes: int = 1000,
+    width_convention: str = "paper",
+    dropout: float = 0.2,
+) -> ArchSpec:
+    """MobileNetV2 (ReLU6, 32-channel stem, 1280-channel last conv before pooling)."""
+    _check_mult(width_mult)
+    if width_convention not in CONVENTIONS:
+        raise ValueError(f"width_convention: unknown {width_convention!r} (expected one of {CONVENTIONS})")
+    stem = make_divisible(32 * width_mult)
+    blocks, cin = [], stem
+    for t, c, n, s in _V2_STAGES:
+        out = make_divisible(c * width_mult)
+        for j in range(n):
+            if t == 1:
+                exp = cin
+            elif width_convention == "paper":
+                exp = make_divisible(cin * t)
+            else:
+                exp = int(round(cin * t))
+            blocks.append(BlockSpec(exp=exp, out=out, kernel=3, stride=s if j == 0 else 1, act=R6))
+            cin = out
+    head = make_divisible(1280 * max(1.0, width_mult))
+    return ArchSpec(
+        name=f"mobilenetv2_{round(width_mult * 100):03d}" + (
+            "" if width_convention == "paper" else f"-{width_convention}"),
+        resolution=resolution,
+        stem=ConvSpec(out=stem, kernel=3, stride=2, act=R6),
+        blocks=tuple(blocks),
+        head=HeadSpec(conv=head, conv_act=R6, hidden=0, dropout=dropout),
+        num_classes=num_classes,
+        meta={"family": "mobilenetv2", "width_mult": width_mult, "width_convention": width_convention},
+    )
+
+
+# MnasNet-A1 (Tan et al. 2019, Figure 7; TF mnasnet_models.mnasnet_a1): expansion, kernel,
+# channels, repeats, stride, SE. SE squeezes to 1/4 of the block's *input* channels (int), sigmoid gate.
+_MNAS_A1 = [(1, 3, 16, 1, 1, False), (6, 3, 24, 2, 2, False), (3, 5, 40, 3, 2, True),
+            (6, 3, 80, 4, 2, False), (6, 3, 112, 2, 1, True), (6, 5, 160, 3, 2, True),
+            (6, 3, 320, 1, 1, False)]
+
+
+def mnasnet_a1(
+    *,
+    width_mult: float = 1.0,
+    resolution: int = 224,
+    num_classes: int = 1000,
+    dropout: float = 0.2,
+) -> ArchSpec:
+    """MnasNet-A1, the seed of the paper's Large search (ReLU, SE with sigmoid gate)."""
+    _check_mult(width_mult)
+    stem = make_divisible(32 * width_mult)
+    blocks, cin = [], stem
+    for t, k, c, n, s, has_se in _MNAS_A1:
+        out = make_divisible(c * width_mult)
+        for j in range(n):
+            exp = cin * t
+            se = SESpec(max(1, int(cin * 0.25)), gate=Act.SIGMOID) if has_se else None
+            blocks.append(BlockSpec(exp=exp, out=out, kernel=k, stride=s if j == 0 else 1, act=RE,
+                                    se=se))
+            cin = out
+    return ArchSpec(
+        name=f"mnasnet_a1" + ("" if width_mult == 1.0 else f"_{round(width_mult * 100):03d}"),
+        resolution=resolution,
+        stem=ConvSpec(out=stem, kernel=3, stride=2, act=RE),
+        blocks=tuple(blocks),
+        head=HeadSpec(conv=1280, conv_act=RE, hidden=0, dropout=dropout),
+        num_classes=num_classes,
+        meta={"family": "mnasnet_a1", "width_mult": width_mult},
+    )
+
+
+def _register() -> dict[str, Callable[..., ArchSpec]]:
+    zoo: dict[str, Callable[..., ArchSpec]] = {}
+    for fam in ("large", "small"):
+        for m in (35, 50, 75, 100, 125):
+            zoo[f"mobilenetv3_{fam}_{m:03d}"] = functools.partial(mobilenetv3, fam, width_mult=m / 100)
+        zoo[f"mobilenetv3_{fam}_minimal_100"] = functools.partial(mobilenetv3, fam, minimal=True)
+    zoo["mobilenetv2_100"] = functools.partial(mobilenetv2, width_mult=1.0)
+    zoo["mobilenetv2_035"] = functools.partial(mobilenetv2, width_mult=0.35)
+    zoo["mnasnet_a1"] = mnasnet_a1
+    return zoo
+
+
+ZOO = _register()
+
+
+def zoo_names() -> list[str]:
+    """All registered zoo names."""
+    return list(ZOO)
+
+
+def get_arch(name: str, **options) -> ArchSpec:
+    """Build the zoo architecture ``name`` with keyword ``options`` (e.g. ``resolution=192``)."""
+    try:
+        factory = ZOO[name]
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}; `hwlat arch list` shows the zoo") from None
+    fn = factory.func if isinstance(factory, functools.partial) else factory
+    allowed = set(inspect.signature(fn).parameters) - {"family"}
+    bad = set(options) - allowed
+    if bad:
+        raise ValueError(f"{name}: unknown option(s) {sorted(bad)} (allowed: {sorted(allowed)})")
+    return factory(**options)
