@@ -1,0 +1,5 @@
+import sys
+
+from hwlat.cli import main
+
+sys.exit(main())

@@ -1,0 +1,126 @@
+"""A strict compact string form of :class:`ArchSpec`, one token per block, absolute channels.
+
+In the spirit of timm's ``ir_r1_k3_s1_e1_c16_nre``, but every channel count is absolute::
+
+    in224 , stem_k3_s2_c16_hs , ir_k3_s1_e16_c16_re , ir_k5_s2_e72_c40_se24_re , ... ,
+    head_c960_hs_h1280_hs , fc1000
+
+(without the spaces). Tokens are separated by ``,``; fields inside a token by ``_``.
+
+=========================  ================================================================
+token                      fields
+=========================  ================================================================
+``in{R}[_c{C}]``           input resolution R (pixels), input channels C (default 3)
+``stem_k{K}_s{S}_c{C}_{A}``  stem conv: kernel, stride, output channels, activation
+``ir_k{K}_s{S}[_d{D}]_e{E}_c{C}[_se{Q}[_g{A}][_i{A}]]_{A}[_skip|_noskip]``
+                           bottleneck: kernel, stride, dilation, expansion channels, output
+                           channels, SE squeeze channels with gate (default hsig) and inner
+                           (default re) activations, block activation, forced / no shortcut
+``head_c{C}_{A}[_h{H}_{A}]``  last stage: 1×1 conv before pooling (``c0``: none) and after
+``fc{N}[_drop{P}]``        classifier with N classes, dropout P (default 0.2)
+=========================  ================================================================
+
+Activations: ``re`` relu, ``r6`` relu6, ``hs`` hswish, ``hsig`` hsigmoid, ``sw`` swish,
+``sig`` sigmoid, ``id`` identity. :func:`encode` is canonical: ``decode(encode(a))`` equals ``a``
+apart from the name, and ``encode(decode(s)) == s`` for canonical ``s``. Anything unexpected raises
+``ValueError`` naming the token.
+"""
+from __future__ import annotations
+
+import re
+
+from hwlat.archs.ir import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec
+
+_ACTS = {a.short: a for a in Act}
+_DEFAULT_DROPOUT = 0.2
+
+
+def _fmt_float(x: float) -> str:
+    return repr(float(x)).rstrip("0").rstrip(".") if x else "0"
+
+
+def encode(arch: ArchSpec) -> str:
+    """The canonical codec string of ``arch`` (its name is not part of it)."""
+    toks = [f"in{arch.resolution}" + ("" if arch.in_channels == 3 else f"_c{arch.in_channels}")]
+    s = arch.stem
+    toks.append(f"stem_k{s.kernel}_s{s.stride}_c{s.out}_{s.act.short}")
+    for b in arch.blocks:
+        t = [f"ir_k{b.kernel}", f"s{b.stride}"]
+        if b.dilation != 1:
+            t.append(f"d{b.dilation}")
+        t += [f"e{b.exp}", f"c{b.out}"]
+        if b.se is not None:
+            t.append(f"se{b.se.squeeze}")
+            if b.se.gate is not Act.HSIGMOID:
+                t.append(f"g{b.se.gate.short}")
+            if b.se.inner is not Act.RELU:
+                t.append(f"i{b.se.inner.short}")
+        t.append(b.act.short)
+        if b.residual is True:
+            t.append("skip")
+        elif b.residual is False:
+            t.append("noskip")
+        toks.append("_".join(t))
+    h = arch.head
+    head = f"head_c{h.conv}_{h.conv_act.short}"
+    if h.hidden or h.hidden_act is not Act.HSWISH:
+        head += f"_h{h.hidden}_{h.hidden_act.short}"
+    toks.append(head)
+    fc = f"fc{arch.num_classes}"
+    if h.dropout != _DEFAULT_DROPOUT:
+        fc += f"_drop{_fmt_float(h.dropout)}"
+    toks.append(fc)
+    return ",".join(toks)
+
+
+_INT = r"([1-9][0-9]*)"
+_ACT = "(" + "|".join(sorted(_ACTS, key=len, reverse=True)) + ")"
+_RE_IN = re.compile(rf"in{_INT}(?:_c{_INT})?")
+_RE_STEM = re.compile(rf"stem_k{_INT}_s{_INT}_c{_INT}_{_ACT}")
+_RE_IR = re.compile(
+    rf"ir_k{_INT}_s{_INT}(?:_d{_INT})?_e{_INT}_c{_INT}"
+    rf"(?:_se{_INT}(?:_g{_ACT})?(?:_i{_ACT})?)?_{_ACT}(?:_(skip|noskip))?"
+)
+_RE_HEAD = re.compile(rf"head_c(0|[1-9][0-9]*)_{_ACT}(?:_h(0|[1-9][0-9]*)_{_ACT})?")
+_RE_FC = re.compile(rf"fc{_INT}(?:_drop(0|0\.[0-9]*[1-9]))?")
+
+
+def _match(rx: re.Pattern, tok: str, i: int, what: str) -> re.Match:
+    m = rx.fullmatch(tok)
+    if m is None:
+        raise ValueError(f"token {i} {tok!r}: not a valid {what} token")
+    return m
+
+
+def decode(text: str, name: str = "custom") -> ArchSpec:
+    """Parse a codec string into an :class:`ArchSpec` (validated by shape inference)."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("arch string is empty")
+    toks = text.strip().split(",")
+    if len(toks) < 5:
+        raise ValueError(
+            f"arch string has {len(toks)} token(s); expected in…, stem…, at least one ir…, head…, fc…"
+        )
+    m = _match(_RE_IN, toks[0], 0, "input (in{R}[_c{C}])")
+    res, cin = int(m[1]), int(m[2] or 3)
+    m = _match(_RE_STEM, toks[1], 1, "stem (stem_k{K}_s{S}_c{C}_{act})")
+    stem = ConvSpec(out=int(m[3]), kernel=int(m[1]), stride=int(m[2]), act=_ACTS[m[4]])
+    blocks = []
+    for i, tok in enumerate(toks[2:-2], start=2):
+        m = _match(_RE_IR, tok, i, "bottleneck (ir_k…_s…_e…_c…_{act})")
+        k, s, d, e, c, sq, g, inner, act, res_flag = m.groups()
+        se = None
+        if sq is not None:
+            se = SESpec(int(sq), gate=_ACTS[g or "hsig"], inner=_ACTS[inner or "re"])
+        blocks.append(BlockSpec(
+            exp=int(e), out=int(c), kernel=int(k), stride=int(s), act=_ACTS[act], se=se,
+            dilation=int(d or 1), residual={None: None, "skip": True, "noskip": False}[res_flag],
+        ))
+    m = _match(_RE_HEAD, toks[-2], len(toks) - 2, "head (head_c{C}_{act}[_h{H}_{act}])")
+    head_kw = dict(conv=int(m[1]), conv_act=_ACTS[m[2]], hidden=int(m[3] or 0),
+                   hidden_act=_ACTS[m[4] or "hs"])
+    m = _match(_RE_FC, toks[-1], len(toks) - 1, "classifier (fc{N}[_drop{P}])")
+    dropout = float(m[2]) if m[2] is not None else _DEFAULT_DROPOUT
+    arch = ArchSpec(name=name, resolution=res, in_channels=cin, stem=stem, blocks=tuple(blocks),
+                    head=HeadSpec(dropout=dropout, **head_kw), num_classes=int(m[1]))
+    return arch.validate()

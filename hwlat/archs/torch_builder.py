@@ -1,0 +1,157 @@
+"""Build a PyTorch ``nn.Module`` from an :class:`ArchSpec`, layer by layer from :func:`layers`.
+
+The module's parameter count equals the analytic count of :mod:`hwlat.archs.layers`. Input is
+NCHW float32 at any resolution the network can downsample; output is ``(N, num_classes)`` logits.
+"""
+from __future__ import annotations
+
+import copy
+from itertools import groupby
+
+import torch
+from torch import nn
+
+from hwlat.archs.ir import Act, ArchSpec
+from hwlat.archs.layers import LayerSpec, layers
+
+_ACT_MODULES = {
+    Act.RELU: nn.ReLU,
+    Act.RELU6: nn.ReLU6,
+    Act.HSWISH: nn.Hardswish,
+    Act.HSIGMOID: nn.Hardsigmoid,
+    Act.SWISH: nn.SiLU,
+    Act.SIGMOID: nn.Sigmoid,
+    Act.IDENTITY: nn.Identity,
+}
+# BatchNorm settings of the TF-slim / torchvision MobileNetV3 (eps 1e-3, momentum 0.01).
+BN_EPS, BN_MOMENTUM = 1e-3, 0.01
+
+
+def act_module(act: Act) -> nn.Module:
+    return _ACT_MODULES[act]()
+
+
+class ConvBNAct(nn.Sequential):
+    """Conv2d (+ BatchNorm) + activation for one conv row of the layer table."""
+
+    def __init__(self, row: LayerSpec):
+        pad = row.dilation * (row.kernel - 1) // 2
+        mods: list[nn.Module] = [nn.Conv2d(row.cin, row.cout, row.kernel, row.stride, pad, row.dilation,
+                                           row.groups, bias=row.bias)]
+        if row.bn:
+            mods.append(nn.BatchNorm2d(row.cout, eps=BN_EPS, momentum=BN_MOMENTUM))
+        mods.append(act_module(row.act))
+        super().__init__(*mods)
+
+
+class SqueezeExcite(nn.Module):
+    """Global mean → 1×1 reduce (+bias, act) → 1×1 expand (+bias, gate) → channel-wise scale."""
+
+    def __init__(self, reduce: LayerSpec, expand: LayerSpec):
+        super().__init__()
+        self.reduce = ConvBNAct(reduce)
+        self.expand = ConvBNAct(expand)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)
+        return x * self.expand(self.reduce(s))
+
+
+class InvertedResidual(nn.Module):
+    """One bottleneck, built from its rows of the layer table."""
+
+    def __init__(self, rows: list[LayerSpec]):
+        super().__init__()
+        by = {r.name.split(".", 2)[2]: r for r in rows}
+        self.expand = ConvBNAct(by["expand"]) if "expand" in by else nn.Identity()
+        self.dw = ConvBNAct(by["dw"])
+        self.se = SqueezeExcite(by["se.reduce"], by["se.expand"]) if "se.reduce" in by else nn.Identity()
+        self.project = ConvBNAct(by["project"])
+        self.residual = "add" in by
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.se(self.dw(self.expand(x))))
+        return x + y if self.residual else y
+
+
+class Net(nn.Module):
+    """``stem → blocks → head`` with ``features`` (stem + blocks) exposed for feature extraction."""
+
+    def __init__(self, arch: ArchSpec):
+        super().__init__()
+        rows = layers(arch)
+        stem = [r for r in rows if r.stage == "stem"]
+        block_rows = [r for r in rows if r.stage == "block"]
+        head = {r.name: r for r in rows if r.stage == "head"}
+        blocks = [InvertedResidual(list(g)) for _, g in groupby(block_rows, key=lambda r: r.block)]
+        self.features = nn.Sequential(ConvBNAct(stem[0]), *blocks)
+        self.head_conv = ConvBNAct(head["head.conv"]) if "head.conv" in head else nn.Identity()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head_hidden = ConvBNAct(head["head.hidden"]) if "head.hidden" in head else nn.Identity()
+        self.dropout = nn.Dropout(arch.head.dropout)
+        fc = head["classifier"]
+        self.classifier = nn.Linear(fc.cin, fc.cout)
+        self.arch = arch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.head_conv(self.features(x)))
+        x = self.head_hidden(x).flatten(1)
+        return self.classifier(self.dropout(x))
+
+
+def build_torch(arch: ArchSpec, seed: int | None = 0) -> Net:
+    """A randomly initialised ``nn.Module`` for ``arch`` (deterministic for a given ``seed``).
+
+    Initialisation follows torchvision's MobileNetV3: Kaiming-normal convs (fan-out), BN to
+    identity, Linear N(0, 0.01).
+    """
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    net = Net(arch)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+            with torch.no_grad():
+                m.weight.normal_(0.0, (2.0 / fan_out) ** 0.5, generator=gen)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            with torch.no_grad():
+                m.weight.normal_(0.0, 0.01, generator=gen)
+            nn.init.zeros_(m.bias)
+    return net
+
+
+def fold_bn(model: nn.Module) -> nn.Module:
+    """An inference copy of ``model`` with every Conv2d→BatchNorm2d pair folded into the conv.
+
+    The copy is in eval mode; folded BatchNorms become ``nn.Identity``. Outputs match the original
+    in eval mode up to float rounding.
+    """
+    model = copy.deepcopy(model).eval()
+    for mod in model.modules():
+        if not isinstance(mod, nn.Sequential):
+            continue
+        children = list(mod.named_children())
+        for (_, conv), (bn_name, bn) in zip(children, children[1:]):
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                _fold_into(conv, bn)
+                setattr(mod, bn_name, nn.Identity())
+    return model
+
+
+@torch.no_grad()
+def _fold_into(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+    conv.bias = nn.Parameter(bn.bias + (bias - bn.running_mean) * scale)
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameters of a torch module."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+

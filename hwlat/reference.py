@@ -1,0 +1,81 @@
+"""The paper's published numbers, shipped in ``data/`` (package ``hwlat._data``) with provenance.
+
+``paper_tables()`` is the long table (``table, model, multiplier, resolution, metric, value, unit,
+source, note``); ``table3()`` the headline comparison of arXiv v5 Table 3 (top-1 %, MAdds in
+millions, params in millions, Pixel-1/2/3 latency in ms). These are *published* numbers, never
+measurements of this machine.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+V5 = "arXiv:1905.02244v5"
+
+# Paper model names → hwlat zoo names (multiplier in the name).
+TABLE3_ZOO = {
+    ("V3-Large", 1.0): "mobilenetv3_large_100",
+    ("V3-Large", 0.75): "mobilenetv3_large_075",
+    ("V3-Small", 1.0): "mobilenetv3_small_100",
+    ("V3-Small", 0.75): "mobilenetv3_small_075",
+    ("V2", 1.0): "mobilenetv2_100",
+    ("V2", 0.35): "mobilenetv2_035",
+    ("MnasNet-A1", 1.0): "mnasnet_a1",
+}
+
+
+def data_file(name: str):
+    """Path to a shipped data file: package ``hwlat._data`` when installed, else the checkout's
+    ``data/`` folder (source tree and editable installs)."""
+    try:
+        path = resources.files("hwlat._data") / name
+    except ModuleNotFoundError:
+        path = Path(__file__).resolve().parent.parent / "data" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"hwlat data file {name!r} is missing from the installation")
+    return path
+
+
+@lru_cache(maxsize=None)
+def _tables() -> pd.DataFrame:
+    with data_file("paper_tables.csv").open("r", encoding="utf-8") as f:
+        return pd.read_csv(f)
+
+
+def paper_tables(table: str | None = None, source: str | None = V5) -> pd.DataFrame:
+    """Published rows, optionally filtered by ``table`` (e.g. ``"Table3"``) and ``source`` prefix."""
+    df = _tables()
+    if table is not None:
+        df = df[df["table"] == table]
+    if source is not None:
+        df = df[df["source"].str.startswith(source)]
+    return df.reset_index(drop=True).copy()
+
+
+def table3() -> pd.DataFrame:
+    """arXiv v5 Table 3 as one row per model, with the matching zoo name where hwlat has one."""
+    df = paper_tables("Table3")
+    wide = df.pivot_table(index=["model", "multiplier", "resolution"], columns="metric",
+                          values="value", aggfunc="first").reset_index()
+    wide.columns.name = None
+    wide["zoo_name"] = [TABLE3_ZOO.get((m, float(x))) for m, x in zip(wide["model"], wide["multiplier"])]
+    return wide
+
+
+@lru_cache(maxsize=None)
+def constants() -> dict[str, Any]:
+    """Algorithm constants (NAS reward, NetAdapt, h-swish, SE, ...) with their sources."""
+    with data_file("constants.json").open("r", encoding="utf-8") as f:
+        return json.load(f)
+
+
+@lru_cache(maxsize=None)
+def mobilenetv3_spec() -> dict[str, Any]:
+    """Paper Tables 1 and 2 row by row (``large``, ``small``), with implementation cross-checks."""
+    with data_file("mobilenetv3_spec.json").open("r", encoding="utf-8") as f:
+        return json.load(f)
