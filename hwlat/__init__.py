@@ -9,7 +9,8 @@ Public API (more arrives with the profiler, predictors, search and dashboards)::
 from __future__ import annotations
 
 from hwlat.archs import (Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec, decode, encode,
-                         get_arch, layers, layers_frame, load_arch, summary, zoo_names)
+                         get_arch, layers, layers_frame, load_arch, SearchSpace, summary,
+                         zoo_names)
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,6 @@ def build_torch(arch, seed: int | None = 0):
 
 __all__ = [
     "Act", "ArchSpec", "BlockSpec", "ConvSpec", "HeadSpec", "SESpec", "decode", "encode",
-    "get_arch", "layers", "layers_frame", "load_arch", "summary", "zoo_names", "build_torch",
+    "get_arch", "layers", "layers_frame", "load_arch", "SearchSpace", "summary", "zoo_names", "build_torch",
     "__version__",
 ]

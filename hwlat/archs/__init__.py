@@ -1,7 +1,7 @@
 """Architecture IR: MobileNetV3 and its search variants, described exactly, validated and counted.
 
 ``ArchSpec`` (frozen IR) → ``layers()`` (one shape-inference pass: shapes, MAdds, params) →
-``build_torch()``. Names of the zoo: ``zoo_names()``; build one with ``get_arch(name, **options)``.
+``hwlat.archs.torch_builder.build_torch()``. ``SearchSpace`` is the MnasNet-style block-wise space. Names of the zoo: ``zoo_names()``; build one with ``get_arch(name, **options)``.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from hwlat.archs.codec import decode, encode
 from hwlat.archs.ir import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec
 from hwlat.archs.layers import LayerSpec, OpKind, layers, layers_frame, summary
+from hwlat.archs.space import SearchSpace, StageChoice, StageSpace
 from hwlat.archs.zoo import (ZOO, get_arch, make_divisible, mnasnet_a1, mobilenetv2, mobilenetv3,
                              zoo_names)
 
@@ -43,5 +44,6 @@ def load_arch(ref: str, resolution: int | None = None) -> ArchSpec:
 __all__ = [
     "Act", "ArchSpec", "BlockSpec", "ConvSpec", "HeadSpec", "SESpec", "LayerSpec", "OpKind",
     "layers", "layers_frame", "summary", "encode", "decode", "ZOO", "zoo_names", "get_arch",
-    "load_arch", "make_divisible", "mobilenetv3", "mobilenetv2", "mnasnet_a1",
+    "load_arch", "make_divisible", "mobilenetv3", "mobilenetv2", "mnasnet_a1", "SearchSpace",
+    "StageChoice", "StageSpace",
 ]

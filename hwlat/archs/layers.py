@@ -5,8 +5,10 @@ Counting convention (used everywhere in hwlat)
 * ``madds`` — multiply-adds of convolutions and fully connected layers; one fused multiply-add
   counts as 1. A k×k conv with ``groups`` g producing ``Cout×H×W`` costs
   ``H·W·Cout·(Cin/g)·k·k``; an FC layer costs ``Cin·Cout``. Biases and BatchNorm (folded into the
-  conv for inference) cost nothing. This is the headline number, the one the paper's Table 3, torchvision's
-  ``_ops`` and fvcore (on the BatchNorm-folded model) report.
+  conv for inference) cost nothing. This is the headline number: fvcore on the BatchNorm-folded
+  torch model and torchvision's ``_ops`` give the same count; the paper's Table 9 and the TF-slim
+  README print it rounded (217 M Large, 57 M Small); Table 3's 219 M for Large is 1.1 % above it
+  (README, "The remaining gap").
 * ``elementwise`` — everything else, reported separately, one per output element: activations
   (ReLU included, identity excluded; a fused ReLU costs the same as a separate one here), the
   squeeze-excite channel scaling (one multiply per element), residual additions (one add per
