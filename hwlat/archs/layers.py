@@ -41,6 +41,7 @@ class OpKind(str, enum.Enum):
     MUL = "mul"  # squeeze-excite channel scaling
     ADD = "add"  # residual addition
     FC = "fc"  # fully connected classifier
+    ACT = "act"  # a standalone activation (only in runtime kernel decompositions, never in layers())
 
 
 @dataclass(frozen=True)

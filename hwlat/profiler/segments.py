@@ -1,0 +1,242 @@
+"""Segments: runs of consecutive layer rows that the exporters and runners turn into runnable graphs.
+
+A profiling workload (one kernel, one block, a whole network) is a tuple of :class:`LayerSpec`
+rows from :func:`hwlat.archs.layers` (or a runtime kernel decomposition) with its exact input
+shape. Their meaning, shared by the torch reference below and the TFLite exporter:
+
+* ``conv`` / ``dwconv`` row: ``x = act(conv(x) + bias)`` — BatchNorm is folded, so every conv has a
+  bias; padding is symmetric ``dilation·(k−1)/2``.
+* ``act`` row: ``x = act(x)``.
+* the squeeze-excite group, four rows named ``….se.pool``, ``….se.reduce``, ``….se.expand``,
+  ``….se.scale``: ``x = x · gate(conv(inner(conv(mean_hw(x)))))``.
+* other ``pool`` rows: ``x = mean_hw(x)`` (keeps a 1×1 spatial size).
+* ``fc`` row: ``x = linear(flatten(x))``.
+* ``add`` row: ``x = x + s`` where ``s`` is the input of the current block (the tensor that entered
+  the segment's first row with the same ``block`` index, or the segment input).
+
+Weights are indexed by the row's position in the segment: ``{i: (weight, bias)}`` in PyTorch
+layout (OIHW for convs, ``[out, in]`` for FC), float32 numpy arrays.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from hwlat.archs.ir import Act
+from hwlat.archs.layers import LayerSpec, OpKind
+
+Weights = dict[int, tuple[np.ndarray, np.ndarray]]
+
+SE_ROLES = ("se.pool", "se.reduce", "se.expand", "se.scale")
+
+
+@dataclass(frozen=True)
+class SegmentOp:
+    """One step of a segment: ``kind`` in conv | act | se | pool | fc | add, with its row indices."""
+
+    kind: str
+    index: tuple[int, ...]
+
+
+def role(row: LayerSpec) -> str:
+    """The row's name without its block prefix: ``blocks.3.se.reduce`` → ``se.reduce``."""
+    parts = row.name.split(".")
+    return ".".join(parts[2:]) if parts[0] == "blocks" and len(parts) > 2 else row.name
+
+
+def segment_ops(rows: Sequence[LayerSpec]) -> list[SegmentOp]:
+    """Group rows into executable steps; raise ``ValueError`` naming a row that cannot run."""
+    if not rows:
+        raise ValueError("empty segment: nothing to run")
+    ops: list[SegmentOp] = []
+    i = 0
+    while i < len(rows):
+        r = rows[i]
+        if r.op is OpKind.POOL and role(r) == "se.pool":
+            group = rows[i:i + 4]
+            if tuple(role(g) for g in group) != SE_ROLES:
+                raise ValueError(f"row {i} ({r.name}): incomplete squeeze-excite group")
+            ops.append(SegmentOp("se", tuple(range(i, i + 4))))
+            i += 4
+            continue
+        kind = {OpKind.CONV: "conv", OpKind.DWCONV: "conv", OpKind.ACT: "act", OpKind.POOL: "pool",
+                OpKind.FC: "fc", OpKind.ADD: "add"}.get(r.op)
+        if kind is None:
+            raise ValueError(f"row {i} ({r.name}): op {r.op.value!r} cannot run outside a squeeze-excite group")
+        ops.append(SegmentOp(kind, (i,)))
+        i += 1
+    for prev, op in zip(ops, ops[1:]):
+        a, b = rows[prev.index[-1]], rows[op.index[0]]
+        want = rows[prev.index[0]].in_shape if prev.kind == "se" else a.out_shape
+        if b.in_shape != want:
+            raise ValueError(f"row {op.index[0]} ({b.name}): input {b.in_shape} does not follow {want}")
+    return ops
+
+
+def input_shape(rows: Sequence[LayerSpec]) -> tuple[int, int, int]:
+    """``(C, H, W)`` of the segment input."""
+    return rows[0].in_shape
+
+
+def output_shape(rows: Sequence[LayerSpec]) -> tuple[int, ...]:
+    """Shape of the segment output: ``(C, H, W)``, or ``(N,)`` after an FC row."""
+    last = rows[-1]
+    return (last.cout,) if last.op is OpKind.FC else last.out_shape
+
+
+def param_rows(rows: Sequence[LayerSpec]) -> list[int]:
+    """Indices of rows that carry weights (convs and FC)."""
+    return [i for i, r in enumerate(rows) if r.op in (OpKind.CONV, OpKind.DWCONV, OpKind.FC)]
+
+
+def weight_shape(row: LayerSpec) -> tuple[int, ...]:
+    """PyTorch weight shape of a conv (OIHW) or FC (``[out, in]``) row."""
+    if row.op is OpKind.FC:
+        return (row.cout, row.cin)
+    return (row.cout, row.cin // row.groups, row.kernel, row.kernel)
+
+
+def random_weights(rows: Sequence[LayerSpec], seed: int = 0) -> Weights:
+    """Deterministic He-normal weights (fan-in) and small random biases for every weighted row."""
+    rng = np.random.default_rng(seed)
+    out: Weights = {}
+    for i in param_rows(rows):
+        shape = weight_shape(rows[i])
+        fan_in = int(np.prod(shape[1:]))
+        w = rng.standard_normal(shape, dtype=np.float32) * np.float32((2.0 / fan_in) ** 0.5)
+        b = rng.standard_normal(shape[0], dtype=np.float32) * np.float32(0.1)
+        out[i] = (w, b)
+    return out
+
+
+def canonical(rows: Sequence[LayerSpec]) -> list[dict]:
+    """Rows as JSON-ready dicts without their position in a network: the name becomes the role
+    (``dw``, ``se.reduce``, ``stem``, ``head.conv``…) and ``b`` the block index relative to the
+    segment's first block (-1 outside bottlenecks)."""
+    first = next((r.block for r in rows if r.block >= 0), 0)
+    recs = []
+    for r in rows:
+        recs.append({
+            "role": role(r), "b": r.block - first if r.block >= 0 else -1,
+            "op": r.op.value, "in": list(r.in_shape), "out": list(r.out_shape), "k": r.kernel,
+            "s": r.stride, "d": r.dilation, "g": r.groups, "act": r.act.value, "bias": r.bias,
+        })
+    return recs
+
+
+def segment_key(granularity: str, rows: Sequence[LayerSpec]) -> str:
+    """A canonical hashable key: same computation at the same input shape → same key."""
+    blob = json.dumps(canonical(rows), sort_keys=True, separators=(",", ":"))
+    return f"{granularity}:{hashlib.sha1(blob.encode()).hexdigest()[:20]}"
+
+
+def rows_from_canonical(recs: Sequence[dict]) -> tuple[LayerSpec, ...]:
+    """Inverse of :func:`canonical` (block indices start at 0)."""
+    rows = []
+    for r in recs:
+        b = r["b"]
+        name = f"blocks.{b}.{r['role']}" if b >= 0 else r["role"]
+        stage = "block" if b >= 0 else "stem" if r["role"].startswith("stem") else "head"
+        rows.append(LayerSpec(name=name, stage=stage, block=b,
+                              op=OpKind(r["op"]), in_shape=tuple(r["in"]), out_shape=tuple(r["out"]),
+                              kernel=r["k"], stride=r["s"], dilation=r["d"], groups=r["g"],
+                              act=Act(r["act"]), bias=r["bias"]))
+    return tuple(rows)
+
+
+# --- the torch reference -----------------------------------------------------------------------
+
+def torch_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, seed: int = 0):
+    """An eval-mode ``nn.Module`` computing the segment (NCHW input, batch of any size)."""
+    import torch
+    from torch import nn
+
+    from hwlat.archs.torch_builder import act_module
+
+    ops = segment_ops(rows)
+    weights = random_weights(rows, seed) if weights is None else weights
+
+    def conv(row: LayerSpec, i: int) -> nn.Conv2d:
+        pad = row.dilation * (row.kernel - 1) // 2
+        m = nn.Conv2d(row.cin, row.cout, row.kernel, row.stride, pad, row.dilation, row.groups, bias=True)
+        w, b = weights[i]
+        with torch.no_grad():
+            m.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
+            m.bias.copy_(torch.from_numpy(np.ascontiguousarray(b)))
+        return m
+
+    class Segment(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.steps = nn.ModuleList()
+            self.kinds: list[str] = []
+            self.block_of: list[int] = []
+            for op in ops:
+                r = rows[op.index[0]]
+                if op.kind == "conv":
+                    mod = nn.Sequential(conv(r, op.index[0]), act_module(r.act))
+                elif op.kind == "act":
+                    mod = act_module(r.act)
+                elif op.kind == "se":
+                    red, exp = rows[op.index[1]], rows[op.index[2]]
+                    mod = nn.Sequential(conv(red, op.index[1]), act_module(red.act),
+                                        conv(exp, op.index[2]), act_module(exp.act))
+                elif op.kind == "fc":
+                    mod = nn.Linear(r.cin, r.cout)
+                    w, b = weights[op.index[0]]
+                    with torch.no_grad():
+                        mod.weight.copy_(torch.from_numpy(w))
+                        mod.bias.copy_(torch.from_numpy(b))
+                else:
+                    mod = nn.Identity()
+                self.steps.append(mod)
+                self.kinds.append(op.kind)
+                self.block_of.append(r.block)
+
+        def forward(self, x):
+            block, block_in = None, x
+            for kind, blk, mod in zip(self.kinds, self.block_of, self.steps):
+                if blk != block:
+                    block, block_in = blk, x
+                if kind == "se":
+                    x = x * mod(x.mean((2, 3), keepdim=True))
+                elif kind == "pool":
+                    x = x.mean((2, 3), keepdim=True)
+                elif kind == "fc":
+                    x = mod(x.flatten(1))
+                elif kind == "add":
+                    x = x + block_in
+                else:
+                    x = mod(x)
+            return x
+
+    return Segment().eval()
+
+
+def weights_from_torch(net, rows: Sequence[LayerSpec]) -> Weights:
+    """Folded weights of a :func:`hwlat.archs.torch_builder.build_torch` network, indexed like ``rows``.
+
+    ``net`` should be BatchNorm-folded (:func:`~hwlat.archs.torch_builder.fold_bn`).
+    """
+    mods = {
+        "stem": net.features[0][0], "head.conv": getattr(net.head_conv, "0", None),
+        "head.hidden": getattr(net.head_hidden, "0", None), "classifier": net.classifier,
+    }
+    out: Weights = {}
+    for i in param_rows(rows):
+        r = rows[i]
+        if r.stage == "block":
+            blk = net.features[r.block + 1]
+            rl = role(r)
+            m = blk.se.reduce[0] if rl == "se.reduce" else blk.se.expand[0] if rl == "se.expand" \
+                else getattr(blk, rl)[0]
+        else:
+            m = mods[r.name]
+        if m.bias is None:
+            raise ValueError(f"{r.name}: the network is not BatchNorm-folded (no conv bias); call fold_bn")
+        out[i] = (m.weight.detach().numpy().astype(np.float32), m.bias.detach().numpy().astype(np.float32))
+    return out
