@@ -67,6 +67,120 @@ def _arch_madds(args) -> int:
     return 0
 
 
+def _archs(refs: list[str], resolution: int | None, sample_space: int = 0, space: str = "large",
+           seed: int = 0) -> list:
+    """Resolve CLI references: zoo names, codec strings, files, ``@zoo``, ``@grid``, plus samples."""
+    import numpy as np
+
+    from hwlat.archs import SearchSpace, load_arch, mobilenetv3, zoo_names
+
+    out = []
+    for ref in refs:
+        if ref == "@zoo":
+            out += [load_arch(n, resolution) for n in zoo_names()]
+        elif ref == "@grid":  # the paper's Figure 7 grid: Large/Small x multipliers x resolutions
+            out += [mobilenetv3(f, width_mult=m, resolution=r) for f in ("large", "small")
+                    for m in (0.35, 0.5, 0.75, 1.0, 1.25) for r in (96, 128, 160, 192, 224, 256)]
+        else:
+            out.append(load_arch(ref, resolution))
+    if sample_space:
+        factory = {"large": SearchSpace.mobilenetv3_large, "small": SearchSpace.mobilenetv3_small}[space]
+        sp = factory(resolution=resolution or 224)
+        rng = np.random.default_rng(seed)
+        out += [sp.sample_arch(rng) for _ in range(sample_space)]
+    if not out:
+        raise ValueError("no architectures given (name them, or use @zoo, @grid or --sample-space N)")
+    return out
+
+
+def _export(args) -> int:
+    from pathlib import Path
+
+    from hwlat.archs import load_arch
+
+    arch = load_arch(args.arch, args.resolution)
+    if args.format == "tflite":
+        from hwlat.profiler.tflite_export import build_tflite
+
+        data = build_tflite(arch)
+    else:
+        from hwlat.profiler.onnx_export import build_onnx
+
+        data = build_onnx(arch)
+    out = Path(args.output)
+    out.write_bytes(data)
+    print(f"wrote {out} ({len(data) / 1e6:.2f} MB, {arch.name} @ {arch.resolution}px, {args.format})")
+    return 0
+
+
+def _profile_run(args) -> int:
+    from hwlat.profiler.profile import profile
+    from hwlat.profiler.runners import get_runner
+    from hwlat.profiler.timing import TimingConfig
+
+    archs = _archs(args.arch, args.resolution, args.sample_space, args.space, args.seed)
+    opts = {"xnnpack": not args.no_xnnpack} if args.runtime == "litert" else {}
+    runner = get_runner(args.runtime, **opts)
+    cfg = TimingConfig(target=args.target, max_seconds=args.max_seconds)
+    res = profile(archs, args.granularity.rstrip("s"), args.store, runner, variant=args.variant,
+                  config=cfg, progress=not args.quiet)
+    print(f"{res.total} distinct {args.granularity} of {len(archs)} archs: {len(res.measured)} measured, "
+          f"{len(res.skipped)} already stored, {len(res.failed)} failed; results in {res.store}")
+    for key, err in list(res.failed.items())[:5]:
+        print(f"  failed {key}: {err}")
+    return 1 if res.failed and not res.measured and not res.skipped else 0
+
+
+def _profile_show(args) -> int:
+    import pandas as pd
+
+    from hwlat.profiler.store import Store
+
+    with Store(args.store, create=False) as st:
+        df = st.frame()
+    if args.json:
+        cols = ["key", "granularity", "variant", "runtime", "runtime_version", "device", "device_key",
+                "median_ms", "p10_ms", "p90_ms", "n", "madds", "params", "label"]
+        print(df[[c for c in cols if c in df.columns]].to_json(orient="records", indent=1))
+        return 0
+    if df.empty:
+        print(f"{args.store}: no measurements yet")
+        return 0
+    summary = df.groupby(["device", "runtime", "granularity", "variant"]).agg(
+        workloads=("key", "nunique"), median_ms_total=("median_ms", "sum")).reset_index()
+    with pd.option_context("display.width", 200, "display.max_rows", 200):
+        print(summary.to_string(index=False))
+    return 0
+
+
+def _profile_export(args) -> int:
+    from hwlat.profiler.store import Store
+
+    with Store(args.store, create=False) as st:
+        st.export(args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _profile_bundle(args) -> int:
+    from hwlat.profiler.bundle import write_bundle
+
+    archs = _archs(args.arch, args.resolution, args.sample_space, args.space, args.seed)
+    out = write_bundle(archs, args.granularity.rstrip("s"), args.output)
+    print(f"wrote bundle {out}: copy it to the device, run `python3 run_bundle.py` there, then "
+          f"`hwlat profile import {out}/results.jsonl --store STORE`")
+    return 0
+
+
+def _profile_import(args) -> int:
+    from hwlat.profiler.bundle import import_results
+
+    c = import_results(args.results, args.store)
+    print(f"imported {c['added']} measurements ({c['skipped']} already stored, {c['failures']} failures) "
+          f"into {args.store}")
+    return 0
+
+
 def _demo(args) -> int:
     import pandas as pd
 
@@ -101,6 +215,54 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--resolution", "-r", type=int, help="input resolution in pixels")
     a.add_argument("--json", action="store_true", help="print a JSON list")
     a.set_defaults(func=_arch_madds)
+
+    e = sub.add_parser("export", help="write a .tflite or .onnx file of an architecture")
+    e.add_argument("format", choices=["tflite", "onnx"])
+    e.add_argument("arch", help="zoo name, codec string or JSON/codec file")
+    e.add_argument("-o", "--output", required=True, help="output file")
+    e.add_argument("--resolution", "-r", type=int)
+    e.set_defaults(func=_export)
+
+    prof = sub.add_parser("profile", help="measure latency into a store; show, export, bundles")
+    psub = prof.add_subparsers(dest="profile_cmd", required=True, parser_class=_Parser)
+
+    def arch_args(q):
+        q.add_argument("arch", nargs="*", help="zoo names, codec strings, files, @zoo, @grid")
+        q.add_argument("--resolution", "-r", type=int)
+        q.add_argument("--sample-space", type=int, default=0, metavar="N",
+                       help="also profile N architectures sampled from the search space")
+        q.add_argument("--space", choices=["large", "small"], default="large")
+        q.add_argument("--seed", type=int, default=0)
+
+    for gran in ("kernels", "blocks", "models"):
+        q = psub.add_parser(gran, help=f"measure the distinct {gran} of the architectures")
+        arch_args(q)
+        q.add_argument("--runtime", default="litert", help="litert | onnxruntime | torch")
+        q.add_argument("--store", required=True, help="SQLite measurement store (created if missing)")
+        q.add_argument("--variant", choices=["warm", "cold"], default="warm",
+                       help="cold: evict caches before every invocation")
+        q.add_argument("--target", type=float, default=0.02, help="relative 95%% CI of the median")
+        q.add_argument("--max-seconds", type=float, default=10.0, help="cap per workload")
+        q.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
+        q.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+        q.set_defaults(func=_profile_run, granularity=gran)
+    q = psub.add_parser("show", help="summarise a store")
+    q.add_argument("--store", required=True)
+    q.add_argument("--json", action="store_true", help="one JSON object per measurement")
+    q.set_defaults(func=_profile_show)
+    q = psub.add_parser("export", help="export a store to .csv, .parquet or .json")
+    q.add_argument("--store", required=True)
+    q.add_argument("-o", "--output", required=True)
+    q.set_defaults(func=_profile_export)
+    q = psub.add_parser("bundle", help="write a self-contained folder to profile a remote device")
+    q.add_argument("granularity", choices=["kernels", "blocks", "models"])
+    arch_args(q)
+    q.add_argument("-o", "--output", required=True, help="bundle folder")
+    q.set_defaults(func=_profile_bundle)
+    q = psub.add_parser("import", help="merge a bundle's results.jsonl into a store")
+    q.add_argument("results", help="results.jsonl or the bundle folder")
+    q.add_argument("--store", required=True)
+    q.set_defaults(func=_profile_import)
 
     d = sub.add_parser("demo", help="the main job on the built-in defaults")
     d.set_defaults(func=_demo)

@@ -123,7 +123,8 @@ def canonical(rows: Sequence[LayerSpec]) -> list[dict]:
         recs.append({
             "role": role(r), "b": r.block - first if r.block >= 0 else -1,
             "op": r.op.value, "in": list(r.in_shape), "out": list(r.out_shape), "k": r.kernel,
-            "s": r.stride, "d": r.dilation, "g": r.groups, "act": r.act.value, "bias": r.bias,
+            "s": r.stride, "d": r.dilation, "g": r.groups, "act": r.act.value, "bn": r.bn, "bias": r.bias, "madds": r.madds, "params": r.params,
+            "elementwise": r.elementwise,
         })
     return recs
 
@@ -144,7 +145,8 @@ def rows_from_canonical(recs: Sequence[dict]) -> tuple[LayerSpec, ...]:
         rows.append(LayerSpec(name=name, stage=stage, block=b,
                               op=OpKind(r["op"]), in_shape=tuple(r["in"]), out_shape=tuple(r["out"]),
                               kernel=r["k"], stride=r["s"], dilation=r["d"], groups=r["g"],
-                              act=Act(r["act"]), bias=r["bias"]))
+                              act=Act(r["act"]), bn=r["bn"], bias=r["bias"], madds=r["madds"],
+                              params=r["params"], elementwise=r["elementwise"]))
     return tuple(rows)
 
 

@@ -1,0 +1,223 @@
+"""Device fingerprints: which machine and runtime configuration a measurement came from.
+
+Pure standard library, so it runs unchanged on an x86 workstation, an ARM board or Android Termux.
+Every field is best effort: what cannot be read is ``None``, never an exception.
+
+:func:`device_key` hashes only the fields that identify the hardware and the runtime
+configuration (:data:`KEY_FIELDS`). The cpufreq **governor is part of the key**: ``powersave``
+and ``performance`` give different latencies, so a governor change starts a new device and its
+measurements are never mixed with (or skipped because of) the old ones. So is the hostname: give
+a container a fixed hostname, or each container becomes a new device. Left out of the key because
+they change without changing the measured computation: the kernel/OS string, the Python version,
+the max frequency (a property of the CPU already in the key), ``cpu_parts`` (its per-part core
+counts follow hot-plugging on phones; ``cpu`` and ``cores`` identify the CPU instead), the
+affinity at fingerprint time and the core whose frequency was read. Pass anything else that
+must separate devices (e.g. the pinned core on a big.LITTLE SoC) in ``extra``.
+
+This file is also pasted into the standalone bundle runner (:mod:`hwlat.profiler.bundle`): keep it
+standard library only, without hwlat imports and without side effects at import time.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+KEY_FIELDS = ("hostname", "board", "cpu", "machine", "cores", "governor",
+              "runtime", "runtime_version", "threads", "delegate", "extra")
+"""Fingerprint fields hashed by :func:`device_key`."""
+
+_SYS_CPU = Path("/sys/devices/system/cpu")
+
+# ARM "CPU implementer" / "CPU part" codes (/proc/cpuinfo on arm64 often has no model name).
+_ARM_IMPLEMENTERS = {"0x41": "ARM", "0x42": "Broadcom", "0x48": "HiSilicon", "0x4e": "NVIDIA",
+                     "0x51": "Qualcomm", "0x53": "Samsung", "0x61": "Apple", "0xc0": "Ampere"}
+_ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55",
+              "0xd07": "Cortex-A57", "0xd08": "Cortex-A72", "0xd09": "Cortex-A73",
+              "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76", "0xd0c": "Neoverse-N1",
+              "0xd0d": "Cortex-A77", "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78",
+              "0xd44": "Cortex-X1", "0xd46": "Cortex-A510", "0xd47": "Cortex-A710",
+              "0xd48": "Cortex-X2", "0xd49": "Neoverse-N2", "0xd4b": "Cortex-A78C",
+              "0xd4d": "Cortex-A715", "0xd4e": "Cortex-X3", "0xd4f": "Neoverse-V2",
+              "0xd80": "Cortex-A520", "0xd81": "Cortex-A720", "0xd82": "Cortex-X4"}
+
+
+def _read(path: str | Path) -> str | None:
+    """Stripped text of a small file, or ``None`` if it cannot be read."""
+    try:
+        return Path(path).read_text(errors="replace").replace("\x00", "").strip() or None
+    except (OSError, ValueError):
+        return None
+
+
+def _cpuinfo() -> list[dict[str, str]]:
+    """/proc/cpuinfo as one dict per block (per processor, plus ARM's trailing global block)."""
+    text = _read("/proc/cpuinfo") or ""
+    blocks = []
+    for chunk in text.split("\n\n"):
+        fields = {}
+        for line in chunk.splitlines():
+            name, sep, value = line.partition(":")
+            if sep:
+                fields[name.strip()] = value.strip()
+        if fields:
+            blocks.append(fields)
+    return blocks
+
+
+def _arm_parts(blocks: list[dict[str, str]], counts: bool = True) -> str | None:
+    """``"ARM Cortex-A55×4 + ARM Cortex-A76×4"`` from the per-core implementer/part codes.
+
+    Only online cores are listed in /proc/cpuinfo, so the counts can drop on phones that
+    hot-unplug cores; ``counts=False`` gives the stable ``"ARM Cortex-A55 + ARM Cortex-A76"``.
+    """
+    parts: dict[str, int] = {}
+    for b in blocks:
+        if "CPU part" in b:
+            impl = b.get("CPU implementer", "?").lower()
+            part = b["CPU part"].lower()
+            name = f"{_ARM_IMPLEMENTERS.get(impl, impl)} {_ARM_PARTS.get(part, part)}"
+            parts[name] = parts.get(name, 0) + 1
+    return " + ".join(f"{n}×{c}" if counts else n for n, c in parts.items()) or None
+
+
+def _cpu_model(blocks: list[dict[str, str]]) -> str:
+    """The CPU's name: x86 "model name", ARM "Hardware" or decoded parts, else platform's guess."""
+    def first(field: str) -> str | None:
+        return next((b[field] for b in blocks if b.get(field)), None)
+
+    model = first("model name") or first("Processor") or first("cpu model")
+    if model and not model.startswith("ARMv"):      # "ARMv7 Processor rev 4 (v7l)" says little
+        return model
+    return (first("Hardware") or _arm_parts(blocks, counts=False) or model or platform.processor()
+            or platform.machine() or "unknown")
+
+
+def _board() -> str | None:
+    """The product: device-tree model (ARM boards), Android ro.product.*, or DMI (PCs)."""
+    model = _read("/sys/firmware/devicetree/base/model") or _read("/proc/device-tree/model")
+    if model:
+        return model
+    if shutil.which("getprop"):                     # Android / Termux
+        try:
+            props = [subprocess.run(["getprop", p], capture_output=True, text=True,
+                                    timeout=2).stdout.strip()
+                     for p in ("ro.product.manufacturer", "ro.product.model")]
+        except (OSError, subprocess.SubprocessError):
+            props = []
+        if any(props):
+            return " ".join(p for p in props if p)
+    dmi = [_read(f"/sys/class/dmi/id/{f}") for f in ("sys_vendor", "product_name")]
+    return " ".join(d for d in dmi if d) or None
+
+
+def _cores() -> int | None:
+    """Logical cores present (/sys/devices/system/cpu/present, e.g. ``0-7``), online or not;
+    ``os.cpu_count()`` (online only) where that file is missing."""
+    text = _read(_SYS_CPU / "present")
+    try:
+        ranges = [r.split("-") for r in text.split(",")] if text else []
+        return sum(int(r[-1]) - int(r[0]) + 1 for r in ranges) or os.cpu_count()
+    except ValueError:
+        return os.cpu_count()
+
+
+def _affinity() -> list[int] | None:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def _max_freq_khz(cpu: int) -> int | None:
+    value = _read(_SYS_CPU / f"cpu{cpu}/cpufreq/cpuinfo_max_freq")
+    return int(value) if value and value.isdigit() else None
+
+
+def fingerprint(runtime: str, runtime_version: str, threads: int = 1, delegate: str = "none",
+                extra: dict | None = None) -> dict:
+    """This machine and runtime configuration as a JSON-serialisable dict.
+
+    ``governor`` and ``max_freq_khz`` are read for ``freq_cpu``: the first core this process may
+    run on (cpu0 unless the process is pinned — call :func:`pin_to_core` first to describe the
+    core that will run the workloads). ``extra`` must be JSON-serialisable; it is part of the key.
+    """
+    if not runtime or not isinstance(runtime, str):
+        raise ValueError(f"runtime must be a non-empty string, got {runtime!r}")
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    extra = dict(extra or {})
+    try:
+        json.dumps(extra, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"extra must be JSON-serialisable: {e}") from None
+    blocks = _cpuinfo()
+    affinity = _affinity()
+    freq_cpu = affinity[0] if affinity else 0
+    return {
+        "hostname": socket.gethostname() or platform.node() or None,
+        "board": _board(),
+        "cpu": _cpu_model(blocks),
+        "cpu_parts": _arm_parts(blocks),
+        "machine": platform.machine() or None,
+        "cores": _cores(),
+        "affinity": affinity,
+        "freq_cpu": freq_cpu,
+        "governor": _read(_SYS_CPU / f"cpu{freq_cpu}/cpufreq/scaling_governor"),
+        "max_freq_khz": _max_freq_khz(freq_cpu),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "runtime": runtime,
+        "runtime_version": str(runtime_version),
+        "threads": threads,
+        "delegate": delegate or "none",
+        "extra": extra,
+    }
+
+
+def device_key(fp: dict) -> str:
+    """16 hex digits: SHA-256 of the :data:`KEY_FIELDS` of ``fp`` (missing fields count as None)."""
+    ident = {k: fp.get(k) for k in KEY_FIELDS}
+    ident["extra"] = ident["extra"] or {}
+    blob = json.dumps(ident, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def device_label(fp: dict) -> str:
+    """A short readable name, hostname and CPU: ``"lab-pc (AMD Ryzen 7 5800X)"``; on Android,
+    where every hostname is ``localhost``, the board: ``"Google Pixel 7 (ARM Cortex-A55 + …)"``.
+    """
+    host = fp.get("hostname") or "?"
+    if host == "localhost" and fp.get("board"):     # every Android phone is "localhost"
+        host = fp["board"]
+    return f"{host} ({fp.get('cpu') or fp.get('machine') or '?'})"
+
+
+def pin_to_core(core: int | None = None) -> int | None:
+    """Pin this process to one core; return it, or ``None`` where affinity is unsupported/refused.
+
+    By default the fastest allowed core: the highest ``cpuinfo_max_freq`` (the big/prime core on
+    big.LITTLE, a P-core on hybrid x86), ties and unreadable frequencies going to the last
+    allowed core. A ``core`` outside the allowed set raises ``ValueError``.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except OSError:
+        return None
+    if core is None:
+        core = max(allowed, key=lambda c: (_max_freq_khz(c) or 0, c))
+    elif core not in allowed:
+        raise ValueError(f"core {core} is not available to this process (allowed: {allowed})")
+    try:
+        os.sched_setaffinity(0, {core})
+    except OSError:
+        return None
+    return core
+

@@ -1,0 +1,112 @@
+"""Profile architectures into the measurement store: dedupe, resume, measure, commit one by one."""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from tqdm import tqdm
+
+from hwlat import __version__
+from hwlat.archs.ir import ArchSpec
+from hwlat.profiler.device import pin_to_core
+from hwlat.profiler.runners import Runner, get_runner
+from hwlat.profiler.store import Store
+from hwlat.profiler.timing import Stats, TimingConfig, measure_interleaved
+from hwlat.profiler.workloads import Workload, collect
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProfileResult:
+    """What a profiling run did. ``measured`` and ``skipped`` are workload keys."""
+
+    store: str
+    device_id: int
+    run_id: str
+    total: int
+    measured: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def profile(
+    archs: Iterable[ArchSpec],
+    granularity: str,
+    store: str | Store,
+    runtime: str | Runner = "litert",
+    variant: str = "warm",
+    config: TimingConfig = TimingConfig(),
+    batch: int = 8,
+    progress: bool = True,
+    pin: bool = True,
+) -> ProfileResult:
+    """Measure every distinct ``granularity`` workload of ``archs`` not yet in ``store`` for this device.
+
+    Each result is committed as soon as it is measured; a rerun of the same call resumes. A workload
+    that fails inside the runtime is recorded as a failure with its error and the run goes on.
+    ``batch`` workloads are loaded at a time and measured in interleaved rounds, then released.
+    """
+    runner = get_runner(runtime) if isinstance(runtime, str) else runtime
+    if pin:
+        pin_to_core()
+    workloads = collect(archs, granularity)
+    own = not isinstance(store, Store)
+    st = Store(store) if own else store
+    try:
+        device_id = st.add_device(runner.fingerprint())
+        for w in workloads:
+            st.add_workload(w.key, w.granularity, w.spec(), w.madds, w.params)
+        done = st.measured(device_id, variant=variant)
+        todo = [w for w in workloads if w.key not in done]
+        res = ProfileResult(str(st.path), device_id, uuid.uuid4().hex[:12], len(workloads),
+                            skipped=[w.key for w in workloads if w.key in done])
+        bar = tqdm(total=len(todo), desc=f"{runner.name} {granularity}s", unit="wl",
+                   disable=not progress, dynamic_ncols=True)
+        try:
+            for i in range(0, len(todo), batch):
+                _measure_batch(todo[i:i + batch], runner, st, device_id, variant, config, res, bar)
+        finally:
+            bar.close()
+        return res
+    finally:
+        if own:
+            st.close()
+
+
+def _measure_batch(ws: Sequence[Workload], runner: Runner, st: Store, device_id: int, variant: str,
+                   config: TimingConfig, res: ProfileResult, bar) -> None:
+    invokes, releases = {}, {}
+    for w in ws:
+        try:
+            invokes[w.key], releases[w.key] = runner.prepare(w)
+        except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+            _failed(w.key, exc, st, device_id, variant, res, bar)
+
+    def done(key: str, stats: Stats) -> None:
+        releases.pop(key)()
+        st.add_measurement(key, device_id, stats.as_dict(), res.run_id, variant=variant,
+                           hwlat_version=__version__)
+        res.measured.append(key)
+        bar.update(1)
+
+    def fail(key: str, exc: Exception) -> None:
+        releases.pop(key)()
+        _failed(key, exc, st, device_id, variant, res, bar)
+
+    try:
+        measure_interleaved(invokes, config, variant=variant, on_done=done, on_fail=fail)
+    finally:
+        for release in releases.values():
+            release()
+
+
+def _failed(key: str, exc: Exception, st: Store, device_id: int, variant: str, res: ProfileResult,
+            bar) -> None:
+    msg = f"{type(exc).__name__}: {exc}"
+    log.warning("workload %s failed: %s", key, msg)
+    st.add_failure(key, device_id, msg, res.run_id, variant=variant)
+    res.failed[key] = msg
+    bar.update(1)

@@ -1,0 +1,577 @@
+"""The measurement store: one SQLite file holding devices, workloads, measurements and failures.
+
+Durability and concurrency. The file uses SQLite's WAL journal with ``synchronous=FULL`` and every
+write is its own ``BEGIN IMMEDIATE`` transaction, so a process killed at any moment (SIGKILL,
+power loss) loses at most the call in flight, and several processes may write the same store at
+once (writers queue for up to :data:`BUSY_TIMEOUT_S`). Measurements are never overwritten: one row
+per (workload, device, variant); adding it again is a no-op that returns ``False``, which is what
+lets an interrupted run resume (:meth:`Store.measured`). Open one :class:`Store` per process (and
+per thread); keep the file on a local disk (WAL does not work over NFS or Android's /sdcard).
+
+Opening an existing file checks it first, read-only: a file that is not SQLite, the database of
+another application or a newer schema raises :class:`StoreError` and the file is left untouched
+(reading a WAL-mode database may leave SQLite's usual empty ``-wal``/``-shm`` files beside it).
+An **empty file** (0 bytes, e.g. from ``mktemp``) or an SQLite database without any table holds no
+data and is adopted as a new store when ``create=True``; with ``create=False`` it is an error.
+
+Times are UTC ISO-8601 strings; latencies are milliseconds (columns ending in ``_ms``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+from hwlat import __version__
+from hwlat.profiler.device import device_key, device_label
+
+APP = "hwlat"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+GRANULARITIES = ("kernel", "block", "model")
+VARIANTS = ("warm", "cold")
+STATS_FIELDS = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "ci95_ms", "n", "warmup",
+                "inner", "started_at", "finished_at")
+"""Keys of the ``stats`` dict of :meth:`Store.add_measurement`; ``median_ms`` and ``n`` required."""
+EXPORT_SUFFIXES = (".csv", ".parquet", ".json")
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE devices (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    fingerprint TEXT NOT NULL,              -- JSON, see hwlat.profiler.device.fingerprint
+    first_seen TEXT NOT NULL
+);
+CREATE TABLE workloads (
+    key TEXT PRIMARY KEY,
+    granularity TEXT NOT NULL,              -- kernel | block | model
+    spec TEXT NOT NULL,                     -- canonical JSON
+    madds INTEGER NOT NULL,
+    params INTEGER NOT NULL
+);
+CREATE TABLE measurements (
+    id INTEGER PRIMARY KEY,
+    workload_key TEXT NOT NULL REFERENCES workloads(key),
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    variant TEXT NOT NULL DEFAULT 'warm',   -- warm | cold
+    median_ms REAL NOT NULL,
+    p10_ms REAL, p90_ms REAL, mean_ms REAL, std_ms REAL,
+    n INTEGER NOT NULL,                     -- samples
+    warmup INTEGER,                         -- warm-up invocations
+    inner INTEGER,                          -- invocations averaged into one sample
+    ci95_ms REAL,                           -- half-width of the 95 % CI of the median
+    started_at TEXT,
+    finished_at TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    hwlat_version TEXT NOT NULL,
+    UNIQUE (workload_key, device_id, variant)
+);
+CREATE TABLE failures (
+    id INTEGER PRIMARY KEY,
+    workload_key TEXT NOT NULL REFERENCES workloads(key),
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    variant TEXT NOT NULL DEFAULT 'warm',
+    error TEXT NOT NULL,
+    run_id TEXT,
+    at TEXT NOT NULL
+);
+CREATE INDEX failures_by_device ON failures (device_id, variant);
+"""
+
+FRAME_COLUMNS = ["key", "granularity", "variant", "runtime", "runtime_version", "threads",
+                 "delegate", "device", "device_key", "device_id", "median_ms", "p10_ms", "p90_ms",
+                 "mean_ms", "std_ms", "ci95_ms", "n", "warmup", "inner", "madds", "params",
+                 "run_id", "started_at", "finished_at", "hwlat_version", "spec"]
+DEVICE_COLUMNS = ["device_id", "device_key", "device", "hostname", "board", "cpu", "machine",
+                  "cores", "governor", "max_freq_khz", "os", "runtime", "runtime_version",
+                  "threads", "delegate", "first_seen", "fingerprint"]
+
+
+class StoreError(ValueError):
+    """A store that cannot be opened or written as asked; the message names the path."""
+
+
+def now() -> str:
+    """The current UTC time, ISO-8601 with milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def canonical_json(value) -> str:
+    """``value`` (a JSON string or a JSON-serialisable object) as compact, key-sorted JSON."""
+    if isinstance(value, (str, bytes)):
+        value = json.loads(value)
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except TypeError as e:
+        raise ValueError(f"not JSON-serialisable: {e}") from None
+
+
+def _inspect(path: Path) -> str:
+    """Classify an existing file without modifying it: ``"new"`` (no data) or ``"store"``.
+
+    Raises :class:`StoreError` for anything else. Reads the header, then queries through a
+    read-only connection (``mode=ro``), so not a byte of the file is written.
+    """
+    def meta_of(con: sqlite3.Connection) -> dict:
+        try:
+            return dict(con.execute("SELECT key, value FROM meta"))
+        except sqlite3.Error:           # another application's "meta" table
+            return {}
+
+    with open(path, "rb") as f:
+        head = f.read(len(_SQLITE_MAGIC))
+    if not head:
+        return "new"
+    if head != _SQLITE_MAGIC:
+        raise StoreError(f"{path}: not an SQLite database (not an hwlat store)")
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                              timeout=BUSY_TIMEOUT_S)
+    except sqlite3.Error as e:
+        raise StoreError(f"{path}: cannot be opened read-only to check it: {e}") from None
+    try:
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        meta = meta_of(con) if "meta" in tables else {}
+    except sqlite3.Error as e:
+        raise StoreError(f"{path}: unreadable SQLite database: {e}") from None
+    finally:
+        con.close()
+    if not tables and version == 0:
+        return "new"
+    if meta.get("app") != APP:
+        names = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StoreError(f"{path}: an SQLite database of another application (tables: {names}), "
+                         f"not an hwlat store")
+    try:
+        found = max(version, int(meta.get("schema_version") or 0))
+    except ValueError:
+        raise StoreError(f"{path}: hwlat store with an invalid schema_version "
+                         f"{meta.get('schema_version')!r}") from None
+    if found > SCHEMA_VERSION:
+        raise StoreError(f"{path}: hwlat store schema version {found} is newer than this hwlat "
+                         f"({__version__}) supports ({SCHEMA_VERSION}); upgrade hwlat")
+    if found < SCHEMA_VERSION:
+        raise StoreError(f"{path}: hwlat store schema version {found} is unknown "
+                         f"(expected {SCHEMA_VERSION})")
+    return "store"
+
+
+def _num(stats: dict, field: str, required: bool = False, inf_ok: bool = False) -> float | None:
+    """A finite, non-negative float (milliseconds); None/NaN (and +inf if ``inf_ok``) mean
+    unknown for optional fields and give None."""
+    value = stats.get(field)
+    try:
+        value = None if _missing(value) else float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"stats[{field!r}] must be a number, got {value!r}") from None
+    if value is None or math.isnan(value) or (inf_ok and value == math.inf):
+        if required:
+            raise ValueError(f"stats[{field!r}] is required (a number)")
+        return None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"stats[{field!r}] must be finite and >= 0, got {value!r}")
+    return value
+
+
+def _int(value, what: str, required: bool = True) -> int | None:
+    """A non-negative int (numpy integers accepted)."""
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ValueError(f"{what} must be a non-negative int, got {value!r}")
+    if int(value) < 0:
+        raise ValueError(f"{what} must be a non-negative int, got {value!r}")
+    return int(value)
+
+
+def _time(value, what: str) -> str | None:
+    """An ISO-8601 string from a string, a datetime or Unix seconds (``time.time()``)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="milliseconds")
+    raise ValueError(f"{what} must be an ISO-8601 string, a datetime or Unix seconds, "
+                     f"got {value!r}")
+
+
+def _missing(value) -> bool:
+    """None, NaN or pandas' NA (as found in rows of a DataFrame)."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _check_variant(variant: str) -> str:
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    return variant
+
+
+class Store:
+    """An hwlat measurement store (SQLite file); use as ``with Store(path) as store: ...``.
+
+    ``create=True`` creates a missing file; ``create=False`` requires an existing store.
+    Raises :class:`StoreError` (a ``ValueError``) naming the path when the file is not an hwlat
+    store, has a newer schema, or the location is missing or not writable.
+    """
+
+    def __init__(self, path: str | os.PathLike, create: bool = True):
+        self.path = Path(path)
+        self._con: sqlite3.Connection | None = None
+        p = self.path
+        if p.is_dir():
+            raise StoreError(f"{p}: is a directory, not a store file")
+        if p.exists():
+            state = _inspect(p)
+            if state == "new" and not create:
+                raise StoreError(f"{p}: empty file, not an hwlat store (create=False)")
+            if not os.access(p, os.W_OK) or not os.access(p.parent, os.W_OK):
+                raise StoreError(f"{p}: store is read-only (the file and its directory must be "
+                                 f"writable)")
+        else:
+            if not create:
+                raise StoreError(f"{p}: no such store (create=False)")
+            parent = p.parent
+            if not parent.is_dir():
+                problem = "is not a directory" if parent.exists() else "does not exist"
+                raise StoreError(f"{p}: directory {parent} {problem}")
+            if not os.access(parent, os.W_OK):
+                raise StoreError(f"{p}: directory {parent} is not writable")
+        try:
+            self._con = sqlite3.connect(p, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            self._con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._con.execute("PRAGMA foreign_keys = ON")
+            self._con.execute("PRAGMA synchronous = FULL")
+            self._init_schema()
+        except sqlite3.Error as e:
+            self.close()
+            raise StoreError(f"{p}: cannot open store: {e}") from None
+        except StoreError:
+            self.close()
+            raise
+
+    def _init_schema(self) -> None:
+        """Create the schema in one transaction unless it exists (safe when processes race)."""
+        con = self._con
+        if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            con.execute("PRAGMA journal_mode = WAL")    # persistent; a no-op where unsupported
+        with self._tx():
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            n_tables = con.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                                   "AND name NOT LIKE 'sqlite_%'").fetchone()[0]
+            if version == 0 and n_tables == 0:
+                for statement in _SCHEMA.split(";"):   # not executescript: it would COMMIT
+                    if statement.strip():
+                        con.execute(statement)
+                con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                                [("app", APP), ("schema_version", str(SCHEMA_VERSION)),
+                                 ("created_at", now()), ("created_by", f"hwlat {__version__}")])
+                con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version != SCHEMA_VERSION:     # changed between the read-only check and now
+                raise StoreError(f"{self.path}: not an hwlat store of schema {SCHEMA_VERSION} "
+                                 f"(user_version {version})")
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._con is None:
+            raise StoreError(f"{self.path}: store is closed")
+        return self._con
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed on exit, rolled back on any error.
+
+        SQLite errors (locked for longer than the busy timeout, disk full...) become StoreError.
+        """
+        con = self._db
+        try:
+            con.execute("BEGIN IMMEDIATE")      # take the write lock now: no upgrade deadlocks
+            yield con
+            con.execute("COMMIT")
+        except BaseException as e:
+            if con.in_transaction:
+                try:
+                    con.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(f"{self.path}: {e}") from e
+            raise
+
+    def _query(self, sql: str, params=()) -> pd.DataFrame:
+        cur = self._db.execute(sql, params)
+        return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def add_device(self, fingerprint: dict) -> int:
+        """The id of the device with this fingerprint's :func:`device_key`, added if new.
+
+        An existing device keeps its first fingerprint (non-key fields such as ``os`` may drift).
+        """
+        with self._tx() as con:
+            return self._add_device_in(con, fingerprint)
+
+    def _add_device_in(self, con: sqlite3.Connection, fingerprint: dict) -> int:
+        key = device_key(fingerprint)
+        con.execute("INSERT INTO devices (key, fingerprint, first_seen) VALUES (?, ?, ?) "
+                    "ON CONFLICT (key) DO NOTHING", (key, canonical_json(fingerprint), now()))
+        return con.execute("SELECT id FROM devices WHERE key = ?", (key,)).fetchone()[0]
+
+    def add_workload(self, key: str, granularity: str, spec, madds: int, params: int) -> bool:
+        """Add a workload; ``True`` if new, ``False`` if already there with identical content.
+
+        ``spec`` is a JSON string or a JSON-serialisable object (stored canonically). The same
+        ``key`` with a different granularity, spec, MAdds or params raises :class:`StoreError`.
+        """
+        with self._tx() as con:
+            return self._add_workload_in(con, dict(key=key, granularity=granularity, spec=spec,
+                                                   madds=madds, params=params))
+
+    def add_measurement(self, workload_key: str, device_id: int, stats: dict, run_id: str,
+                        variant: str = "warm", hwlat_version: str | None = None) -> bool:
+        """Record one workload's latency statistics (milliseconds) and commit at once.
+
+        ``stats`` holds :data:`STATS_FIELDS`: ``median_ms`` and ``n`` (samples) are required;
+        ``p10_ms``, ``p90_ms``, ``mean_ms``, ``std_ms`` and ``ci95_ms`` are milliseconds (None or
+        NaN = unknown; ``ci95_ms`` may also be inf = not computable, stored as NULL),
+        ``warmup`` and ``inner`` are invocation counts, ``started_at`` / ``finished_at`` an
+        ISO string, datetime or Unix seconds (finished defaults to now). Other keys raise
+        ``ValueError``. Returns ``False`` and changes nothing if this (workload, device,
+        variant) is already measured. The workload and device must have been added.
+        """
+        unknown = set(stats) - set(STATS_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown stats fields {sorted(unknown)}; expected {STATS_FIELDS}")
+        row = self._measurement_row(workload_key, device_id, stats, run_id, variant,
+                                    hwlat_version or __version__)
+        with self._tx() as con:
+            return self._insert_measurement(con, row)
+
+    def _measurement_row(self, workload_key, device_id, stats, run_id, variant, version) -> tuple:
+        if not run_id:
+            raise ValueError("run_id must be a non-empty string")
+        n = _int(stats.get("n"), "stats['n']")
+        if n < 1:
+            raise ValueError(f"stats['n'] must be >= 1, got {n}")
+        return (workload_key, int(device_id), _check_variant(variant),
+                _num(stats, "median_ms", required=True), _num(stats, "p10_ms"),
+                _num(stats, "p90_ms"), _num(stats, "mean_ms"), _num(stats, "std_ms"), n,
+                _int(stats.get("warmup"), "stats['warmup']", required=False),
+                _int(stats.get("inner"), "stats['inner']", required=False),
+                _num(stats, "ci95_ms", inf_ok=True), _time(stats.get("started_at"), "started_at"),
+                _time(stats.get("finished_at"), "finished_at") or now(), str(run_id),
+                str(version))
+
+    def _insert_measurement(self, con: sqlite3.Connection, row: tuple) -> bool:
+        try:
+            cur = con.execute(
+                "INSERT INTO measurements (workload_key, device_id, variant, median_ms, p10_ms, "
+                "p90_ms, mean_ms, std_ms, n, warmup, inner, ci95_ms, started_at, finished_at, "
+                "run_id, hwlat_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (workload_key, device_id, variant) DO NOTHING", row)
+        except sqlite3.IntegrityError:
+            raise StoreError(f"{self.path}: unknown workload {row[0]!r} or device id {row[1]}; "
+                             f"add_workload / add_device first") from None
+        return cur.rowcount == 1
+
+    def add_failure(self, workload_key: str, device_id: int, error: str, run_id: str | None,
+                    variant: str = "warm") -> None:
+        """Record that a workload failed on a device (kept as history; a rerun tries it again)."""
+        row = (workload_key, int(device_id), _check_variant(variant), str(error), run_id, now())
+        with self._tx() as con:
+            try:
+                con.execute("INSERT INTO failures (workload_key, device_id, variant, error, "
+                            "run_id, at) VALUES (?, ?, ?, ?, ?, ?)", row)
+            except sqlite3.IntegrityError:
+                raise StoreError(f"{self.path}: unknown workload {workload_key!r} or device id "
+                                 f"{device_id}; add_workload / add_device first") from None
+
+    def import_rows(self, fingerprint: dict, workloads: list[dict], measurements: list[dict],
+                    run_id: str) -> tuple[int, int]:
+        """Merge results measured elsewhere (e.g. on a phone); return ``(added, skipped)``.
+
+        All or nothing, in one transaction. ``workloads`` are dicts with the arguments of
+        :meth:`add_workload`; ``measurements`` are dicts with ``workload_key`` (or ``key``),
+        optional ``variant`` and the :data:`STATS_FIELDS` (other keys are ignored, so rows of
+        :meth:`frame` can be passed back in). A row's own ``run_id`` / ``hwlat_version`` are kept
+        when present, else ``run_id`` and this hwlat's version are used. Measurements already
+        in the store are skipped, never overwritten.
+        """
+        added = 0
+        with self._tx() as con:
+            device_id = self._add_device_in(con, fingerprint)
+            for w in workloads:
+                self._add_workload_in(con, w)
+            for i, m in enumerate(measurements):
+                key = m.get("workload_key") or m.get("key")
+                if not key:
+                    raise ValueError(f"measurement {i}: no workload_key")
+                stats = {f: m[f] for f in STATS_FIELDS if not _missing(m.get(f))}
+                row = self._measurement_row(key, device_id, stats, m.get("run_id") or run_id,
+                                            m.get("variant") or "warm",
+                                            m.get("hwlat_version") or __version__)
+                added += self._insert_measurement(con, row)
+        return added, len(measurements) - added
+
+    def _add_workload_in(self, con: sqlite3.Connection, w: dict) -> bool:
+        """:meth:`add_workload` inside an open transaction."""
+        key, granularity = w.get("key"), w.get("granularity")
+        if not key or not isinstance(key, str):
+            raise ValueError(f"workload key must be a non-empty string, got {key!r}")
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"workload {key!r}: granularity must be one of {GRANULARITIES}, "
+                             f"got {granularity!r}")
+        fields = ("key", "granularity", "spec", "madds", "params")
+        row = (key, granularity, canonical_json(w.get("spec")), _int(w.get("madds"), "madds"),
+               _int(w.get("params"), "params"))
+        cur = con.execute("INSERT INTO workloads (key, granularity, spec, madds, params) "
+                          "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING", row)
+        if cur.rowcount:
+            return True
+        old = con.execute("SELECT key, granularity, spec, madds, params FROM workloads "
+                          "WHERE key = ?", (key,)).fetchone()
+        diff = [f for f, a, b in zip(fields, old, row) if a != b]
+        if diff:
+            raise StoreError(f"{self.path}: workload {key!r} already exists with a different "
+                             f"{', '.join(diff)}")
+        return False
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def measured(self, device_id: int, variant: str = "warm") -> set[str]:
+        """Keys of the workloads already measured on this device (what a rerun can skip)."""
+        cur = self._db.execute("SELECT workload_key FROM measurements WHERE device_id = ? "
+                                "AND variant = ?", (int(device_id), _check_variant(variant)))
+        return {r[0] for r in cur}
+
+    def devices(self) -> pd.DataFrame:
+        """One row per device: id, key, readable label, the main fingerprint fields, first_seen."""
+        rows = []
+        for id_, key, blob, first_seen in self._db.execute(
+                "SELECT id, key, fingerprint, first_seen FROM devices ORDER BY id"):
+            fp = json.loads(blob)
+            rows.append({**{c: fp.get(c) for c in DEVICE_COLUMNS}, "device_id": id_,
+                         "device_key": key, "device": device_label(fp),
+                         "first_seen": first_seen, "fingerprint": blob})
+        return pd.DataFrame(rows, columns=DEVICE_COLUMNS)
+
+    def frame(self, device_id: int | None = None, runtime: str | None = None,
+              granularity: str | None = None) -> pd.DataFrame:
+        """All measurements joined with their workload and device, latencies in milliseconds.
+
+        Columns :data:`FRAME_COLUMNS`; ``spec`` is the workload's JSON text.
+        """
+        where, params = [], []
+        if device_id is not None:
+            where.append("m.device_id = ?")
+            params.append(int(device_id))
+        if granularity is not None:
+            where.append("w.granularity = ?")
+            params.append(granularity)
+        df = self._query(
+            "SELECT m.workload_key AS key, w.granularity, m.variant, m.device_id, m.median_ms, "
+            "m.p10_ms, m.p90_ms, m.mean_ms, m.std_ms, m.ci95_ms, m.n, m.warmup, m.inner, w.madds, "
+            "w.params, m.run_id, m.started_at, m.finished_at, m.hwlat_version, w.spec "
+            "FROM measurements m JOIN workloads w ON w.key = m.workload_key"
+            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY m.id", params)
+        dev = self.devices()[["device_id", "device_key", "device", "runtime", "runtime_version",
+                              "threads", "delegate"]]
+        df = df.merge(dev, on="device_id", how="left")
+        if runtime is not None:
+            df = df[df["runtime"] == runtime]
+        df = df[FRAME_COLUMNS].reset_index(drop=True)
+        for col in ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "ci95_ms"):
+            df[col] = df[col].astype("float64")
+        for col in ("n", "madds", "params", "device_id"):
+            df[col] = df[col].astype("int64")
+        for col in ("warmup", "inner"):
+            df[col] = df[col].astype("Int64")
+        return df
+
+    def failures(self, device_id: int | None = None, variant: str | None = None) -> pd.DataFrame:
+        """Recorded failures: key, granularity, variant, device_key, device_id, error, run_id,
+        at (UTC)."""
+        where, params = [], []
+        if device_id is not None:
+            where.append("f.device_id = ?")
+            params.append(int(device_id))
+        if variant is not None:
+            where.append("f.variant = ?")
+            params.append(_check_variant(variant))
+        return self._query(
+            "SELECT f.workload_key AS key, w.granularity, f.variant, d.key AS device_key, "
+            "f.device_id, f.error, f.run_id, f.at FROM failures f "
+            "JOIN workloads w ON w.key = f.workload_key JOIN devices d ON d.id = f.device_id"
+            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY f.id", params)
+
+    def summary(self) -> pd.DataFrame:
+        """Counts per device, runtime, granularity and variant: ``measured`` rows and ``failed``
+        workloads (distinct keys with at least one recorded failure)."""
+        groups = ["device_id", "granularity", "variant"]
+        counts = self._query(
+            "SELECT m.device_id, w.granularity, m.variant, count(*) AS measured "
+            "FROM measurements m JOIN workloads w ON w.key = m.workload_key GROUP BY 1, 2, 3")
+        failed = self._query(
+            "SELECT f.device_id, w.granularity, f.variant, "
+            "count(DISTINCT f.workload_key) AS failed FROM failures f "
+            "JOIN workloads w ON w.key = f.workload_key GROUP BY 1, 2, 3")
+        df = counts.merge(failed, on=groups, how="outer")
+        dev = self.devices()[["device_id", "device", "device_key", "runtime", "runtime_version"]]
+        df = dev.merge(df, on="device_id", how="inner")
+        df[["measured", "failed"]] = df[["measured", "failed"]].fillna(0).astype("int64")
+        cols = ["device", "device_key", "runtime", "runtime_version", "granularity", "variant",
+                "measured", "failed"]
+        return df[cols].sort_values(cols[:6]).reset_index(drop=True)
+
+    def export(self, path: str | os.PathLike, **filters) -> Path:
+        """Write :meth:`frame` (``filters`` go to it) to ``.csv``, ``.parquet`` or ``.json``
+        (records); the file is replaced atomically. Returns the path."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in EXPORT_SUFFIXES:
+            raise ValueError(f"{path}: unknown export format {path.suffix!r}; "
+                             f"use one of {', '.join(EXPORT_SUFFIXES)}")
+        df = self.frame(**filters)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            if suffix == ".csv":
+                df.to_csv(tmp, index=False)
+            elif suffix == ".parquet":
+                df.to_parquet(tmp, index=False, engine="pyarrow")
+            else:
+                df.to_json(tmp, orient="records", indent=1)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path

@@ -1,0 +1,150 @@
+"""Workloads: what the profiler measures, at three granularities, with canonical dedupe keys.
+
+* ``kernel`` — one runtime op at its exact input shape, as LiteRT executes it: a conv or depthwise
+  conv with its ReLU/ReLU6 fused (a stride-2 conv includes its explicit PAD), a standalone
+  activation where the runtime cannot fuse it (h-swish, h-sigmoid, swish, sigmoid), a whole
+  squeeze-excite, a residual add, a pooling, an FC layer.
+* ``block`` — the stem, one bottleneck, or the last stage with the classifier, at its input shape.
+* ``model`` — the whole network.
+
+``kernels(arch)`` and ``blocks(arch)`` decompose a network; their workloads, summed, cover the
+network exactly once (``sum(w.madds) == summary(arch)['madds']``), which is what the predictors
+calibrate against the model measurement. Keys are canonical: the same computation at the same
+input shape has the same key in every architecture, so a zoo grid or a search-space sample is
+measured once per distinct workload.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Iterable, Sequence
+
+from hwlat.archs.codec import encode
+from hwlat.archs.ir import Act, ArchSpec
+from hwlat.archs.layers import LayerSpec, OpKind, layers
+from hwlat.profiler.segments import canonical, role, rows_from_canonical, segment_ops
+
+GRANULARITIES = ("kernel", "block", "model")
+# activations that LiteRT (and ONNX Runtime) fuse into the preceding conv
+FUSED_ACTS = (Act.IDENTITY, Act.RELU, Act.RELU6)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One thing to time: ``rows`` (a segment, see :mod:`hwlat.profiler.segments`) at its input shape."""
+
+    key: str
+    granularity: str
+    rows: tuple[LayerSpec, ...]
+    label: str
+    arch: str | None = None  # codec string, for model workloads
+
+    @property
+    def madds(self) -> int:
+        return sum(r.madds for r in self.rows)
+
+    @property
+    def params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    def spec(self) -> dict:
+        """JSON-ready description from which :func:`from_spec` rebuilds the workload."""
+        d = {"granularity": self.granularity, "label": self.label, "rows": canonical(self.rows)}
+        if self.arch is not None:
+            d["arch"] = self.arch
+        return d
+
+
+def from_spec(key: str, spec: dict) -> Workload:
+    """Rebuild a workload stored by the measurement store (inverse of :meth:`Workload.spec`)."""
+    if spec.get("arch"):
+        from hwlat.archs.codec import decode
+
+        rows = tuple(layers(decode(spec["arch"])))
+    else:
+        rows = rows_from_canonical(spec["rows"])
+    return Workload(key, spec["granularity"], rows, spec.get("label", key), spec.get("arch"))
+
+
+def _key(granularity: str, recs: list[dict]) -> str:
+    blob = json.dumps(recs, sort_keys=True, separators=(",", ":"))
+    return f"{granularity}:{hashlib.sha1(blob.encode()).hexdigest()[:20]}"
+
+
+def _kernel_key(rows: Sequence[LayerSpec]) -> str:
+    # a kernel's identity is its computation: the role only matters inside squeeze-excite
+    recs = [dict(r, role=r["role"] if r["role"].startswith("se.") else r["op"]) for r in canonical(rows)]
+    return _key("kernel", recs)
+
+
+def _shape(s: tuple[int, int, int]) -> str:
+    return f"{s[0]}x{s[1]}x{s[2]}"
+
+
+def _label(rows: Sequence[LayerSpec]) -> str:
+    r = rows[0]
+    if len(rows) == 4 and role(r) == "se.pool":
+        return f"se {r.cin}->{rows[1].cout} @{_shape(r.in_shape)}"
+    if r.op in (OpKind.CONV, OpKind.DWCONV):
+        return (f"{r.op.value} k{r.kernel} s{r.stride}{f' d{r.dilation}' if r.dilation > 1 else ''} "
+                f"{r.cin}->{r.cout} {r.act.value} @{_shape(r.in_shape)}")
+    if r.op is OpKind.ACT:
+        return f"{r.act.value} @{_shape(r.in_shape)}"
+    return f"{r.op.value} @{_shape(r.in_shape)}"
+
+
+def kernels(arch: ArchSpec) -> list[Workload]:
+    """The runtime ops of ``arch`` in execution order (LiteRT fusion rules, see module docstring)."""
+    out = []
+    for op in segment_ops(rows := layers(arch)):
+        group = [rows[i] for i in op.index]
+        r = group[0]
+        if op.kind == "conv" and r.act not in FUSED_ACTS:
+            conv = dataclasses.replace(r, act=Act.IDENTITY, elementwise=0)
+            act = LayerSpec(f"{r.name}.act", r.stage, r.block, OpKind.ACT, r.out_shape, r.out_shape,
+                            act=r.act, elementwise=r.elementwise)
+            out.append(Workload(_kernel_key([conv]), "kernel", (conv,), _label([conv])))
+            out.append(Workload(_kernel_key([act]), "kernel", (act,), _label([act])))
+        else:
+            out.append(Workload(_kernel_key(group), "kernel", tuple(group), _label(group)))
+    return out
+
+
+def blocks(arch: ArchSpec) -> list[Workload]:
+    """The stem, each bottleneck, and the last stage (with classifier) of ``arch``, in order."""
+    out = []
+    for (stage, blk), grp in groupby(layers(arch), key=lambda r: (r.stage, r.block)):
+        rows = tuple(grp)
+        name = "stem" if stage == "stem" else "head" if stage == "head" else "bneck"
+        r0 = rows[0]
+        if name == "bneck":
+            dw = next(r for r in rows if r.op is OpKind.DWCONV)
+            se = "_se" if any(role(r) == "se.pool" for r in rows) else ""
+            label = (f"bneck k{dw.kernel} s{dw.stride} {r0.cin}->{dw.cout}->{rows[-1].cout}{se} "
+                     f"{dw.act.value} @{_shape(r0.in_shape)}")
+        else:
+            label = f"{name} {r0.cin}->{rows[-1].out_shape[0]} @{_shape(r0.in_shape)}"
+        out.append(Workload(_key("block", canonical(rows)), "block", rows, label))
+    return out
+
+
+def model(arch: ArchSpec) -> Workload:
+    """The whole network as one workload; its key is the architecture's codec string hash."""
+    code = encode(arch)
+    return Workload(_key("model", [{"arch": code}]), "model", tuple(layers(arch)),
+                    f"{arch.name} @{arch.resolution}", arch=code)
+
+
+def collect(archs: Iterable[ArchSpec], granularity: str) -> list[Workload]:
+    """Unique workloads of ``granularity`` over ``archs``, in first-seen order."""
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity: unknown {granularity!r} (expected one of {GRANULARITIES})")
+    seen: dict[str, Workload] = {}
+    for arch in archs:
+        ws = {"kernel": kernels, "block": blocks}.get(granularity, lambda a: [model(a)])(arch)
+        for w in ws:
+            seen.setdefault(w.key, w)
+    return list(seen.values())

@@ -1,0 +1,119 @@
+"""Workload decomposition, canonical keys, the torch segment reference, the timing loop."""
+import numpy as np
+import pytest
+import torch
+
+from hwlat.archs import get_arch, layers, mobilenetv3, summary
+from hwlat.archs.torch_builder import build_torch, fold_bn
+from hwlat.profiler.segments import (canonical, random_weights, segment_ops, torch_segment,
+                                     weights_from_torch)
+from hwlat.profiler.timing import TimingConfig, measure_interleaved, median_ci_halfwidth
+from hwlat.profiler.workloads import blocks, collect, from_spec, kernels, model
+
+
+@pytest.mark.parametrize("decompose", [kernels, blocks, lambda a: [model(a)]])
+def test_pieces_cover_the_network_once(zoo_name, decompose):
+    arch = get_arch(zoo_name, resolution=160)
+    ws = decompose(arch)
+    s = summary(arch)
+    assert sum(w.madds for w in ws) == s["madds"]
+    assert sum(w.params for w in ws) == s["params"]
+    for w in ws:
+        back = from_spec(w.key, w.spec())
+        assert canonical(back.rows) == canonical(w.rows) and back.key == w.key
+
+
+def test_kernel_decomposition_follows_litert_fusion():
+    ws = kernels(get_arch("mobilenetv3_large_100"))
+    labels = [w.label for w in ws]
+    assert labels[0].startswith("conv k3 s2 3->16 identity") and labels[1].startswith("hswish")
+    assert any(lbl.startswith("dwconv k3 s1 16->16 relu") for lbl in labels)  # ReLU fused
+    assert sum(lbl.startswith("se ") for lbl in labels) == 8  # 8 SE blocks in Large
+    assert labels[-1].startswith("fc")
+
+
+def test_keys_dedupe_across_architectures():
+    grid = [mobilenetv3(f, width_mult=m, resolution=r) for f in ("large", "small")
+            for m in (0.75, 1.0) for r in (160, 224)]
+    per_arch = sum(len(blocks(a)) for a in grid)
+    uniq = collect(grid, "block")
+    assert len(uniq) < per_arch and len({w.key for w in uniq}) == len(uniq)
+    # the same bottleneck at the same input shape in two archs has one key
+    a = blocks(get_arch("mobilenetv3_large_100"))
+    b = blocks(mobilenetv3("large", last_stage="original"))
+    assert a[5].key == b[5].key and a[-1].key != b[-1].key
+    assert len(collect(grid, "model")) == len(grid)
+    with pytest.raises(ValueError, match="granularity"):
+        collect(grid, "layer")
+
+
+@pytest.mark.parametrize("name", ["mobilenetv3_large_075", "mobilenetv3_small_100", "mnasnet_a1"])
+def test_torch_segment_of_all_rows_equals_the_built_network(name):
+    arch = get_arch(name, resolution=128)
+    rows = layers(arch)
+    net = fold_bn(build_torch(arch))
+    seg = torch_segment(rows, weights_from_torch(net, rows))
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.equal(seg(x), net(x))
+
+
+def test_block_segments_chain_to_the_model():
+    arch = get_arch("mobilenetv3_small_075", resolution=96)
+    rows = layers(arch)
+    w = random_weights(rows, seed=5)
+    whole = torch_segment(rows, w)
+    x = torch.randn(1, 3, 96, 96)
+    y, start = x, 0
+    for b in blocks(arch):
+        n = len(b.rows)
+        sub = {i - start: w[i] for i in range(start, start + n) if i in w}
+        y = torch_segment(b.rows, sub)(y)
+        start += n
+    with torch.no_grad():
+        torch.testing.assert_close(y, whole(x))
+
+
+def test_segment_rejects_broken_rows():
+    rows = layers(get_arch("mobilenetv3_small_100"))
+    se_start = next(i for i, r in enumerate(rows) if r.name.endswith("se.pool"))
+    with pytest.raises(ValueError, match="incomplete squeeze-excite"):
+        segment_ops(rows[se_start:se_start + 2])
+    with pytest.raises(ValueError, match="does not follow"):
+        segment_ops([rows[0], rows[-1]])
+    with pytest.raises(ValueError, match="empty segment"):
+        segment_ops([])
+
+
+def test_median_ci():
+    rng = np.random.default_rng(0)
+    wide, narrow = rng.normal(10, 2, 200), rng.normal(10, 0.1, 200)
+    assert median_ci_halfwidth(narrow) < median_ci_halfwidth(wide)
+    assert median_ci_halfwidth(np.ones(3)) == float("inf")
+
+
+def test_interleaved_measurement_of_real_torch_kernels():
+    from hwlat.profiler.runners import TorchRunner
+
+    runner = TorchRunner()
+    ws = kernels(get_arch("mobilenetv3_small_050", resolution=96))[:6]
+    prepared = {w.key: runner.prepare(w) for w in ws}
+    seen = []
+    cfg = TimingConfig(max_seconds=2.0, min_sample_ms=0.2)
+    stats = measure_interleaved({k: p[0] for k, p in prepared.items()}, cfg,
+                                on_done=lambda k, s: seen.append(k))
+    assert set(seen) == set(stats) == {w.key for w in ws}
+    for s in stats.values():
+        assert 0 < s.p10_ms <= s.median_ms <= s.p90_ms and s.n >= cfg.min_samples and s.warmup >= 3
+
+
+def test_failing_workload_is_reported_not_fatal():
+    def boom():
+        raise RuntimeError("kernel exploded")
+
+    failed = {}
+    stats = measure_interleaved({"ok": lambda: None, "bad": boom}, TimingConfig(max_seconds=0.5),
+                                on_fail=lambda k, e: failed.update({k: str(e)}))
+    assert set(stats) == {"ok"} and failed == {"bad": "kernel exploded"}
+    with pytest.raises(RuntimeError):
+        measure_interleaved({"bad": boom}, TimingConfig())
