@@ -1,0 +1,144 @@
+"""Profiling end to end on the real runtimes: store, resume after SIGKILL, concurrency, CLI."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hwlat.archs import get_arch
+from hwlat.cli import main
+from hwlat.profiler.profile import profile
+from hwlat.profiler.store import Store
+from hwlat.profiler.timing import TimingConfig
+from hwlat.profiler.workloads import blocks, collect, model
+
+FAST = TimingConfig(max_seconds=0.5, min_sample_ms=0.2, target=0.05)
+
+
+@pytest.mark.parametrize("runtime", ["litert", "onnxruntime", "torch"])
+def test_profile_blocks_and_model_on_each_runtime(tmp_path, runtime):
+    arch = get_arch("mobilenetv3_small_035", resolution=96)
+    store = tmp_path / "s.db"
+    res = profile([arch], "block", store, runtime, config=FAST, progress=False)
+    assert len(res.measured) == len(collect([arch], "block")) == res.total and not res.failed
+    res2 = profile([arch], "model", store, runtime, config=FAST, progress=False)
+    assert res2.measured == [model(arch).key]
+    with Store(store) as st:
+        df = st.frame()
+    assert set(df["runtime"]) == {runtime} and (df["median_ms"] > 0).all()
+    assert (df["p10_ms"] <= df["median_ms"]).all() and (df["median_ms"] <= df["p90_ms"]).all()
+    # a rerun measures nothing again
+    again = profile([arch], "block", store, runtime, config=FAST, progress=False)
+    assert again.measured == [] and len(again.skipped) == res.total
+
+
+def test_kill_and_resume(tmp_path):
+    store = tmp_path / "s.db"
+    cmd = [sys.executable, "-m", "hwlat", "profile", "kernels", "mobilenetv3_small_050", "-r", "96",
+           "--runtime", "litert", "--store", str(store), "--max-seconds", "0.3", "-q"]
+    total = len(collect([get_arch("mobilenetv3_small_050", resolution=96)], "kernel"))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    n_before = 0
+    deadline = time.time() + 120
+    while time.time() < deadline and n_before < 3:
+        time.sleep(0.05)
+        if store.exists():
+            try:
+                with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as con:
+                    n_before = con.execute("select count(*) from measurements").fetchone()[0]
+            except sqlite3.Error:
+                pass
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 3 <= n_before < total, "the run should be killed part-way"
+    with sqlite3.connect(store) as con:
+        assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
+        kept = con.execute("select count(*) from measurements").fetchone()[0]
+    assert kept >= n_before
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert f"{kept} already stored" in out.stdout
+    with sqlite3.connect(store) as con:
+        rows = con.execute("select workload_key, count(*) from measurements group by 1").fetchall()
+    assert len(rows) == total and all(c == 1 for _, c in rows)
+
+
+def test_two_profilers_share_a_store(tmp_path):
+    store = tmp_path / "s.db"
+    base = [sys.executable, "-m", "hwlat", "profile", "blocks", "--runtime", "torch", "--store", str(store),
+            "--max-seconds", "0.3", "-q", "-r", "96"]
+    procs = [subprocess.Popen(base + names, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for names in (["mobilenetv3_small_050", "mobilenetv3_small_075"],
+                           ["mobilenetv3_small_075", "mobilenetv3_small_050", "mobilenetv3_small_100"])]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    archs = [get_arch(n, resolution=96) for n in ("mobilenetv3_small_050", "mobilenetv3_small_075",
+                                                  "mobilenetv3_small_100")]
+    with sqlite3.connect(store) as con:
+        rows = con.execute("select workload_key, count(*) from measurements group by 1").fetchall()
+    assert len(rows) == len(collect(archs, "block")) and all(c == 1 for _, c in rows)
+
+
+def test_failing_workload_is_recorded_and_run_goes_on(tmp_path, monkeypatch):
+    """A workload the runtime rejects (here: a .tflite the exporter corrupted) is a stored failure."""
+    import hwlat.profiler.tflite_export as tx
+
+    arch = get_arch("mobilenetv3_small_035", resolution=96)
+    bad = blocks(arch)[2].key
+    real = tx.tflite_segment
+
+    def corrupt(rows, *a, **k):
+        data = real(rows, *a, **k)
+        from hwlat.profiler.workloads import _key
+        from hwlat.profiler.segments import canonical
+        return data[:64] if _key("block", canonical(rows)) == bad else data
+
+    monkeypatch.setattr(tx, "tflite_segment", corrupt)
+    res = profile([arch], "block", tmp_path / "s.db", "litert", config=FAST, progress=False)
+    assert list(res.failed) == [bad] and len(res.measured) == res.total - 1
+    with Store(tmp_path / "s.db") as st:
+        f = st.failures()
+    assert list(f["key"]) == [bad] and "Flatbuffer" in f["error"].iloc[0]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_profile_show_export(capsys, tmp_path):
+    store = str(tmp_path / "s.db")
+    code, out, _ = run(capsys, "profile", "models", "mobilenetv3_small_035", "-r", "96", "--runtime", "torch",
+                       "--store", store, "--max-seconds", "0.3", "-q")
+    assert code == 0 and "1 measured" in out and store in out
+    code, out, _ = run(capsys, "profile", "show", "--store", store, "--json")
+    rows = json.loads(out)
+    assert code == 0 and rows[0]["granularity"] == "model" and rows[0]["runtime"] == "torch"
+    assert {"key", "median_ms", "n", "device"} <= set(rows[0])
+    for suffix in ("csv", "parquet"):
+        code, out, _ = run(capsys, "profile", "export", "--store", store, "-o", str(tmp_path / f"x.{suffix}"))
+        assert code == 0 and (tmp_path / f"x.{suffix}").stat().st_size > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["profile", "blocks", "mobilenetv3_small_100", "--runtime", "tensorrt", "--store", "X"], "unknown runtime"),
+    (["profile", "show", "--store", "/nonexistent/dir/s.db"], "s.db"),
+    (["profile", "blocks", "--runtime", "torch", "--store", "X"], "no architectures given"),
+])
+def test_cli_profile_errors(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_cli_store_not_a_store(capsys, tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("hello, not a database\n" * 100)
+    before = f.read_bytes()
+    code, _, err = run(capsys, "profile", "show", "--store", str(f))
+    assert code == 2 and err.count("\n") == 1 and f.read_bytes() == before
