@@ -142,3 +142,36 @@ def test_cli_store_not_a_store(capsys, tmp_path):
     before = f.read_bytes()
     code, _, err = run(capsys, "profile", "show", "--store", str(f))
     assert code == 2 and err.count("\n") == 1 and f.read_bytes() == before
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_cli_export(capsys, tmp_path, fmt):
+    out = tmp_path / f"m.{fmt}"
+    code, printed, _ = run(capsys, "export", fmt, "mobilenetv3_small_100", "-r", "160", "-o", str(out))
+    assert code == 0 and str(out) in printed
+    data = out.read_bytes()
+    if fmt == "tflite":
+        assert data[4:8] == b"TFL3"
+    else:
+        import onnx
+
+        onnx.checker.check_model(onnx.load_from_string(data))
+
+
+def test_cold_weights_variant_is_stored_beside_warm(tmp_path):
+    arch = get_arch("mobilenetv3_large_100", resolution=96)
+    late = [w for w in blocks(arch) if "160->960" in w.label][:1]
+    store = tmp_path / "s.db"
+    from hwlat.profiler.profile import _measure_batch  # noqa: F401 - same code path as profile()
+
+    arch_blocks = collect([arch], "block")
+    assert late and late[0].key in {w.key for w in arch_blocks}
+    for variant in ("warm", "cold"):
+        profile([arch], "block", store, "litert", variant=variant,
+                config=TimingConfig(max_seconds=0.3, target=0.05), progress=False)
+    with Store(store) as st:
+        df = st.frame()
+    both = df[df["key"] == late[0].key].set_index("variant")
+    assert set(both.index) == {"warm", "cold"}
+    # weights come from memory when cold: slower than warm for a weight-heavy late block
+    assert both.loc["cold", "median_ms"] > both.loc["warm", "median_ms"]

@@ -95,7 +95,7 @@ def _interpreter():
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
         from importlib import metadata
-        return Interpreter, OpResolverType, "ai-edge-litert " + metadata.version("ai-edge-litert")
+        return Interpreter, OpResolverType, metadata.version("ai-edge-litert")
     except ImportError:
         from tflite_runtime.interpreter import Interpreter, OpResolverType
         import tflite_runtime
