@@ -99,10 +99,12 @@ def _export(args) -> int:
     from hwlat.archs import load_arch
 
     arch = load_arch(args.arch, args.resolution)
+    if args.quantize and args.format != "tflite":
+        raise ValueError("--quantize applies to tflite export only")
     if args.format == "tflite":
         from hwlat.profiler.tflite_export import build_tflite
 
-        data = build_tflite(arch)
+        data = build_tflite(arch, quantize=args.quantize)
     else:
         from hwlat.profiler.onnx_export import build_onnx
 
@@ -119,7 +121,9 @@ def _profile_run(args) -> int:
     from hwlat.profiler.timing import TimingConfig
 
     archs = _archs(args.arch, args.resolution, args.sample_space, args.space, args.seed)
-    opts = {"xnnpack": not args.no_xnnpack} if args.runtime == "litert" else {}
+    opts = {"xnnpack": not args.no_xnnpack, "quantize": args.quantize} if args.runtime == "litert" else {}
+    if args.quantize and args.runtime != "litert":
+        raise ValueError(f"--quantize is a LiteRT option; runtime {args.runtime!r} measures float32")
     runner = get_runner(args.runtime, **opts)
     cfg = TimingConfig(target=args.target, max_seconds=args.max_seconds)
     res = profile(archs, args.granularity.rstrip("s"), args.store, runner, variant=args.variant,
@@ -138,6 +142,7 @@ def _profile_show(args) -> int:
 
     with Store(args.store, create=False) as st:
         df = st.frame()
+    df["label"] = [json.loads(spec).get("label", "") for spec in df["spec"]]
     if args.json:
         cols = ["key", "granularity", "variant", "runtime", "runtime_version", "device", "device_key",
                 "median_ms", "p10_ms", "p90_ms", "n", "madds", "params", "label"]
@@ -146,7 +151,7 @@ def _profile_show(args) -> int:
     if df.empty:
         print(f"{args.store}: no measurements yet")
         return 0
-    summary = df.groupby(["device", "runtime", "granularity", "variant"]).agg(
+    summary = df.groupby(["device", "device_key", "runtime", "delegate", "granularity", "variant"]).agg(
         workloads=("key", "nunique"), median_ms_total=("median_ms", "sum")).reset_index()
     with pd.option_context("display.width", 200, "display.max_rows", 200):
         print(summary.to_string(index=False))
@@ -221,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("arch", help="zoo name, codec string or JSON/codec file")
     e.add_argument("-o", "--output", required=True, help="output file")
     e.add_argument("--resolution", "-r", type=int)
+    e.add_argument("--quantize", choices=["int8"], help="tflite only: int8 post-training quantization "
+                   "calibrated on random data")
     e.set_defaults(func=_export)
 
     prof = sub.add_parser("profile", help="measure latency into a store; show, export, bundles")
@@ -244,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--target", type=float, default=0.02, help="relative 95%% CI of the median")
         q.add_argument("--max-seconds", type=float, default=10.0, help="cap per workload")
         q.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
+        q.add_argument("--quantize", choices=["int8"], help="LiteRT int8 post-training quantized models")
         q.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
         q.set_defaults(func=_profile_run, granularity=gran)
     q = psub.add_parser("show", help="summarise a store")

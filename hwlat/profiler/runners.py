@@ -63,9 +63,12 @@ class Runner:
 class LiteRTRunner(Runner):
     name = "litert"
 
-    def __init__(self, threads: int = 1, xnnpack: bool = True):
+    def __init__(self, threads: int = 1, xnnpack: bool = True, quantize: str | None = None):
         super().__init__(threads)
         self.xnnpack = xnnpack
+        if quantize not in (None, "int8"):
+            raise ValueError(f"quantize: expected None or 'int8', got {quantize!r}")
+        self.quantize = quantize
         from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: F401 - fail early
 
     def version(self) -> str:
@@ -74,13 +77,21 @@ class LiteRTRunner(Runner):
     def delegate(self) -> str:
         return "xnnpack" if self.xnnpack else "none"
 
+    def fingerprint(self) -> dict:
+        # int8 and float timings of one workload are different measurements: precision is part of
+        # the device configuration, like the delegate
+        extra = {"precision": self.quantize} if self.quantize else None
+        return fingerprint(self.name, self.version(), threads=self.threads, delegate=self.delegate(),
+                           extra=extra)
+
     def prepare(self, w: Workload) -> Prepared:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         from hwlat.profiler.tflite_export import tflite_segment
 
         kind = OpResolverType.AUTO if self.xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        interp = Interpreter(model_content=tflite_segment(w.rows), num_threads=self.threads,
+        interp = Interpreter(model_content=tflite_segment(w.rows, quantize=self.quantize),
+                             num_threads=self.threads,
                              experimental_op_resolver_type=kind)
         interp.allocate_tensors()
         inp = interp.get_input_details()[0]
