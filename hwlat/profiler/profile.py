@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -50,8 +51,17 @@ def profile(
     ``batch`` workloads are loaded at a time and measured in interleaved rounds, then released.
     """
     runner = get_runner(runtime) if isinstance(runtime, str) else runtime
+    affinity = os.sched_getaffinity(0) if pin and hasattr(os, "sched_getaffinity") else None
     if pin:
         pin_to_core()
+    try:
+        return _profile(archs, granularity, store, runner, variant, config, batch, progress)
+    finally:
+        if affinity is not None:  # give the caller's process its cores back
+            os.sched_setaffinity(0, affinity)
+
+
+def _profile(archs, granularity, store, runner, variant, config, batch, progress) -> ProfileResult:
     workloads = collect(archs, granularity)
     own = not isinstance(store, Store)
     st = Store(store) if own else store

@@ -55,6 +55,7 @@ class Workload:
         d = {"granularity": self.granularity, "label": self.label, "rows": canonical(self.rows)}
         if self.arch is not None:
             d["arch"] = self.arch
+            d["name"] = self.label.rsplit(" @", 1)[0]
         return d
 
 
