@@ -186,6 +186,76 @@ def _profile_import(args) -> int:
     return 0
 
 
+def _fit(args) -> int:
+    from hwlat.latency_models import TrainingData, make_predictor
+    from hwlat.latency_models.metrics import metrics
+
+    data = TrainingData.from_store(args.store, args.runtime, args.device)
+    if len(data.models) < 2:
+        raise ValueError(f"{args.store}: {len(data.models)} measured network(s); a predictor needs at "
+                         f"least 2 (hwlat profile models ... --store {args.store})")
+    pred = make_predictor(args.kind)
+    archs = data.archs()
+    pred.fit(archs, data.latency_ms, pieces=data.pieces, fingerprint=data.fingerprint, runtime=args.runtime)
+    pred.save(args.output)
+    m = metrics(data.latency_ms, pred.predict_many(archs))
+    print(f"fitted {args.kind} on {len(archs)} networks and {len(data.pieces)} pieces of device "
+          f"{data.device_key} ({data.fingerprint.get('cpu')}, {args.runtime}); training acc10 "
+          f"{m['acc10']:.2f}, RMSPE {m['rmspe']:.1f} %; wrote {args.output}")
+    return 0
+
+
+def _predict(args) -> int:
+    from hwlat.latency_models import load
+
+    pred = load(args.predictor)
+    archs = _archs(args.arch, args.resolution)
+    out = []
+    for arch in archs:
+        rec = {"name": arch.name, "resolution": arch.resolution, "latency_ms": pred.predict(arch)}
+        if args.layers:
+            rec["layers"] = pred.predict_layers(arch)[["name", "op", "latency_ms"]].to_dict("records")
+        out.append(rec)
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    for rec in out:
+        print(f"{rec['name']:36s} {rec['resolution']:4d}px {rec['latency_ms']:9.3f} ms")
+        for lay in rec.get("layers", []):
+            print(f"    {lay['name']:28s} {lay['op']:7s} {lay['latency_ms']:9.4f} ms")
+    return 0
+
+
+def _evaluate(args) -> int:
+    import pandas as pd
+
+    from hwlat.latency_models import TrainingData, load
+    from hwlat.latency_models.evaluate import score, unseen
+
+    rows = []
+    for path in args.predictor:
+        pred = load(path)
+        data = TrainingData.from_store(args.store, pred.runtime_ or "litert",
+                                       args.device or _device_of(pred))
+        pred.check_device(data.fingerprint, data.runtime, strict=not args.allow_other_device)
+        archs, y = unseen(pred, data)
+        if len(archs) < 2:
+            raise ValueError(f"{args.store}: fewer than 2 measured networks that {path} was not trained on")
+        rows.append({"predictor": str(path), "kind": pred.kind, **score(pred, archs, y)})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
+        print(pd.DataFrame(rows).to_string(index=False))
+    return 0
+
+
+def _device_of(pred) -> str | None:
+    from hwlat.profiler.device import device_key
+
+    return device_key(pred.fingerprint_) if pred.fingerprint_ else None
+
+
 def _demo(args) -> int:
     import pandas as pd
 
@@ -272,6 +342,28 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--store", required=True)
     q.set_defaults(func=_profile_import)
 
+    f = sub.add_parser("fit", help="fit a latency predictor on a store's measurements")
+    f.add_argument("--store", required=True)
+    f.add_argument("--kind", required=True, choices=["madds", "lut", "regression", "calibrated"])
+    f.add_argument("--runtime", default="litert")
+    f.add_argument("--device", help="device key, when the store holds several devices")
+    f.add_argument("-o", "--output", required=True, help="predictor file (.json)")
+    f.set_defaults(func=_fit)
+    f = sub.add_parser("predict", help="predict latency (ms) with a fitted predictor")
+    f.add_argument("--predictor", required=True)
+    f.add_argument("arch", nargs="+", help="zoo names, codec strings, files, @zoo, @grid")
+    f.add_argument("--resolution", "-r", type=int)
+    f.add_argument("--layers", action="store_true", help="per-layer breakdown")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=_predict)
+    f = sub.add_parser("evaluate", help="score predictors on a store's networks they were not trained on")
+    f.add_argument("--store", required=True)
+    f.add_argument("--predictor", required=True, nargs="+")
+    f.add_argument("--device", help="device key, when the store holds several devices")
+    f.add_argument("--allow-other-device", action="store_true", help="warn instead of failing")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=_evaluate)
+
     d = sub.add_parser("demo", help="the main job on the built-in defaults")
     d.set_defaults(func=_demo)
     return p
@@ -289,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError) as e:
+    except (ValueError, TypeError, OSError, KeyError) as e:
         if args.verbose:
             traceback.print_exc()
         print(f"hwlat: error: {e}", file=sys.stderr)

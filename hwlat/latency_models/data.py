@@ -1,0 +1,72 @@
+"""Training data for latency predictors, read from the profiler's measurement store.
+
+A :class:`TrainingData` holds, for one device and runtime:
+
+* ``pieces`` — measured kernels/blocks: ``key, granularity, variant ('warm'|'cold'), median_ms, spec``;
+* ``models`` — measured whole networks: ``arch`` (codec string), ``median_ms``;
+* ``fingerprint`` — the device the numbers came from.
+
+Latencies in milliseconds.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from hwlat.archs.codec import decode
+from hwlat.archs.ir import ArchSpec
+
+
+@dataclass
+class TrainingData:
+    pieces: pd.DataFrame
+    models: pd.DataFrame
+    fingerprint: dict
+    device_key: str
+    runtime: str
+
+    def archs(self) -> list[ArchSpec]:
+        """The measured networks, in ``models`` order."""
+        return [decode(a, name=n) for a, n in zip(self.models["arch"], self.models["name"])]
+
+    @property
+    def latency_ms(self):
+        return self.models["median_ms"].to_numpy(dtype=float)
+
+    @classmethod
+    def from_store(cls, store, runtime: str = "litert", device_key: str | None = None) -> "TrainingData":
+        """Read one device's measurements of ``runtime``; ``device_key`` picks among several devices."""
+        from hwlat.profiler.store import Store
+
+        own = not isinstance(store, Store)
+        st = Store(store, create=False) if own else store
+        try:
+            df = st.frame(runtime=runtime)
+            devices = st.devices()
+        finally:
+            if own:
+                st.close()
+        if df.empty:
+            raise ValueError(f"{store}: no {runtime} measurements in this store")
+        keys = sorted(df["device_key"].unique())
+        if device_key is None:
+            if len(keys) > 1:
+                raise ValueError(f"{store}: {runtime} measurements of {len(keys)} devices ({', '.join(keys)}); "
+                                 f"choose one with device_key")
+            device_key = keys[0]
+        elif device_key not in keys:
+            raise ValueError(f"{store}: no {runtime} measurements of device {device_key!r} (have {', '.join(keys)})")
+        df = df[df["device_key"] == device_key]
+        fp = json.loads(devices.set_index("device_key").loc[device_key, "fingerprint"])
+        models = df[(df["granularity"] == "model") & (df["variant"] == "warm")]
+        specs = [json.loads(s) for s in models["spec"]]
+        return cls(
+            pieces=df[df["granularity"] != "model"][["key", "granularity", "variant", "median_ms", "spec"]]
+            .reset_index(drop=True),
+            models=pd.DataFrame({"arch": [s["arch"] for s in specs],
+                                 "name": [s.get("name", "custom") for s in specs],
+                                 "median_ms": models["median_ms"].to_numpy()}),
+            fingerprint=fp, device_key=device_key, runtime=runtime,
+        )

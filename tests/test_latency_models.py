@@ -1,0 +1,170 @@
+"""Latency predictors on real LiteRT measurements of small networks (measured once per session)."""
+import json
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from hwlat.archs import SearchSpace, mobilenetv3
+from hwlat.cli import main
+from hwlat.latency_models import (LookupTable, MAddsProxy, Regression, TrainingData, load,
+                                  make_predictor, metrics, noise_floor)
+from hwlat.latency_models.evaluate import holdout, split_by_arch
+from hwlat.profiler.profile import profile
+from hwlat.profiler.timing import TimingConfig
+
+FAST = TimingConfig(max_seconds=0.4, min_sample_ms=0.2, target=0.05)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lat") / "s.db"
+    archs = [mobilenetv3(f, width_mult=m, resolution=r) for f in ("small", "large")
+             for m in (0.35, 0.5) for r in (96, 128)]
+    rng = np.random.default_rng(0)
+    space = SearchSpace.mobilenetv3_small(resolution=96)
+    archs += [space.sample_arch(rng) for _ in range(6)]
+    for gran in ("block", "model"):
+        profile(archs, gran, path, "litert", config=FAST, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(store):
+    return TrainingData.from_store(store, "litert")
+
+
+def test_metrics_definitions():
+    m = metrics([1.0, 2.0, 4.0, 10.0], [1.04, 2.3, 4.0, 9.0])
+    assert m["acc5"] == 0.5 and m["acc10"] == 0.75 and m["worst_pct"] == pytest.approx(15.0)
+    assert m["kendall_tau"] == pytest.approx(1.0) and m["rmse"] == pytest.approx(np.sqrt((0.04**2 + 0.09 + 1) / 4))
+    with pytest.raises(ValueError):
+        metrics([1.0], [1.0])
+    assert noise_floor([[1.0, 1.02, 0.98], [5.0, 5.0]]) == pytest.approx(100 * 0.01, rel=0.1)
+
+
+def test_training_data(data):
+    assert len(data.models) == 14 and set(data.pieces["granularity"]) == {"block"}
+    assert data.fingerprint["runtime"] == "litert" and data.archs()[0].name.startswith("mobilenetv3_small")
+
+
+@pytest.mark.parametrize("kind", ["madds", "lut", "regression", "calibrated"])
+def test_fit_predict_interface(data, kind):
+    archs, y = data.archs(), data.latency_ms
+    pred = make_predictor(kind).fit(archs, y, pieces=data.pieces, fingerprint=data.fingerprint,
+                                    runtime="litert")
+    one = pred.predict(archs[0])
+    many = pred.predict_many(archs)
+    assert isinstance(one, float) and one == pytest.approx(many[0]) and (many > 0).all()
+    assert np.allclose(pred.predict(archs), many)
+    layers = pred.predict_layers(archs[3])
+    assert layers["latency_ms"].sum() == pytest.approx(pred.predict(archs[3]), rel=1e-9)
+    assert set(layers.columns) >= {"name", "op", "latency_ms"}
+    assert -1 <= pred.score(archs, y) <= 1
+    assert clone(pred).get_params() == pred.get_params()
+
+
+def test_learned_predictors_fit_their_training_data_better_than_madds(data):
+    archs, y = data.archs(), data.latency_ms
+    fits = {k: make_predictor(k).fit(archs, y, pieces=data.pieces) for k in ("madds", "calibrated")}
+    err = {k: metrics(y, p.predict_many(archs))["rmspe"] for k, p in fits.items()}
+    assert err["calibrated"] < err["madds"]
+
+
+def test_lookup_table_missing_entry_is_never_zero(data):
+    archs, y = data.archs(), data.latency_ms
+    unseen = mobilenetv3("small", width_mult=0.75, resolution=112)
+    strict = LookupTable(on_missing="raise").fit(archs, y, pieces=data.pieces)
+    with pytest.raises(KeyError, match="not in the table"):
+        strict.predict(unseen)
+    assert strict.coverage([unseen]) < 1
+    fallback = LookupTable(on_missing="regression").fit(archs, y, pieces=data.pieces)
+    assert fallback.predict(unseen) > 0
+
+
+def test_regression_predicts_arbitrary_channel_counts(data):
+    """NetAdapt proposals have widths never measured: the regression still answers."""
+    import dataclasses
+
+    reg = Regression().fit(data.archs(), data.latency_ms, pieces=data.pieces)
+    base = mobilenetv3("small", width_mult=0.5, resolution=96)
+    blocks = list(base.blocks)
+    blocks[4] = dataclasses.replace(blocks[4], exp=blocks[4].exp - 8)
+    cut = dataclasses.replace(base, blocks=tuple(blocks))
+    a, b = reg.predict(base), reg.predict(cut)
+    assert 0 < b and np.isfinite(b) and a > 0
+
+
+def test_unknown_piece_type_raises_naming_it(data):
+    reg = Regression(granularity="kernel")
+    with pytest.raises(ValueError, match="no measured kernels"):
+        reg.fit(data.archs(), data.latency_ms, pieces=data.pieces)
+
+
+def test_bad_params_are_clear(data):
+    with pytest.raises(ValueError, match="calibration"):
+        LookupTable(calibration="magic").fit(data.archs(), data.latency_ms, pieces=data.pieces)
+    with pytest.raises(ValueError, match="needs measured pieces"):
+        LookupTable().fit(data.archs(), data.latency_ms)
+    with pytest.raises(ValueError, match="unknown predictor kind"):
+        make_predictor("oracle")
+    with pytest.raises(ValueError, match="not fitted"):
+        MAddsProxy().predict_many(data.archs())
+
+
+def test_save_load_round_trip_and_refusals(data, tmp_path):
+    pred = make_predictor("calibrated").fit(data.archs(), data.latency_ms, pieces=data.pieces,
+                                            fingerprint=data.fingerprint, runtime="litert")
+    path = tmp_path / "p.json"
+    pred.save(path)
+    back = load(path)
+    assert np.array_equal(back.predict_many(data.archs()), pred.predict_many(data.archs()))
+    doc = json.loads(path.read_text())
+    assert doc["schema"] == "hwlat.predictor" and doc["fingerprint"]["runtime"] == "litert"
+    doc["version"] = 99
+    (tmp_path / "new.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="newer"):
+        load(tmp_path / "new.json")
+    (tmp_path / "junk.json").write_text("PK\x03\x04 not json")
+    with pytest.raises(ValueError, match="not an hwlat predictor"):
+        load(tmp_path / "junk.json")
+    other = dict(data.fingerprint, cpu="Cortex-A76", hostname="pixel")
+    with pytest.raises(ValueError, match="mismatch"):
+        back.check_device(other)
+    with pytest.warns(UserWarning, match="mismatch"):
+        back.check_device(other, strict=False)
+    back.check_device(data.fingerprint, "litert")
+
+
+def test_holdout_harness(data):
+    tr, te = split_by_arch(14, 0.3, seed=1)
+    assert len(set(tr) & set(te)) == 0 and len(tr) + len(te) == 14
+    report, fitted = holdout(data, seed=1)
+    assert list(report["predictor"]) == ["madds", "lut", "regression", "calibrated"]
+    assert (report["n"] == len(te)).all() and set(fitted) == set(report["predictor"])
+
+
+def test_cli_fit_predict_evaluate(store, tmp_path, capsys):
+    pred = tmp_path / "p.json"
+    assert main(["fit", "--store", str(store), "--kind", "calibrated", "-o", str(pred)]) == 0
+    assert str(pred) in capsys.readouterr().out
+    assert main(["predict", "--predictor", str(pred), "mobilenetv3_small_050", "-r", "96", "--json", "--layers"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out[0]["name"] == "mobilenetv3_small_050" and out[0]["latency_ms"] > 0
+    assert sum(x["latency_ms"] for x in out[0]["layers"]) == pytest.approx(out[0]["latency_ms"])
+    # every network of the store was used to fit: nothing left to evaluate on
+    assert main(["evaluate", "--store", str(store), "--predictor", str(pred)]) == 2
+    assert "not trained on" in capsys.readouterr().err
+    code = main(["fit", "--store", str(tmp_path / "none.db"), "--kind", "lut", "-o", str(pred)])
+    assert code == 2
+
+
+def test_cli_evaluate_on_unseen_networks(store, tmp_path, capsys):
+    data = TrainingData.from_store(store)
+    archs, y = data.archs(), data.latency_ms
+    pred = make_predictor("calibrated").fit(archs[:9], y[:9], pieces=data.pieces,
+                                            fingerprint=data.fingerprint, runtime="litert")
+    pred.save(tmp_path / "p.json")
+    assert main(["evaluate", "--store", str(store), "--predictor", str(tmp_path / "p.json"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["n"] == 5 and {"acc5", "acc10", "rmspe", "kendall_tau", "spearman"} <= set(rows[0])
