@@ -168,3 +168,28 @@ def test_cli_evaluate_on_unseen_networks(store, tmp_path, capsys):
     assert main(["evaluate", "--store", str(store), "--predictor", str(tmp_path / "p.json"), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["n"] == 5 and {"acc5", "acc10", "rmspe", "kendall_tau", "spearman"} <= set(rows[0])
+
+
+@pytest.mark.parametrize("kind", ["calibrated", "regression"])
+def test_compiled_space_equals_per_arch_prediction(data, kind):
+    from hwlat.latency_models.space_table import compile_space
+
+    pred = make_predictor(kind).fit(data.archs(), data.latency_ms, pieces=data.pieces)
+    space = SearchSpace.mobilenetv3_small(resolution=96)
+    compiled = compile_space(pred, space)
+    rng = np.random.default_rng(7)
+    V = np.array([space.sample(rng) for _ in range(40)])
+    np.testing.assert_allclose(compiled.predict(V), pred.predict_many([space.decode(v) for v in V]),
+                               rtol=1e-9)
+    bad = V[:2].copy()
+    bad[1, 3] = 99
+    with pytest.raises(ValueError, match="vector 1: position 3"):
+        compiled.predict(bad)
+
+
+def test_compile_rejects_what_it_cannot_vectorise(data):
+    from hwlat.latency_models.space_table import compile_space
+
+    madds = make_predictor("madds").fit(data.archs(), data.latency_ms)
+    with pytest.raises(ValueError, match="block-level"):
+        compile_space(madds, SearchSpace.mobilenetv3_small(resolution=96))

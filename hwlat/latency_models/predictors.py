@@ -57,7 +57,7 @@ def _as_list(X) -> tuple[list[ArchSpec], bool]:
 
 
 class _Predictor(RegressorMixin, BaseEstimator):
-    """Shared interface; subclasses implement ``_fit`` and ``_piece_ms``."""
+    """Shared interface; subclasses implement ``_fit``, ``_total`` and ``_layers``."""
 
     kind = "base"
 
@@ -236,7 +236,9 @@ class _PieceSum(_Predictor):
 
     def _fit(self, archs, y, pieces) -> None:
         self._check_params()
+        self._memo = {}
         self._fit_pieces(self._training_pieces(pieces))
+        self._estimate([w for a in archs for w in arch_pieces(a, self.granularity)], "training networks")
         s = np.array([self._piece_ms(a).sum() for a in archs])
         nf = np.array([[f["weight_mb"], f["n_pieces"]] for f in
                        (network_features(arch_pieces(a, self.granularity)) for a in archs)])
@@ -262,6 +264,26 @@ class _PieceSum(_Predictor):
             if err < best[0]:
                 best = (err, (float(c), *map(float, coef)))
         self.cache_mb_, self.gamma_ms_per_mb_, self.per_piece_ms_, self.offset_ms_ = best[1]
+
+    def predict_many(self, archs: Sequence[ArchSpec]) -> np.ndarray:
+        """Latencies (ms) of many networks; every distinct piece is estimated once, in one batch."""
+        self._check_fitted()
+        archs, _ = _as_list(archs)
+        per = [arch_pieces(a, self.granularity) for a in archs]
+        self._estimate([w for ps in per for w in ps], archs[0].name if len(archs) == 1 else
+                       f"{len(archs)} networks")
+        memo = self._memo
+        return np.array([sum(memo[w.key] for w in ps) + self.network_term(a) for a, ps in zip(archs, per)])
+
+    def _estimate(self, pieces, where: str) -> None:
+        todo = {w.key: w for w in pieces if w.key not in self._memo}
+        if todo:
+            self._memo.update(zip(todo, self._ms_of(list(todo.values()), where)))
+
+    def _piece_ms(self, arch) -> np.ndarray:
+        pieces = arch_pieces(arch, self.granularity)
+        self._estimate(pieces, arch.name)
+        return np.array([self._memo[w.key] for w in pieces])
 
     def network_term(self, arch: ArchSpec) -> float:
         """The fitted network-level latency (ms) added to the summed pieces of ``arch``."""
@@ -309,14 +331,14 @@ class LookupTable(_PieceSum):
         self.table_ = dict(zip(p["key"], p["median_ms"].astype(float)))
         self.fallback_ = self._fit_regressor(p) if self.on_missing == "regression" else None
 
-    def _piece_ms(self, arch) -> np.ndarray:
-        pieces = arch_pieces(arch, self.granularity)
+    def _ms_of(self, pieces, where: str = "network") -> np.ndarray:
+        """Latency (ms) of each piece: its table entry, or the fallback regression's estimate."""
         ms = np.array([self.table_.get(w.key, np.nan) for w in pieces])
         missing = np.isnan(ms)
         if missing.any():
             if self.fallback_ is None:
                 labels = [w.label for w, m in zip(pieces, missing) if m]
-                raise KeyError(f"{arch.name}: {int(missing.sum())} {self.granularity}(s) not in the table, "
+                raise KeyError(f"{where}: {int(missing.sum())} {self.granularity}(s) not in the table, "
                                f"e.g. {labels[0]!r}; profile them or use on_missing='regression'")
             miss = [w for w, m in zip(pieces, missing) if m]
             ms[missing] = self.fallback_.predict(pieces_frame(miss))
@@ -345,8 +367,8 @@ class Regression(_PieceSum):
             raise ValueError(f"estimator: expected auto, ridge, forest or boosting, got {self.estimator!r}")
         self.regressor_ = self._fit_regressor(p)
 
-    def _piece_ms(self, arch) -> np.ndarray:
-        return self.regressor_.predict(pieces_frame(arch_pieces(arch, self.granularity)))
+    def _ms_of(self, pieces, where: str = "network") -> np.ndarray:
+        return self.regressor_.predict(pieces_frame(pieces))
 
 
 KINDS = {
