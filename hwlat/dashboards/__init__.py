@@ -1,2 +1,17 @@
-"""Plotly dashboards (not built yet): accuracy–latency Pareto curves, per-layer breakdowns,
-predictor error and search trajectories, as a self-contained HTML report and a local app."""
+"""Plotly dashboards: the paper's accuracy–latency views on the user's own device.
+
+* :mod:`~hwlat.dashboards.data` — tables from a store, predictors and the paper's published numbers
+  (Pareto points, block measurements, predictor errors, ablation deltas, search histories);
+* :mod:`~hwlat.dashboards.figures` — pure functions from those tables to plotly Figures; empty data
+  gives a figure with a visible note, never a blank plot;
+* :mod:`~hwlat.dashboards.report` — :func:`build_report`, one self-contained HTML file (plotly.js
+  embedded, works offline);
+* :mod:`~hwlat.dashboards.app` — the local Dash app (latency budget, click for the blocks);
+* :mod:`~hwlat.dashboards.cli` — ``hwlat dashboard build|serve`` (``add_parsers(sub)``);
+* :mod:`~hwlat.dashboards.browser` — headless-Chromium checks and screenshots.
+
+Latencies are milliseconds, MAdds conv + FC multiply-adds; top-1 is always the published accuracy.
+"""
+from hwlat.dashboards.report import build_report
+
+__all__ = ["build_report"]
