@@ -259,6 +259,7 @@ def _device_of(pred) -> str | None:
 def _demo(args) -> int:
     import pandas as pd
 
+    from hwlat.demo import run_demo
     from hwlat.report import zoo_vs_table3
 
     df = zoo_vs_table3()
@@ -268,7 +269,8 @@ def _demo(args) -> int:
         print(df.to_string(index=False))
     worst = df["madds_diff_pct"].abs().max()
     print(f"\nlargest MAdds difference: {worst:.2f} % (target <= 1.5 %). MAdds count conv and FC "
-          "multiply-adds; elementwise work is listed apart (see README, 'Counting').")
+          "multiply-adds; elementwise work is listed apart (see README, 'Counting').\n")
+    run_demo(args.out, quick=args.quick, progress=not args.quiet)
     return 0
 
 
@@ -364,7 +366,17 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=_evaluate)
 
-    d = sub.add_parser("demo", help="the main job on the built-in defaults")
+    from hwlat.dashboards.cli import add_parsers as add_dashboard
+    from hwlat.search.cli import add_parsers as add_search
+
+    add_search(sub)
+    add_dashboard(sub)
+
+    d = sub.add_parser("demo", help="the main job on the built-in defaults: profile this CPU, fit, "
+                                    "NetAdapt on digits, report")
+    d.add_argument("--out", default="out/demo", help="folder for the store, predictors, runs and report")
+    d.add_argument("--quick", action="store_true", help="a small version of the same path (~3 min)")
+    d.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     d.set_defaults(func=_demo)
     return p
 

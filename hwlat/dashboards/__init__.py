@@ -12,6 +12,12 @@
 
 Latencies are milliseconds, MAdds conv + FC multiply-adds; top-1 is always the published accuracy.
 """
-from hwlat.dashboards.report import build_report
-
 __all__ = ["build_report"]
+
+
+def __getattr__(name):  # lazy: ``hwlat dashboard`` parsing must not import plotly and pandas
+    if name == "build_report":
+        from hwlat.dashboards.report import build_report
+
+        return build_report
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -157,9 +157,9 @@ def _candidates(random_state: int):
     logf = FunctionTransformer(_log_features)
     return {
         "ridge": make_pipeline(logf, StandardScaler(), Ridge(alpha=1e-3)),
-        "forest": make_pipeline(logf, RandomForestRegressor(n_estimators=200, min_samples_leaf=1,
+        "forest": make_pipeline(logf, RandomForestRegressor(n_estimators=100, min_samples_leaf=1,
                                                             random_state=random_state, n_jobs=1)),
-        "boosting": make_pipeline(logf, HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05,
+        "boosting": make_pipeline(logf, HistGradientBoostingRegressor(max_iter=200, learning_rate=0.08,
                                                                       random_state=random_state)),
     }
 
@@ -191,7 +191,7 @@ class PieceRegressor:
                 continue
             best, best_err = names[0], np.inf
             if len(names) > 1:
-                cv = GroupKFold(n_splits=min(5, len(np.unique(groups))))
+                cv = GroupKFold(n_splits=min(4, len(np.unique(groups))))
                 for name in names:
                     pred = cross_val_predict(cands[name], X, yt, cv=cv, groups=groups)
                     err = float(np.sqrt(np.mean((pred - yt) ** 2)))

@@ -1,0 +1,309 @@
+"""Tables the figures draw, built from a measurement store, predictors and the paper's tables.
+
+Every function returns a plain DataFrame (possibly empty); the figures decide what to say when a
+table is empty. Latencies are milliseconds (``*_ms``), MAdds are counts (``madds``, conv + FC
+multiply-adds) and ``madds_M`` millions. Accuracies are the *published* ImageNet top-1 (%) of
+the paper (arXiv:1905.02244v5 Tables 3 and 9) and TF-slim's README: nothing here is trained.
+"""
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+MODEL_COLUMNS = ["name", "family", "multiplier", "resolution", "arch", "madds", "params",
+                 "median_ms", "p10_ms", "p90_ms", "runtime", "device"]
+_V3 = re.compile(r"^mobilenetv3_(large|small)_(\d{3})$")
+_REFS = {  # zoo name -> (family label, published model name in Table 3 / slim README, multiplier)
+    "mobilenetv2_100": ("V2", "V2", 1.0),
+    "mobilenetv2_035": ("V2", "V2", 0.35),
+    "mnasnet_a1": ("MnasNet-A1", "MnasNet-A1", 1.0),
+    "mobilenetv3_large_minimal_100": ("Large minimalistic", "MobileNetV3-Large minimalistic (float)", 1.0),
+    "mobilenetv3_small_minimal_100": ("Small minimalistic", "MobileNetV3-Small minimalistic (float)", 1.0),
+}
+
+
+def _family(name: str) -> tuple[str, float]:
+    """(family, width multiplier) of a zoo name; ``('custom', nan)`` for anything else."""
+    m = _V3.match(name)
+    if m:
+        return m.group(1), int(m.group(2)) / 100
+    if name in _REFS:
+        return _REFS[name][0], _REFS[name][2]
+    return "custom", float("nan")
+
+
+def models(frame: pd.DataFrame) -> pd.DataFrame:
+    """Whole-network warm measurements of a :meth:`Store.frame`, one row per network and device.
+
+    Columns :data:`MODEL_COLUMNS`: ``family`` is ``large``/``small`` for the V3 zoo, the reference
+    name (``V2``, ``MnasNet-A1``, ``Large minimalistic``...) or ``custom``; ``arch`` the codec string.
+    """
+    if frame is None or frame.empty:
+        return pd.DataFrame(columns=MODEL_COLUMNS)
+    df = frame[(frame["granularity"] == "model") & (frame["variant"] == "warm")]
+    rows = []
+    for r in df.itertuples(index=False):
+        spec = json.loads(r.spec)
+        name = spec.get("name", "custom")
+        fam, mult = _family(name)
+        res = re.match(r"in(\d+)", spec.get("arch", ""))
+        rows.append({"name": name, "family": fam, "multiplier": mult,
+                     "resolution": int(res.group(1)) if res else 0, "arch": spec.get("arch", ""),
+                     "madds": int(r.madds), "params": int(r.params), "median_ms": r.median_ms,
+                     "p10_ms": r.p10_ms, "p90_ms": r.p90_ms, "runtime": r.runtime, "device": r.device})
+    return pd.DataFrame(rows, columns=MODEL_COLUMNS)
+
+
+def published() -> pd.DataFrame:
+    """Published top-1 (%) and Pixel-1 latency (ms) per (family, multiplier, resolution).
+
+    V3-Large/Small from Table 9, the reference models from Table 3 and the minimalistic models
+    from TF-slim's README. Columns ``family, multiplier, resolution, name, top1, pixel1_ms, source``.
+    """
+    from hwlat.reference import paper_tables
+
+    rows = []
+    t9 = paper_tables("Table9")
+    for (model, mult, res), g in t9.groupby(["model", "multiplier", "resolution"]):
+        fam = "large" if "Large" in model else "small"
+        v = dict(zip(g["metric"], g["value"]))
+        rows.append({"family": fam, "multiplier": float(mult), "resolution": int(res),
+                     "name": f"mobilenetv3_{fam}_{round(mult * 100):03d}", "top1": v.get("top1"),
+                     "pixel1_ms": v.get("latency_pixel1"), "source": "paper Table 9"})
+    t3 = paper_tables("Table3")
+    slim = paper_tables("slim_README", source=None)
+    for zoo, (fam, model, mult) in _REFS.items():
+        src, tab = ("paper Table 3", t3) if model in set(t3["model"]) else ("TF-slim README", slim)
+        g = tab[(tab["model"] == model) & (tab["multiplier"].astype(float) == mult)]
+        if g.empty:
+            continue
+        v = dict(zip(g["metric"], g["value"]))
+        rows.append({"family": fam, "multiplier": mult, "resolution": 224, "name": zoo,
+                     "top1": v.get("top1"), "pixel1_ms": v.get("latency_pixel1"), "source": src})
+    return pd.DataFrame(rows)
+
+
+def pareto_points(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
+    """Published networks with their latency here: measured (if in the store) and predicted.
+
+    Columns of :func:`published` plus ``measured_ms``, ``predicted_ms`` (NaN without predictor or
+    when it cannot answer), ``madds``, ``params`` and ``arch`` (codec string).
+    """
+    from hwlat.archs import encode, get_arch, summary
+
+    pub = published()
+    meas = {} if model_df is None or model_df.empty else \
+        {a: ms for a, ms in zip(model_df["arch"], model_df["median_ms"])}
+    out = []
+    for r in pub.to_dict("records"):
+        arch = get_arch(r["name"], resolution=r["resolution"])
+        code = encode(arch)
+        s = summary(arch)
+        pred = np.nan
+        if predictor is not None:
+            try:
+                pred = float(predictor.predict_many([arch])[0])
+            except (KeyError, ValueError):  # a lookup table meets an unmeasured block
+                pred = np.nan
+        out.append({**r, "arch": code, "madds": s["madds"], "params": s["params"],
+                    "measured_ms": meas.get(code, np.nan), "predicted_ms": pred})
+    return pd.DataFrame(out)
+
+
+def pareto_front(x, y) -> np.ndarray:
+    """Boolean mask of the points no other point beats: lower ``x`` (ms) and higher ``y`` (top-1)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    mask = np.zeros(len(x), bool)
+    best = -np.inf
+    for i in sorted(np.flatnonzero(ok), key=lambda i: (x[i], -y[i])):
+        if y[i] > best:
+            mask[i], best = True, y[i]
+    return mask
+
+
+def measured_blocks(frame: pd.DataFrame, arch) -> pd.DataFrame:
+    """Warm block measurements of ``arch`` in store order: ``block`` (index), ``label``, ``median_ms``.
+
+    Rows are the stem, each bottleneck and the head as :func:`hwlat.profiler.workloads.blocks`
+    decomposes ``arch``; a block not in ``frame`` has ``median_ms`` NaN. Empty when none is measured.
+    """
+    from hwlat.profiler.workloads import blocks
+
+    cols = ["block", "label", "median_ms"]
+    if frame is None or frame.empty:
+        return pd.DataFrame(columns=cols)
+    b = frame[(frame["granularity"] == "block") & (frame["variant"] == "warm")]
+    ms = dict(zip(b["key"], b["median_ms"]))
+    rows = [{"block": i, "label": w.label, "median_ms": ms.get(w.key, np.nan)}
+            for i, w in enumerate(blocks(arch))]
+    df = pd.DataFrame(rows, columns=cols)
+    return df if df["median_ms"].notna().any() else pd.DataFrame(columns=cols)
+
+
+def block_index(arch) -> dict[str, int]:
+    """Layer name -> index of its block (stem 0, bottlenecks, head last) as the profiler times them."""
+    from itertools import groupby
+
+    from hwlat.archs.layers import layers
+
+    out = {}
+    for i, (_, grp) in enumerate(groupby(layers(arch), key=lambda r: (r.stage, r.block))):
+        out.update({r.name: i for r in grp})
+    return out
+
+
+def predicted_blocks(predictor, arch) -> pd.DataFrame | None:
+    """``predictor.predict_layers(arch)`` with a ``block_index`` column; None when it cannot answer."""
+    if predictor is None:
+        return None
+    try:
+        df = predictor.predict_layers(arch)
+    except (KeyError, ValueError):
+        return None
+    idx = block_index(arch)
+    return df.assign(block_index=[idx.get(n, -1) for n in df["name"]])
+
+
+def predictor_errors(model_df: pd.DataFrame, predictors: dict) -> pd.DataFrame:
+    """Predicted against measured latency (ms) of every measured network, per predictor.
+
+    ``predictors`` maps a label to a fitted predictor. Columns ``predictor, name, resolution,
+    measured_ms, predicted_ms, trained`` (whether the predictor was fitted on that network); a
+    network a predictor cannot answer is left out.
+    """
+    from hwlat.archs import decode, encode
+
+    cols = ["predictor", "name", "resolution", "measured_ms", "predicted_ms", "trained"]
+    if model_df is None or model_df.empty or not predictors:
+        return pd.DataFrame(columns=cols)
+    archs = [decode(a, name=n) for a, n in zip(model_df["arch"], model_df["name"])]
+    rows = []
+    for label, pred in predictors.items():
+        train = getattr(pred, "_train", None)  # (archs, latencies) kept by every fitted predictor
+        seen = {encode(a) for a in train[0]} if train else set()
+        for a, r in zip(archs, model_df.itertuples(index=False)):
+            try:
+                p = float(pred.predict_many([a])[0])
+            except (KeyError, ValueError):
+                continue
+            rows.append({"predictor": label, "name": r.name, "resolution": r.resolution,
+                         "measured_ms": r.median_ms, "predicted_ms": p, "trained": r.arch in seen})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def ablation_variants() -> list[tuple[str, str, dict, dict]]:
+    """(ablation, variant, mobilenetv3 kwargs of the variant, of its baseline), Large 1.0 at 224."""
+    base = {}
+    return [
+        ("h-swish placement (Table 5)", "ReLU everywhere", {"hswish_from": None}, base),
+        ("h-swish placement (Table 5)", "h-swish@16", {"hswish_from": 16}, base),
+        ("h-swish placement (Table 5)", "h-swish@112", {"hswish_from": 112}, base),
+        ("efficient last stage (Sec. 5.1)", "original last stage", {"last_stage": "original"}, base),
+        ("stem (Sec. 5.1)", "32-filter ReLU stem", {"stem_channels": 32, "stem_act": "relu"}, base),
+    ]
+
+
+def _paper_ablation_deltas() -> dict[str, dict]:
+    """The paper's reported deltas (Pixel-1 ms, MAdds M) of each variant against V3-Large 1.0."""
+    from hwlat.reference import constants, paper_tables
+
+    t5 = paper_tables("Table5")
+    lat = {m.split(": ", 1)[1]: v for m, v in zip(t5[t5.metric == "latency_pixel1"]["model"],
+                                                  t5[t5.metric == "latency_pixel1"]["value"])}
+    base = lat.get("V3-Large 1.0 (default h-swish placement)", np.nan)
+    out = {k: {"paper_delta_ms": v - base, "paper_delta_madds_M": np.nan} for k, v in lat.items()}
+    c = constants().get("efficient_last_stage", {})
+    out["original last stage"] = {"paper_delta_ms": c.get("latency_saving_ms", {}).get("v5_and_ICCV", np.nan),
+                                  "paper_delta_madds_M": c.get("madds_saving_M", np.nan)}
+    stem = c.get("first_layer_16_filters_saving", {}).get("v5_and_ICCV", {})
+    out["32-filter ReLU stem"] = {"paper_delta_ms": stem.get("ms", np.nan),
+                                  "paper_delta_madds_M": stem.get("MAdds_M", np.nan)}
+    return out
+
+
+def ablations(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
+    """Latency and MAdds deltas of the paper's ablations on this device, beside the paper's.
+
+    Each variant of :func:`ablation_variants` is compared with V3-Large 1.0 at 224. Latency is the
+    store's measurement when both networks are measured (``source='measured'``), else the
+    predictor's (``'predicted'``), else NaN (``'missing'``). Columns ``ablation, variant, source,
+    delta_ms, delta_madds_M, paper_delta_ms, paper_delta_madds_M``.
+    """
+    from hwlat.archs import encode, mobilenetv3, summary
+
+    meas = {} if model_df is None or model_df.empty else dict(zip(model_df["arch"], model_df["median_ms"]))
+    paper = _paper_ablation_deltas()
+    rows = []
+    for abl, var, kw, base_kw in ablation_variants():
+        a, b = mobilenetv3("large", **kw), mobilenetv3("large", **base_kw)
+        ma, mb = meas.get(encode(a)), meas.get(encode(b))
+        if ma is not None and mb is not None:
+            src, d = "measured", ma - mb
+        elif predictor is not None:
+            try:
+                pa, pb = predictor.predict_many([a, b])
+                src, d = "predicted", float(pa - pb)
+            except (KeyError, ValueError):
+                src, d = "missing", np.nan
+        else:
+            src, d = "missing", np.nan
+        rows.append({"ablation": abl, "variant": var, "source": src, "delta_ms": d,
+                     "delta_madds_M": (summary(a)["madds"] - summary(b)["madds"]) / 1e6,
+                     **paper.get(var, {"paper_delta_ms": np.nan, "paper_delta_madds_M": np.nan})})
+    return pd.DataFrame(rows)
+
+
+def read_history(path) -> pd.DataFrame:
+    """Read a search history: a JSON list of step dicts, ``{"steps": [...]}`` or JSON lines.
+
+    Tolerant: known keys are ``step``, ``latency_ms``, ``accuracy`` (or ``acc``/``top1``),
+    ``reward``, ``proposal`` (or ``cut``/``layer``) and ``arch``; others are kept as they are and
+    missing ones are NaN. Steps are numbered in file order when ``step`` is absent. A file that
+    cannot be read gives an empty frame and a warning.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            obj = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (OSError, ValueError) as e:
+        warnings.warn(f"{p}: cannot read search history ({e})", stacklevel=2)
+        return pd.DataFrame(columns=["step", "latency_ms", "accuracy", "reward", "proposal", "arch"])
+    if isinstance(obj, dict):
+        obj = next((obj[k] for k in ("steps", "history", "trajectory", "candidates") if k in obj), [obj])
+    steps = [s for s in obj if isinstance(s, dict)] if isinstance(obj, list) else []
+    df = pd.DataFrame(steps)
+    for alias, key in (("acc", "accuracy"), ("top1", "accuracy"), ("cut", "proposal"),
+                       ("layer", "proposal"), ("latency", "latency_ms")):
+        if key not in df and alias in df:
+            df[key] = df[alias]
+    for key in ("latency_ms", "accuracy", "reward"):
+        df[key] = pd.to_numeric(df[key], errors="coerce") if key in df else np.nan
+    for key in ("proposal", "arch"):
+        if key not in df:
+            df[key] = None
+        df[key] = [v if v is None or isinstance(v, str) else json.dumps(v) for v in df[key]]
+    if "step" not in df:
+        df["step"] = np.arange(len(df))
+    return df
+
+
+def histories(runs_dir) -> dict[str, pd.DataFrame]:
+    """Every ``*.json``/``*.jsonl`` history under ``runs_dir`` (recursively), by relative path."""
+    if runs_dir is None or not Path(runs_dir).is_dir():
+        return {}
+    root = Path(runs_dir)
+    out = {}
+    for f in sorted([*root.rglob("*.json"), *root.rglob("*.jsonl")]):
+        df = read_history(f)
+        if not df.empty:
+            out[str(f.relative_to(root))] = df
+    return out

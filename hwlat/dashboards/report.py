@@ -1,0 +1,197 @@
+"""The self-contained HTML report: every figure of :mod:`hwlat.dashboards.figures` for each
+(device, runtime) of a store, plotly.js embedded so the file works offline.
+
+A section per (device, runtime) is chosen with a drop-down; inside, the Pareto figure has family
+and Pixel-1 buttons, the per-block breakdown a drop-down over multiplier × resolution, and the
+predictor-error figure a drop-down over predictors. Whatever lacks data (empty store, runtime not
+in the store, predictor from another device, no runs folder) becomes a visible note, never a blank.
+"""
+from __future__ import annotations
+
+import html
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from hwlat.dashboards import data as D
+from hwlat.dashboards import figures as F
+
+
+def combine(figs: list[go.Figure], labels: list[str], title: str) -> go.Figure:
+    """One figure showing ``figs[i]`` when ``labels[i]`` is picked in its drop-down menu.
+
+    Layout (axes titles) comes from the first figure; each choice brings its own title and annotations.
+    """
+    if len(figs) == 1:
+        return figs[0]
+    out = go.Figure(layout=figs[0].layout)
+    owner = []
+    for i, f in enumerate(figs):
+        for t in f.data:
+            t.visible = i == 0 and t.visible is not False
+            out.add_trace(t)
+            owner.append(i)
+    buttons = [{"label": lab, "method": "update",
+                "args": [{"visible": [o == i for o in owner]},
+                         {"title.text": f"{title} — {lab}",
+                          "annotations": [a.to_plotly_json() for a in figs[i].layout.annotations]}]}
+               for i, lab in enumerate(labels)]
+    out.update_layout(title=f"{title} — {labels[0]}",
+                      updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.18, "xanchor": "right"}])
+    return out
+
+
+def load_predictors(paths) -> tuple[dict, list[str]]:
+    """Load predictor files once; returns ({label: predictor}, notes about files that failed)."""
+    from hwlat.latency_models import load
+
+    preds, notes = {}, []
+    for p in paths:
+        try:
+            pred = load(p)
+        except Exception as e:  # an unreadable file is a note, not a crash of the whole report
+            notes.append(f"predictor {p}: cannot load ({e})")
+            continue
+        preds[f"{pred.kind} ({Path(p).name})"] = pred
+    return preds, notes
+
+
+def device_notes(preds: dict, fingerprint: dict | None, runtime: str) -> list[str]:
+    """Warnings of ``check_device`` for each predictor used on ``fingerprint`` / ``runtime``."""
+    notes = []
+    if fingerprint is None:
+        return notes
+    for label, pred in preds.items():
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            pred.check_device(fingerprint, runtime, strict=False)
+        notes += [f"predictor {label}: {x.message}" for x in w]
+    return notes
+
+
+def _breakdown(frame: pd.DataFrame, points: pd.DataFrame, pred) -> go.Figure:
+    """Per-block breakdown of every published V3 network, one drop-down entry each."""
+    from hwlat.archs import decode
+
+    figs, labels = [], []
+    v3 = points[points["family"].isin(["large", "small"])].sort_values(["family", "multiplier", "resolution"])
+    for r in v3.itertuples(index=False):
+        arch = decode(r.arch, name=r.name)
+        p = D.predicted_blocks(pred, arch)
+        m = D.measured_blocks(frame, arch)
+        if (p is None or p.empty) and m.empty:
+            continue
+        figs.append(F.layer_breakdown(p, m, title="Per-block latency"))
+        labels.append(f"{r.family.title()} ×{r.multiplier:g} @{r.resolution}")
+    if not figs:
+        return F.note_figure("Per-block latency", "No per-block data: no block measurements of the "
+                                                  "V3 networks in the store and no predictor given.")
+    return combine(figs, labels, "Per-block latency")
+
+
+def section_figures(frame: pd.DataFrame, device: str, preds: dict, histories: dict) -> list[go.Figure]:
+    """The figures of one (device, runtime) section, in report order."""
+    models = D.models(frame)
+    first = next(iter(preds.values()), None)
+    points = D.pareto_points(models, first)
+    errs = D.predictor_errors(models, preds)
+    if "madds" not in {p.kind for p in preds.values()} and len(models) >= 2:
+        from hwlat.latency_models import make_predictor
+        from hwlat.archs import decode
+
+        base = make_predictor("madds").fit([decode(a, name=n) for a, n in zip(models["arch"], models["name"])],
+                                           models["median_ms"].to_numpy())
+        errs = pd.concat([errs, D.predictor_errors(models, {"madds baseline (fitted here)": base})])
+    if errs.empty:
+        err_fig = F.predictor_error(errs)
+    else:
+        labels = ["all", *dict.fromkeys(errs["predictor"])]
+        err_fig = combine([F.predictor_error(errs if lab == "all" else errs[errs["predictor"] == lab])
+                           for lab in labels], labels, "Predictor error")
+    hist = [F.search_trajectory(h, title=f"Search trajectory: {name}") for name, h in histories.items()]
+    return [F.pareto(points, device), F.madds_latency(models, device), _breakdown(frame, points, first),
+            err_fig, *(hist or [F.search_trajectory(None)]), F.ablation_deltas(D.ablations(models, first), device)]
+
+
+_CSS = """body{font-family:sans-serif;margin:1.5em;max-width:1300px}.note{color:#a33;margin:.3em 0}
+.section{display:none}.section.active{display:block}select{font-size:1em}"""
+_JS = """function hwlatShow(id){document.querySelectorAll('.section').forEach(function(s){
+s.classList.toggle('active', s.id===id);});window.dispatchEvent(new Event('resize'));}"""
+
+
+def build_report(store, predictor_paths=(), runs_dir=None, out="report.html", runtime=None) -> Path:
+    """Write the HTML report of ``store`` (path or :class:`Store`) and return its path.
+
+    Parameters
+    ----------
+    store : str, Path or Store
+        The measurement store (opened read-only: never created or modified).
+    predictor_paths : sequence of paths
+        Predictor JSON files; the first one also draws the predicted Pareto points, breakdowns and
+        ablations. A predictor fitted on another device or runtime is used with a note.
+    runs_dir : path, optional
+        Folder of NetAdapt/NAS history JSON files; missing or empty gives a note.
+    out : path
+        The HTML file to write (plotly.js embedded, no network access needed).
+    runtime : str, optional
+        Only this runtime (``litert``, ``onnxruntime``, ``torch``); default every runtime stored.
+    """
+    from hwlat.profiler.store import Store
+
+    own = not isinstance(store, Store)
+    st = Store(store, create=False) if own else store
+    try:
+        frame, devices = st.frame(), st.devices()
+    finally:
+        if own:
+            st.close()
+    notes = []
+    if frame.empty:
+        notes.append(f"The store {store} holds no measurements.")
+    if runtime is not None:
+        if not (frame["runtime"] == runtime).any():
+            notes.append(f"The store has no {runtime} measurements (it has: "
+                         f"{', '.join(sorted(frame['runtime'].unique())) or 'none'}).")
+        frame = frame[frame["runtime"] == runtime]
+    if runs_dir is not None and not Path(runs_dir).is_dir():
+        notes.append(f"Runs folder {runs_dir} does not exist: no search trajectories.")
+    hists = D.histories(runs_dir)
+    preds, lnotes = load_predictors(predictor_paths)
+    notes += lnotes
+    groups = list(frame.groupby(["device_key", "runtime"], sort=True)) or [((None, runtime or "none"), frame)]
+    sections = []
+    for (key, rt), g in groups:
+        fp = None
+        if key is not None:
+            import json
+
+            fp = json.loads(devices.set_index("device_key").loc[key, "fingerprint"])
+        pnotes = device_notes(preds, fp, rt)
+        device = f"{g['device'].iloc[0]} · {rt}" if key is not None else "this device"
+        sections.append((f"s{len(sections)}", device, pnotes, section_figures(g, device, preds, hists)))
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>hwlat report</title>"
+             f"<style>{_CSS}</style><script>{_JS}</script></head><body>",
+             "<h1>hwlat: accuracy–latency on this device</h1>",
+             "<p>Top-1 is the published ImageNet accuracy (arXiv:1905.02244v5 Tables 3 and 9, TF-slim "
+             "README), not trained here; latencies are milliseconds measured (or predicted) on the device "
+             "named in each section, one core, batch 1. Pixel-1 latencies are the paper's.</p>",
+             *(f"<p class='note'>{html.escape(n)}</p>" for n in notes)]
+    parts.append("<label>device · runtime: <select id='section' onchange='hwlatShow(this.value)'>"
+                 + "".join(f"<option value='{sid}'>{html.escape(dev)}</option>" for sid, dev, _, _ in sections)
+                 + "</select></label>")
+    first_js = True
+    for i, (sid, dev, pnotes, figs) in enumerate(sections):
+        parts.append(f"<div class='section{' active' if i == 0 else ''}' id='{sid}'><h2>{html.escape(dev)}</h2>")
+        parts += [f"<p class='note'>{html.escape(n)}</p>" for n in pnotes]
+        for fig in figs:
+            parts.append(fig.to_html(full_html=False, include_plotlyjs=first_js,
+                                     config={"responsive": True, "displaylogo": False}))
+            first_js = False
+        parts.append("</div>")
+    parts.append("</body></html>")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts), encoding="utf-8")
+    return out

@@ -1,0 +1,98 @@
+"""The main job on the embedded default: this machine's CPU, LiteRT, the built-in data.
+
+1. profile with LiteRT (1 thread) what the zoo grid and a sample of the search space need:
+   whole networks and their blocks (a rerun reuses the store and measures only what is missing);
+2. fit the predictors and score them on held-out networks beside the MAdds proxy;
+3. run a short NetAdapt on the built-in digits task with the fitted predictor;
+4. build the self-contained HTML report.
+
+Everything is written under ``out`` (default ``out/demo``). ``quick=True`` is a small version of the
+same path (about 3 minutes) used by the tests.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _archs(quick: bool):
+    from hwlat.archs import SearchSpace, get_arch, mobilenetv3
+
+    mults = (0.5, 1.0) if quick else (0.35, 0.5, 0.75, 1.0, 1.25)
+    ress = (96, 160) if quick else (96, 128, 160, 192, 224, 256)
+    fams = ("small",) if quick else ("large", "small")
+    archs = [mobilenetv3(f, width_mult=m, resolution=r) for f in fams for m in mults for r in ress]
+    extras = ["mobilenetv3_small_minimal_100"] if quick else [
+        "mobilenetv3_large_minimal_100", "mobilenetv3_small_minimal_100", "mobilenetv2_100",
+        "mobilenetv2_035", "mnasnet_a1"]
+    archs += [get_arch(n) for n in extras]
+    rng = np.random.default_rng(0)
+    space = SearchSpace.mobilenetv3_small(resolution=128 if quick else 160)
+    archs += [space.sample_arch(rng) for _ in range(3 if quick else 20)]
+    return archs
+
+
+def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool = True) -> Path:
+    """Run the whole job; return the path of the HTML report."""
+    from hwlat.dashboards.report import build_report
+    from hwlat.latency_models import TrainingData, make_predictor
+    from hwlat.latency_models.evaluate import holdout
+    from hwlat.profiler.profile import profile
+    from hwlat.profiler.timing import TimingConfig
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = out / "lat.db"
+    t0 = time.perf_counter()
+    archs = _archs(quick)
+    cfg = TimingConfig(max_seconds=1.0 if quick else 3.0)
+    print(f"[1/4] profiling {len(archs)} networks and their blocks with LiteRT on this CPU -> {store}")
+    for gran in ("model", "block"):
+        res = profile(archs, gran, store, "litert", config=cfg, progress=progress)
+        print(f"      {gran}s: {len(res.measured)} measured, {len(res.skipped)} reused, {len(res.failed)} failed")
+
+    print("[2/4] fitting predictors, scoring on held-out networks (30 %, split by architecture)")
+    data = TrainingData.from_store(store, "litert")
+    kinds = ("lut", "calibrated") if quick else ("lut", "regression", "calibrated")
+    report, fitted = holdout(data, kinds=kinds, test_fraction=0.3, seed=0)
+    cols = [c for c in ("predictor", "n", "rmspe", "acc5", "acc10", "kendall_tau") if c in report]
+    print(report[cols].round(3).to_string(index=False))
+    paths = []
+    for kind in ("madds", "calibrated"):  # refit on every measured network for the report and NetAdapt
+        pred = make_predictor(kind).fit(data.archs(), data.latency_ms, pieces=data.pieces,
+                                        fingerprint=data.fingerprint, runtime="litert")
+        paths.append(out / f"pred_{kind}.json")
+        pred.save(paths[-1])
+
+    print("[3/4] NetAdapt on the digits task with the calibrated predictor")
+    _netadapt(out / "netadapt", pred, quick, progress)
+
+    print("[4/4] building the report")
+    path = build_report(store, predictor_paths=paths, runs_dir=out, out=out / "report.html")
+    print(f"done in {(time.perf_counter() - t0) / 60:.1f} min; report: {path.resolve()}")
+    return path
+
+
+def _netadapt(run_dir: Path, pred, quick: bool, progress: bool) -> None:
+    from hwlat.archs import get_arch
+    from hwlat.search.evaluators import DigitsTask
+    from hwlat.search.netadapt import NetAdaptConfig, netadapt, smallest_reachable
+
+    task = DigitsTask(resolution=96, scratch_steps=30 if quick else 150, progress=progress)
+    arch = task.adapt(get_arch("mobilenetv3_small_050"))
+    seed_ms = pred.predict(arch)
+    floor = pred.predict(smallest_reachable(arch))
+    target = max(0.8 * seed_ms, floor + 0.25 * (seed_ms - floor))  # 80 %, or as close as cuts can reach
+    cfg = NetAdaptConfig(target_ms=target, delta_fraction=0.05, short_steps=2 if quick else 5,
+                         long_steps=10 if quick else 60, seed=0)
+    try:
+        res = netadapt(arch, None, task, pred, cfg, run_dir)
+    except ValueError as e:  # the predictor's landscape offers no further cut: keep what was done
+        print(f"      NetAdapt stopped early: {e}; history so far: {run_dir / 'history.json'}")
+        return
+    seed, fin = res.history["seed"], res.history["final"]
+    print(f"      seed {seed['predicted_ms']:.3f} ms acc {seed['accuracy']:.3f} -> final "
+          f"{fin['predicted_ms']:.3f} ms acc {fin['accuracy']:.3f} ({len(res.history['steps'])} steps); "
+          f"history: {run_dir / 'history.json'}")

@@ -1,0 +1,157 @@
+"""``hwlat netadapt`` and ``hwlat search``: wire with ``add_parsers(sub)`` on the main subparsers.
+
+Functions return an exit code; bad input raises ``ValueError`` with a one-line message.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def _predictor(path: str, runtime: str, allow_other: bool):
+    from hwlat.latency_models import load
+    from hwlat.profiler.runners import get_runner
+
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: no such predictor file (hwlat fit ... -o {path})")
+    pred = load(path)
+    try:
+        fp = get_runner(runtime).fingerprint()
+    except ImportError as e:
+        raise ValueError(f"runtime {runtime!r} is not available here ({e})") from None
+    pred.check_device(fp, runtime, strict=not allow_other)
+    return pred
+
+
+def _task(spec: str, resolution: int | None, args, steps_attr: str):
+    from hwlat.search.evaluators import make_task
+
+    return make_task(spec, resolution, scratch_steps=getattr(args, steps_attr), seed=args.seed,
+                     progress=args.progress)
+
+
+def _interrupted(out: Path, what: str) -> None:
+    print(f"hwlat: {what} interrupted; {out / 'history.json'} holds every finished step; "
+          f"run the same command to resume", file=sys.stderr)
+
+
+def _netadapt(args) -> int:
+    from hwlat.archs import load_arch
+    from hwlat.search.netadapt import NetAdaptConfig, measure_litert, netadapt, record_measured
+
+    if (args.target_ratio is None) == (args.target_ms is None):
+        raise ValueError("give exactly one of --target-ratio R (0 < R < 1) or --target-ms T")
+    if args.target_ratio is not None and not (0 < args.target_ratio < 1):
+        raise ValueError(f"--target-ratio must be between 0 and 1 (exclusive), got {args.target_ratio}")
+    pred = _predictor(args.predictor, args.runtime, args.allow_other_device)
+    task = _task(args.task, args.resolution, args, "seed_steps")
+    arch = task.adapt(load_arch(args.arch))
+    seed_ms = pred.predict(arch)
+    target = args.target_ms if args.target_ms is not None else args.target_ratio * seed_ms
+    cfg = NetAdaptConfig(target_ms=float(target), delta_fraction=args.delta, decay=args.decay,
+                         short_steps=args.short_steps, long_steps=args.long_steps, criterion=args.criterion,
+                         seed=args.seed)
+    out = Path(args.out)
+
+    def show(step):
+        c = step["chosen"]
+        print(f"step {step['step']:3d}: {c['kind']} {c['key']} -> {c['width']:4d}  "
+              f"{step['predicted_ms']:.3f} ms  acc {step['accuracy']:.3f}  ({len(step['candidates'])} proposals)")
+
+    try:
+        res = netadapt(arch, None, task, pred, cfg, out, callback=show)
+    except KeyboardInterrupt:
+        _interrupted(out, "netadapt")
+        raise
+    fin = res.history["final"]
+    if args.measure:
+        ms = measure_litert(res.arch, out / "measure.db")
+        fin = record_measured(out, ms)["final"]
+    seed = res.history["seed"]
+    print(f"seed {seed['predicted_ms']:.3f} ms acc {seed['accuracy']:.3f} -> final {fin['predicted_ms']:.3f} ms "
+          f"predicted" + (f", {fin['measured_ms']:.3f} ms measured" if "measured_ms" in fin else "")
+          + f", acc {fin['accuracy']:.3f} after long-term fine-tune; wrote {out / 'arch.json'} and "
+          f"{out / 'history.json'}")
+    return 0
+
+
+def _search(args) -> int:
+    import numpy as np
+
+    from hwlat.archs import SearchSpace
+    from hwlat.search.nas import (W_DEFAULT, W_SMALL, CachedAccuracy, latency_function, make_controller,
+                                  search)
+
+    pred = _predictor(args.predictor, args.runtime, args.allow_other_device)
+    task = _task(args.task, args.resolution, args, "train_steps")
+    factory = SearchSpace.mobilenetv3_small if args.space == "small" else SearchSpace.mobilenetv3_large
+    space = factory(resolution=task.resolution, num_classes=task.num_classes)
+    lat = latency_function(pred, space)
+    probe = np.random.default_rng(12345)
+    fastest = float(lat([space.sample(probe) for _ in range(300)]).min())
+    if args.target_ms < fastest:
+        raise ValueError(f"target {args.target_ms} ms is below what the space reaches: the fastest of 300 "
+                         f"sampled networks is predicted at {fastest:.3f} ms")
+    w = args.w if args.w is not None else (W_SMALL if args.space == "small" else W_DEFAULT)
+    ctrl = make_controller(args.controller, space, seed=args.seed)
+    out = Path(args.out)
+
+    def show(ev):
+        b = ev["best"]
+        print(f"{ev['done']:5d}/{ev['budget']}: best reward {b['reward']:.4f} "
+              f"(acc {b['accuracy']:.3f}, {b['predicted_ms']:.3f} ms)")
+
+    try:
+        hist = search(space, ctrl, CachedAccuracy(task.evaluate), lat, args.target_ms, args.budget,
+                      np.random.default_rng(args.seed), w=w, form=args.form, batch=args.batch, out_dir=out,
+                      callback=show, meta={"task": args.task, "train_steps": args.train_steps, "seed": args.seed})
+    except KeyboardInterrupt:
+        _interrupted(out, "search")
+        raise
+    best = hist["best"]
+    arch = space.decode(best["vector"])
+    (out / "arch.json").write_text(arch.to_json(), encoding="utf-8")
+    print(f"{args.controller}: best of {len(hist['candidates'])} reward {best['reward']:.4f}, "
+          f"acc {best['accuracy']:.3f}, {best['predicted_ms']:.3f} ms predicted; wrote {out / 'arch.json'}")
+    return 0
+
+
+def _common(p, steps_flag: str, steps_default: int) -> None:
+    p.add_argument("--task", default="digits", help="digits (built-in) or an image folder <dir>/<class>/<img>")
+    p.add_argument("--resolution", "-r", type=int, help="input resolution (default: 32 digits, 64 folder)")
+    p.add_argument("--predictor", required=True, help="fitted predictor file (hwlat fit)")
+    p.add_argument("--runtime", default="litert", help="runtime the latency is for (checked against the predictor)")
+    p.add_argument("--allow-other-device", action="store_true", help="warn instead of failing on a device mismatch")
+    p.add_argument("--out", required=True, help="output folder (history.json, arch.json); reruns resume")
+    p.add_argument(steps_flag, type=int, default=steps_default)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--progress", action="store_true", help="tqdm progress bars for training")
+
+
+def add_parsers(sub) -> None:
+    """Add ``netadapt`` and ``search`` to the ``hwlat`` subparsers object ``sub``."""
+    n = sub.add_parser("netadapt", help="NetAdapt channel cuts down to a target predicted latency")
+    n.add_argument("arch", help="seed network: zoo name, codec string or spec file")
+    g = n.add_mutually_exclusive_group()
+    g.add_argument("--target-ratio", type=float, help="target as a fraction of the seed's predicted latency")
+    g.add_argument("--target-ms", type=float, help="target predicted latency (ms)")
+    _common(n, "--seed-steps", 300)
+    n.add_argument("--short-steps", type=int, default=20, help="T: fine-tune steps per proposal (paper: 10000)")
+    n.add_argument("--long-steps", type=int, default=300, help="final long-term fine-tune steps")
+    n.add_argument("--delta", type=float, default=0.01, help="per-step reduction as a fraction of the seed latency")
+    n.add_argument("--decay", type=float, default=1.0, help="multiply the step reduction by this after every step")
+    n.add_argument("--criterion", choices=["slope", "least_drop"], default="slope",
+                   help="slope: max dAcc/|dLat| (paper); least_drop: original NetAdapt")
+    n.add_argument("--measure", action="store_true", help="measure the final network with LiteRT on this machine")
+    n.set_defaults(func=_netadapt)
+
+    s = sub.add_parser("search", help="platform-aware NAS with the MnasNet reward on predicted latency")
+    s.add_argument("--controller", choices=["rl", "evolution", "random"], default="rl")
+    s.add_argument("--target-ms", type=float, required=True)
+    s.add_argument("--budget", type=int, default=200, help="candidates to evaluate")
+    s.add_argument("--space", choices=["large", "small"], default="small")
+    s.add_argument("--w", type=float, help="reward exponent (default -0.07 large, -0.15 small)")
+    s.add_argument("--form", choices=["soft", "hard"], default="soft")
+    s.add_argument("--batch", type=int, default=10, help="candidates per controller update")
+    _common(s, "--train-steps", 20)
+    s.set_defaults(func=_search)

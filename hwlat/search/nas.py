@@ -1,0 +1,274 @@
+"""Platform-aware NAS over the block-wise search space with the MnasNet reward (arXiv:1905.02244v5
+Sec. 4.1; MnasNet, Tan et al. 2019, Eq. 2).
+
+``reward = ACC(m) · (LAT(m)/TAR)^w`` with ``w = −0.07`` (``−0.15`` for the small models): the soft
+constraint applies ``w`` on both sides of the target; the hard form uses ``α = 0`` below the target
+and ``β = −1`` above it (MnasNet's hard constraint).
+
+Three controllers share one interface (:class:`Controller`: ``propose(n, rng)`` / ``update``):
+:class:`RLController` (an LSTM over the choice positions trained with REINFORCE and a
+moving-average baseline, the paper's method), :class:`RegularizedEvolution` and
+:class:`RandomSearch`. :func:`search` runs one with an explicit ``numpy.random.Generator``, a
+budget of candidates, a callback and a resumable history; latency is predicted one batch at a time
+(``compile_space`` when the predictor allows it).
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from hwlat.archs import SearchSpace, encode
+from hwlat.search.netadapt import read_history, write_json_atomic
+
+W_DEFAULT = -0.07   # MnasNet; arXiv:1905.02244v5 Sec. 4.1
+W_SMALL = -0.15     # MobileNetV3-Small search, same section
+
+
+def mnas_reward(acc, lat_ms, target_ms: float, w: float = W_DEFAULT, form: str = "soft"):
+    """``ACC·(LAT/TAR)^w`` (``form="soft"``), or the hard form (exponent 0 at or below the target,
+    −1 above). Works on scalars and arrays."""
+    if target_ms <= 0:
+        raise ValueError(f"target latency must be positive, got {target_ms}")
+    acc, lat = np.asarray(acc, dtype=float), np.asarray(lat_ms, dtype=float)
+    ratio = lat / target_ms
+    if form == "soft":
+        r = acc * ratio ** w
+    elif form == "hard":
+        r = acc * np.where(lat <= target_ms, 1.0, ratio ** -1.0)
+    else:
+        raise ValueError(f"reward form must be 'soft' or 'hard', got {form!r}")
+    return float(r) if r.ndim == 0 else r
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run small torch work on one thread (faster and reproducible on a busy machine)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+class Controller:
+    """Proposes choice vectors of ``space`` and learns from their rewards."""
+
+    name = "base"
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+
+    def propose(self, n: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
+        raise NotImplementedError
+
+    def update(self, vectors: Sequence[tuple[int, ...]], rewards: np.ndarray) -> None:
+        pass
+
+
+class RandomSearch(Controller):
+    name = "random"
+
+    def propose(self, n, rng):
+        return [self.space.sample(rng) for _ in range(n)]
+
+
+class RegularizedEvolution(Controller):
+    """Aging evolution (Real et al. 2019): tournament of ``sample`` from a FIFO population of
+    ``population``; the winner is mutated; the oldest member dies."""
+
+    name = "evolution"
+
+    def __init__(self, space, population: int = 20, sample: int = 5, mutations: int = 1):
+        super().__init__(space)
+        self.population, self.sample, self.mutations = population, sample, mutations
+        self.pop: list[tuple[tuple[int, ...], float]] = []
+
+    def propose(self, n, rng):
+        out = []
+        for _ in range(n):
+            if len(self.pop) < self.population:
+                out.append(self.space.sample(rng))
+            else:
+                idx = rng.choice(len(self.pop), size=min(self.sample, len(self.pop)), replace=False)
+                parent = max((self.pop[i] for i in idx), key=lambda p: p[1])[0]
+                out.append(self.space.mutate(parent, rng, n=self.mutations))
+        return out
+
+    def update(self, vectors, rewards):
+        for v, r in zip(vectors, rewards):
+            self.pop.append((tuple(v), float(r)))
+            if len(self.pop) > self.population:
+                self.pop.pop(0)
+
+
+class _Policy(nn.Module):
+    def __init__(self, dims: Sequence[int], hidden: int):
+        super().__init__()
+        self.dims = list(dims)
+        self.offsets = np.concatenate([[0], np.cumsum(self.dims)])[:-1].tolist()
+        self.embed = nn.Embedding(int(sum(self.dims)) + 1, hidden)  # last index: start token
+        self.cell = nn.LSTMCell(hidden, hidden)
+        self.heads = nn.ModuleList(nn.Linear(hidden, d) for d in self.dims)
+
+
+class RLController(Controller):
+    """An LSTM emits one choice per position of the space; REINFORCE with a moving-average
+    baseline (decay ``baseline_decay``) and Adam (``lr``). Sampling uses the numpy ``rng``."""
+
+    name = "rl"
+
+    def __init__(self, space, hidden: int = 32, lr: float = 0.02, baseline_decay: float = 0.9,
+                 entropy: float = 1e-3, seed: int = 0):
+        super().__init__(space)
+        torch.manual_seed(seed)
+        self.policy = _Policy(space.dims, hidden)
+        self.opt = torch.optim.Adam(self.policy.parameters(), lr=lr)
+        self.baseline: float | None = None
+        self.decay, self.entropy = baseline_decay, entropy
+
+    def _run(self, n: int, vectors: np.ndarray | None, rng: np.random.Generator | None):
+        p = self.policy
+        tok = torch.full((n,), int(sum(p.dims)), dtype=torch.long)
+        h = c = torch.zeros(n, p.cell.hidden_size)
+        logp, ent, chosen = torch.zeros(n), torch.zeros(n), []
+        for i, d in enumerate(p.dims):
+            h, c = p.cell(p.embed(tok), (h, c))
+            lp = torch.log_softmax(p.heads[i](h), dim=-1)
+            if vectors is None:
+                cdf = np.cumsum(lp.detach().exp().double().numpy(), axis=1)
+                u = rng.random(n)[:, None] * cdf[:, -1:]
+                a = np.minimum((cdf < u).sum(1), d - 1)
+            else:
+                a = vectors[:, i]
+            a_t = torch.as_tensor(a, dtype=torch.long)
+            logp = logp + lp.gather(1, a_t[:, None])[:, 0]
+            ent = ent - (lp.exp() * lp).sum(1)
+            chosen.append(a)
+            tok = a_t + p.offsets[i]
+        return np.stack(chosen, 1), logp, ent
+
+    def propose(self, n, rng):
+        with torch.no_grad(), one_thread():
+            a, _, _ = self._run(n, None, rng)
+        return [tuple(int(x) for x in row) for row in a]
+
+    def update(self, vectors, rewards):
+        rewards = np.asarray(rewards, dtype=float)
+        adv = []
+        for r in rewards:  # the baseline moves with every sample, in order
+            self.baseline = r if self.baseline is None else self.decay * self.baseline + (1 - self.decay) * r
+            adv.append(r - self.baseline)
+        with one_thread():
+            _, logp, ent = self._run(len(rewards), np.asarray(vectors, dtype=int), None)
+            loss = -(torch.as_tensor(adv, dtype=torch.float32) * logp).mean() - self.entropy * ent.mean()
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+
+
+CONTROLLERS = {"rl": RLController, "evolution": RegularizedEvolution, "random": RandomSearch}
+
+
+def make_controller(name: str, space: SearchSpace, seed: int = 0, **kw) -> Controller:
+    if name not in CONTROLLERS:
+        raise ValueError(f"unknown controller {name!r}; choose from {', '.join(CONTROLLERS)}")
+    if name == "rl":
+        kw.setdefault("seed", seed)
+    return CONTROLLERS[name](space, **kw)
+
+
+def latency_function(predictor, space: SearchSpace) -> Callable[[list[tuple[int, ...]]], np.ndarray]:
+    """Batch latency (ms) of choice vectors: the compiled space table when the predictor is a
+    block-level table/regression, else one ``predict_many`` call per batch."""
+    try:
+        from hwlat.latency_models.space_table import compile_space
+
+        table = compile_space(predictor, space)
+        return lambda vs: np.asarray(table.predict(np.asarray(vs, dtype=int)), dtype=float)
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return lambda vs: np.asarray(predictor.predict_many([space.decode(v) for v in vs]), dtype=float)
+
+
+def search(space: SearchSpace, controller: Controller, accuracy: Callable, latency: Callable, target_ms: float,
+           budget: int, rng: np.random.Generator, *, w: float = W_DEFAULT, form: str = "soft",
+           batch: int = 10, out_dir: str | Path | None = None, callback: Callable[[dict], None] | None = None,
+           meta: dict | None = None) -> dict:
+    """Evaluate ``budget`` candidates proposed by ``controller``; return the history dict.
+
+    ``accuracy(arch) -> [0, 1]``; ``latency(vectors) -> ms array`` (see :func:`latency_function`).
+    With ``out_dir`` the history is written atomically after every batch to ``DIR/history.json``
+    and a rerun resumes (controller state is rebuilt by replaying the recorded candidates; the
+    generator's state is restored).
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    if budget < 1:
+        raise ValueError(f"budget must be at least 1, got {budget}")
+    if target_ms <= 0:
+        raise ValueError(f"target latency must be positive, got {target_ms}")
+    mnas_reward(1.0, 1.0, 1.0, w, form)  # validates form
+    settings = {"controller": controller.name, "target_ms": float(target_ms), "w": w, "form": form,
+                "space": [list(map(int, space.dims)), space.resolution], **(meta or {})}
+    hpath = Path(out_dir) / "history.json" if out_dir is not None else None
+    hist = read_history(hpath) if hpath else None
+    if hist is not None:
+        if hist.get("kind") != "nas" or hist.get("settings") != settings:
+            raise ValueError(f"{hpath}: holds another search (other controller, target or space); "
+                             "use another output folder or remove it")
+        cands = hist["candidates"]
+        for i in range(0, len(cands), batch):  # replay, batch by batch as they were recorded
+            chunk = cands[i:i + batch]
+            controller.update([tuple(c["vector"]) for c in chunk], np.array([c["reward"] for c in chunk]))
+        rng.bit_generator.state = hist["rng_state"]
+    else:
+        hist = {"schema": 1, "kind": "nas", "settings": settings, "budget": budget, "candidates": [],
+                "best": None, "rng_state": rng.bit_generator.state}
+        if hpath:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+    hist["budget"] = budget
+    cands = hist["candidates"]
+    while len(cands) < budget:
+        t0 = time.time()
+        vs = controller.propose(min(batch, budget - len(cands)), rng)
+        lat = latency(vs)
+        archs = [space.decode(v) for v in vs]
+        acc = np.array([float(accuracy(a)) for a in archs])
+        rew = mnas_reward(acc, lat, target_ms, w, form)
+        rew = np.atleast_1d(rew)
+        controller.update(vs, rew)
+        recs = []
+        for v, a, l, ac, r in zip(vs, archs, lat, acc, rew):
+            rec = {"i": len(cands), "vector": [int(x) for x in v], "arch": encode(a), "predicted_ms": float(l),
+                   "accuracy": float(ac), "reward": float(r)}
+            cands.append(rec)
+            recs.append(rec)
+            if hist["best"] is None or rec["reward"] > hist["best"]["reward"]:
+                hist["best"] = rec
+        hist["rng_state"] = rng.bit_generator.state
+        hist["seconds"] = hist.get("seconds", 0.0) + time.time() - t0
+        if hpath:
+            write_json_atomic(hpath, hist)
+        if callback:
+            callback({"done": len(cands), "budget": budget, "batch": recs, "best": hist["best"]})
+    return hist
+
+
+class CachedAccuracy:
+    """Memoise an evaluator by architecture codec (search spaces revisit candidates)."""
+
+    def __init__(self, evaluate: Callable):
+        self.evaluate, self.cache = evaluate, {}
+
+    def __call__(self, arch):
+        k = encode(arch)
+        if k not in self.cache:
+            self.cache[k] = float(self.evaluate(arch))
+        return self.cache[k]
+
