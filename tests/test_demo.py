@@ -1,0 +1,20 @@
+"""The quick path of the main job: profile, fit, NetAdapt, report — end to end on this CPU."""
+import pytest
+
+from hwlat.cli import main
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    report = out / "report.html"
+    assert report.is_file() and str(report.resolve()) in printed
+    html = report.read_text()
+    assert "plotly" in html.lower() and "<script src=\"http" not in html
+    assert (out / "lat.db").is_file() and (out / "pred_calibrated.json").is_file()
+    # a rerun reuses the store: nothing is measured again
+    assert main(["demo", "--quick", "--out", str(out), "-q"]) == 0
+    again = capsys.readouterr().out
+    assert "models: 0 measured" in again and "blocks: 0 measured" in again
