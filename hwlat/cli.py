@@ -270,7 +270,8 @@ def _demo(args) -> int:
     worst = df["madds_diff_pct"].abs().max()
     print(f"\nlargest MAdds difference: {worst:.2f} % (target <= 1.5 %). MAdds count conv and FC "
           "multiply-adds; elementwise work is listed apart (see README, 'Counting').\n")
-    run_demo(args.out, quick=args.quick, progress=not args.quiet)
+    if not args.table_only:
+        run_demo(args.out, quick=args.quick, progress=not args.quiet)
     return 0
 
 
@@ -377,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="out/demo", help="folder for the store, predictors, runs and report")
     d.add_argument("--quick", action="store_true", help="a small version of the same path (~3 min)")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    d.add_argument("--table-only", action="store_true", help="only the zoo vs paper Table 3 comparison")
     d.set_defaults(func=_demo)
     return p
 

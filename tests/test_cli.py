@@ -41,7 +41,7 @@ def test_arch_show(capsys, tmp_path):
 
 
 def test_demo_prints_table3(capsys):
-    code, out, _ = run(capsys, "demo")
+    code, out, _ = run(capsys, "demo", "--table-only")
     assert code == 0 and "mobilenetv3_large_100" in out and "219.00" in out
 
 
