@@ -19,8 +19,6 @@ layout (OIHW for convs, ``[out, in]`` for FC), float32 numpy arrays.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -82,12 +80,6 @@ def input_shape(rows: Sequence[LayerSpec]) -> tuple[int, int, int]:
     return rows[0].in_shape
 
 
-def output_shape(rows: Sequence[LayerSpec]) -> tuple[int, ...]:
-    """Shape of the segment output: ``(C, H, W)``, or ``(N,)`` after an FC row."""
-    last = rows[-1]
-    return (last.cout,) if last.op is OpKind.FC else last.out_shape
-
-
 def param_rows(rows: Sequence[LayerSpec]) -> list[int]:
     """Indices of rows that carry weights (convs and FC)."""
     return [i for i, r in enumerate(rows) if r.op in (OpKind.CONV, OpKind.DWCONV, OpKind.FC)]
@@ -127,12 +119,6 @@ def canonical(rows: Sequence[LayerSpec]) -> list[dict]:
             "elementwise": r.elementwise,
         })
     return recs
-
-
-def segment_key(granularity: str, rows: Sequence[LayerSpec]) -> str:
-    """A canonical hashable key: same computation at the same input shape → same key."""
-    blob = json.dumps(canonical(rows), sort_keys=True, separators=(",", ":"))
-    return f"{granularity}:{hashlib.sha1(blob.encode()).hexdigest()[:20]}"
 
 
 def rows_from_canonical(recs: Sequence[dict]) -> tuple[LayerSpec, ...]:
