@@ -22,6 +22,7 @@ import json
 import math
 import os
 import sqlite3
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -254,13 +255,35 @@ class Store:
             self._con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self._con.execute("PRAGMA foreign_keys = ON")
             self._con.execute("PRAGMA synchronous = FULL")
-            self._init_schema()
+            self._init_schema_retrying()
         except sqlite3.Error as e:
             self.close()
             raise StoreError(f"{p}: cannot open store: {e}") from None
         except StoreError:
             self.close()
             raise
+
+    def _init_schema_retrying(self) -> None:
+        """:meth:`_init_schema`, retried while another process creates or converts the file.
+
+        SQLite reports "database is locked" without calling the busy handler when two
+        connections switch a fresh file to WAL at the same moment, so the busy timeout alone
+        does not cover concurrent first opens.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.005
+        while True:
+            try:
+                self._init_schema()
+                return
+            except (sqlite3.OperationalError, StoreError) as e:
+                cause = e.__cause__ if isinstance(e, StoreError) else e
+                locked = isinstance(cause, sqlite3.OperationalError) and (
+                    "locked" in str(cause) or "busy" in str(cause))
+                if not locked or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
 
     def _init_schema(self) -> None:
         """Create the schema in one transaction unless it exists (safe when processes race)."""
