@@ -126,9 +126,13 @@ def _profile_run(args) -> int:
         raise ValueError(f"--quantize is a LiteRT option; runtime {args.runtime!r} measures float32")
     runner = get_runner(args.runtime, **opts)
     cfg = TimingConfig(target=args.target, max_seconds=args.max_seconds)
-    res = profile(archs, args.granularity.rstrip("s"), args.store, runner, variant=args.variant,
+    gran = args.granularity.rstrip("s")
+    if getattr(args, "with_blocks", False):
+        gran = ("model", "block")
+    res = profile(archs, gran, args.store, runner, variant=args.variant,
                   config=cfg, progress=not args.quiet)
-    print(f"{res.total} distinct {args.granularity} of {len(archs)} archs: {len(res.measured)} measured, "
+    what = "models and blocks" if getattr(args, "with_blocks", False) else args.granularity
+    print(f"{res.total} distinct {what} of {len(archs)} archs: {len(res.measured)} measured, "
           f"{len(res.skipped)} already stored, {len(res.failed)} failed; results in {res.store}")
     for key, err in list(res.failed.items())[:5]:
         print(f"  failed {key}: {err}")
@@ -326,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
         q.add_argument("--quantize", choices=["int8"], help="LiteRT int8 post-training quantized models")
         q.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+        if gran == "models":
+            q.add_argument("--with-blocks", action="store_true",
+                           help="measure each network together with its blocks (what predictors "
+                                "calibrate on), interleaved so a slow phase hits both alike")
         q.set_defaults(func=_profile_run, granularity=gran)
     q = psub.add_parser("show", help="summarise a store")
     q.add_argument("--store", required=True)

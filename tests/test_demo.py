@@ -17,4 +17,4 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     # a rerun reuses the store: nothing is measured again
     assert main(["demo", "--quick", "--out", str(out), "-q"]) == 0
     again = capsys.readouterr().out
-    assert "models: 0 measured" in again and "blocks: 0 measured" in again
+    assert " 0 workloads measured" in again and " 0 failed" in again

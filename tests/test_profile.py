@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 
 from hwlat.archs import get_arch
@@ -34,6 +35,27 @@ def test_profile_blocks_and_model_on_each_runtime(tmp_path, runtime):
     # a rerun measures nothing again
     again = profile([arch], "block", store, runtime, config=FAST, progress=False)
     assert again.measured == [] and len(again.skipped) == res.total
+
+
+def test_networks_measured_with_their_blocks_interleaved(tmp_path):
+    archs = [get_arch("mobilenetv3_small_035", resolution=96),
+             get_arch("mobilenetv3_small_050", resolution=96)]
+    store = tmp_path / "s.db"
+    res = profile(archs, ("model", "block"), store, "litert", config=FAST, progress=False)
+    expected = {w.key for g in ("model", "block") for w in collect(archs, g)}
+    assert set(res.measured) == expected and res.total == len(expected) and not res.failed
+    with Store(store) as st:
+        df = st.frame().set_index("key")
+    t0, t1 = (pd.to_datetime(df[c], format="ISO8601") for c in ("started_at", "finished_at"))
+    seen: set[str] = set()
+    for arch in archs:   # the model's timing window overlaps each of its new blocks' windows
+        m = model(arch).key
+        own = {w.key for w in blocks(arch)} - seen
+        seen |= own
+        overlapping = [k for k in own if t0[k] < t1[m] and t0[m] < t1[k]]
+        assert own and len(overlapping) == len(own), (arch.name, len(own), len(overlapping))
+    again = profile(archs, ("model", "block"), store, "litert", config=FAST, progress=False)
+    assert again.measured == [] and set(again.skipped) == expected
 
 
 def test_kill_and_resume(tmp_path):

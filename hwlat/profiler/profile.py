@@ -35,7 +35,7 @@ class ProfileResult:
 
 def profile(
     archs: Iterable[ArchSpec],
-    granularity: str,
+    granularity: str | Sequence[str],
     store: str | Store,
     runtime: str | Runner = "litert",
     variant: str = "warm",
@@ -49,6 +49,10 @@ def profile(
     Each result is committed as soon as it is measured; a rerun of the same call resumes. A workload
     that fails inside the runtime is recorded as a failure with its error and the run goes on.
     ``batch`` workloads are loaded at a time and measured in interleaved rounds, then released.
+
+    Several granularities, e.g. ``("model", "block")``, measure each architecture's missing
+    workloads of all of them together in one interleaved batch, so that a slow phase of the machine
+    hits a network and its pieces alike (their ratio is what the predictors calibrate on).
     """
     runner = get_runner(runtime) if isinstance(runtime, str) else runtime
     affinity = os.sched_getaffinity(0) if pin and hasattr(os, "sched_getaffinity") else None
@@ -62,7 +66,9 @@ def profile(
 
 
 def _profile(archs, granularity, store, runner, variant, config, batch, progress) -> ProfileResult:
-    workloads = collect(archs, granularity)
+    grans = (granularity,) if isinstance(granularity, str) else tuple(granularity)
+    groups = [collect(archs, grans[0])] if len(grans) == 1 else _per_arch(archs, grans)
+    workloads = [w for g in groups for w in g]
     own = not isinstance(store, Store)
     st = Store(store) if own else store
     try:
@@ -70,20 +76,38 @@ def _profile(archs, granularity, store, runner, variant, config, batch, progress
         for w in workloads:
             st.add_workload(w.key, w.granularity, w.spec(), w.madds, w.params)
         done = st.measured(device_id, variant=variant)
-        todo = [w for w in workloads if w.key not in done]
+        todo = [[w for w in g if w.key not in done] for g in groups]
+        if len(grans) == 1:     # one granularity: ``batch`` workloads at a time
+            todo = [todo[0][i:i + batch] for i in range(0, len(todo[0]), batch)]
         res = ProfileResult(str(st.path), device_id, uuid.uuid4().hex[:12], len(workloads),
                             skipped=[w.key for w in workloads if w.key in done])
-        bar = tqdm(total=len(todo), desc=f"{runner.name} {granularity}s", unit="wl",
+        bar = tqdm(total=sum(map(len, todo)), desc=f"{runner.name} {'+'.join(grans)}s", unit="wl",
                    disable=not progress, dynamic_ncols=True)
         try:
-            for i in range(0, len(todo), batch):
-                _measure_batch(todo[i:i + batch], runner, st, device_id, variant, config, res, bar)
+            for g in todo:
+                if g:
+                    _measure_batch(g, runner, st, device_id, variant, config, res, bar)
         finally:
             bar.close()
         return res
     finally:
         if own:
             st.close()
+
+
+def _per_arch(archs: Iterable[ArchSpec], grans: Sequence[str]) -> list[list[Workload]]:
+    """Per architecture, its workloads of every granularity not already in an earlier group."""
+    seen: set[str] = set()
+    groups = []
+    for arch in archs:
+        group = []
+        for gran in grans:
+            for w in collect([arch], gran):
+                if w.key not in seen:
+                    seen.add(w.key)
+                    group.append(w)
+        groups.append(group)
+    return groups
 
 
 def _measure_batch(ws: Sequence[Workload], runner: Runner, st: Store, device_id: int, variant: str,
