@@ -136,6 +136,19 @@ def test_save_load_round_trip_and_refusals(data, tmp_path):
     back.check_device(data.fingerprint, "litert")
 
 
+@pytest.mark.parametrize("kind", ["regression", "calibrated"])
+def test_load_reuses_the_cv_choice_and_refits_identically(data, tmp_path, kind):
+    pred = make_predictor(kind).fit(data.archs(), data.latency_ms, pieces=data.pieces,
+                                    fingerprint=data.fingerprint, runtime="litert")
+    reg = getattr(pred, "regressor_", None) or pred.fallback_
+    assert reg.cv_rmse_, "the first fit chooses its estimators by grouped CV"
+    pred.save(tmp_path / "p.json")
+    back = load(tmp_path / "p.json")
+    back_reg = getattr(back, "regressor_", None) or back.fallback_
+    assert back_reg.choice_ == reg.choice_ and back_reg.cv_rmse_ == {}   # no CV on load
+    assert np.array_equal(back.predict_many(data.archs()), pred.predict_many(data.archs()))
+
+
 def test_holdout_harness(data):
     tr, te = split_by_arch(14, 0.3, seed=1)
     assert len(set(tr) & set(te)) == 0 and len(tr) + len(te) == 14

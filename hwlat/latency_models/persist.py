@@ -29,6 +29,8 @@ def save(pred, path) -> Path:
         "class": type(pred).__name__, "params": pred.get_params(),
         "fingerprint": pred.fingerprint_, "runtime": pred.runtime_,
         "train": {"archs": [encode(a) for a in archs], "latency_ms": [float(v) for v in y]},
+        # the estimator per piece type that grouped CV chose: loading refits it without the CV
+        "estimator_choices": _choices(pred),
         "pieces": None if pieces is None else [  # exact floats: json, not pandas' 10-digit to_json
             {**r, "median_ms": float(r["median_ms"])} for r in
             pieces[["key", "granularity", "variant", "median_ms", "spec"]].to_dict("records")],
@@ -38,6 +40,11 @@ def save(pred, path) -> Path:
     tmp.write_text(json.dumps(doc))
     tmp.replace(path)
     return path
+
+
+def _choices(pred) -> dict[str, str] | None:
+    reg = getattr(pred, "regressor_", None) or getattr(pred, "fallback_", None)
+    return None if reg is None else {t: c for t, c in reg.choice_.items() if c != "median"}
 
 
 def load(path):
@@ -60,6 +67,7 @@ def load(path):
     if doc.get("class") not in classes:
         raise ValueError(f"{path}: unknown predictor class {doc.get('class')!r}")
     pred = classes[doc["class"]](**doc["params"])
+    pred._preset_choices = doc.get("estimator_choices")   # absent in older files: CV runs again
     pieces = None if doc["pieces"] is None else pd.DataFrame.from_records(doc["pieces"])
     archs = [decode(a) for a in doc["train"]["archs"]]
     return pred.fit(archs, np.asarray(doc["train"]["latency_ms"]), pieces=pieces,

@@ -164,15 +164,29 @@ def _candidates(random_state: int):
     }
 
 
+CALIBRATION_LOSS_SCALE = 0.03  # relative error beyond which a network counts as an outlier
+
+
+def _robust_fit(A: np.ndarray, b: np.ndarray, lower) -> tuple[np.ndarray, float]:
+    """``argmin_c Σ soft_l1(A·c − b)`` with lower bounds; returns (c, cost)."""
+    from scipy.optimize import least_squares
+
+    r = least_squares(lambda c: A @ c - b, np.zeros(A.shape[1]), loss="soft_l1",
+                      f_scale=CALIBRATION_LOSS_SCALE, bounds=(lower, np.inf))
+    return r.x, float(r.cost)
+
+
 class PieceRegressor:
     """One estimator per piece type, predicting log latency; chosen by grouped cross-validation.
 
     ``groups`` are the pieces' input resolutions, so a candidate is judged on shapes it did not see.
     """
 
-    def __init__(self, estimator: str = "auto", random_state: int = 0):
+    def __init__(self, estimator: str = "auto", random_state: int = 0,
+                 choices: dict[str, str] | None = None):
         self.estimator = estimator
         self.random_state = random_state
+        self.choices = choices   # estimator per piece type chosen by an earlier fit: CV is skipped
 
     def fit(self, feats: pd.DataFrame, ms: np.ndarray) -> "PieceRegressor":
         self.models_, self.choice_, self.cv_rmse_ = {}, {}, {}
@@ -180,7 +194,9 @@ class PieceRegressor:
         for typ, idx in feats.groupby("type").indices.items():
             X, yt, groups = feats.iloc[idx][NUMERIC].to_numpy(float), y[idx], feats.iloc[idx]["h"].to_numpy()
             cands = _candidates(self.random_state)
-            if self.estimator != "auto":
+            if self.choices and self.choices.get(typ) in cands:
+                names = [self.choices[typ]]
+            elif self.estimator != "auto":
                 names = [self.estimator]
             elif len(idx) < 10 or len(np.unique(groups)) < 3:
                 names = ["ridge"] if len(idx) >= 3 else []
@@ -231,7 +247,8 @@ class _PieceSum(_Predictor):
 
     def _fit_regressor(self, p: pd.DataFrame) -> PieceRegressor:
         ws = [from_spec(k, json.loads(s) if isinstance(s, str) else s) for k, s in zip(p["key"], p["spec"])]
-        return PieceRegressor(getattr(self, "estimator", "auto"), self.random_state).fit(
+        return PieceRegressor(getattr(self, "estimator", "auto"), self.random_state,
+                              getattr(self, "_preset_choices", None)).fit(
             pieces_frame(ws), p["median_ms"].to_numpy(float))
 
     def _fit(self, archs, y, pieces) -> None:
@@ -245,24 +262,27 @@ class _PieceSum(_Predictor):
         self._fit_calibration(s, nf, y)
 
     def _fit_calibration(self, s, nf, y) -> None:
-        """Fit the network term on relative error: ``y − s = γ·max(0, W − C) + β·n + δ``."""
+        """Fit the network term ``y − s = γ·max(0, W − C) + β·n + δ`` on relative error.
+
+        Robust (soft-L1 loss, scale :data:`CALIBRATION_LOSS_SCALE`): an end-to-end measurement
+        caught by a slow phase of the machine must not drag the term for every network. ``offset``
+        fits ``δ`` alone.
+        """
         self.cache_mb_, self.gamma_ms_per_mb_, self.per_piece_ms_, self.offset_ms_ = np.inf, 0.0, 0.0, 0.0
+        target = (y - s) / y
         if self.calibration == "offset":
-            self.offset_ms_ = float(np.median(y - s))
+            self.offset_ms_ = float(_robust_fit((1 / y)[:, None], target, [-np.inf])[0][0])
             return
         if self.calibration != "footprint":
             return
         wmb, n = nf[:, 0], nf[:, 1]
         best = (np.inf, None)
-        for c in np.unique(np.concatenate([[0.0], np.quantile(wmb, np.linspace(0, 1, 41))])):
-            f = np.maximum(0.0, wmb - c)
-            A = np.stack([f, n, np.ones_like(f)], 1) / y[:, None]
-            coef, *_ = np.linalg.lstsq(A, (y - s) / y, rcond=None)
-            if coef[0] < 0:  # more weights than the cache cannot make a network faster
-                coef = np.r_[0.0, np.linalg.lstsq(A[:, 1:], (y - s) / y, rcond=None)[0]]
-            err = float(np.mean((A @ coef - (y - s) / y) ** 2))
-            if err < best[0]:
-                best = (err, (float(c), *map(float, coef)))
+        for c in np.unique(np.concatenate([[0.0], np.quantile(wmb, np.linspace(0, 1, 21))])):
+            A = np.stack([np.maximum(0.0, wmb - c), n, np.ones_like(wmb)], 1) / y[:, None]
+            # γ >= 0: more weights than the cache cannot make a network faster
+            coef, cost = _robust_fit(A, target, [0.0, -np.inf, -np.inf])
+            if cost < best[0]:
+                best = (cost, (float(c), *map(float, coef)))
         self.cache_mb_, self.gamma_ms_per_mb_, self.per_piece_ms_, self.offset_ms_ = best[1]
 
     def predict_many(self, archs: Sequence[ArchSpec]) -> np.ndarray:
