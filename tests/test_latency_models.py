@@ -43,6 +43,22 @@ def test_metrics_definitions():
     assert noise_floor([[1.0, 1.02, 0.98], [5.0, 5.0]]) == pytest.approx(100 * 0.01, rel=0.1)
 
 
+def test_footprint_calibration_recovers_a_known_term_despite_outliers():
+    rng = np.random.default_rng(0)
+    wmb, n = rng.uniform(0.5, 30, 120), rng.integers(10, 22, 120).astype(float)
+    s = rng.uniform(0.5, 20, 120)       # summed pieces (ms)
+    y = s + 0.05 * np.maximum(0, wmb - 6.0) + 0.004 * n + 0.02
+    y[:6] *= 1.6                        # end-to-end runs caught by a slow phase
+    cal = LookupTable(calibration="footprint")
+    cal._fit_calibration(s, np.stack([wmb, n], 1), y)
+    assert cal.gamma_ms_per_mb_ == pytest.approx(0.05, rel=0.1)
+    assert cal.per_piece_ms_ == pytest.approx(0.004, abs=0.002)
+    assert 3.0 <= cal.cache_mb_ <= 9.0
+    off = LookupTable(calibration="offset")
+    off._fit_calibration(s, np.stack([wmb, n], 1), s + 0.3)
+    assert off.offset_ms_ == pytest.approx(0.3, rel=1e-3)
+
+
 def test_training_data(data):
     assert len(data.models) == 14 and set(data.pieces["granularity"]) == {"block"}
     assert data.fingerprint["runtime"] == "litert" and data.archs()[0].name.startswith("mobilenetv3_small")

@@ -171,8 +171,11 @@ def _robust_fit(A: np.ndarray, b: np.ndarray, lower) -> tuple[np.ndarray, float]
     """``argmin_c Σ soft_l1(A·c − b)`` with lower bounds; returns (c, cost)."""
     from scipy.optimize import least_squares
 
-    r = least_squares(lambda c: A @ c - b, np.zeros(A.shape[1]), loss="soft_l1",
-                      f_scale=CALIBRATION_LOSS_SCALE, bounds=(lower, np.inf))
+    lower = np.asarray(lower, dtype=float)
+    x0 = np.linalg.lstsq(A, b, rcond=None)[0]   # start inside the bounds, not on them (trf stalls)
+    x0 = np.where(np.isfinite(lower), np.maximum(x0, lower + 1e-3), x0)
+    r = least_squares(lambda c: A @ c - b, x0, loss="soft_l1", f_scale=CALIBRATION_LOSS_SCALE,
+                      bounds=(lower, np.inf))
     return r.x, float(r.cost)
 
 
