@@ -35,6 +35,9 @@ def main(argv=None) -> int:
     ap.add_argument("--ratio", type=float, default=0.8)
     ap.add_argument("--nas-budget", type=int, default=200)
     ap.add_argument("--nas-steps", type=int, default=3, help="training steps of the cheap NAS evaluator")
+    ap.add_argument("--nas-resolution", type=int, default=32, help="input size of the cheap NAS evaluator")
+    ap.add_argument("--nas-controllers", default="random,evolution,rl", help="comma list")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of the evaluators")
     ap.add_argument("--skip", default="", help="comma list: netadapt,uniform,nas")
     a = ap.parse_args(argv)
     out = Path(a.out)
@@ -91,13 +94,15 @@ def main(argv=None) -> int:
             write_json_atomic(rpath, res)
             print(json.dumps(res["uniform"], indent=1), flush=True)
     if "nas" not in skip:
-        space = SearchSpace.mobilenetv3_small(resolution=32, num_classes=10)
+        space = SearchSpace.mobilenetv3_small(resolution=a.nas_resolution, num_classes=10)
         lat = latency_function(pred, space)
-        cheap = DigitsTask(32, scratch_steps=a.nas_steps, batch_size=32)
+        # cheap: few steps, BatchNorm statistics recalibrated on one batch of 256 training images
+        cheap = DigitsTask(a.nas_resolution, scratch_steps=a.nas_steps, batch_size=32, bn_batches=1,
+                           threads=a.threads)
         ref = np.median(lat([space.sample(np.random.default_rng(7)) for _ in range(500)]))
-        res["nas"] = {"space": "mobilenetv3_small @32px", "target_ms": float(ref), "w": W_SMALL,
-                      "evaluator": f"digits 32px, {a.nas_steps} training steps"}
-        for c in ["random", "evolution", "rl"]:
+        res["nas"] = {"space": f"mobilenetv3_small @{a.nas_resolution}px", "target_ms": float(ref), "w": W_SMALL,
+                      "evaluator": f"digits {a.nas_resolution}px, {a.nas_steps} training steps from scratch"}
+        for c in a.nas_controllers.split(","):
             t = time.time()
             h = search(space, make_controller(c, space), CachedAccuracy(cheap.evaluate), lat, float(ref),
                        a.nas_budget, np.random.default_rng(0), w=W_SMALL, out_dir=out / f"nas_{c}")
