@@ -155,7 +155,11 @@ def _profile_show(args) -> int:
     if df.empty:
         print(f"{args.store}: no measurements yet")
         return 0
-    summary = df.groupby(["device", "device_key", "runtime", "delegate", "granularity", "variant"]).agg(
+    with Store(args.store, create=False) as st:
+        fps = {r.device_id: json.loads(r.fingerprint) for r in st.devices().itertuples()}
+    df["precision"] = [(fps.get(d, {}).get("extra") or {}).get("precision", "float32") for d in df["device_id"]]
+    summary = df.groupby(["device", "device_key", "runtime", "delegate", "precision", "granularity",
+                          "variant"]).agg(
         workloads=("key", "nunique"), median_ms_total=("median_ms", "sum")).reset_index()
     with pd.option_context("display.width", 200, "display.max_rows", 200):
         print(summary.to_string(index=False))

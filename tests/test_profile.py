@@ -146,6 +146,13 @@ def test_cli_profile_show_export(capsys, tmp_path):
     for suffix in ("csv", "parquet"):
         code, out, _ = run(capsys, "profile", "export", "--store", store, "-o", str(tmp_path / f"x.{suffix}"))
         assert code == 0 and (tmp_path / f"x.{suffix}").stat().st_size > 0
+    code, out, _ = run(capsys, "profile", "models", "mobilenetv3_small_035", "-r", "96", "--quantize", "int8",
+                       "--store", store, "--max-seconds", "0.3", "-q")
+    assert code == 0 and "1 measured" in out
+    code, out, _ = run(capsys, "profile", "show", "--store", store)
+    lines = out.splitlines()
+    assert code == 0 and "precision" in lines[0] and len(lines) == 3
+    assert any("int8" in ln and "litert" in ln for ln in lines) and any("float32" in ln and "torch" in ln for ln in lines)
 
 
 @pytest.mark.parametrize("argv, message", [
