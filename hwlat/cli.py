@@ -126,12 +126,11 @@ def _profile_run(args) -> int:
         raise ValueError(f"--quantize is a LiteRT option; runtime {args.runtime!r} measures float32")
     runner = get_runner(args.runtime, **opts)
     cfg = TimingConfig(target=args.target, max_seconds=args.max_seconds)
-    gran = args.granularity.rstrip("s")
-    if getattr(args, "with_blocks", False):
-        gran = ("model", "block")
+    with_blocks = getattr(args, "with_blocks", False)    # an option of `profile models` only
+    gran = ("model", "block") if with_blocks else args.granularity.rstrip("s")
     res = profile(archs, gran, args.store, runner, variant=args.variant,
                   config=cfg, progress=not args.quiet)
-    what = "models and blocks" if getattr(args, "with_blocks", False) else args.granularity
+    what = "models and blocks" if with_blocks else args.granularity
     print(f"{res.total} distinct {what} of {len(archs)} archs: {len(res.measured)} measured, "
           f"{len(res.skipped)} already stored, {len(res.failed)} failed; results in {res.store}")
     for key, err in list(res.failed.items())[:5]:
@@ -146,6 +145,7 @@ def _profile_show(args) -> int:
 
     with Store(args.store, create=False) as st:
         df = st.frame()
+        fps = {r.device_id: json.loads(r.fingerprint) for r in st.devices().itertuples()}
     df["label"] = [json.loads(spec).get("label", "") for spec in df["spec"]]
     if args.json:
         cols = ["key", "granularity", "variant", "runtime", "runtime_version", "device", "device_key",
@@ -155,8 +155,6 @@ def _profile_show(args) -> int:
     if df.empty:
         print(f"{args.store}: no measurements yet")
         return 0
-    with Store(args.store, create=False) as st:
-        fps = {r.device_id: json.loads(r.fingerprint) for r in st.devices().itertuples()}
     df["precision"] = [(fps.get(d, {}).get("extra") or {}).get("precision", "float32") for d in df["device_id"]]
     summary = df.groupby(["device", "device_key", "runtime", "delegate", "precision", "granularity",
                           "variant"]).agg(

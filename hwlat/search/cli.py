@@ -30,9 +30,14 @@ def _task(spec: str, resolution: int | None, args, steps_attr: str):
                      progress=args.progress)
 
 
-def _interrupted(out: Path, what: str) -> None:
-    print(f"hwlat: {what} interrupted; {out / 'history.json'} holds every finished step; "
-          f"run the same command to resume", file=sys.stderr)
+def _resumable(out: Path, what: str, run):
+    """``run()``; on Ctrl-C say that ``out/history.json`` keeps every finished step, then re-raise."""
+    try:
+        return run()
+    except KeyboardInterrupt:
+        print(f"hwlat: {what} interrupted; {out / 'history.json'} holds every finished step; "
+              f"run the same command to resume", file=sys.stderr)
+        raise
 
 
 def _netadapt(args) -> int:
@@ -58,11 +63,7 @@ def _netadapt(args) -> int:
         print(f"step {step['step']:3d}: {c['kind']} {c['key']} -> {c['width']:4d}  "
               f"{step['predicted_ms']:.3f} ms  acc {step['accuracy']:.3f}  ({len(step['candidates'])} proposals)")
 
-    try:
-        res = netadapt(arch, None, task, pred, cfg, out, callback=show)
-    except KeyboardInterrupt:
-        _interrupted(out, "netadapt")
-        raise
+    res = _resumable(out, "netadapt", lambda: netadapt(arch, None, task, pred, cfg, out, callback=show))
     fin = res.history["final"]
     if args.measure:
         ms = measure_litert(res.arch, out / "measure.db")
@@ -101,13 +102,10 @@ def _search(args) -> int:
         print(f"{ev['done']:5d}/{ev['budget']}: best reward {b['reward']:.4f} "
               f"(acc {b['accuracy']:.3f}, {b['predicted_ms']:.3f} ms)")
 
-    try:
-        hist = search(space, ctrl, CachedAccuracy(task.evaluate), lat, args.target_ms, args.budget,
-                      np.random.default_rng(args.seed), w=w, form=args.form, batch=args.batch, out_dir=out,
-                      callback=show, meta={"task": args.task, "train_steps": args.train_steps, "seed": args.seed})
-    except KeyboardInterrupt:
-        _interrupted(out, "search")
-        raise
+    hist = _resumable(out, "search", lambda: search(
+        space, ctrl, CachedAccuracy(task.evaluate), lat, args.target_ms, args.budget,
+        np.random.default_rng(args.seed), w=w, form=args.form, batch=args.batch, out_dir=out,
+        callback=show, meta={"task": args.task, "train_steps": args.train_steps, "seed": args.seed}))
     best = hist["best"]
     arch = space.decode(best["vector"])
     (out / "arch.json").write_text(arch.to_json(), encoding="utf-8")
