@@ -266,7 +266,7 @@ def _demo(args) -> int:
     import pandas as pd
 
     from hwlat.demo import run_demo
-    from hwlat.report import zoo_vs_table3
+    from hwlat.reference import zoo_vs_table3
 
     df = zoo_vs_table3()
     print("hwlat demo: analytic MAdds and params of the zoo beside the paper's Table 3 "

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hwlat.archs import (Act, ArchSpec, BlockSpec, SESpec, decode, encode, get_arch, layers,
+from hwlat.archs import (validate, Act, ArchSpec, BlockSpec, SESpec, decode, encode, get_arch, layers,
                          layers_frame, summary)
 from strategies import archs
 
@@ -31,7 +31,7 @@ def test_codec_round_trip(zoo_name):
 
 @given(archs())
 def test_codec_and_json_round_trip_random(arch):
-    arch.validate()
+    validate(arch)
     assert decode(encode(arch)) == arch
     assert ArchSpec.from_dict(json.loads(arch.to_json())) == arch
 
@@ -102,7 +102,7 @@ def test_validate_names_block_and_field(change, message):
     blocks = list(arch.blocks)
     blocks[3] = dataclasses.replace(blocks[3], **change)
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
-        dataclasses.replace(arch, blocks=tuple(blocks)).validate()
+        validate(dataclasses.replace(arch, blocks=tuple(blocks)))
 
 
 @given(archs(), st.sampled_from(["exp", "out", "kernel", "stride", "dilation"]),
@@ -112,7 +112,7 @@ def test_validate_rejects_nonpositive_fields_everywhere(arch, fld, bad, data):
     blocks = list(arch.blocks)
     blocks[i] = dataclasses.replace(blocks[i], **{fld: bad})
     with pytest.raises(ValueError, match=rf"block {i}\.{fld}"):
-        dataclasses.replace(arch, blocks=tuple(blocks)).validate()
+        validate(dataclasses.replace(arch, blocks=tuple(blocks)))
 
 
 @pytest.mark.parametrize("field_, value, message", [
@@ -123,12 +123,12 @@ def test_validate_rejects_nonpositive_fields_everywhere(arch, fld, bad, data):
 ])
 def test_validate_arch_fields(field_, value, message):
     with pytest.raises(ValueError, match=message):
-        dataclasses.replace(get_arch("mobilenetv3_small_100"), **{field_: value}).validate()
+        validate(dataclasses.replace(get_arch("mobilenetv3_small_100"), **{field_: value}))
 
 
 def test_resolution_too_small_to_downsample():
     with pytest.raises(ValueError, match="too small"):
-        get_arch("mobilenetv3_large_100", resolution=8).validate()
+        validate(get_arch("mobilenetv3_large_100", resolution=8))
 
 
 def test_unknown_activation_is_a_value_error():

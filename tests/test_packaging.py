@@ -24,3 +24,11 @@ def test_non_editable_install_finds_data(tmp_path):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "_data" in out.stdout and int(out.stdout.split()[0]) > 5
+
+
+def test_layering_contracts_hold():
+    """The import layers declared in pyproject.toml (import-linter): no cycles, no upward imports."""
+    exe = Path(sys.executable).with_name("lint-imports")
+    out = subprocess.run([str(exe), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]

@@ -3,7 +3,7 @@ import pytest
 
 from hwlat.archs import Act, get_arch, layers, make_divisible, mobilenetv3, summary, zoo_names
 from hwlat.reference import mobilenetv3_spec, table3
-from hwlat.report import zoo_vs_table3
+from hwlat.reference import zoo_vs_table3
 
 
 def test_zoo_names():

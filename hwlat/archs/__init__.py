@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hwlat.archs.codec import decode, encode
 from hwlat.archs.ir import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec
-from hwlat.archs.layers import LayerSpec, OpKind, layers, layers_frame, summary
+from hwlat.archs.layers import LayerSpec, OpKind, layers, layers_frame, summary, validate
 from hwlat.archs.space import SearchSpace, StageChoice, StageSpace
 from hwlat.archs.zoo import (ZOO, get_arch, make_divisible, mnasnet_a1, mobilenetv2, mobilenetv3,
                              zoo_names)
@@ -25,7 +25,7 @@ def load_arch(ref: str, resolution: int | None = None) -> ArchSpec:
     ref = ref.strip()
     if ref in ZOO:
         kw = {} if resolution is None else {"resolution": resolution}
-        return get_arch(ref, **kw).validate()
+        return validate(get_arch(ref, **kw))
     if ref.startswith("in") and "," in ref:
         arch = decode(ref)
     elif Path(ref).is_file():
@@ -38,12 +38,12 @@ def load_arch(ref: str, resolution: int | None = None) -> ArchSpec:
         )
     if resolution is not None:
         arch = arch.with_resolution(resolution)
-    return arch.validate()
+    return validate(arch)
 
 
 __all__ = [
     "Act", "ArchSpec", "BlockSpec", "ConvSpec", "HeadSpec", "SESpec", "LayerSpec", "OpKind",
-    "layers", "layers_frame", "summary", "encode", "decode", "ZOO", "zoo_names", "get_arch",
+    "layers", "layers_frame", "summary", "validate", "encode", "decode", "ZOO", "zoo_names", "get_arch",
     "load_arch", "make_divisible", "mobilenetv3", "mobilenetv2", "mnasnet_a1", "SearchSpace",
     "StageChoice", "StageSpace",
 ]

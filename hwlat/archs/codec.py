@@ -30,6 +30,8 @@ from __future__ import annotations
 import re
 
 from hwlat.archs.ir import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec
+from hwlat.archs.layers import validate
+from hwlat.errors import InvalidArchError
 
 _ACTS = {a.short: a for a in Act}
 _DEFAULT_DROPOUT = 0.2
@@ -88,17 +90,17 @@ _RE_FC = re.compile(rf"fc{_INT}(?:_drop(0|0\.[0-9]*[1-9]))?")
 def _match(rx: re.Pattern, tok: str, i: int, what: str) -> re.Match:
     m = rx.fullmatch(tok)
     if m is None:
-        raise ValueError(f"token {i} {tok!r}: not a valid {what} token")
+        raise InvalidArchError(f"token {i} {tok!r}: not a valid {what} token")
     return m
 
 
 def decode(text: str, name: str = "custom") -> ArchSpec:
     """Parse a codec string into an :class:`ArchSpec` (validated by shape inference)."""
     if not isinstance(text, str) or not text.strip():
-        raise ValueError("arch string is empty")
+        raise InvalidArchError("arch string is empty")
     toks = text.strip().split(",")
     if len(toks) < 5:
-        raise ValueError(
+        raise InvalidArchError(
             f"arch string has {len(toks)} token(s); expected in…, stem…, at least one ir…, head…, fc…"
         )
     m = _match(_RE_IN, toks[0], 0, "input (in{R}[_c{C}])")
@@ -123,4 +125,4 @@ def decode(text: str, name: str = "custom") -> ArchSpec:
     dropout = float(m[2]) if m[2] is not None else _DEFAULT_DROPOUT
     arch = ArchSpec(name=name, resolution=res, in_channels=cin, stem=stem, blocks=tuple(blocks),
                     head=HeadSpec(dropout=dropout, **head_kw), num_classes=int(m[1]))
-    return arch.validate()
+    return validate(arch)

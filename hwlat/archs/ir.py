@@ -15,6 +15,8 @@ import json
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
+from hwlat.errors import InvalidArchError
+
 SCHEMA = "hwlat.arch/1"
 
 
@@ -44,7 +46,7 @@ class Act(str, enum.Enum):
                 if v in (act.value, act.short):
                     return act
         names = ", ".join(a.value for a in cls)
-        raise ValueError(f"{where}: unknown activation {value!r} (expected one of {names})")
+        raise InvalidArchError(f"{where}: unknown activation {value!r} (expected one of {names})")
 
 
 _ACT_SHORT = {
@@ -164,27 +166,6 @@ class ArchSpec:
         """The same network at another input resolution."""
         return replace(self, resolution=resolution)
 
-    def validate(self) -> "ArchSpec":
-        """Raise ``ValueError`` naming the block and field of the first problem; return self."""
-        from hwlat.archs.layers import layers  # shape inference does the checking
-
-        layers(self)
-        return self
-
-    @property
-    def madds(self) -> int:
-        """Headline multiply-adds (conv + FC), see :mod:`hwlat.archs.layers`."""
-        from hwlat.archs.layers import summary
-
-        return summary(self)["madds"]
-
-    @property
-    def params(self) -> int:
-        """Trainable parameters (BatchNorm counted as 2 per channel)."""
-        from hwlat.archs.layers import summary
-
-        return summary(self)["params"]
-
     # -- JSON --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (enums as their names); inverse of :meth:`from_dict`."""
@@ -199,20 +180,20 @@ class ArchSpec:
     def from_dict(cls, d: dict[str, Any]) -> "ArchSpec":
         """Strictly parse :meth:`to_dict` output; unknown or missing keys raise ``ValueError``."""
         if not isinstance(d, dict):
-            raise ValueError(f"arch JSON must be an object, got {type(d).__name__}")
+            raise InvalidArchError(f"arch JSON must be an object, got {type(d).__name__}")
         d = dict(d)
         schema = d.pop("schema", SCHEMA)
         if schema != SCHEMA:
-            raise ValueError(f"arch JSON: unsupported schema {schema!r} (expected {SCHEMA!r})")
+            raise InvalidArchError(f"arch JSON: unsupported schema {schema!r} (expected {SCHEMA!r})")
         _check_keys(d, cls, "arch")
         blocks = d.get("blocks")
         if not isinstance(blocks, list):
-            raise ValueError("arch.blocks: expected a list")
+            raise InvalidArchError("arch.blocks: expected a list")
         out = []
         for i, b in enumerate(blocks):
             where = f"block {i}"
             if not isinstance(b, dict):
-                raise ValueError(f"{where}: expected an object")
+                raise InvalidArchError(f"{where}: expected an object")
             b = dict(b)
             _check_keys(b, BlockSpec, where)
             if b.get("se") is not None:
@@ -221,7 +202,7 @@ class ArchSpec:
             out.append(_build(BlockSpec, b, where))
         for key, typ in (("stem", ConvSpec), ("head", HeadSpec)):
             if not isinstance(d.get(key), dict):
-                raise ValueError(f"arch.{key}: expected an object")
+                raise InvalidArchError(f"arch.{key}: expected an object")
             _check_keys(d[key], typ, key)
         return _build(
             cls,
@@ -240,7 +221,7 @@ class ArchSpec:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"arch JSON is not valid JSON: {e}") from None
+            raise InvalidArchError(f"arch JSON is not valid JSON: {e}") from None
         return cls.from_dict(data)
 
 
@@ -256,19 +237,19 @@ def _enum_to_str(obj: Any) -> Any:
 
 def _check_keys(d: Any, cls: type, where: str) -> None:
     if not isinstance(d, dict):
-        raise ValueError(f"{where}: expected an object")
+        raise InvalidArchError(f"{where}: expected an object")
     names = {f.name for f in fields(cls)}
     unknown = set(d) - names
     if unknown:
-        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
+        raise InvalidArchError(f"{where}: unknown field(s) {sorted(unknown)}")
     required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
     missing = required - set(d)
     if missing:
-        raise ValueError(f"{where}: missing field(s) {sorted(missing)}")
+        raise InvalidArchError(f"{where}: missing field(s) {sorted(missing)}")
 
 
 def _build(cls: type, d: dict, where: str) -> Any:
     try:
         return cls(**d)
     except TypeError as e:
-        raise ValueError(f"{where}: {e}") from None
+        raise InvalidArchError(f"{where}: {e}") from None

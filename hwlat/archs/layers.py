@@ -23,10 +23,12 @@ output shape as TensorFlow's SAME padding.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from hwlat.archs.ir import Act, ArchSpec, BlockSpec
+from hwlat.errors import InvalidArchError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -76,23 +78,23 @@ class LayerSpec:
 
 def _check_int(value: object, where: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{where}: expected an integer, got {value!r}")
+        raise InvalidArchError(f"{where}: expected an integer, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{where}: must be >= {minimum}, got {value}")
+        raise InvalidArchError(f"{where}: must be >= {minimum}, got {value}")
     return value
 
 
 def _check_stride(value: object, where: str) -> int:
     _check_int(value, where)
     if value not in (1, 2):
-        raise ValueError(f"{where}: stride must be 1 or 2, got {value}")
+        raise InvalidArchError(f"{where}: stride must be 1 or 2, got {value}")
     return value  # type: ignore[return-value]
 
 
 def _check_kernel(value: object, where: str) -> int:
     _check_int(value, where)
     if value % 2 == 0:  # type: ignore[operator]
-        raise ValueError(f"{where}: kernel must be odd, got {value}")
+        raise InvalidArchError(f"{where}: kernel must be odd, got {value}")
     return value  # type: ignore[return-value]
 
 
@@ -109,7 +111,7 @@ class _Builder:
              bn=True, bias=False, where=""):
         c, h, w = shape
         if s == 2 and min(h, w) < 2:
-            raise ValueError(
+            raise InvalidArchError(
                 f"{where}: stride 2 receives a {h}x{w} input; the resolution is too small for this "
                 f"network to downsample"
             )
@@ -145,13 +147,27 @@ def residual_applies(block: BlockSpec, cin: int) -> bool:
     return match if block.residual is None else bool(block.residual)
 
 
-def layers(arch: ArchSpec) -> list[LayerSpec]:
+def layers(arch: ArchSpec) -> tuple[LayerSpec, ...]:
     """Every layer of ``arch`` in execution order, with shapes and costs; validates as it goes.
 
-    Raises ``ValueError`` naming the block and field of the first problem found.
+    The one shape-inference pass of the project, computed once per distinct spec (cached; the
+    result is immutable). Raises :class:`~hwlat.errors.InvalidArchError` (a ``ValueError``)
+    naming the block and field of the first problem found.
     """
     if not isinstance(arch, ArchSpec):
         raise TypeError(f"expected an ArchSpec, got {type(arch).__name__}")
+    return _layers(arch)
+
+
+def validate(arch: ArchSpec) -> ArchSpec:
+    """Return ``arch`` if it is a valid network; otherwise raise ``InvalidArchError`` naming the
+    block and field of the first problem."""
+    layers(arch)
+    return arch
+
+
+@functools.lru_cache(maxsize=8192)
+def _layers(arch: ArchSpec) -> tuple[LayerSpec, ...]:
     _check_int(arch.resolution, "arch.resolution")
     _check_int(arch.in_channels, "arch.in_channels")
     _check_int(arch.num_classes, "arch.num_classes")
@@ -164,11 +180,11 @@ def layers(arch: ArchSpec) -> list[LayerSpec]:
     shape = b.conv("stem", "stem", -1, shape, stem.out, stem.kernel, stem.stride, act=stem.act,
                    where="stem")
     if not arch.blocks:
-        raise ValueError("arch.blocks: a network needs at least one bottleneck block")
+        raise InvalidArchError("arch.blocks: a network needs at least one bottleneck block")
     for i, blk in enumerate(arch.blocks):
         where = f"block {i}"
         if not isinstance(blk, BlockSpec):
-            raise ValueError(f"{where}: expected a BlockSpec, got {type(blk).__name__}")
+            raise InvalidArchError(f"{where}: expected a BlockSpec, got {type(blk).__name__}")
         _check_int(blk.exp, f"{where}.exp")
         _check_int(blk.out, f"{where}.out")
         _check_kernel(blk.kernel, f"{where}.kernel")
@@ -177,10 +193,10 @@ def layers(arch: ArchSpec) -> list[LayerSpec]:
         if blk.se is not None:
             _check_int(blk.se.squeeze, f"{where}.se.squeeze")
         if blk.residual not in (None, True, False):
-            raise ValueError(f"{where}.residual: expected true, false or null, got {blk.residual!r}")
+            raise InvalidArchError(f"{where}.residual: expected true, false or null, got {blk.residual!r}")
         cin = shape[0]
         if blk.residual is True and not (blk.stride == 1 and cin == blk.out):
-            raise ValueError(
+            raise InvalidArchError(
                 f"{where}.residual: shortcut between mismatched shapes (in {cin} ch, out {blk.out} "
                 f"ch, stride {blk.stride})"
             )
@@ -204,7 +220,7 @@ def layers(arch: ArchSpec) -> list[LayerSpec]:
     _check_int(head.conv, "head.conv", minimum=0)
     _check_int(head.hidden, "head.hidden", minimum=0)
     if not (isinstance(head.dropout, (int, float)) and 0 <= head.dropout < 1):
-        raise ValueError(f"head.dropout: must be in [0, 1), got {head.dropout!r}")
+        raise InvalidArchError(f"head.dropout: must be in [0, 1), got {head.dropout!r}")
     if head.conv:
         shape = b.conv("head.conv", "head", -1, shape, head.conv, act=head.conv_act)
     shape = b.pool("head.pool", "head", -1, shape)
@@ -214,7 +230,7 @@ def layers(arch: ArchSpec) -> list[LayerSpec]:
     cin, n = shape[0], arch.num_classes
     b.rows.append(LayerSpec("classifier", "head", -1, OpKind.FC, shape, (n, 1, 1), bias=True,
                             madds=cin * n, params=cin * n + n))
-    return b.rows
+    return tuple(b.rows)
 
 
 def summary(arch: ArchSpec) -> dict[str, int]:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from hwlat import __version__
 from hwlat.archs.codec import decode, encode
+from hwlat.files import atomic_write_text
 
 SCHEMA = "hwlat.predictor"
 VERSION = 1
@@ -35,11 +36,7 @@ def save(pred, path) -> Path:
             {**r, "median_ms": float(r["median_ms"])} for r in
             pieces[["key", "granularity", "variant", "median_ms", "spec"]].to_dict("records")],
     }
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc))
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, json.dumps(doc))
 
 
 def _choices(pred) -> dict[str, str] | None:

@@ -39,7 +39,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from hwlat.archs.ir import ArchSpec
-from hwlat.archs.layers import layers
+from hwlat.archs.layers import layers, summary
 from hwlat.latency_models.features import NUMERIC, arch_pieces, network_features, pieces_frame
 from hwlat.profiler.workloads import from_spec
 
@@ -131,12 +131,12 @@ class MAddsProxy(_Predictor):
     kind = "madds"
 
     def _fit(self, archs, y, pieces) -> None:
-        m = np.array([a.madds for a in archs], dtype=float) / 1e6
+        m = np.array([summary(a)["madds"] for a in archs], dtype=float) / 1e6
         A = np.stack([m, np.ones_like(m)], 1) / y[:, None]
         (self.ms_per_madd_, self.intercept_ms_), *_ = np.linalg.lstsq(A, np.ones_like(y), rcond=None)
 
     def _total(self, arch) -> float:
-        return self.ms_per_madd_ * arch.madds / 1e6 + self.intercept_ms_
+        return self.ms_per_madd_ * summary(arch)["madds"] / 1e6 + self.intercept_ms_
 
     def _layers(self, arch) -> pd.DataFrame:
         rows = layers(arch)

@@ -31,6 +31,7 @@ from typing import Iterator
 import pandas as pd
 
 from hwlat import __version__
+from hwlat.files import atomic_write
 from hwlat.profiler.device import device_key, device_label
 
 APP = "hwlat"
@@ -585,16 +586,13 @@ class Store:
             raise ValueError(f"{path}: unknown export format {path.suffix!r}; "
                              f"use one of {', '.join(EXPORT_SUFFIXES)}")
         df = self.frame(**filters)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+
+        def write(tmp: Path) -> None:
             if suffix == ".csv":
                 df.to_csv(tmp, index=False)
             elif suffix == ".parquet":
                 df.to_parquet(tmp, index=False, engine="pyarrow")
             else:
                 df.to_json(tmp, orient="records", indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+
+        return atomic_write(path, write)

@@ -21,7 +21,8 @@ def main(argv=None) -> int:
     from hwlat.latency_models import load
     from hwlat.search.evaluators import DigitsTask
     from hwlat.search.nas import W_SMALL, CachedAccuracy, latency_function, make_controller, search
-    from hwlat.search.netadapt import NetAdaptConfig, measure_litert, netadapt, write_json_atomic
+    from hwlat.files import atomic_write_json as write_json_atomic
+    from hwlat.search.netadapt import NetAdaptConfig, measure_litert, netadapt
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--predictor", required=True)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hwlat.archs.ir import ArchSpec
+from hwlat.archs.layers import validate
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -69,7 +70,7 @@ class TrainableTask:
     # -- architecture ------------------------------------------------------------------------
     def adapt(self, arch: ArchSpec) -> ArchSpec:
         """``arch`` with this task's classes and resolution (what is trained and what latency is predicted for)."""
-        return dataclasses.replace(arch, num_classes=self.num_classes, resolution=self.resolution).validate()
+        return validate(dataclasses.replace(arch, num_classes=self.num_classes, resolution=self.resolution))
 
     def _check(self, arch: ArchSpec) -> None:
         if arch.num_classes != self.num_classes:

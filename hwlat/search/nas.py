@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from hwlat.archs import SearchSpace, encode
-from hwlat.search.netadapt import read_history, write_json_atomic
+from hwlat.files import atomic_write_json as write_json_atomic
+from hwlat.search.netadapt import read_history
 
 W_DEFAULT = -0.07   # MnasNet; arXiv:1905.02244v5 Sec. 4.1
 W_SMALL = -0.15     # MobileNetV3-Small search, same section

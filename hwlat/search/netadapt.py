@@ -27,27 +27,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwlat.archs import ArchSpec, encode, make_divisible, summary
+from hwlat.archs import ArchSpec, encode, make_divisible, summary, validate
+from hwlat.files import atomic_write, atomic_write_json as write_json_atomic
 
 HISTORY_SCHEMA = 1
 
 
 # -- atomic files --------------------------------------------------------------------------------
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _save_model_atomic(model: nn.Module, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(model.state_dict(), tmp))
 
 
 def read_history(path: str | Path) -> dict | None:
@@ -338,7 +326,7 @@ def netadapt(seed_arch: ArchSpec, seed_model: nn.Module | None, task, predictor,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     hpath, mpath = out / "history.json", out / "model.pt"
-    seed_arch = seed_arch.validate()
+    seed_arch = validate(seed_arch)
     seed_code = encode(seed_arch)
     cfg = dataclasses.asdict(config)
     hist = read_history(hpath)

@@ -1,0 +1,32 @@
+"""The project's exceptions: one base class, so the CLI can tell a user error from a bug.
+
+Every error a user can cause with bad input (a file, an argument, a missing measurement) is an
+:class:`HwlatError`; the CLI prints it as one line and exits 2. Anything else is a bug and keeps its
+traceback. Subclasses that also derive from a builtin (``ValueError``) keep ``except ValueError``
+callers working.
+"""
+from __future__ import annotations
+
+
+class HwlatError(Exception):
+    """Base class of every user-facing hwlat error."""
+
+
+class InvalidArchError(HwlatError, ValueError):
+    """An architecture that cannot exist: names the block and field (``block 3.stride: ...``)."""
+
+
+class MissingEntryError(HwlatError):
+    """A lookup table or store has no entry for a piece that a prediction needs; names the piece."""
+
+
+class StoreError(HwlatError):
+    """A measurement store that cannot be used: foreign, newer schema, damaged, not writable."""
+
+
+class FileFormatError(HwlatError, ValueError):
+    """A file that is not what the command expects (predictor, history, bundle, table); names it."""
+
+
+class DeviceMismatchError(HwlatError):
+    """A predictor or store used for a device or runtime other than its own."""
