@@ -1,6 +1,7 @@
 """hwlat — hardware-aware latency modeling and architecture profiling for mobile networks.
 
-Public API (more arrives with the profiler, predictors, search and dashboards)::
+The IR's public API at the top level; the profiler, predictors, search and dashboards live in
+``hwlat.profiler``, ``hwlat.latency_models``, ``hwlat.search`` and ``hwlat.dashboards``::
 
     from hwlat import get_arch, load_arch, layers_frame, summary, build_torch
     arch = get_arch("mobilenetv3_large_100", resolution=192)

@@ -21,7 +21,7 @@ import numpy as np
 def _ablations(quick: bool) -> list:
     """V3-Large 1.0 and the paper's ablation variants of it (none in the quick demo)."""
     from hwlat.archs import mobilenetv3
-    from hwlat.dashboards.data import ablation_variants
+    from hwlat.archs.zoo import ablation_variants
 
     if quick:
         return []

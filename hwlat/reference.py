@@ -16,19 +16,46 @@ from typing import Any
 import pandas as pd
 
 from hwlat.archs import get_arch, summary
+from hwlat.archs.zoo import zoo_family, zoo_name
 
 V5 = "arXiv:1905.02244v5"
 
-# Paper model names → hwlat zoo names (multiplier in the name).
-TABLE3_ZOO = {
-    ("V3-Large", 1.0): "mobilenetv3_large_100",
-    ("V3-Large", 0.75): "mobilenetv3_large_075",
-    ("V3-Small", 1.0): "mobilenetv3_small_100",
-    ("V3-Small", 0.75): "mobilenetv3_small_075",
-    ("V2", 1.0): "mobilenetv2_100",
-    ("V2", 0.35): "mobilenetv2_035",
-    ("MnasNet-A1", 1.0): "mnasnet_a1",
+# The one map between the paper's model names and hwlat's zoo: zoo family -> (the short label the
+# figures use, every spelling of the model in the paper's tables and TF-slim's README).
+PAPER_MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "mobilenetv3_large": ("large", ("V3-Large", "MobileNetV3-Large")),
+    "mobilenetv3_small": ("small", ("V3-Small", "MobileNetV3-Small")),
+    "mobilenetv3_large_minimal": ("Large minimalistic", ("MobileNetV3-Large minimalistic (float)",)),
+    "mobilenetv3_small_minimal": ("Small minimalistic", ("MobileNetV3-Small minimalistic (float)",)),
+    "mobilenetv2": ("V2", ("V2",)),
+    "mnasnet_a1": ("MnasNet-A1", ("MnasNet-A1",)),
 }
+_SPELLINGS = {s: fam for fam, (_, spellings) in PAPER_MODELS.items() for s in spellings}
+
+
+def paper_zoo_name(model: str, multiplier: float) -> str | None:
+    """The zoo name of a published model (``("V3-Large", 0.75)`` → ``"mobilenetv3_large_075"``), or
+    None when hwlat's zoo does not register it."""
+    family = _SPELLINGS.get(model)
+    if family is None:
+        return None
+    name = zoo_name(family, float(multiplier))
+    return name if zoo_family(name) else None
+
+
+def paper_spellings(name: str) -> tuple[str, ...]:
+    """Every spelling of a zoo name's model in the published tables (empty for unknown names)."""
+    fam = zoo_family(name)
+    return PAPER_MODELS[fam[0]][1] if fam and fam[0] in PAPER_MODELS else ()
+
+
+def family_label(name: str) -> tuple[str, float]:
+    """``(label, width multiplier)`` of a zoo name for figures (``("large", 0.75)``, ``("V2", 0.35)``);
+    ``("custom", nan)`` for anything outside the paper's families."""
+    fam = zoo_family(name)
+    if fam is None or fam[0] not in PAPER_MODELS:
+        return "custom", float("nan")
+    return PAPER_MODELS[fam[0]][0], fam[1]
 
 
 def data_file(name: str):
@@ -65,7 +92,7 @@ def table3() -> pd.DataFrame:
     wide = df.pivot_table(index=["model", "multiplier", "resolution"], columns="metric",
                           values="value", aggfunc="first").reset_index()
     wide.columns.name = None
-    wide["zoo_name"] = [TABLE3_ZOO.get((m, float(x))) for m, x in zip(wide["model"], wide["multiplier"])]
+    wide["zoo_name"] = [paper_zoo_name(m, x) for m, x in zip(wide["model"], wide["multiplier"])]
     return wide
 
 

@@ -35,6 +35,14 @@ from hwlat.archs.ir import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec
 CONVENTIONS = ("paper", "torchvision")
 
 
+def zoo_name(family: str, width_mult: float = 1.0) -> str:
+    """The timm-style zoo name of ``family`` at ``width_mult``: ``("mobilenetv3_large", 0.75)`` →
+    ``"mobilenetv3_large_075"``. MnasNet-A1 at 1.0 is plain ``"mnasnet_a1"``."""
+    if family == "mnasnet_a1" and width_mult == 1.0:
+        return family
+    return f"{family}_{round(width_mult * 100):03d}"
+
+
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Round ``v`` to a multiple of ``divisor`` (nearest, >= min_value, never 10 % below ``v``)."""
     min_value = divisor if min_value is None else min_value
@@ -194,7 +202,8 @@ def mobilenetv3(
     else:
         head = HeadSpec(conv=conv, conv_act=head_act, hidden=hidden, hidden_act=head_act,
                         dropout=dropout)
-    name = f"mobilenetv3_{family}{'_minimal' if minimal else ''}_{round(width_mult * 100):03d}"
+    fam_name = f"mobilenetv3_{family}{'_minimal' if minimal else ''}"
+    name = zoo_name(fam_name, width_mult)
     suffix = []
     if last_stage == "original":
         suffix.append("origlast")
@@ -213,7 +222,7 @@ def mobilenetv3(
         blocks=tuple(blocks),
         head=head,
         num_classes=num_classes,
-        meta={"family": f"mobilenetv3_{family}{'_minimal' if minimal else ''}",
+        meta={"family": fam_name,
               "width_mult": width_mult, "last_stage": last_stage, "width_convention": width_convention},
     )
 
@@ -250,7 +259,7 @@ def mobilenetv2(
             cin = out
     head = make_divisible(1280 * max(1.0, width_mult))
     return ArchSpec(
-        name=f"mobilenetv2_{round(width_mult * 100):03d}" + (
+        name=zoo_name("mobilenetv2", width_mult) + (
             "" if width_convention == "paper" else f"-{width_convention}"),
         resolution=resolution,
         stem=ConvSpec(out=stem, kernel=3, stride=2, act=R6),
@@ -288,7 +297,7 @@ def mnasnet_a1(
                                     se=se))
             cin = out
     return ArchSpec(
-        name=f"mnasnet_a1" + ("" if width_mult == 1.0 else f"_{round(width_mult * 100):03d}"),
+        name=zoo_name("mnasnet_a1", width_mult),
         resolution=resolution,
         stem=ConvSpec(out=stem, kernel=3, stride=2, act=RE),
         blocks=tuple(blocks),
@@ -298,19 +307,51 @@ def mnasnet_a1(
     )
 
 
-def _register() -> dict[str, Callable[..., ArchSpec]]:
+V3_MULTIPLIERS = (0.35, 0.5, 0.75, 1.0, 1.25)
+"""The width multipliers of the paper's Tables 3 and 9, registered for Large and Small."""
+
+
+def _register() -> tuple[dict[str, Callable[..., ArchSpec]], dict[str, tuple[str, float]]]:
     zoo: dict[str, Callable[..., ArchSpec]] = {}
+    families: dict[str, tuple[str, float]] = {}
+
+    def add(family: str, mult: float, factory: Callable[..., ArchSpec]) -> None:
+        name = zoo_name(family, mult)
+        zoo[name], families[name] = factory, (family, mult)
+
     for fam in ("large", "small"):
-        for m in (35, 50, 75, 100, 125):
-            zoo[f"mobilenetv3_{fam}_{m:03d}"] = functools.partial(mobilenetv3, fam, width_mult=m / 100)
-        zoo[f"mobilenetv3_{fam}_minimal_100"] = functools.partial(mobilenetv3, fam, minimal=True)
-    zoo["mobilenetv2_100"] = functools.partial(mobilenetv2, width_mult=1.0)
-    zoo["mobilenetv2_035"] = functools.partial(mobilenetv2, width_mult=0.35)
-    zoo["mnasnet_a1"] = mnasnet_a1
-    return zoo
+        for m in V3_MULTIPLIERS:
+            add(f"mobilenetv3_{fam}", m, functools.partial(mobilenetv3, fam, width_mult=m))
+        add(f"mobilenetv3_{fam}_minimal", 1.0, functools.partial(mobilenetv3, fam, minimal=True))
+    for m in (1.0, 0.35):
+        add("mobilenetv2", m, functools.partial(mobilenetv2, width_mult=m))
+    add("mnasnet_a1", 1.0, mnasnet_a1)
+    return zoo, families
 
 
-ZOO = _register()
+ZOO, _FAMILIES = _register()
+
+
+def zoo_family(name: str) -> tuple[str, float] | None:
+    """``(family, width multiplier)`` of a registered zoo name (``"mobilenetv3_large_075"`` →
+    ``("mobilenetv3_large", 0.75)``), or None for any other name."""
+    return _FAMILIES.get(name)
+
+
+# The paper's ablations of V3-Large 1.0 at 224: (ablation, variant, mobilenetv3 options of the variant,
+# options of its baseline). Table 5 (h-swish placement) and Section 5.1 (last stage, stem).
+ABLATIONS: tuple[tuple[str, str, dict, dict], ...] = (
+    ("h-swish placement (Table 5)", "ReLU everywhere", {"hswish_from": None}, {}),
+    ("h-swish placement (Table 5)", "h-swish@16", {"hswish_from": 16}, {}),
+    ("h-swish placement (Table 5)", "h-swish@112", {"hswish_from": 112}, {}),
+    ("efficient last stage (Sec. 5.1)", "original last stage", {"last_stage": "original"}, {}),
+    ("stem (Sec. 5.1)", "32-filter ReLU stem", {"stem_channels": 32, "stem_act": "relu"}, {}),
+)
+
+
+def ablation_variants() -> list[tuple[str, str, dict, dict]]:
+    """:data:`ABLATIONS` as a list (fresh option dicts, safe to modify)."""
+    return [(a, v, dict(kw), dict(base)) for a, v, kw, base in ABLATIONS]
 
 
 def zoo_names() -> list[str]:

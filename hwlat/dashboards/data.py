@@ -15,28 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hwlat.archs.zoo import zoo_names
+from hwlat.reference import family_label, paper_spellings, paper_tables, paper_zoo_name
+
 MODEL_COLUMNS = ["name", "family", "multiplier", "resolution", "arch", "madds", "params",
                  "median_ms", "p10_ms", "p90_ms", "runtime", "device"]
-_V3 = re.compile(r"^mobilenetv3_(large|small)_(\d{3})$")
-_REFS = {  # zoo name -> (family label, published model name in Table 3 / slim README, multiplier)
-    "mobilenetv2_100": ("V2", "V2", 1.0),
-    "mobilenetv2_035": ("V2", "V2", 0.35),
-    "mnasnet_a1": ("MnasNet-A1", "MnasNet-A1", 1.0),
-    "mobilenetv3_large_minimal_100": ("Large minimalistic", "MobileNetV3-Large minimalistic (float)", 1.0),
-    "mobilenetv3_small_minimal_100": ("Small minimalistic", "MobileNetV3-Small minimalistic (float)", 1.0),
-}
-
-
-def _family(name: str) -> tuple[str, float]:
-    """(family, width multiplier) of a zoo name; ``('custom', nan)`` for anything else."""
-    m = _V3.match(name)
-    if m:
-        return m.group(1), int(m.group(2)) / 100
-    if name in _REFS:
-        return _REFS[name][0], _REFS[name][2]
-    return "custom", float("nan")
-
-
 def models(frame: pd.DataFrame) -> pd.DataFrame:
     """Whole-network warm measurements of a :meth:`Store.frame`, one row per network and device.
 
@@ -50,7 +33,7 @@ def models(frame: pd.DataFrame) -> pd.DataFrame:
     for r in df.itertuples(index=False):
         spec = json.loads(r.spec)
         name = spec.get("name", "custom")
-        fam, mult = _family(name)
+        fam, mult = family_label(name)
         res = re.match(r"in(\d+)", spec.get("arch", ""))
         rows.append({"name": name, "family": fam, "multiplier": mult,
                      "resolution": int(res.group(1)) if res else 0, "arch": spec.get("arch", ""),
@@ -65,25 +48,31 @@ def published() -> pd.DataFrame:
     V3-Large/Small from Table 9, the reference models from Table 3 and the minimalistic models
     from TF-slim's README. Columns ``family, multiplier, resolution, name, top1, pixel1_ms, source``.
     """
-    from hwlat.reference import paper_tables
-
     rows = []
     t9 = paper_tables("Table9")
     for (model, mult, res), g in t9.groupby(["model", "multiplier", "resolution"]):
-        fam = "large" if "Large" in model else "small"
+        name = paper_zoo_name(model, mult)
+        if name is None:
+            continue
         v = dict(zip(g["metric"], g["value"]))
-        rows.append({"family": fam, "multiplier": float(mult), "resolution": int(res),
-                     "name": f"mobilenetv3_{fam}_{round(mult * 100):03d}", "top1": v.get("top1"),
+        rows.append({"family": family_label(name)[0], "multiplier": float(mult), "resolution": int(res),
+                     "name": name, "top1": v.get("top1"),
                      "pixel1_ms": v.get("latency_pixel1"), "source": "paper Table 9"})
-    t3 = paper_tables("Table3")
-    slim = paper_tables("slim_README", source=None)
-    for zoo, (fam, model, mult) in _REFS.items():
-        src, tab = ("paper Table 3", t3) if model in set(t3["model"]) else ("TF-slim README", slim)
-        g = tab[(tab["model"] == model) & (tab["multiplier"].astype(float) == mult)]
+    # the reference models (Table 3) and the minimalistic ones (TF-slim's README), at 224
+    tables = [("paper Table 3", paper_tables("Table3")),
+              ("TF-slim README", paper_tables("slim_README", source=None))]
+    for name in zoo_names():
+        label, mult = family_label(name)
+        if label in ("large", "small", "custom"):
+            continue  # V3 multipliers come from Table 9
+        for src, tab in tables:
+            g = tab[tab["model"].isin(paper_spellings(name)) & (tab["multiplier"].astype(float) == mult)]
+            if not g.empty:
+                break
         if g.empty:
             continue
         v = dict(zip(g["metric"], g["value"]))
-        rows.append({"family": fam, "multiplier": mult, "resolution": 224, "name": zoo,
+        rows.append({"family": label, "multiplier": mult, "resolution": 224, "name": name,
                      "top1": v.get("top1"), "pixel1_ms": v.get("latency_pixel1"), "source": src})
     return pd.DataFrame(rows)
 
@@ -197,18 +186,6 @@ def predictor_errors(model_df: pd.DataFrame, predictors: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def ablation_variants() -> list[tuple[str, str, dict, dict]]:
-    """(ablation, variant, mobilenetv3 kwargs of the variant, of its baseline), Large 1.0 at 224."""
-    base = {}
-    return [
-        ("h-swish placement (Table 5)", "ReLU everywhere", {"hswish_from": None}, base),
-        ("h-swish placement (Table 5)", "h-swish@16", {"hswish_from": 16}, base),
-        ("h-swish placement (Table 5)", "h-swish@112", {"hswish_from": 112}, base),
-        ("efficient last stage (Sec. 5.1)", "original last stage", {"last_stage": "original"}, base),
-        ("stem (Sec. 5.1)", "32-filter ReLU stem", {"stem_channels": 32, "stem_act": "relu"}, base),
-    ]
-
-
 def _paper_ablation_deltas() -> dict[str, dict]:
     """The paper's reported deltas (Pixel-1 ms, MAdds M) of each variant against V3-Large 1.0."""
     from hwlat.reference import constants, paper_tables
@@ -230,12 +207,13 @@ def _paper_ablation_deltas() -> dict[str, dict]:
 def ablations(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
     """Latency and MAdds deltas of the paper's ablations on this device, beside the paper's.
 
-    Each variant of :func:`ablation_variants` is compared with V3-Large 1.0 at 224. Latency is the
+    Each variant of :data:`hwlat.archs.zoo.ABLATIONS` is compared with V3-Large 1.0 at 224. Latency is the
     store's measurement when both networks are measured (``source='measured'``), else the
     predictor's (``'predicted'``), else NaN (``'missing'``). Columns ``ablation, variant, source,
     delta_ms, delta_madds_M, paper_delta_ms, paper_delta_madds_M``.
     """
     from hwlat.archs import encode, mobilenetv3, summary
+    from hwlat.archs.zoo import ablation_variants
 
     meas = {} if model_df is None or model_df.empty else dict(zip(model_df["arch"], model_df["median_ms"]))
     paper = _paper_ablation_deltas()

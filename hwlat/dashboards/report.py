@@ -8,15 +8,17 @@ in the store, predictor from another device, no runs folder) becomes a visible n
 """
 from __future__ import annotations
 
-import html
+import json
 import warnings
 from pathlib import Path
 
+import jinja2
 import pandas as pd
 import plotly.graph_objects as go
 
 from hwlat.dashboards import data as D
 from hwlat.dashboards import figures as F
+from hwlat.files import atomic_write_text
 
 
 def combine(figs: list[go.Figure], labels: list[str], title: str) -> go.Figure:
@@ -115,10 +117,24 @@ def section_figures(frame: pd.DataFrame, device: str, preds: dict, histories: di
             err_fig, *(hist or [F.search_trajectory(None)]), F.ablation_deltas(D.ablations(models, first), device)]
 
 
-_CSS = """body{font-family:sans-serif;margin:1.5em;max-width:1300px}.note{color:#a33;margin:.3em 0}
-.section{display:none}.section.active{display:block}select{font-size:1em}"""
-_JS = """function hwlatShow(id){document.querySelectorAll('.section').forEach(function(s){
-s.classList.toggle('active', s.id===id);});window.dispatchEvent(new Event('resize'));}"""
+def render_report(notes: list[str], sections: list[dict]) -> str:
+    """The report's HTML from the template ``templates/report.html.j2``.
+
+    ``sections``: dicts with ``id``, ``device`` (label), ``notes`` and ``figures`` (plotly figures;
+    plotly.js is embedded once, with the first figure). Text is escaped, figure HTML is not.
+    """
+    env = jinja2.Environment(loader=jinja2.PackageLoader("hwlat.dashboards", "templates"),
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    first = True
+    rendered = []
+    for sec in sections:
+        figs = []
+        for fig in sec["figures"]:
+            figs.append(fig.to_html(full_html=False, include_plotlyjs=first,
+                                    config={"responsive": True, "displaylogo": False}))
+            first = False
+        rendered.append({**sec, "figures": figs})
+    return env.get_template("report.html.j2").render(notes=notes, sections=rendered)
 
 
 def build_report(store, predictor_paths=(), runs_dir=None, out="report.html", runtime=None) -> Path:
@@ -165,33 +181,11 @@ def build_report(store, predictor_paths=(), runs_dir=None, out="report.html", ru
     for (key, rt), g in groups:
         fp = None
         if key is not None:
-            import json
-
             fp = json.loads(devices.set_index("device_key").loc[key, "fingerprint"])
         pnotes = device_notes(preds, fp, rt)
         device = f"{g['device'].iloc[0]} · {rt}" if key is not None else "this device"
-        sections.append((f"s{len(sections)}", device, pnotes, section_figures(g, device, preds, hists)))
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>hwlat report</title>"
-             f"<style>{_CSS}</style><script>{_JS}</script></head><body>",
-             "<h1>hwlat: accuracy–latency on this device</h1>",
-             "<p>Top-1 is the published ImageNet accuracy (arXiv:1905.02244v5 Tables 3 and 9, TF-slim "
-             "README), not trained here; latencies are milliseconds measured (or predicted) on the device "
-             "named in each section, one core, batch 1. Pixel-1 latencies are the paper's.</p>",
-             *(f"<p class='note'>{html.escape(n)}</p>" for n in notes)]
-    parts.append("<label>device · runtime: <select id='section' onchange='hwlatShow(this.value)'>"
-                 + "".join(f"<option value='{sid}'>{html.escape(dev)}</option>" for sid, dev, _, _ in sections)
-                 + "</select></label>")
-    first_js = True
-    for i, (sid, dev, pnotes, figs) in enumerate(sections):
-        parts.append(f"<div class='section{' active' if i == 0 else ''}' id='{sid}'><h2>{html.escape(dev)}</h2>")
-        parts += [f"<p class='note'>{html.escape(n)}</p>" for n in pnotes]
-        for fig in figs:
-            parts.append(fig.to_html(full_html=False, include_plotlyjs=first_js,
-                                     config={"responsive": True, "displaylogo": False}))
-            first_js = False
-        parts.append("</div>")
-    parts.append("</body></html>")
+        sections.append({"id": f"s{len(sections)}", "device": device, "notes": pnotes,
+                         "figures": section_figures(g, device, preds, hists)})
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(parts), encoding="utf-8")
-    return out
+    return atomic_write_text(out, render_report(notes, sections))

@@ -1,2 +1,2 @@
-"""Op-level profiler (not built yet): .tflite/ONNX export, LiteRT / ONNX Runtime / PyTorch runners,
+"""Op-level profiler: .tflite/ONNX export, LiteRT / ONNX Runtime / PyTorch runners,
 kernel/block/model workloads, and the persistent SQLite measurement store with device fingerprints."""

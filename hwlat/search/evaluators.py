@@ -264,20 +264,15 @@ class PublishedTable:
     label = "published ImageNet top-1 (arXiv:1905.02244v5 Tables 9/3), not measured here"
 
     def __init__(self):
-        from hwlat.reference import TABLE3_ZOO, paper_tables
+        from hwlat.reference import paper_tables, paper_zoo_name
 
         table = {}
-        fam = {"MobileNetV3-Large": "mobilenetv3_large", "MobileNetV3-Small": "mobilenetv3_small"}
-        t9 = paper_tables("Table9")
-        for r in t9[t9["metric"] == "top1"].itertuples():
-            if r.model in fam:
-                name = f"{fam[r.model]}_{int(round(float(r.multiplier) * 100)):03d}"
-                table.setdefault((name, int(r.resolution)), float(r.value) / 100)
-        t3 = paper_tables("Table3")
-        for r in t3[t3["metric"] == "top1"].itertuples():
-            name = TABLE3_ZOO.get((r.model, float(r.multiplier)))
-            if name:
-                table.setdefault((name, int(r.resolution)), float(r.value) / 100)
+        for t in ("Table9", "Table3"):
+            tab = paper_tables(t)
+            for r in tab[tab["metric"] == "top1"].itertuples():
+                name = paper_zoo_name(r.model, r.multiplier)
+                if name:
+                    table.setdefault((name, int(r.resolution)), float(r.value) / 100)
         self.table = table
 
     def evaluate(self, arch: ArchSpec, model: nn.Module | None = None) -> float:
