@@ -117,3 +117,20 @@ def test_failing_workload_is_reported_not_fatal():
     assert set(stats) == {"ok"} and failed == {"bad": "kernel exploded"}
     with pytest.raises(RuntimeError):
         measure_interleaved({"bad": boom}, TimingConfig())
+
+
+@pytest.mark.parametrize("n", [10, 20, 50, 101, 200, 500, 1000])
+def test_median_ci_agrees_with_scipy_order_statistics(n):
+    """The hand-written interval (normal approximation to the binomial order statistics; the bundle
+    runner needs numpy only) is within one rank of scipy's exact quantile-test interval."""
+    from scipy import stats
+
+    x = np.sort(np.random.default_rng(n).lognormal(0, 0.2, n))
+    ci = stats.quantile_test(x, q=np.median(x), p=0.5).confidence_interval(0.95)
+    lo_rank, hi_rank = np.searchsorted(x, ci.low), np.searchsorted(x, ci.high)
+    exact = (x[hi_rank] - x[lo_rank]) / 2
+    ours = median_ci_halfwidth(x)
+    # one rank either side of the exact interval bounds ours
+    wider = (x[min(n - 1, hi_rank + 1)] - x[max(0, lo_rank - 1)]) / 2
+    narrower = (x[hi_rank - 1] - x[lo_rank + 1]) / 2
+    assert narrower <= ours <= wider, (ours, exact)

@@ -168,42 +168,66 @@ def mobilenetv3(
     _check_mult(width_mult)
     if last_stage not in ("efficient", "original"):
         raise ValueError(f"last_stage: unknown {last_stage!r} (expected 'efficient' or 'original')")
-    rows = _V3_ROWS[family]
     if minimal:
         se, hswish_from = False, None
     if hswish_from == -1:
         hswish_from = _V3_HSWISH_DEFAULT[family]
-    outs = [r.out for r in rows]
-    if hswish_from is not None and hswish_from not in outs:
-        raise ValueError(
-            f"hswish_from: no {family} bottleneck has {hswish_from!r} output channels "
-            f"(choose from {sorted(set(outs))} or None)"
-        )
-    first_hs = outs.index(hswish_from) if hswish_from is not None else len(rows)
+    first_hs = _v3_first_hswish(family, hswish_from)
     stem_act = Act.parse(stem_act, "stem_act") if stem_act is not None else (
         HS if hswish_from is not None else RE)
     head_act = HS if hswish_from is not None else RE
     stem = make_divisible(stem_channels * width_mult)
+    blocks = [
+        BlockSpec(exp=exp, out=out, kernel=3 if minimal else r.kernel, stride=r.stride,
+                  act=HS if i >= first_hs else RE,
+                  se=SESpec(make_divisible(exp / 4)) if (se and r.se) else None)
+        for i, (r, exp, out) in enumerate(_scale_rows(_V3_ROWS[family], width_mult, width_convention, stem))
+    ]
+    head = _v3_last_stage(family, blocks, width_mult, width_convention, last_stage, head_act, dropout)
+    fam_name = f"mobilenetv3_{family}{'_minimal' if minimal else ''}"
+    suffix = _v3_variant_suffix(family, minimal, last_stage, stem_channels, stem_act, hswish_from, se,
+                                width_convention)
+    return ArchSpec(
+        name="-".join([zoo_name(fam_name, width_mult), *suffix]),
+        resolution=resolution,
+        stem=ConvSpec(out=stem, kernel=3, stride=2, act=stem_act),
+        blocks=tuple(blocks),
+        head=head,
+        num_classes=num_classes,
+        meta={"family": fam_name,
+              "width_mult": width_mult, "last_stage": last_stage, "width_convention": width_convention},
+    )
 
-    blocks = []
-    for i, (r, exp, out) in enumerate(_scale_rows(rows, width_mult, width_convention, stem)):
-        act = HS if i >= first_hs else RE
-        blocks.append(BlockSpec(
-            exp=exp, out=out, kernel=3 if minimal else r.kernel, stride=r.stride, act=act,
-            se=SESpec(make_divisible(exp / 4)) if (se and r.se) else None,
-        ))
+
+def _v3_first_hswish(family: str, hswish_from: int | None) -> int:
+    """Index of the first h-swish bottleneck (Table 5 placement); ``len(rows)`` for ReLU everywhere."""
+    outs = [r.out for r in _V3_ROWS[family]]
+    if hswish_from is None:
+        return len(outs)
+    if hswish_from not in outs:
+        raise ValueError(
+            f"hswish_from: no {family} bottleneck has {hswish_from!r} output channels "
+            f"(choose from {sorted(set(outs))} or None)"
+        )
+    return outs.index(hswish_from)
+
+
+def _v3_last_stage(family: str, blocks: list[BlockSpec], width_mult: float, width_convention: str,
+                   last_stage: str, act: Act, dropout: float) -> HeadSpec:
+    """The head; for ``last_stage="original"`` the extra bottleneck is appended to ``blocks``."""
     conv, hidden = _V3_HEAD[family]
     last = blocks[-1].out
     conv = make_divisible(conv * width_mult) if width_convention == "paper" else 6 * last
     hidden = make_divisible(hidden * (max(1.0, width_mult) if width_convention == "paper" else width_mult))
     if last_stage == "original":
-        blocks.append(BlockSpec(exp=conv, out=2 * last, kernel=3, stride=1, act=head_act))
-        head = HeadSpec(conv=hidden, conv_act=head_act, hidden=0, dropout=dropout)
-    else:
-        head = HeadSpec(conv=conv, conv_act=head_act, hidden=hidden, hidden_act=head_act,
-                        dropout=dropout)
-    fam_name = f"mobilenetv3_{family}{'_minimal' if minimal else ''}"
-    name = zoo_name(fam_name, width_mult)
+        blocks.append(BlockSpec(exp=conv, out=2 * last, kernel=3, stride=1, act=act))
+        return HeadSpec(conv=hidden, conv_act=act, hidden=0, dropout=dropout)
+    return HeadSpec(conv=conv, conv_act=act, hidden=hidden, hidden_act=act, dropout=dropout)
+
+
+def _v3_variant_suffix(family, minimal, last_stage, stem_channels, stem_act, hswish_from, se,
+                       width_convention) -> list[str]:
+    """Name suffixes of the ablations that differ from the paper's model (``origlast``, ``relu``...)."""
     suffix = []
     if last_stage == "original":
         suffix.append("origlast")
@@ -215,16 +239,7 @@ def mobilenetv3(
         suffix.append("nose")
     if width_convention != "paper":
         suffix.append(width_convention)
-    return ArchSpec(
-        name="-".join([name, *suffix]),
-        resolution=resolution,
-        stem=ConvSpec(out=stem, kernel=3, stride=2, act=stem_act),
-        blocks=tuple(blocks),
-        head=head,
-        num_classes=num_classes,
-        meta={"family": fam_name,
-              "width_mult": width_mult, "last_stage": last_stage, "width_convention": width_convention},
-    )
+    return suffix
 
 
 # MobileNetV2 (Sandler et al. 2018, Table 2): expansion t, channels c, repeats n, stride s.
