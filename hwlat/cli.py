@@ -115,6 +115,21 @@ def _export(args) -> int:
     return 0
 
 
+UNSTABLE_SPREAD_PCT = 10.0
+"""Repeats of one workload whose (max - min) / median exceeds this (%) are reported as unstable."""
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _profile_run(args) -> int:
     from hwlat.profiler.profile import profile
     from hwlat.profiler.runners import get_runner
@@ -129,7 +144,7 @@ def _profile_run(args) -> int:
     with_blocks = getattr(args, "with_blocks", False)    # an option of `profile models` only
     gran = ("model", "block") if with_blocks else args.granularity.rstrip("s")
     res = profile(archs, gran, args.store, runner, variant=args.variant,
-                  config=cfg, progress=not args.quiet)
+                  config=cfg, progress=not args.quiet, repeats=args.repeats)
     what = "models and blocks" if with_blocks else args.granularity
     print(f"{res.total} distinct {what} of {len(archs)} archs: {len(res.measured)} measured, "
           f"{len(res.skipped)} already stored, {len(res.failed)} failed; results in {res.store}")
@@ -149,7 +164,8 @@ def _profile_show(args) -> int:
     df["label"] = [json.loads(spec).get("label", "") for spec in df["spec"]]
     if args.json:
         cols = ["key", "granularity", "variant", "runtime", "runtime_version", "device", "device_key",
-                "median_ms", "p10_ms", "p90_ms", "n", "madds", "params", "label"]
+                "median_ms", "p10_ms", "p90_ms", "n", "repeats", "spread_pct", "ref_ms", "steal_pct",
+                "madds", "params", "label"]
         print(df[[c for c in cols if c in df.columns]].to_json(orient="records", indent=1))
         return 0
     if df.empty:
@@ -158,9 +174,17 @@ def _profile_show(args) -> int:
     df["precision"] = [(fps.get(d, {}).get("extra") or {}).get("precision", "float32") for d in df["device_id"]]
     summary = df.groupby(["device", "device_key", "runtime", "delegate", "precision", "granularity",
                           "variant"]).agg(
-        workloads=("key", "nunique"), median_ms_total=("median_ms", "sum")).reset_index()
+        workloads=("key", "nunique"), median_ms_total=("median_ms", "sum"),
+        repeats=("repeats", "median"),
+        spread_pct_median=("spread_pct", "median"), spread_pct_max=("spread_pct", "max")).reset_index()
+    unstable = df[df["spread_pct"] > UNSTABLE_SPREAD_PCT]
     with pd.option_context("display.width", 200, "display.max_rows", 200):
         print(summary.to_string(index=False))
+    if len(unstable):
+        print(f"{len(unstable)} workloads whose repeats disagree by more than {UNSTABLE_SPREAD_PCT:g} % "
+              f"(spread = (max - min) / median of the repeats), widest first:")
+        for r in unstable.sort_values("spread_pct", ascending=False).head(10).itertuples():
+            print(f"  {r.spread_pct:5.1f} %  {r.repeats} repeats  {r.median_ms:.3f} ms  {r.label or r.key}")
     return 0
 
 
@@ -332,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
         q.add_argument("--quantize", choices=["int8"], help="LiteRT int8 post-training quantized models")
         q.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+        q.add_argument("--repeats", type=_positive_int, default=1, metavar="R",
+                       help="measure each workload R times, in fresh runtime instances spread over "
+                            "the run (R passes); its value is the median (default 1)")
         if gran == "models":
             q.add_argument("--with-blocks", action="store_true",
                            help="measure each network together with its blocks (what predictors "

@@ -204,3 +204,27 @@ def test_cold_weights_variant_is_stored_beside_warm(tmp_path):
     assert set(both.index) == {"warm", "cold"}
     # weights come from memory when cold: slower than warm for a weight-heavy late block
     assert both.loc["cold", "median_ms"] > both.loc["warm", "median_ms"]
+
+
+def test_repeats_in_fresh_instances_with_the_phase_reference(tmp_path):
+    arch = get_arch("mobilenetv3_small_035", resolution=96)
+    store = tmp_path / "s.db"
+    n = len(collect([arch], "block"))
+    res = profile([arch], "block", store, "litert", config=FAST, progress=False, repeats=2)
+    assert len(res.measured) == 2 * n and not res.failed
+    with Store(store) as st:
+        raw = st.frame(repeats=True)
+        df = st.frame()
+    assert sorted(raw.groupby("key").repeat.apply(tuple).unique()) == [(0, 1)]
+    assert (raw.ref_ms > 0).all() and (raw.steal_pct.dropna() >= 0).all()  # None: < 1 jiffy sampled
+    assert (df.repeats == 2).all() and len(df) == n
+    med = raw.groupby("key").median_ms.median()
+    assert df.set_index("key").median_ms.to_dict() == pytest.approx(med.to_dict())
+    # asking for a third repeat measures only that one
+    more = profile([arch], "block", store, "litert", config=FAST, progress=False, repeats=3)
+    assert len(more.measured) == n and more.skipped == []
+    with Store(store) as st:
+        assert (st.frame().repeats == 3).all()
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="repeats must be a positive integer"):
+            profile([arch], "block", store, "litert", config=FAST, progress=False, repeats=bad)

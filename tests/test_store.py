@@ -15,7 +15,7 @@ import pytest
 
 from hwlat.profiler import device
 from hwlat.profiler.device import KEY_FIELDS, device_key, fingerprint, pin_to_core
-from hwlat.profiler.store import FRAME_COLUMNS, Store, StoreError
+from hwlat.profiler.store import FRAME_COLUMNS, REPEAT_COLUMNS, SCHEMA_VERSION, Store, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
 STATS = {"median_ms": 1.25, "p10_ms": 1.0, "p90_ms": 1.5, "mean_ms": 1.3, "std_ms": 0.2,
@@ -50,10 +50,10 @@ def test_new_store_schema(tmp_path):
     with Store(path):
         pass
     con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     meta = dict(con.execute("SELECT key, value FROM meta"))
-    assert meta["app"] == "hwlat" and meta["schema_version"] == "1"
+    assert meta["app"] == "hwlat" and meta["schema_version"] == str(SCHEMA_VERSION)
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"meta", "devices", "workloads", "measurements", "failures"} <= tables
     con.close()
@@ -425,3 +425,62 @@ def test_pin_to_core():
     assert json.loads(affinity) == [int(core)] and int(core) in os.sched_getaffinity(0), err
     with pytest.raises(ValueError, match="not available"):
         pin_to_core(10_000)
+
+
+# -- repeats and the v1 -> v2 migration ----------------------------------------------------------
+
+def test_repeats_are_rows_and_frame_gives_their_median(tmp_path):
+    with Store(tmp_path / "s.db") as s:
+        dev = fill(s, n=3)
+        for r, ms in ((1, 1.2), (2, 0.7)):   # two more repeats of kernel:0 (repeat 0 is 1.0 ms)
+            assert s.add_measurement("kernel:0", dev, {**STATS, "median_ms": ms, "ref_ms": 0.1,
+                                                       "steal_pct": 2.0}, "run2", repeat=r)
+        assert not s.add_measurement("kernel:0", dev, {**STATS, "median_ms": 9.0}, "run3", repeat=2)
+        raw = s.frame(repeats=True)
+        assert list(raw.columns) == REPEAT_COLUMNS and len(raw) == 5
+        assert sorted(raw[raw.key == "kernel:0"].repeat) == [0, 1, 2]
+        df = s.frame().set_index("key")
+        assert list(s.frame().columns) == FRAME_COLUMNS and len(df) == 3
+        assert df.loc["kernel:0", "median_ms"] == pytest.approx(1.0)      # median of 1.0, 1.2, 0.7
+        assert df.loc["kernel:0", "repeats"] == 3 and df.loc["block:1", "repeats"] == 1
+        assert df.loc["kernel:0", "spread_pct"] == pytest.approx(50.0)   # (1.2 - 0.7) / 1.0
+        assert df.loc["kernel:0", "n"] == 150
+        assert s.measured(dev, repeat=2) == {"kernel:0"}
+        assert s.measured(dev) == {"kernel:0", "block:1", "model:2"}
+
+
+def _v1_store(path: Path) -> None:
+    """A store as hwlat 0.1 (schema 1) wrote it, with one measurement."""
+    from hwlat.profiler import store as st_mod
+
+    v1 = st_mod._SCHEMA.replace("    repeat INTEGER NOT NULL DEFAULT 0,      -- 0..R-1: one fresh runtime instance each\n", "") \
+        .replace("    ref_ms REAL,                            -- the reference workload in the same rounds (phase)\n", "") \
+        .replace("    steal_pct REAL,                         -- CPU steal time of the measuring core (%)\n", "") \
+        .replace("UNIQUE (workload_key, device_id, variant, repeat)", "UNIQUE (workload_key, device_id, variant)")
+    assert "repeat" not in v1
+    con = sqlite3.connect(path)
+    con.executescript(v1)
+    con.executemany("INSERT INTO meta VALUES (?, ?)", [("app", "hwlat"), ("schema_version", "1")])
+    con.execute("PRAGMA user_version = 1")
+    con.execute("INSERT INTO devices VALUES (1, 'dev1', '{\"runtime\": \"litert\"}', 'x')")
+    con.execute("INSERT INTO workloads VALUES ('kernel:0', 'kernel', '{}', 10, 1)")
+    con.execute("INSERT INTO measurements (workload_key, device_id, variant, median_ms, n, "
+                "finished_at, run_id, hwlat_version) VALUES ('kernel:0', 1, 'warm', 2.5, 20, 'x', "
+                "'r1', '0.1.0')")
+    con.commit()
+    con.close()
+
+
+def test_schema_1_store_is_upgraded_in_place_losing_nothing(tmp_path):
+    path = tmp_path / "old.db"
+    _v1_store(path)
+    with Store(path, create=False) as s:
+        df = s.frame()
+        assert len(df) == 1 and df.median_ms[0] == 2.5 and df.repeats[0] == 1
+        assert s.add_measurement("kernel:0", 1, {"median_ms": 2.7, "n": 5}, "r2", repeat=1)
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    meta = dict(con.execute("SELECT key, value FROM meta"))
+    assert meta["schema_version"] == str(SCHEMA_VERSION) and "migrated_from_1" in meta
+    assert con.execute("SELECT count(*) FROM measurements").fetchone()[0] == 2
+    con.close()

@@ -14,8 +14,8 @@ from hwlat.archs.ir import ArchSpec
 from hwlat.profiler.device import pin_to_core
 from hwlat.profiler.runners import Runner, get_runner
 from hwlat.profiler.store import Store
-from hwlat.profiler.timing import Stats, TimingConfig, measure_interleaved
-from hwlat.profiler.workloads import Workload, collect
+from hwlat.profiler.timing import PhaseReference, Stats, TimingConfig, measure_interleaved
+from hwlat.profiler.workloads import Workload, collect, reference_workload
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,10 @@ class ProfileResult:
     device_id: int
     run_id: str
     total: int
-    measured: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    measured: list[str] = field(default_factory=list)   # one entry per stored repeat
+    skipped: list[str] = field(default_factory=list)    # workloads that had all their repeats
     failed: dict[str, str] = field(default_factory=dict)
+    slow: list[str] = field(default_factory=list)       # measured with slow-round samples only
 
 
 def profile(
@@ -43,6 +44,8 @@ def profile(
     batch: int = 8,
     progress: bool = True,
     pin: bool = True,
+    repeats: int = 1,
+    reference: bool = True,
 ) -> ProfileResult:
     """Measure every distinct ``granularity`` workload of ``archs`` not yet in ``store`` for this device.
 
@@ -50,47 +53,71 @@ def profile(
     that fails inside the runtime is recorded as a failure with its error and the run goes on.
     ``batch`` workloads are loaded at a time and measured in interleaved rounds, then released.
 
+    ``repeats`` R: every workload is measured R times, each in a fresh runtime instance, in R
+    passes over all the workloads, so its repeats are minutes apart and its stored value (the
+    median of the repeats) does not hang on one phase of the machine. ``reference``: a fixed small
+    network is timed in every round, and its time stored with each measurement as the phase
+    indicator ``ref_ms`` (see :mod:`hwlat.profiler.timing`).
+
     Several granularities, e.g. ``("model", "block")``, measure each architecture's missing
     workloads of all of them together in one interleaved batch, so that a slow phase of the machine
     hits a network and its pieces alike (their ratio is what the predictors calibrate on).
     """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     runner = get_runner(runtime) if isinstance(runtime, str) else runtime
     affinity = os.sched_getaffinity(0) if pin and hasattr(os, "sched_getaffinity") else None
     if pin:
         pin_to_core()
     try:
-        return _profile(archs, granularity, store, runner, variant, config, batch, progress)
+        return _profile(archs, granularity, store, runner, variant, config, batch, progress,
+                        repeats, reference)
     finally:
         if affinity is not None:  # give the caller's process its cores back
             os.sched_setaffinity(0, affinity)
 
 
-def _profile(archs, granularity, store, runner, variant, config, batch, progress) -> ProfileResult:
+def _profile(archs, granularity, store, runner, variant, config, batch, progress, repeats,
+             reference) -> ProfileResult:
     grans = (granularity,) if isinstance(granularity, str) else tuple(granularity)
     groups = [collect(archs, grans[0])] if len(grans) == 1 else _per_arch(archs, grans)
     workloads = [w for g in groups for w in g]
     own = not isinstance(store, Store)
     st = Store(store) if own else store
+    release_ref = None
     try:
         device_id = st.add_device(runner.fingerprint())
         for w in workloads:
             st.add_workload(w.key, w.granularity, w.spec(), w.madds, w.params)
-        done = st.measured(device_id, variant=variant)
-        todo = [[w for w in g if w.key not in done] for g in groups]
-        if len(grans) == 1:     # one granularity: ``batch`` workloads at a time
-            todo = [todo[0][i:i + batch] for i in range(0, len(todo[0]), batch)]
+        passes = []     # per repeat: the batches of workloads still missing that repeat
+        for r in range(repeats):
+            done = st.measured(device_id, variant=variant, repeat=r)
+            todo = [[w for w in g if w.key not in done] for g in groups]
+            if len(grans) == 1:     # one granularity: ``batch`` workloads at a time
+                todo = [todo[0][i:i + batch] for i in range(0, len(todo[0]), batch)]
+            passes.append([g for g in todo if g])
+        missing = {w.key for p in passes for g in p for w in g}
         res = ProfileResult(str(st.path), device_id, uuid.uuid4().hex[:12], len(workloads),
-                            skipped=[w.key for w in workloads if w.key in done])
-        bar = tqdm(total=sum(map(len, todo)), desc=f"{runner.name} {'+'.join(grans)}s", unit="wl",
+                            skipped=[w.key for w in workloads if w.key not in missing])
+        total = sum(len(g) for p in passes for g in p)
+        ref = None
+        if reference and total:
+            invoke, release_ref = runner.prepare(reference_workload())
+            ref = PhaseReference(invoke, config)
+        bar = tqdm(total=total, desc=f"{runner.name} {'+'.join(grans)}s", unit="wl",
                    disable=not progress, dynamic_ncols=True)
         try:
-            for g in todo:
-                if g:
-                    _measure_batch(g, runner, st, device_id, variant, config, res, bar)
+            for r, batches in enumerate(passes):
+                if repeats > 1:
+                    bar.set_postfix_str(f"repeat {r + 1}/{repeats}")
+                for g in batches:
+                    _measure_batch(g, runner, st, device_id, variant, config, res, bar, r, ref)
         finally:
             bar.close()
         return res
     finally:
+        if release_ref is not None:
+            release_ref()
         if own:
             st.close()
 
@@ -111,7 +138,8 @@ def _per_arch(archs: Iterable[ArchSpec], grans: Sequence[str]) -> list[list[Work
 
 
 def _measure_batch(ws: Sequence[Workload], runner: Runner, st: Store, device_id: int, variant: str,
-                   config: TimingConfig, res: ProfileResult, bar) -> None:
+                   config: TimingConfig, res: ProfileResult, bar, repeat: int = 0,
+                   ref: PhaseReference | None = None) -> None:
     invokes, releases = {}, {}
     for w in ws:
         try:
@@ -122,7 +150,7 @@ def _measure_batch(ws: Sequence[Workload], runner: Runner, st: Store, device_id:
     def done(key: str, stats: Stats) -> None:
         releases.pop(key)()
         st.add_measurement(key, device_id, stats.as_dict(), res.run_id, variant=variant,
-                           hwlat_version=__version__)
+                           hwlat_version=__version__, repeat=repeat)
         res.measured.append(key)
         bar.update(1)
 
@@ -131,7 +159,8 @@ def _measure_batch(ws: Sequence[Workload], runner: Runner, st: Store, device_id:
         _failed(key, exc, st, device_id, variant, res, bar)
 
     try:
-        measure_interleaved(invokes, config, variant=variant, on_done=done, on_fail=fail)
+        measure_interleaved(invokes, config, variant=variant, on_done=done, on_fail=fail,
+                            reference=ref)
     finally:
         for release in releases.values():
             release()

@@ -4,8 +4,14 @@ Durability and concurrency. The file uses SQLite's WAL journal with ``synchronou
 write is its own ``BEGIN IMMEDIATE`` transaction, so a process killed at any moment (SIGKILL,
 power loss) loses at most the call in flight, and several processes may write the same store at
 once (writers queue for up to :data:`BUSY_TIMEOUT_S`). Measurements are never overwritten: one row
-per (workload, device, variant); adding it again is a no-op that returns ``False``, which is what
-lets an interrupted run resume (:meth:`Store.measured`). Open one :class:`Store` per process (and
+per (workload, device, variant, repeat); adding it again is a no-op that returns ``False``, which is
+what lets an interrupted run resume (:meth:`Store.measured`).
+
+Repeats. A workload measured R times (fresh runtime instances, spread over a run: see
+:func:`hwlat.profiler.profile.profile`) has R rows, ``repeat`` 0..R-1; its value is the median of
+their medians, which :meth:`Store.frame` returns with the spread between them. Each row also keeps
+the phase of the machine while it was measured: ``ref_ms``, the time of a fixed reference workload
+timed in the same rounds, and ``steal_pct``, the CPU steal time of the measuring core. Open one :class:`Store` per process (and
 per thread); keep the file on a local disk (WAL does not work over NFS or Android's /sdcard).
 
 Opening an existing file checks it first, read-only: a file that is not SQLite, the database of
@@ -35,12 +41,13 @@ from hwlat.files import atomic_write
 from hwlat.profiler.device import device_key, device_label
 
 APP = "hwlat"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MIGRATABLE = (1,)  # older schemas upgraded in place, in one transaction, on a writable open
 BUSY_TIMEOUT_S = 30.0
 GRANULARITIES = ("kernel", "block", "model")
 VARIANTS = ("warm", "cold")
 STATS_FIELDS = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "ci95_ms", "n", "warmup",
-                "inner", "started_at", "finished_at")
+                "inner", "started_at", "finished_at", "ref_ms", "steal_pct")
 """Keys of the ``stats`` dict of :meth:`Store.add_measurement`; ``median_ms`` and ``n`` required."""
 EXPORT_SUFFIXES = (".csv", ".parquet", ".json")
 
@@ -76,7 +83,10 @@ CREATE TABLE measurements (
     finished_at TEXT NOT NULL,
     run_id TEXT NOT NULL,
     hwlat_version TEXT NOT NULL,
-    UNIQUE (workload_key, device_id, variant)
+    repeat INTEGER NOT NULL DEFAULT 0,      -- 0..R-1: one fresh runtime instance each
+    ref_ms REAL,                            -- the reference workload in the same rounds (phase)
+    steal_pct REAL,                         -- CPU steal time of the measuring core (%)
+    UNIQUE (workload_key, device_id, variant, repeat)
 );
 CREATE TABLE failures (
     id INTEGER PRIMARY KEY,
@@ -90,10 +100,28 @@ CREATE TABLE failures (
 CREATE INDEX failures_by_device ON failures (device_id, variant);
 """
 
+# v1 -> v2: measurements gain repeat / ref_ms / steal_pct and the unique key gains repeat. SQLite
+# cannot change a UNIQUE constraint in place: copy into the new table, drop, rename (one transaction).
+_MIGRATE_1_TO_2 = [
+    _SCHEMA[_SCHEMA.index("CREATE TABLE measurements"):_SCHEMA.index("CREATE TABLE failures")]
+    .replace("CREATE TABLE measurements", "CREATE TABLE measurements_v2").rstrip().rstrip(";"),
+    "INSERT INTO measurements_v2 (id, workload_key, device_id, variant, median_ms, p10_ms, p90_ms, "
+    "mean_ms, std_ms, n, warmup, inner, ci95_ms, started_at, finished_at, run_id, hwlat_version) "
+    "SELECT id, workload_key, device_id, variant, median_ms, p10_ms, p90_ms, mean_ms, std_ms, n, "
+    "warmup, inner, ci95_ms, started_at, finished_at, run_id, hwlat_version FROM measurements",
+    "DROP TABLE measurements",
+    "ALTER TABLE measurements_v2 RENAME TO measurements",
+]
+
 FRAME_COLUMNS = ["key", "granularity", "variant", "runtime", "runtime_version", "threads",
                  "delegate", "device", "device_key", "device_id", "median_ms", "p10_ms", "p90_ms",
                  "mean_ms", "std_ms", "ci95_ms", "n", "warmup", "inner", "madds", "params",
-                 "run_id", "started_at", "finished_at", "hwlat_version", "spec"]
+                 "run_id", "started_at", "finished_at", "hwlat_version", "spec", "repeats",
+                 "spread_pct", "ref_ms", "steal_pct"]
+"""Columns of :meth:`Store.frame`: one row per (workload, device, variant), the median of its
+repeats; ``repeats`` counts them and ``spread_pct`` is (max − min) / median of their medians (%)."""
+REPEAT_COLUMNS = [c for c in FRAME_COLUMNS if c not in ("repeats", "spread_pct")] + ["repeat"]
+"""Columns of :meth:`Store.frame` with ``repeats=True``: one row per stored repeat."""
 DEVICE_COLUMNS = ["device_id", "device_key", "device", "hostname", "board", "cpu", "machine",
                   "cores", "governor", "max_freq_khz", "os", "runtime", "runtime_version",
                   "threads", "delegate", "first_seen", "fingerprint"]
@@ -164,7 +192,7 @@ def _inspect(path: Path) -> str:
     if found > SCHEMA_VERSION:
         raise StoreError(f"{path}: hwlat store schema version {found} is newer than this hwlat "
                          f"({__version__}) supports ({SCHEMA_VERSION}); upgrade hwlat")
-    if found < SCHEMA_VERSION:
+    if found < SCHEMA_VERSION and found not in MIGRATABLE:
         raise StoreError(f"{path}: hwlat store schema version {found} is unknown "
                          f"(expected {SCHEMA_VERSION})")
     return "store"
@@ -303,9 +331,21 @@ class Store:
                                 [("app", APP), ("schema_version", str(SCHEMA_VERSION)),
                                  ("created_at", now()), ("created_by", f"hwlat {__version__}")])
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version in MIGRATABLE:
+                self._migrate(con, version)
             elif version != SCHEMA_VERSION:     # changed between the read-only check and now
                 raise StoreError(f"{self.path}: not an hwlat store of schema {SCHEMA_VERSION} "
                                  f"(user_version {version})")
+
+    def _migrate(self, con: sqlite3.Connection, version: int) -> None:
+        """Upgrade a store of an older schema in place, inside the caller's transaction."""
+        if version == 1:
+            for statement in _MIGRATE_1_TO_2:
+                con.execute(statement)
+        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        con.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                    "value = excluded.value", (f"migrated_from_{version}", now()))
+        con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -382,26 +422,30 @@ class Store:
                                                    madds=madds, params=params))
 
     def add_measurement(self, workload_key: str, device_id: int, stats: dict, run_id: str,
-                        variant: str = "warm", hwlat_version: str | None = None) -> bool:
+                        variant: str = "warm", hwlat_version: str | None = None,
+                        repeat: int = 0) -> bool:
         """Record one workload's latency statistics (milliseconds) and commit at once.
 
         ``stats`` holds :data:`STATS_FIELDS`: ``median_ms`` and ``n`` (samples) are required;
         ``p10_ms``, ``p90_ms``, ``mean_ms``, ``std_ms`` and ``ci95_ms`` are milliseconds (None or
         NaN = unknown; ``ci95_ms`` may also be inf = not computable, stored as NULL),
         ``warmup`` and ``inner`` are invocation counts, ``started_at`` / ``finished_at`` an
-        ISO string, datetime or Unix seconds (finished defaults to now). Other keys raise
-        ``ValueError``. Returns ``False`` and changes nothing if this (workload, device,
-        variant) is already measured. The workload and device must have been added.
+        ISO string, datetime or Unix seconds (finished defaults to now), ``ref_ms`` the reference
+        workload's time in the same rounds and ``steal_pct`` the CPU steal time (%). Other keys
+        raise ``ValueError``. ``repeat`` numbers the fresh runtime instance (0, 1, ...). Returns
+        ``False`` and changes nothing if this (workload, device, variant, repeat) is already
+        measured. The workload and device must have been added.
         """
         unknown = set(stats) - set(STATS_FIELDS)
         if unknown:
             raise ValueError(f"unknown stats fields {sorted(unknown)}; expected {STATS_FIELDS}")
         row = self._measurement_row(workload_key, device_id, stats, run_id, variant,
-                                    hwlat_version or __version__)
+                                    hwlat_version or __version__, repeat)
         with self._tx() as con:
             return self._insert_measurement(con, row)
 
-    def _measurement_row(self, workload_key, device_id, stats, run_id, variant, version) -> tuple:
+    def _measurement_row(self, workload_key, device_id, stats, run_id, variant, version,
+                         repeat=0) -> tuple:
         if not run_id:
             raise ValueError("run_id must be a non-empty string")
         n = _int(stats.get("n"), "stats['n']")
@@ -414,15 +458,16 @@ class Store:
                 _int(stats.get("inner"), "stats['inner']", required=False),
                 _num(stats, "ci95_ms", inf_ok=True), _time(stats.get("started_at"), "started_at"),
                 _time(stats.get("finished_at"), "finished_at") or now(), str(run_id),
-                str(version))
+                str(version), _int(repeat, "repeat"), _num(stats, "ref_ms"), _num(stats, "steal_pct"))
 
     def _insert_measurement(self, con: sqlite3.Connection, row: tuple) -> bool:
         try:
             cur = con.execute(
                 "INSERT INTO measurements (workload_key, device_id, variant, median_ms, p10_ms, "
                 "p90_ms, mean_ms, std_ms, n, warmup, inner, ci95_ms, started_at, finished_at, "
-                "run_id, hwlat_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (workload_key, device_id, variant) DO NOTHING", row)
+                "run_id, hwlat_version, repeat, ref_ms, steal_pct) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (workload_key, device_id, variant, repeat) DO NOTHING", row)
         except sqlite3.IntegrityError:
             raise StoreError(f"{self.path}: unknown workload {row[0]!r} or device id {row[1]}; "
                              f"add_workload / add_device first") from None
@@ -461,9 +506,11 @@ class Store:
                 if not key:
                     raise ValueError(f"measurement {i}: no workload_key")
                 stats = {f: m[f] for f in STATS_FIELDS if not _missing(m.get(f))}
+                repeat = m.get("repeat")
                 row = self._measurement_row(key, device_id, stats, m.get("run_id") or run_id,
                                             m.get("variant") or "warm",
-                                            m.get("hwlat_version") or __version__)
+                                            m.get("hwlat_version") or __version__,
+                                            0 if _missing(repeat) else repeat)
                 added += self._insert_measurement(con, row)
         return added, len(measurements) - added
 
@@ -492,11 +539,15 @@ class Store:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def measured(self, device_id: int, variant: str = "warm") -> set[str]:
-        """Keys of the workloads already measured on this device (what a rerun can skip)."""
-        cur = self._db.execute("SELECT workload_key FROM measurements WHERE device_id = ? "
-                                "AND variant = ?", (int(device_id), _check_variant(variant)))
-        return {r[0] for r in cur}
+    def measured(self, device_id: int, variant: str = "warm", repeat: int | None = None) -> set[str]:
+        """Keys of the workloads already measured on this device (what a rerun can skip); with
+        ``repeat``, those that have that repeat."""
+        sql = "SELECT DISTINCT workload_key FROM measurements WHERE device_id = ? AND variant = ?"
+        params = [int(device_id), _check_variant(variant)]
+        if repeat is not None:
+            sql += " AND repeat = ?"
+            params.append(int(repeat))
+        return {r[0] for r in self._db.execute(sql, params)}
 
     def devices(self) -> pd.DataFrame:
         """One row per device: id, key, readable label, the main fingerprint fields, first_seen."""
@@ -510,10 +561,13 @@ class Store:
         return pd.DataFrame(rows, columns=DEVICE_COLUMNS)
 
     def frame(self, device_id: int | None = None, runtime: str | None = None,
-              granularity: str | None = None) -> pd.DataFrame:
-        """All measurements joined with their workload and device, latencies in milliseconds.
+              granularity: str | None = None, repeats: bool = False) -> pd.DataFrame:
+        """Measurements joined with their workload and device, latencies in milliseconds.
 
-        Columns :data:`FRAME_COLUMNS`; ``spec`` is the workload's JSON text.
+        One row per (workload, device, variant), columns :data:`FRAME_COLUMNS`: ``median_ms`` is
+        the median of the repeats' medians (p10/p90/mean/std/ci95/ref/steal their medians, ``n``
+        their total samples). ``repeats=True`` gives every stored repeat instead
+        (:data:`REPEAT_COLUMNS`). ``spec`` is the workload's JSON text.
         """
         where, params = [], []
         if device_id is not None:
@@ -525,7 +579,8 @@ class Store:
         df = self._query(
             "SELECT m.workload_key AS key, w.granularity, m.variant, m.device_id, m.median_ms, "
             "m.p10_ms, m.p90_ms, m.mean_ms, m.std_ms, m.ci95_ms, m.n, m.warmup, m.inner, w.madds, "
-            "w.params, m.run_id, m.started_at, m.finished_at, m.hwlat_version, w.spec "
+            "w.params, m.run_id, m.started_at, m.finished_at, m.hwlat_version, w.spec, "
+            "m.repeat, m.ref_ms, m.steal_pct "
             "FROM measurements m JOIN workloads w ON w.key = m.workload_key"
             + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY m.id", params)
         dev = self.devices()[["device_id", "device_key", "device", "runtime", "runtime_version",
@@ -533,14 +588,16 @@ class Store:
         df = df.merge(dev, on="device_id", how="left")
         if runtime is not None:
             df = df[df["runtime"] == runtime]
-        df = df[FRAME_COLUMNS].reset_index(drop=True)
-        for col in ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "ci95_ms"):
+        for col in ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "ci95_ms", "ref_ms",
+                    "steal_pct"):
             df[col] = df[col].astype("float64")
-        for col in ("n", "madds", "params", "device_id"):
+        for col in ("n", "madds", "params", "device_id", "repeat"):
             df[col] = df[col].astype("int64")
         for col in ("warmup", "inner"):
             df[col] = df[col].astype("Int64")
-        return df
+        if repeats:
+            return df[REPEAT_COLUMNS].reset_index(drop=True)
+        return aggregate_repeats(df)
 
     def failures(self, device_id: int | None = None, variant: str | None = None) -> pd.DataFrame:
         """Recorded failures: key, granularity, variant, device_key, device_id, error, run_id,
@@ -596,3 +653,32 @@ class Store:
                 df.to_json(tmp, orient="records", indent=1)
 
         return atomic_write(path, write)
+
+
+def aggregate_repeats(df: pd.DataFrame) -> pd.DataFrame:
+    """Per-repeat rows (:data:`REPEAT_COLUMNS`) to one row per (workload, device, variant)
+    (:data:`FRAME_COLUMNS`): medians of the repeats, their count and spread, first-seen order."""
+    if df.empty:
+        out = df.reindex(columns=FRAME_COLUMNS)
+        out["repeats"] = out["repeats"].astype("int64")
+        out["spread_pct"] = out["spread_pct"].astype("float64")
+        return out.reset_index(drop=True)
+    if df.duplicated(["key", "device_id", "variant"]).sum() == 0:   # one repeat each: as stored
+        out = df.assign(repeats=1, spread_pct=0.0)
+        return out[FRAME_COLUMNS].reset_index(drop=True)
+    med = ["median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "ci95_ms", "ref_ms", "steal_pct"]
+    g = df.groupby(["key", "device_id", "variant"], sort=False)
+    agg = g[med].median()
+    first = g.first()   # identical per group: workload and device fields
+    out = first.drop(columns=med + ["n", "started_at", "finished_at", "repeat"])
+    out[med] = agg
+    out["n"] = g["n"].sum()
+    out["started_at"] = g["started_at"].min()
+    out["finished_at"] = g["finished_at"].max()
+    out["repeats"] = g.size()
+    lo, hi = g["median_ms"].min(), g["median_ms"].max()
+    out["spread_pct"] = 100 * (hi - lo) / out["median_ms"]
+    out = out.reset_index()
+    for col in ("warmup", "inner"):
+        out[col] = out[col].astype("Int64")
+    return out[FRAME_COLUMNS].reset_index(drop=True)

@@ -7,6 +7,14 @@ binomial order statistics) is within ``target`` of the median, or when ``max_sam
 ``max_seconds`` per workload is reached. Rounds are interleaved across the workloads of a batch
 so that a slow phase of the machine hits all of them alike.
 
+Phases of the machine. A shared host has slow phases (±35 % for seconds to minutes). Two
+indicators are kept with every measurement: ``ref_ms``, the median time of a fixed *reference*
+workload timed in the same interleaved rounds (its drift is the phase), and ``steal_pct``, the CPU
+steal time of the measuring core over the workload's sampling windows (``/proc/stat``). A round
+whose reference is more than ``phase_tolerance`` slower than the fastest round so far is a slow
+round: its samples are kept apart, and a workload is summarised from its normal-round samples
+when it has at least ``min_samples`` of them (it keeps sampling for them, within its limits).
+
 ``variant="cold"`` evicts caches before every single invocation (a sample is one invocation), so
 weights come from memory as they do for late blocks inside a large network.
 """
@@ -36,6 +44,7 @@ class TimingConfig:
     max_inner: int = 1000
     round_samples: int = 5  # samples per workload per interleaved round
     evict_mb: int = 64
+    phase_tolerance: float = 0.15  # a round whose reference is this much slower is a slow round
 
 
 @dataclass
@@ -53,6 +62,8 @@ class Stats:
     inner: int
     started_at: float
     finished_at: float
+    ref_ms: float | None = None  # the reference workload's median over the rounds used
+    steal_pct: float | None = None  # CPU steal time of the measuring core while sampling (%)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -69,14 +80,43 @@ def median_ci_halfwidth(samples: np.ndarray) -> float:
     return float(x[hi] - x[lo]) / 2
 
 
-def summarize(samples: list[float], warmup: int, inner: int, started: float) -> Stats:
+def summarize(samples: list[float], warmup: int, inner: int, started: float,
+              ref_ms: float | None = None, steal_pct: float | None = None) -> Stats:
     x = np.asarray(samples, dtype=np.float64)
     return Stats(
         median_ms=float(np.median(x)), p10_ms=float(np.percentile(x, 10)),
         p90_ms=float(np.percentile(x, 90)), mean_ms=float(x.mean()),
         std_ms=float(x.std(ddof=1)) if len(x) > 1 else 0.0, ci95_ms=median_ci_halfwidth(x),
         n=len(x), warmup=warmup, inner=inner, started_at=started, finished_at=time.time(),
+        ref_ms=ref_ms, steal_pct=steal_pct,
     )
+
+
+def cpu_times(cpu: int | None) -> tuple[int, int] | None:
+    """``(steal, total)`` jiffies of one CPU (``None``: all CPUs) from ``/proc/stat``; None where
+    the file does not exist (not Linux)."""
+    label = "cpu" if cpu is None else f"cpu{cpu}"
+    try:
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                parts = line.split()
+                if parts and parts[0].decode() == label:
+                    vals = [int(v) for v in parts[1:9]]
+                    return (vals[7] if len(vals) > 7 else 0), sum(vals)
+    except OSError:
+        return None
+    return None
+
+
+def current_cpu() -> int | None:
+    """The one CPU this process is pinned to, else None."""
+    import os
+
+    try:
+        cpus = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return None
+    return next(iter(cpus)) if len(cpus) == 1 else None
 
 
 class _Evictor:
@@ -95,8 +135,24 @@ class _Job:
     started: float = field(default_factory=time.time)
     t0: float = field(default_factory=time.perf_counter)
     samples: list = field(default_factory=list)
+    slow: list = field(default_factory=list)      # True for samples taken in a slow round
+    refs: list = field(default_factory=list)      # reference ms of each round this job sampled in
+    steal: list = field(default_factory=lambda: [0, 0])  # steal, total jiffies while sampling
     warmup: int = 0
     inner: int = 1
+
+    def normal(self) -> list[float]:
+        return [x for x, slow in zip(self.samples, self.slow) if not slow]
+
+    def stats(self, cfg: "TimingConfig") -> "Stats":
+        """Summary of the normal-round samples if there are enough of them, else of all."""
+        normal = self.normal()
+        only_normal = len(normal) >= cfg.min_samples
+        refs = [r for r, slow in self.refs if not (only_normal and slow)]
+        steal, total = self.steal
+        return summarize(normal if only_normal else self.samples, self.warmup, self.inner,
+                         self.started, ref_ms=float(np.median(refs)) if refs else None,
+                         steal_pct=100.0 * steal / total if total else None)
 
 
 def _warm(job: _Job, cfg: TimingConfig, cold: bool) -> None:
@@ -115,20 +171,24 @@ def _done(job: _Job, cfg: TimingConfig) -> bool:
     n = len(job.samples)
     if n >= cfg.max_samples or time.perf_counter() - job.t0 > cfg.max_seconds:
         return True
-    if n < cfg.min_samples:
+    normal = job.normal()
+    if len(normal) < cfg.min_samples:
         return False
-    x = np.asarray(job.samples)
+    x = np.asarray(normal)
     return median_ci_halfwidth(x) <= cfg.target * float(np.median(x))
 
 
 def measure_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingConfig(),
                         variant: str = "warm", on_done: Callable[[str, Stats], None] | None = None,
-                        on_fail: Callable[[str, Exception], None] | None = None) -> dict[str, Stats]:
+                        on_fail: Callable[[str, Exception], None] | None = None,
+                        reference: "PhaseReference | Invoke | None" = None) -> dict[str, Stats]:
     """Time every callable of ``invokes`` (key → zero-argument invoke) in interleaved rounds.
 
     ``on_done(key, stats)`` is called as soon as a workload meets its stopping rule, so the
     caller can store it at once. A workload whose invoke raises is dropped and reported to
-    ``on_fail(key, error)``; without ``on_fail`` the error propagates.
+    ``on_fail(key, error)``; without ``on_fail`` the error propagates. ``reference`` (a small
+    fixed workload, or a :class:`PhaseReference` shared across batches so that "fastest round so
+    far" spans a whole run) is timed at the start of every round: see the module docstring.
     """
     if variant not in ("warm", "cold"):
         raise ValueError(f"variant: unknown {variant!r} (expected 'warm' or 'cold')")
@@ -149,10 +209,15 @@ def measure_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingCo
             fail(key, exc)
             continue
         jobs[key].t0 = time.perf_counter()
+    ref = reference if isinstance(reference, PhaseReference) or reference is None else \
+        PhaseReference(reference, cfg)
+    cpu = current_cpu()
     out: dict[str, Stats] = {}
     while jobs:
+        ref_ms, slow = ref.round() if ref is not None else (None, False)
         for key in list(jobs):
             job = jobs[key]
+            before = cpu_times(cpu)
             try:
                 for _ in range(cfg.round_samples):
                     if evict is not None:
@@ -161,12 +226,46 @@ def measure_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingCo
                     for _ in range(job.inner):
                         job.invoke()
                     job.samples.append((time.perf_counter() - t) * 1e3 / job.inner)
+                    job.slow.append(slow)
             except Exception as exc:  # noqa: BLE001
                 fail(key, exc)
                 continue
+            after = cpu_times(cpu)
+            if before is not None and after is not None:
+                job.steal[0] += after[0] - before[0]
+                job.steal[1] += after[1] - before[1]
+            if ref_ms is not None:
+                job.refs.append((ref_ms, slow))
             if _done(job, cfg):
-                out[key] = summarize(job.samples, job.warmup, job.inner, job.started)
+                out[key] = job.stats(cfg)
                 del jobs[key]
                 if on_done is not None:
                     on_done(key, out[key])
     return out
+
+
+class PhaseReference:
+    """A fixed reference workload, timed at the start of every round; flags slow rounds.
+
+    A round is slow when the reference is more than ``cfg.phase_tolerance`` slower than in the
+    fastest round this object has seen.
+    """
+
+    def __init__(self, invoke: Invoke, cfg: TimingConfig):
+        self.invoke, self.cfg = invoke, cfg
+        job = _Job(invoke)
+        _warm(job, cfg, cold=False)
+        self.inner = job.inner
+        self.fastest = math.inf
+
+    def round(self) -> tuple[float, bool]:
+        """``(reference ms this round, whether the round is slow)``."""
+        times = []
+        for _ in range(self.cfg.round_samples):
+            t = time.perf_counter()
+            for _ in range(self.inner):
+                self.invoke()
+            times.append((time.perf_counter() - t) * 1e3 / self.inner)
+        ms = float(np.median(times))
+        self.fastest = min(self.fastest, ms)
+        return ms, ms > (1 + self.cfg.phase_tolerance) * self.fastest

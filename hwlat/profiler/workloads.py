@@ -149,3 +149,16 @@ def collect(archs: Iterable[ArchSpec], granularity: str) -> list[Workload]:
         for w in ws:
             seen.setdefault(w.key, w)
     return list(seen.values())
+
+
+REFERENCE_ARCH = ("mobilenetv3_small_050", 96)
+"""The phase reference: MobileNetV3-Small 0.5 at 96 px, a whole network (~0.2 ms on one x86 core)
+that exercises every op type of the zoo; timed in every round of a profiling run."""
+
+
+def reference_workload() -> Workload:
+    """The model workload of :data:`REFERENCE_ARCH` (see :mod:`hwlat.profiler.timing` on phases)."""
+    from hwlat.archs.zoo import get_arch
+
+    name, resolution = REFERENCE_ARCH
+    return model(get_arch(name, resolution=resolution))
