@@ -130,12 +130,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _profile_run(args) -> int:
+def _profile_run(args, archs=None) -> int:
     from hwlat.profiler.profile import profile
     from hwlat.profiler.runners import get_runner
     from hwlat.profiler.timing import TimingConfig
 
-    archs = _archs(args.arch, args.resolution, args.sample_space, args.space, args.seed)
+    if archs is None:
+        archs = _archs(args.arch, args.resolution, args.sample_space, args.space, args.seed)
     opts = {"xnnpack": not args.no_xnnpack, "quantize": args.quantize} if args.runtime == "litert" else {}
     if args.quantize and args.runtime != "litert":
         raise ValueError(f"--quantize is a LiteRT option; runtime {args.runtime!r} measures float32")
@@ -151,6 +152,34 @@ def _profile_run(args) -> int:
     for key, err in list(res.failed.items())[:5]:
         print(f"  failed {key}: {err}")
     return 1 if res.failed and not res.measured and not res.skipped else 0
+
+
+def _profile_calibration(args) -> int:
+    from hwlat.archs import SearchSpace
+    from hwlat.archs.calibration import calibration_set, coverage_report
+
+    factory = {"large": SearchSpace.mobilenetv3_large, "small": SearchSpace.mobilenetv3_small}[args.space]
+    space = factory()
+    archs = calibration_set(space, args.n, seed=args.seed, resolutions=args.resolutions)
+    cov = coverage_report(archs, space, seed=args.seed, resolutions=args.resolutions)
+    lo, hi = cov["weights_mb"]
+    print(f"calibration set of the {args.space} space: {len(archs)} networks at "
+          f"{sorted({a.resolution for a in archs})} px covering {cov['covered']}/{cov['total']} op, "
+          f"kernel, width and resolution features, weights {lo:.1f}-{hi:.1f} MB")
+    args.arch, args.resolution, args.sample_space, args.with_blocks = [], None, 0, True
+    args.granularity = "models"
+    return _profile_run(args, archs=archs)
+
+
+def _resolutions(text: str) -> tuple[int, ...]:
+    """argparse type: comma-separated input sizes in pixels."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 32:
+        raise argparse.ArgumentTypeError(f"resolutions must be at least 32 px, got {text!r}")
+    return values
 
 
 def _profile_show(args) -> int:
@@ -344,9 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--space", choices=["large", "small"], default="large")
         q.add_argument("--seed", type=int, default=0)
 
-    for gran in ("kernels", "blocks", "models"):
-        q = psub.add_parser(gran, help=f"measure the distinct {gran} of the architectures")
-        arch_args(q)
+    def measure_args(q):
         q.add_argument("--runtime", default="litert", help="litert | onnxruntime | torch")
         q.add_argument("--store", required=True, help="SQLite measurement store (created if missing)")
         q.add_argument("--variant", choices=["warm", "cold"], default="warm",
@@ -359,11 +386,25 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--repeats", type=_positive_int, default=1, metavar="R",
                        help="measure each workload R times, in fresh runtime instances spread over "
                             "the run (R passes); its value is the median (default 1)")
+
+    for gran in ("kernels", "blocks", "models"):
+        q = psub.add_parser(gran, help=f"measure the distinct {gran} of the architectures")
+        arch_args(q)
+        measure_args(q)
         if gran == "models":
             q.add_argument("--with-blocks", action="store_true",
                            help="measure each network together with its blocks (what predictors "
                                 "calibrate on), interleaved so a slow phase hits both alike")
         q.set_defaults(func=_profile_run, granularity=gran)
+    q = psub.add_parser("calibration", help="measure the calibration set hwlat picks from a search "
+                        "space (each network with its blocks): what the network-level terms learn from")
+    q.add_argument("--space", choices=["large", "small"], default="large")
+    q.add_argument("-n", type=_positive_int, default=24, help="networks in the set (default 24)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--resolutions", type=_resolutions, default=(160, 192, 224),
+                   help="comma-separated input sizes to cover (default 160,192,224)")
+    measure_args(q)
+    q.set_defaults(func=_profile_calibration)
     q = psub.add_parser("show", help="summarise a store")
     q.add_argument("--store", required=True)
     q.add_argument("--json", action="store_true", help="one JSON object per measurement")
