@@ -171,6 +171,35 @@ def _profile_calibration(args) -> int:
     return _profile_run(args, archs=archs)
 
 
+def _profile_anomalies(args) -> int:
+    import pandas as pd
+
+    from hwlat.profiler.anomalies import anomalies, efficiency, efficiency_summary
+    from hwlat.profiler.store import Store
+
+    with Store(args.store, create=False) as st:
+        frame = st.frame(granularity="kernel")
+    found = anomalies(frame, factor=args.factor)
+    if args.json:
+        print(found.to_json(orient="records", indent=1))
+        return 0
+    summary = efficiency_summary(efficiency(frame))
+    if summary.empty:
+        print(f"{args.store}: no kernel measurements (profile kernels first: `hwlat profile kernels ...`)")
+        return 0
+    with pd.option_context("display.width", 200, "display.max_rows", 200):
+        print("median efficiency (GMAC/s) by op type and kernel size:")
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        if found.empty:
+            print(f"no kernel is {args.factor:g}x slower than expected for its op type and size")
+        else:
+            print(f"{len(found)} kernels at least {args.factor:g}x slower than expected for their op "
+                  f"type and size:")
+            cols = ["device", "label", "gmacs", "median_ms", "expected_ms", "slowdown"]
+            print(found[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    return 0
+
+
 def _resolutions(text: str) -> tuple[int, ...]:
     """argparse type: comma-separated input sizes in pixels."""
     try:
@@ -405,6 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated input sizes to cover (default 160,192,224)")
     measure_args(q)
     q.set_defaults(func=_profile_calibration)
+    q = psub.add_parser("anomalies", help="kernels far less efficient (MAdds per ms) than others "
+                        "of their op type and size, and efficiency by op type and kernel size")
+    q.add_argument("--store", required=True)
+    q.add_argument("--factor", type=float, default=2.0,
+                   help="report kernels at least this many times slower than expected (default 2)")
+    q.add_argument("--json", action="store_true", help="the anomalies as JSON records")
+    q.set_defaults(func=_profile_anomalies)
     q = psub.add_parser("show", help="summarise a store")
     q.add_argument("--store", required=True)
     q.add_argument("--json", action="store_true", help="one JSON object per measurement")

@@ -266,3 +266,32 @@ def ablation_deltas(abl: pd.DataFrame, device: str = "this device") -> go.Figure
     fig.update_layout(title=title, barmode="group", height=520)
     fig.update_xaxes(tickangle=-25)
     return fig
+
+
+def op_efficiency(eff: pd.DataFrame, device: str = "this device") -> go.Figure:
+    """Efficiency (GMAC/s, log axis) of every measured kernel by op type and kernel size.
+
+    ``eff`` is :func:`hwlat.profiler.anomalies.efficiency`. Kernels at least 2× slower than expected
+    for their op type and size are drawn in red: where MAdds would mislead a search.
+    """
+    title = f"Kernel efficiency by op type and kernel size on {device}"
+    if eff is None or eff.empty:
+        return note_figure(title, "No kernel measurements: run `hwlat profile kernels ...` to see "
+                                  "which op types and kernel sizes this device runs efficiently.")
+    df = eff.assign(cls=[f"{o} k{k}" if o in ("dwconv", "convKxK") else o
+                         for o, k in zip(eff["op"], eff["kernel"])])
+    order = sorted(df["cls"].unique())
+    fig = go.Figure()
+    slow = df["slowdown"] >= 2
+    for name, part, color in (("kernels", df[~slow], "#1f77b4"),
+                              ("≥2× slower than expected for its size", df[slow], "#d62728")):
+        if part.empty:
+            continue
+        fig.add_trace(go.Box(x=part["cls"], y=part["gmacs"], name=name, boxpoints="all",
+                             jitter=0.4, pointpos=0, marker={"color": color, "size": 5},
+                             line={"color": color}, fillcolor="rgba(0,0,0,0)",
+                             text=part["label"], hovertemplate="%{text}<br>%{y:.2f} GMAC/s<extra></extra>"))
+    fig.update_layout(title=title, yaxis={"title": "GMAC/s (MAdds per second / 1e9)", "type": "log"},
+                      xaxis={"title": "op type and kernel size", "categoryorder": "array",
+                             "categoryarray": order}, boxmode="overlay", height=420)
+    return fig

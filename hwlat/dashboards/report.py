@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from hwlat.dashboards import data as D
 from hwlat.dashboards import figures as F
 from hwlat.files import atomic_write_text
+from hwlat.profiler.anomalies import efficiency
 
 
 def combine(figs: list[go.Figure], labels: list[str], title: str) -> go.Figure:
@@ -114,7 +115,8 @@ def section_figures(frame: pd.DataFrame, device: str, preds: dict, histories: di
                            for lab in labels], labels, "Predictor error")
     hist = [F.search_trajectory(h, title=f"Search trajectory: {name}") for name, h in histories.items()]
     return [F.pareto(points, device), F.madds_latency(models, device), _breakdown(frame, points, first),
-            err_fig, *(hist or [F.search_trajectory(None)]), F.ablation_deltas(D.ablations(models, first), device)]
+            err_fig, *(hist or [F.search_trajectory(None)]), F.ablation_deltas(D.ablations(models, first), device),
+            F.op_efficiency(efficiency(frame), device)]
 
 
 def render_report(notes: list[str], sections: list[dict]) -> str:
