@@ -9,9 +9,9 @@ The IR's public API at the top level; the profiler, predictors, search and dashb
 """
 from __future__ import annotations
 
-from hwlat.archs import (Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec, decode, encode,
-                         get_arch, layers, layers_frame, load_arch, SearchSpace, summary,
-                         zoo_names)
+from hwlat.archs import (Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec, SkipSpec, decode,
+                         encode, get_arch, get_space, layers, layers_frame, load_arch, SearchSpace,
+                         summary, zoo_names)
 
 __version__ = "0.1.0"
 
@@ -24,7 +24,7 @@ def build_torch(arch, seed: int | None = 0):
 
 
 __all__ = [
-    "Act", "ArchSpec", "BlockSpec", "ConvSpec", "HeadSpec", "SESpec", "decode", "encode",
-    "get_arch", "layers", "layers_frame", "load_arch", "SearchSpace", "summary", "zoo_names", "build_torch",
+    "Act", "ArchSpec", "BlockSpec", "ConvSpec", "HeadSpec", "SESpec", "SkipSpec", "decode", "encode",
+    "get_arch", "get_space", "layers", "layers_frame", "load_arch", "SearchSpace", "summary", "zoo_names", "build_torch",
     "__version__",
 ]

@@ -67,12 +67,12 @@ def _arch_madds(args) -> int:
     return 0
 
 
-def _archs(refs: list[str], resolution: int | None, sample_space: int = 0, space: str = "large",
+def _archs(refs: list[str], resolution: int | None, sample_space: str | int = 0, space: str = "large",
            seed: int = 0) -> list:
-    """Resolve CLI references: zoo names, codec strings, files, ``@zoo``, ``@grid``, plus samples."""
-    import numpy as np
-
-    from hwlat.archs import SearchSpace, load_arch, mobilenetv3, zoo_names
+    """Resolve CLI references: zoo names, space references, codec strings, files, ``@zoo``,
+    ``@grid``, plus ``--sample-space`` samples (``N`` of ``space``, or ``SPACE:N``)."""
+    from hwlat.archs import get_space, load_arch, mobilenetv3, zoo_names
+    from hwlat.archs.space import parse_sample
 
     out = []
     for ref in refs:
@@ -83,11 +83,9 @@ def _archs(refs: list[str], resolution: int | None, sample_space: int = 0, space
                     for m in (0.35, 0.5, 0.75, 1.0, 1.25) for r in (96, 128, 160, 192, 224, 256)]
         else:
             out.append(load_arch(ref, resolution))
-    if sample_space:
-        factory = {"large": SearchSpace.mobilenetv3_large, "small": SearchSpace.mobilenetv3_small}[space]
-        sp = factory(resolution=resolution or 224)
-        rng = np.random.default_rng(seed)
-        out += [sp.sample_arch(rng) for _ in range(sample_space)]
+    name, n = parse_sample(sample_space, space)
+    if n:
+        out += get_space(name, resolution).sample_archs(n, seed)
     if not out:
         raise ValueError("no architectures given (name them, or use @zoo, @grid or --sample-space N)")
     return out
@@ -364,6 +362,8 @@ def _demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hwlat.archs.space import SPACE_NAMES
+
     p = _Parser(prog="hwlat", description="Hardware-aware latency modeling for mobile networks.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
@@ -373,11 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
     a = arch.add_parser("list", help="zoo names")
     a.set_defaults(func=_arch_list)
     a = arch.add_parser("show", help="layer table with shapes, MAdds, params")
-    a.add_argument("arch", help="zoo name, codec string or JSON/codec file")
+    a.add_argument("arch", help="zoo name, SPACE:i,j,... (a point of a search space), codec string "
+                   "or JSON/codec file")
     a.add_argument("--resolution", "-r", type=int, help="input resolution in pixels")
     a.set_defaults(func=_arch_show)
     a = arch.add_parser("madds", help="MAdds and params of one or more architectures")
-    a.add_argument("arch", nargs="+", help="zoo names, codec strings or JSON/codec files")
+    a.add_argument("arch", nargs="+", help="zoo names, SPACE:i,j,... references, codec strings or "
+                   "JSON/codec files")
     a.add_argument("--resolution", "-r", type=int, help="input resolution in pixels")
     a.add_argument("--json", action="store_true", help="print a JSON list")
     a.set_defaults(func=_arch_madds)
@@ -397,9 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     def arch_args(q):
         q.add_argument("arch", nargs="*", help="zoo names, codec strings, files, @zoo, @grid")
         q.add_argument("--resolution", "-r", type=int)
-        q.add_argument("--sample-space", type=int, default=0, metavar="N",
-                       help="also profile N architectures sampled from the search space")
-        q.add_argument("--space", choices=["large", "small"], default="large")
+        q.add_argument("--sample-space", default="0", metavar="[SPACE:]N",
+                       help="also profile N architectures sampled from SPACE (default: --space)")
+        q.add_argument("--space", choices=SPACE_NAMES, default="large",
+                       help="the space of --sample-space N")
         q.add_argument("--seed", type=int, default=0)
 
     def measure_args(q):

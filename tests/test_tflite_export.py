@@ -187,10 +187,10 @@ def test_constant_buffers_are_aligned():
 
 # --- errors -------------------------------------------------------------------------------------
 
-def test_grouped_conv_is_refused_with_row_and_op():
-    row = LayerSpec("blocks.0.expand", "block", 0, OpKind.CONV, (4, 5, 5), (8, 5, 5), kernel=3,
+def test_inconsistent_depthwise_is_refused_with_row_and_op():
+    row = LayerSpec("blocks.0.dw", "block", 0, OpKind.DWCONV, (4, 5, 5), (8, 5, 5), kernel=3,
                     groups=2, bias=True)
-    with pytest.raises(ValueError, match=r"row 0 \(blocks.0.expand\).*'conv'.*groups=2"):
+    with pytest.raises(ValueError, match=r"row 0 \(blocks.0.dw\).*'dwconv' with groups=2"):
         tflite_segment([row])
 
 

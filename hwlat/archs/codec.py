@@ -12,10 +12,14 @@ token                      fields
 =========================  ================================================================
 ``in{R}[_c{C}]``           input resolution R (pixels), input channels C (default 3)
 ``stem_k{K}_s{S}_c{C}_{A}``  stem conv: kernel, stride, output channels, activation
-``ir_k{K}_s{S}[_d{D}]_e{E}_c{C}[_se{Q}[_g{A}][_i{A}]]_{A}[_skip|_noskip]``
-                           bottleneck: kernel, stride, dilation, expansion channels, output
-                           channels, SE squeeze channels with gate (default hsig) and inner
-                           (default re) activations, block activation, forced / no shortcut
+``ir_k{K}_s{S}[_d{D}]_e{E}[_g{G}][_pw|_nopw]_c{C}[_se{Q}[_g{A}][_i{A}]]_{A}[_skip|_noskip]``
+                           bottleneck: kernel, stride, dilation, expansion channels, groups of
+                           the 1×1 convs (with a channel shuffle after the expansion), forced /
+                           no expansion conv, output channels, SE squeeze channels with gate
+                           (default hsig) and inner (default re) activations, block activation,
+                           forced / no shortcut
+``skip_s{S}_c{C}_{A}``     FBNet skip layer: the identity when S is 1 and the width is unchanged,
+                           else a 1×1 conv with stride S to C channels + BN + activation
 ``head_c{C}_{A}[_h{H}_{A}]``  last stage: 1×1 conv before pooling (``c0``: none) and after
 ``fc{N}[_drop{P}]``        classifier with N classes, dropout P (default 0.2)
 =========================  ================================================================
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 import re
 
-from hwlat.archs.ir import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec
+from hwlat.archs.ir import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec, SkipSpec
 from hwlat.archs.layers import validate
 from hwlat.errors import InvalidArchError
 
@@ -47,10 +51,18 @@ def encode(arch: ArchSpec) -> str:
     s = arch.stem
     toks.append(f"stem_k{s.kernel}_s{s.stride}_c{s.out}_{s.act.short}")
     for b in arch.blocks:
+        if isinstance(b, SkipSpec):
+            toks.append(f"skip_s{b.stride}_c{b.out}_{b.act.short}")
+            continue
         t = [f"ir_k{b.kernel}", f"s{b.stride}"]
         if b.dilation != 1:
             t.append(f"d{b.dilation}")
-        t += [f"e{b.exp}", f"c{b.out}"]
+        t.append(f"e{b.exp}")
+        if b.groups != 1:
+            t.append(f"g{b.groups}")
+        if b.expand is not None:
+            t.append("pw" if b.expand else "nopw")
+        t.append(f"c{b.out}")
         if b.se is not None:
             t.append(f"se{b.se.squeeze}")
             if b.se.gate is not Act.HSIGMOID:
@@ -80,9 +92,10 @@ _ACT = "(" + "|".join(sorted(_ACTS, key=len, reverse=True)) + ")"
 _RE_IN = re.compile(rf"in{_INT}(?:_c{_INT})?")
 _RE_STEM = re.compile(rf"stem_k{_INT}_s{_INT}_c{_INT}_{_ACT}")
 _RE_IR = re.compile(
-    rf"ir_k{_INT}_s{_INT}(?:_d{_INT})?_e{_INT}_c{_INT}"
+    rf"ir_k{_INT}_s{_INT}(?:_d{_INT})?_e{_INT}(?:_g{_INT})?(?:_(pw|nopw))?_c{_INT}"
     rf"(?:_se{_INT}(?:_g{_ACT})?(?:_i{_ACT})?)?_{_ACT}(?:_(skip|noskip))?"
 )
+_RE_SKIP = re.compile(rf"skip_s{_INT}_c{_INT}_{_ACT}")
 _RE_HEAD = re.compile(rf"head_c(0|[1-9][0-9]*)_{_ACT}(?:_h(0|[1-9][0-9]*)_{_ACT})?")
 _RE_FC = re.compile(rf"fc{_INT}(?:_drop(0|0\.[0-9]*[1-9]))?")
 
@@ -101,7 +114,8 @@ def decode(text: str, name: str = "custom") -> ArchSpec:
     toks = text.strip().split(",")
     if len(toks) < 5:
         raise InvalidArchError(
-            f"arch string has {len(toks)} token(s); expected in…, stem…, at least one ir…, head…, fc…"
+            f"arch string has {len(toks)} token(s); expected in…, stem…, at least one ir… or skip…, "
+            f"head…, fc…"
         )
     m = _match(_RE_IN, toks[0], 0, "input (in{R}[_c{C}])")
     res, cin = int(m[1]), int(m[2] or 3)
@@ -109,14 +123,19 @@ def decode(text: str, name: str = "custom") -> ArchSpec:
     stem = ConvSpec(out=int(m[3]), kernel=int(m[1]), stride=int(m[2]), act=_ACTS[m[4]])
     blocks = []
     for i, tok in enumerate(toks[2:-2], start=2):
+        if tok.startswith("skip_"):
+            m = _match(_RE_SKIP, tok, i, "skip (skip_s{S}_c{C}_{act})")
+            blocks.append(SkipSpec(out=int(m[2]), stride=int(m[1]), act=_ACTS[m[3]]))
+            continue
         m = _match(_RE_IR, tok, i, "bottleneck (ir_k…_s…_e…_c…_{act})")
-        k, s, d, e, c, sq, g, inner, act, res_flag = m.groups()
+        k, s, d, e, groups, pw, c, sq, g, inner, act, res_flag = m.groups()
         se = None
         if sq is not None:
             se = SESpec(int(sq), gate=_ACTS[g or "hsig"], inner=_ACTS[inner or "re"])
         blocks.append(BlockSpec(
             exp=int(e), out=int(c), kernel=int(k), stride=int(s), act=_ACTS[act], se=se,
             dilation=int(d or 1), residual={None: None, "skip": True, "noskip": False}[res_flag],
+            groups=int(groups or 1), expand={None: None, "pw": True, "nopw": False}[pw],
         ))
     m = _match(_RE_HEAD, toks[-2], len(toks) - 2, "head (head_c{C}_{act}[_h{H}_{act}])")
     head_kw = dict(conv=int(m[1]), conv_act=_ACTS[m[2]], hidden=int(m[3] or 0),

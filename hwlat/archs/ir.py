@@ -1,12 +1,13 @@
 """The architecture IR: frozen dataclasses that describe a whole network with final channel counts.
 
-An :class:`ArchSpec` is a stem convolution, a sequence of inverted-residual bottlenecks
-(:class:`BlockSpec`), a last stage (:class:`HeadSpec`) and a classifier. Every channel count is an
-absolute integer: width multipliers and rounding are applied by the factories in
-:mod:`hwlat.archs.zoo`, never here. Shapes are worked out once, by :func:`hwlat.archs.layers.layers`.
+An :class:`ArchSpec` is a stem convolution, a sequence of blocks — inverted-residual bottlenecks
+(:class:`BlockSpec`, grouped 1×1 convs and channel shuffle included) and FBNet-style ``skip``
+layers (:class:`SkipSpec`) — a last stage (:class:`HeadSpec`) and a classifier. Every channel
+count is an absolute integer: width multipliers and rounding are applied by the factories in
+:mod:`hwlat.archs.zoo` and :mod:`hwlat.archs.space`, never here. Shapes are worked out once, by :func:`hwlat.archs.layers.layers`.
 
-JSON form: ``to_dict()`` / ``ArchSpec.from_dict()`` (schema ``hwlat.arch/1``); the compact string form
-lives in :mod:`hwlat.archs.codec`.
+JSON form: ``to_dict()`` / ``ArchSpec.from_dict()`` (schema ``hwlat.arch/1``; a skip layer is a
+block object with ``"type": "skip"``); the compact string form lives in :mod:`hwlat.archs.codec`.
 """
 from __future__ import annotations
 
@@ -92,11 +93,19 @@ class SESpec:
 
 @dataclass(frozen=True)
 class BlockSpec:
-    """Inverted-residual bottleneck (MobileNetV2/V3, MnasNet MBConv).
+    """Inverted-residual bottleneck (MobileNetV2/V3, MnasNet MBConv, FBNet ``kK_eE[_gG]``).
 
-    1×1 expansion to ``exp`` channels (skipped when ``exp`` equals the block's input channels)
-    → depthwise ``kernel``×``kernel`` with ``stride`` and ``dilation`` → optional squeeze-excite
-    → 1×1 linear projection to ``out`` channels. ``act`` is used after expansion and depthwise.
+    1×1 expansion to ``exp`` channels → depthwise ``kernel``×``kernel`` with ``stride`` and
+    ``dilation`` → optional squeeze-excite → 1×1 linear projection to ``out`` channels. ``act`` is
+    used after expansion and depthwise.
+
+    ``expand``: ``None`` has the expansion conv exactly when ``exp`` differs from the block's input
+    channels (MobileNet: ratio 1 means no expansion conv); ``True`` always has it (FBNet's ``e1``
+    blocks); ``False`` never (invalid when ``exp`` differs from the input channels).
+
+    ``groups``: groups of the expansion and projection 1×1 convs (FBNet's ``_g2``); when > 1 a
+    channel shuffle with that many groups follows the expansion conv (and its activation), as in
+    ShuffleNet and FBNet. Needs the expansion conv, and input, ``exp`` and ``out`` divisible by it.
 
     ``residual``: ``None`` adds the identity shortcut exactly when shapes match (stride 1 and
     in == out channels); ``False`` never adds it; ``True`` requires it (invalid if shapes differ).
@@ -110,9 +119,27 @@ class BlockSpec:
     se: SESpec | None = None
     dilation: int = 1
     residual: bool | None = None
+    groups: int = 1
+    expand: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "act", Act.parse(self.act, "block.act"))
+
+
+@dataclass(frozen=True)
+class SkipSpec:
+    """FBNet's ``skip`` layer choice: the identity when the shapes allow it (``stride`` 1 and input
+    channels == ``out``), otherwise a 1×1 conv with ``stride`` to ``out`` channels + BN + ``act``.
+
+    An identity skip has no layers at all (nothing to compute, nothing to time).
+    """
+
+    out: int
+    stride: int = 1
+    act: Act = Act.RELU
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "act", Act.parse(self.act, "skip.act"))
 
 
 @dataclass(frozen=True)
@@ -150,7 +177,7 @@ class ArchSpec:
     name: str
     resolution: int
     stem: ConvSpec
-    blocks: tuple[BlockSpec, ...]
+    blocks: tuple[BlockSpec | SkipSpec, ...]
     head: HeadSpec
     num_classes: int = 1000
     in_channels: int = 3
@@ -171,6 +198,8 @@ class ArchSpec:
         """A JSON-ready dict (enums as their names); inverse of :meth:`from_dict`."""
         d = asdict(self)
         d["meta"] = dict(self.meta)
+        d["blocks"] = [{"type": "skip", **b} if isinstance(blk, SkipSpec) else b
+                       for blk, b in zip(self.blocks, d["blocks"])]
         return {"schema": SCHEMA, **_enum_to_str(d)}
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -195,6 +224,13 @@ class ArchSpec:
             if not isinstance(b, dict):
                 raise InvalidArchError(f"{where}: expected an object")
             b = dict(b)
+            kind = b.pop("type", "ir")
+            if kind == "skip":
+                _check_keys(b, SkipSpec, where)
+                out.append(_build(SkipSpec, b, where))
+                continue
+            if kind != "ir":
+                raise InvalidArchError(f"{where}.type: unknown block type {kind!r} (expected 'ir' or 'skip')")
             _check_keys(b, BlockSpec, where)
             if b.get("se") is not None:
                 _check_keys(b["se"], SESpec, f"{where}.se")

@@ -13,6 +13,11 @@ Counting convention (used everywhere in hwlat)
   (ReLU included, identity excluded; a fused ReLU costs the same as a separate one here), the
   squeeze-excite channel scaling (one multiply per element), residual additions (one add per
   element) and average pooling (one add per *input* element).
+* A channel shuffle is a permutation of channels: no arithmetic, so 0 MAdds, 0 params and 0
+  elementwise. It still has its own layer row (op ``shuffle``) so that the profiler, the exporters
+  and the predictors see it; what it costs on a device is measured, never assumed.
+* Grouped 1×1 convs follow the conv formula above with their ``groups``: a 1×1 conv Cin→Cout with
+  g groups costs ``H·W·Cout·Cin/g`` MAdds and has ``Cout·Cin/g`` weights.
 * ``params`` — trainable parameters: conv/FC weights, biases where present, and BatchNorm as 2 per
   channel (scale and shift; running statistics are buffers, not parameters). This is what
   ``sum(p.numel() for p in model.parameters())`` gives for :func:`hwlat.archs.build_torch`.
@@ -27,7 +32,7 @@ import functools
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from hwlat.archs.ir import Act, ArchSpec, BlockSpec
+from hwlat.archs.ir import Act, ArchSpec, BlockSpec, SkipSpec
 from hwlat.errors import InvalidArchError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,6 +48,7 @@ class OpKind(str, enum.Enum):
     MUL = "mul"  # squeeze-excite channel scaling
     ADD = "add"  # residual addition
     FC = "fc"  # fully connected classifier
+    SHUFFLE = "shuffle"  # channel shuffle with ``groups`` groups (a permutation: no arithmetic)
     ACT = "act"  # a standalone activation (only in runtime kernel decompositions, never in layers())
 
 
@@ -52,7 +58,7 @@ class LayerSpec:
 
     name: str
     stage: str  # "stem" | "block" | "head"
-    block: int  # bottleneck index (0-based), -1 outside bottlenecks
+    block: int  # index into ``arch.blocks`` (0-based), -1 outside the blocks
     op: OpKind
     in_shape: tuple[int, int, int]
     out_shape: tuple[int, int, int]
@@ -108,7 +114,7 @@ class _Builder:
         self.rows: list[LayerSpec] = []
 
     def conv(self, name, stage, block, shape, cout, k=1, s=1, d=1, groups=1, act=Act.IDENTITY,
-             bn=True, bias=False, where=""):
+             bn=True, bias=False, where="", op=OpKind.CONV):
         c, h, w = shape
         if s == 2 and min(h, w) < 2:
             raise InvalidArchError(
@@ -121,7 +127,6 @@ class _Builder:
         madds = oh * ow * cout * per_out
         params = cout * per_out + (2 * cout if bn else 0) + (cout if bias else 0)
         elem = _numel(out) if act is not Act.IDENTITY else 0
-        op = OpKind.DWCONV if groups > 1 and groups == c == cout else OpKind.CONV
         self.rows.append(LayerSpec(name, stage, block, op, shape, out, k, s, d, groups, act, bn, bias,
                                    madds, params, elem))
         return out
@@ -136,15 +141,29 @@ class _Builder:
         self.rows.append(LayerSpec(name, stage, block, op, shape, shape, elementwise=_numel(shape)))
         return shape
 
+    def shuffle(self, name, block, shape, groups):
+        self.rows.append(LayerSpec(name, "block", block, OpKind.SHUFFLE, shape, shape, groups=groups))
+        return shape
+
 
 def _numel(shape: tuple[int, int, int]) -> int:
     return shape[0] * shape[1] * shape[2]
 
 
 def residual_applies(block: BlockSpec, cin: int) -> bool:
-    """Whether the block adds its identity shortcut, given its input channels."""
+    """Whether the bottleneck adds its identity shortcut, given its input channels."""
     match = block.stride == 1 and cin == block.out
     return match if block.residual is None else bool(block.residual)
+
+
+def expand_applies(block: BlockSpec, cin: int) -> bool:
+    """Whether the bottleneck has its 1×1 expansion conv, given its input channels."""
+    return block.exp != cin if block.expand is None else bool(block.expand)
+
+
+def skip_is_identity(block: SkipSpec, cin: int) -> bool:
+    """Whether a skip layer is the identity (stride 1, same width) rather than a 1×1 conv."""
+    return block.stride == 1 and cin == block.out
 
 
 def layers(arch: ArchSpec) -> tuple[LayerSpec, ...]:
@@ -180,11 +199,14 @@ def _layers(arch: ArchSpec) -> tuple[LayerSpec, ...]:
     shape = b.conv("stem", "stem", -1, shape, stem.out, stem.kernel, stem.stride, act=stem.act,
                    where="stem")
     if not arch.blocks:
-        raise InvalidArchError("arch.blocks: a network needs at least one bottleneck block")
+        raise InvalidArchError("arch.blocks: a network needs at least one block")
     for i, blk in enumerate(arch.blocks):
         where = f"block {i}"
+        if isinstance(blk, SkipSpec):
+            shape = _skip(b, i, blk, shape, where)
+            continue
         if not isinstance(blk, BlockSpec):
-            raise InvalidArchError(f"{where}: expected a BlockSpec, got {type(blk).__name__}")
+            raise InvalidArchError(f"{where}: expected a BlockSpec or SkipSpec, got {type(blk).__name__}")
         _check_int(blk.exp, f"{where}.exp")
         _check_int(blk.out, f"{where}.out")
         _check_kernel(blk.kernel, f"{where}.kernel")
@@ -192,9 +214,24 @@ def _layers(arch: ArchSpec) -> tuple[LayerSpec, ...]:
         _check_int(blk.dilation, f"{where}.dilation")
         if blk.se is not None:
             _check_int(blk.se.squeeze, f"{where}.se.squeeze")
-        if blk.residual not in (None, True, False):
-            raise InvalidArchError(f"{where}.residual: expected true, false or null, got {blk.residual!r}")
+        for flag in ("residual", "expand"):
+            if getattr(blk, flag) not in (None, True, False):
+                raise InvalidArchError(f"{where}.{flag}: expected true, false or null, got "
+                                       f"{getattr(blk, flag)!r}")
+        _check_int(blk.groups, f"{where}.groups")
         cin = shape[0]
+        expand = expand_applies(blk, cin)
+        if not expand and blk.exp != cin:
+            raise InvalidArchError(f"{where}.expand: false needs exp == input channels (exp {blk.exp}, "
+                                   f"in {cin} ch)")
+        if blk.groups > 1:
+            if not expand:
+                raise InvalidArchError(f"{where}.groups: grouped 1x1 convs ({blk.groups} groups) need "
+                                       f"the expansion conv (exp {blk.exp} == in {cin} ch; set expand)")
+            for what, c in (("input", cin), ("exp", blk.exp), ("out", blk.out)):
+                if c % blk.groups:
+                    raise InvalidArchError(f"{where}.groups: {what} channels {c} are not divisible by "
+                                           f"{blk.groups} groups")
         if blk.residual is True and not (blk.stride == 1 and cin == blk.out):
             raise InvalidArchError(
                 f"{where}.residual: shortcut between mismatched shapes (in {cin} ch, out {blk.out} "
@@ -202,17 +239,20 @@ def _layers(arch: ArchSpec) -> tuple[LayerSpec, ...]:
             )
         x = shape
         p = f"blocks.{i}"
-        if blk.exp != cin:
-            x = b.conv(f"{p}.expand", "block", i, x, blk.exp, act=blk.act, where=where)
+        if expand:
+            x = b.conv(f"{p}.expand", "block", i, x, blk.exp, groups=blk.groups, act=blk.act,
+                       where=where)
+            if blk.groups > 1:
+                x = b.shuffle(f"{p}.shuffle", i, x, blk.groups)
         x = b.conv(f"{p}.dw", "block", i, x, blk.exp, blk.kernel, blk.stride, blk.dilation,
-                   groups=blk.exp, act=blk.act, where=where)
+                   groups=blk.exp, act=blk.act, where=where, op=OpKind.DWCONV)
         if blk.se is not None:
             s = b.pool(f"{p}.se.pool", "block", i, x)
             s = b.conv(f"{p}.se.reduce", "block", i, s, blk.se.squeeze, act=blk.se.inner, bn=False,
                        bias=True)
             b.conv(f"{p}.se.expand", "block", i, s, blk.exp, act=blk.se.gate, bn=False, bias=True)
             b.elementwise(f"{p}.se.scale", "block", i, OpKind.MUL, x)
-        x = b.conv(f"{p}.project", "block", i, x, blk.out, where=where)
+        x = b.conv(f"{p}.project", "block", i, x, blk.out, groups=blk.groups, where=where)
         if residual_applies(blk, cin):
             b.elementwise(f"{p}.add", "block", i, OpKind.ADD, x)
         shape = x
@@ -231,6 +271,16 @@ def _layers(arch: ArchSpec) -> tuple[LayerSpec, ...]:
     b.rows.append(LayerSpec("classifier", "head", -1, OpKind.FC, shape, (n, 1, 1), bias=True,
                             madds=cin * n, params=cin * n + n))
     return tuple(b.rows)
+
+
+def _skip(b: _Builder, i: int, blk: SkipSpec, shape: tuple[int, int, int], where: str):
+    """A skip layer: no rows when it is the identity, else one 1×1 conv with its stride."""
+    _check_int(blk.out, f"{where}.out")
+    _check_stride(blk.stride, f"{where}.stride")
+    if skip_is_identity(blk, shape[0]):
+        return shape
+    return b.conv(f"blocks.{i}.conv", "block", i, shape, blk.out, 1, blk.stride, act=blk.act,
+                  where=where)
 
 
 def summary(arch: ArchSpec) -> dict[str, int]:

@@ -6,12 +6,11 @@ NCHW float32 at any resolution the network can downsample; output is ``(N, num_c
 from __future__ import annotations
 
 import copy
-from itertools import groupby
 
 import torch
 from torch import nn
 
-from hwlat.archs.ir import Act, ArchSpec
+from hwlat.archs.ir import Act, ArchSpec, SkipSpec
 from hwlat.archs.layers import LayerSpec, layers
 
 _ACT_MODULES = {
@@ -57,6 +56,19 @@ class SqueezeExcite(nn.Module):
         return x * self.expand(self.reduce(s))
 
 
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle: ``(N, g·c, H, W)`` → view ``(N, g, c, H, W)`` → swap g and c
+    → ``(N, c·g, H, W)``; output channel ``j·g + i`` is input channel ``i·c + j``."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        return x.reshape(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
 class InvertedResidual(nn.Module):
     """One bottleneck, built from its rows of the layer table."""
 
@@ -64,14 +76,26 @@ class InvertedResidual(nn.Module):
         super().__init__()
         by = {r.name.split(".", 2)[2]: r for r in rows}
         self.expand = ConvBNAct(by["expand"]) if "expand" in by else nn.Identity()
+        self.shuffle = ChannelShuffle(by["shuffle"].groups) if "shuffle" in by else nn.Identity()
         self.dw = ConvBNAct(by["dw"])
         self.se = SqueezeExcite(by["se.reduce"], by["se.expand"]) if "se.reduce" in by else nn.Identity()
         self.project = ConvBNAct(by["project"])
         self.residual = "add" in by
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.project(self.se(self.dw(self.expand(x))))
+        y = self.project(self.se(self.dw(self.shuffle(self.expand(x)))))
         return x + y if self.residual else y
+
+
+class Skip(nn.Module):
+    """FBNet's skip layer: the identity (no rows), or its 1×1 conv + BN + activation (``conv``)."""
+
+    def __init__(self, rows: list[LayerSpec]):
+        super().__init__()
+        self.conv = ConvBNAct(rows[0]) if rows else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
 
 
 class Net(nn.Module):
@@ -81,9 +105,14 @@ class Net(nn.Module):
         super().__init__()
         rows = layers(arch)
         stem = [r for r in rows if r.stage == "stem"]
-        block_rows = [r for r in rows if r.stage == "block"]
+        block_rows: list[list[LayerSpec]] = [[] for _ in arch.blocks]
+        for r in rows:
+            if r.stage == "block":
+                block_rows[r.block].append(r)
         head = {r.name: r for r in rows if r.stage == "head"}
-        blocks = [InvertedResidual(list(g)) for _, g in groupby(block_rows, key=lambda r: r.block)]
+        # one module per arch block, so features[i + 1] is block i (an identity skip included)
+        blocks = [Skip(br) if isinstance(blk, SkipSpec) else InvertedResidual(br)
+                  for blk, br in zip(arch.blocks, block_rows)]
         self.features = nn.Sequential(ConvBNAct(stem[0]), *blocks)
         self.head_conv = ConvBNAct(head["head.conv"]) if "head.conv" in head else nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)

@@ -7,6 +7,8 @@ shape. Their meaning, shared by the torch reference below and the TFLite exporte
 * ``conv`` / ``dwconv`` row: ``x = act(conv(x) + bias)`` — BatchNorm is folded, so every conv has a
   bias; padding is symmetric ``dilation·(k−1)/2``.
 * ``act`` row: ``x = act(x)``.
+* ``shuffle`` row: ShuffleNet's channel shuffle with ``groups`` g: channels viewed as ``(g, C/g)``,
+  transposed to ``(C/g, g)`` and flattened (output channel ``j·g + i`` is input channel ``i·C/g + j``).
 * the squeeze-excite group, four rows named ``….se.pool``, ``….se.reduce``, ``….se.expand``,
   ``….se.scale``: ``x = x · gate(conv(inner(conv(mean_hw(x)))))``.
 * other ``pool`` rows: ``x = mean_hw(x)`` (keeps a 1×1 spatial size).
@@ -34,7 +36,8 @@ SE_ROLES = ("se.pool", "se.reduce", "se.expand", "se.scale")
 
 @dataclass(frozen=True)
 class SegmentOp:
-    """One step of a segment: ``kind`` in conv | act | se | pool | fc | add, with its row indices."""
+    """One step of a segment: ``kind`` in conv | act | shuffle | se | pool | fc | add, with its row
+    indices."""
 
     kind: str
     index: tuple[int, ...]
@@ -62,7 +65,7 @@ def segment_ops(rows: Sequence[LayerSpec]) -> list[SegmentOp]:
             i += 4
             continue
         kind = {OpKind.CONV: "conv", OpKind.DWCONV: "conv", OpKind.ACT: "act", OpKind.POOL: "pool",
-                OpKind.FC: "fc", OpKind.ADD: "add"}.get(r.op)
+                OpKind.FC: "fc", OpKind.ADD: "add", OpKind.SHUFFLE: "shuffle"}.get(r.op)
         if kind is None:
             raise ValueError(f"row {i} ({r.name}): op {r.op.value!r} cannot run outside a squeeze-excite group")
         ops.append(SegmentOp(kind, (i,)))
@@ -143,7 +146,7 @@ def torch_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, see
     import torch
     from torch import nn
 
-    from hwlat.archs.torch_builder import act_module
+    from hwlat.archs.torch_builder import ChannelShuffle, act_module
 
     ops = segment_ops(rows)
     weights = random_weights(rows, seed) if weights is None else weights
@@ -169,6 +172,8 @@ def torch_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, see
                     mod = nn.Sequential(conv(r, op.index[0]), act_module(r.act))
                 elif op.kind == "act":
                     mod = act_module(r.act)
+                elif op.kind == "shuffle":
+                    mod = ChannelShuffle(r.groups)
                 elif op.kind == "se":
                     red, exp = rows[op.index[1]], rows[op.index[2]]
                     mod = nn.Sequential(conv(red, op.index[1]), act_module(red.act),

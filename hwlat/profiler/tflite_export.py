@@ -9,6 +9,12 @@ segment). Layout and conventions:
   ``[1, N]`` after an FC row, named ``output``;
 * ``CONV_2D`` filters are OHWI, ``DEPTHWISE_CONV_2D`` filters ``[1, kH, kW, C]`` (depth multiplier
   1), ``FULLY_CONNECTED`` weights ``[out, in]``; every conv/FC has a float32 bias;
+* a grouped (not depthwise) conv is, with ``grouped="conv"`` (default), one ``CONV_2D`` whose
+  filter has ``C_in / groups`` input channels (op version 6, TFLite's grouped convolution); with
+  ``grouped="split"``, ``SPLIT`` of the input into the groups → one ``CONV_2D`` per group →
+  ``CONCATENATION``, for runtimes and delegates without grouped convolution
+  (``benchmarks/bench_grouped_conv.py`` times the two);
+* channel shuffle: ``RESHAPE`` to ``[H·W, g, C/g]`` → ``TRANSPOSE`` ``(0, 2, 1)`` → ``RESHAPE`` back;
 * padding: PyTorch pads ``dilation·(k−1)/2`` on every side. TFLite's SAME equals that at stride 1
   (odd kernels); elsewhere an explicit ``PAD`` precedes a VALID convolution;
 * activations: RELU / RELU6 are fused into the conv; hard-swish is the ``HARD_SWISH`` builtin,
@@ -35,7 +41,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
 from hwlat.archs.ir import Act, ArchSpec
-from hwlat.archs.layers import LayerSpec, layers
+from hwlat.archs.layers import LayerSpec, OpKind, layers
 from hwlat.profiler.segments import (Weights, param_rows, random_weights, segment_ops, weight_shape,
                                      weights_from_torch)
 
@@ -45,6 +51,7 @@ _FUSABLE = {Act.IDENTITY: _ACT.NONE, Act.RELU: _ACT.RELU, Act.RELU6: _ACT.RELU6}
 _F32, _I32, _I8 = fb.TensorType.FLOAT32, fb.TensorType.INT32, fb.TensorType.INT8
 _OP_NAMES = {v: k for k, v in vars(_OP).items() if not k.startswith("_")}
 _ALIGN = 16  # byte alignment of constant buffers, as the TFLite converter writes them
+GROUPED = ("conv", "split")  # how grouped convs are written (module docstring)
 
 
 class _AlignedBuffer(fb.BufferT):
@@ -141,8 +148,10 @@ def _options(cls, **fields):
 class _Emitter:
     """Appends the float32 ops of one segment to a :class:`_Graph`."""
 
-    def __init__(self, g: _Graph) -> None:
-        self.g = g
+    def __init__(self, g: _Graph, grouped: str = "conv") -> None:
+        if grouped not in GROUPED:
+            raise ValueError(f"grouped: expected one of {GROUPED}, got {grouped!r}")
+        self.g, self.grouped = g, grouped
 
     # activations and small arithmetic
     def new(self, like: int, name: str, shape: Sequence[int] | None = None) -> int:
@@ -188,10 +197,10 @@ class _Emitter:
             raise ValueError(f"{where}: weight {w.shape} / bias {b.shape} do not match the row "
                              f"(expected {weight_shape(row)} / ({row.cout},))")
         k, s, d = row.kernel, row.stride, row.dilation
-        depthwise = row.groups > 1 and row.groups == row.cin == row.cout
-        if row.groups != 1 and not depthwise:
-            raise ValueError(f"{where}: op {row.op.value!r} with groups={row.groups} (grouped, not "
-                             f"depthwise) cannot be exported to TFLite")
+        depthwise = row.op is OpKind.DWCONV
+        if depthwise and not row.groups == row.cin == row.cout:
+            raise ValueError(f"{where}: op 'dwconv' with groups={row.groups} for {row.cin}->{row.cout} "
+                             f"channels (depthwise needs groups = in = out) cannot be exported to TFLite")
         pad = d * (k - 1) // 2
         _, h, wd, _ = self.g.shape(x)
         oh, ow = ((n + 2 * pad - d * (k - 1) - 1) // s + 1 for n in (h, wd))
@@ -214,11 +223,45 @@ class _Emitter:
         for f, v in dict(padding=padding, strideH=s, strideW=s, dilationHFactor=d, dilationWFactor=d,
                          fusedActivationFunction=fused).items():
             setattr(opts, f, v)
-        out = self.new(x, row.name, (1, oh, ow, row.cout))
-        inputs = [x, self.g.const(np.ascontiguousarray(filt), f"{row.name}/weight"),
-                  self.g.const(b, f"{row.name}/bias")]
-        self.g.op(code, inputs, [out], opts, version=2 if depthwise and d > 1 else 1)
+        g = row.groups
+        if g > 1 and not depthwise and self.grouped == "split":
+            out = self.split_conv(x, row, filt, b, opts, (oh, ow))
+        else:
+            out = self.new(x, row.name, (1, oh, ow, row.cout))
+            inputs = [x, self.g.const(np.ascontiguousarray(filt), f"{row.name}/weight"),
+                      self.g.const(b, f"{row.name}/bias")]
+            version = 2 if depthwise and d > 1 else 6 if g > 1 and not depthwise else 1
+            self.g.op(code, inputs, [out], opts, version=version)
         return out if row.act in _FUSABLE else self.act(out, row.act, row.name)
+
+    def split_conv(self, x: int, row: LayerSpec, filt: np.ndarray, b: np.ndarray, opts,
+                   out_hw: tuple[int, int]) -> int:
+        """A grouped conv as SPLIT → one CONV_2D per group (same options) → CONCATENATION."""
+        g, (oh, ow) = row.groups, out_hw
+        n, h, w, c = self.g.shape(x)
+        parts = [self.new(x, f"{row.name}/split{i}", (n, h, w, c // g)) for i in range(g)]
+        axis = self.g.const(np.array(3, np.int32), f"{row.name}/split_axis")
+        self.g.op(_OP.SPLIT, [axis, x], parts, _options(fb.SplitOptionsT, numSplits=g))
+        og = row.cout // g
+        outs = []
+        for i, part in enumerate(parts):
+            o = self.new(part, f"{row.name}/group{i}", (1, oh, ow, og))
+            inputs = [part, self.g.const(np.ascontiguousarray(filt[i * og:(i + 1) * og]), f"{row.name}/weight{i}"),
+                      self.g.const(np.ascontiguousarray(b[i * og:(i + 1) * og]), f"{row.name}/bias{i}")]
+            self.g.op(_OP.CONV_2D, inputs, [o], opts)
+            outs.append(o)
+        out = self.new(x, row.name, (1, oh, ow, row.cout))
+        self.g.op(_OP.CONCATENATION, outs, [out], _options(fb.ConcatenationOptionsT, axis=3))
+        return out
+
+    def shuffle(self, x: int, groups: int, name: str) -> int:
+        """Channel shuffle: RESHAPE [H·W, g, C/g] → TRANSPOSE (0, 2, 1) → RESHAPE [1, H, W, C]."""
+        n, h, w, c = self.g.shape(x)
+        t = self.reshape(x, (h * w, groups, c // groups), f"{name}/groups")
+        out = self.new(t, f"{name}/transpose", (h * w, c // groups, groups))
+        perm = self.g.const(np.array([0, 2, 1], np.int32), f"{name}/perm")
+        self.g.op(_OP.TRANSPOSE, [t, perm], [out], fb.TransposeOptionsT())
+        return self.reshape(out, (n, h, w, c), name)
 
     def pad(self, x: int, p: int, name: str) -> int:
         n, h, w, c = self.g.shape(x)
@@ -275,6 +318,8 @@ class _Emitter:
                 x = self.conv(x, r, weights[i], where)
             elif op.kind == "act":
                 x = self.act(x, r.act, r.name)
+            elif op.kind == "shuffle":
+                x = self.shuffle(x, r.groups, r.name)
             elif op.kind == "se":
                 x = self.se(x, rows[i + 1], rows[i + 2], weights[i + 1], weights[i + 2], where)
             elif op.kind == "pool":
@@ -291,13 +336,14 @@ class _Emitter:
         return x
 
 
-def _float_graph(rows: Sequence[LayerSpec], weights: Weights) -> tuple[_Graph, int, int]:
+def _float_graph(rows: Sequence[LayerSpec], weights: Weights,
+                 grouped: str = "conv") -> tuple[_Graph, int, int]:
     """The float32 graph of a segment and its input and output tensor indices."""
     rows = list(rows)
     g = _Graph()
     c, h, w = rows[0].in_shape
     inp = g.tensor((1, h, w, c), "input")
-    em = _Emitter(g)
+    em = _Emitter(g, grouped)
     out = em.segment(inp, rows, weights)
     if out == inp:  # an identity segment: the output still needs its own tensor
         out = em.reshape(out, g.shape(out), "identity")
@@ -310,7 +356,7 @@ def _float_graph(rows: Sequence[LayerSpec], weights: Weights) -> tuple[_Graph, i
 # Op versions of int8 kernels (TFLite's op_version.cc); ops missing here stay at version 1.
 _INT8_VERSION = {_OP.CONV_2D: 3, _OP.DEPTHWISE_CONV_2D: 3, _OP.FULLY_CONNECTED: 4, _OP.ADD: 2,
                  _OP.MUL: 2, _OP.LOGISTIC: 2, _OP.MEAN: 2, _OP.PAD: 2, _OP.RELU: 2, _OP.RELU6: 2,
-                 _OP.DEQUANTIZE: 2}
+                 _OP.DEQUANTIZE: 2, _OP.TRANSPOSE: 2, _OP.SPLIT: 2, _OP.CONCATENATION: 2}
 _WEIGHTED = {_OP.CONV_2D: 0, _OP.FULLY_CONNECTED: 0, _OP.DEPTHWISE_CONV_2D: 3}  # output-channel axis
 
 
@@ -365,8 +411,9 @@ _MAX_RESCALE = 128.0
 def _quantize_graph(g: _Graph, inp: int, out: int, ranges: dict[int, tuple[float, float]]) -> int:
     """Turn the float graph into an int8 one in place; return the new (float32) output tensor.
 
-    Activations get asymmetric per-tensor int8 parameters from ``ranges`` (PAD and RESHAPE keep
-    their input's, LOGISTIC outputs are fixed to 1/256 and -128 as TFLite requires); weights are
+    Activations get asymmetric per-tensor int8 parameters from ``ranges`` (PAD, RESHAPE, TRANSPOSE
+    and SPLIT keep their input's, LOGISTIC outputs are fixed to 1/256 and -128 as TFLite requires,
+    a CONCATENATION and its inputs share the union of their ranges); weights are
     symmetric per-output-channel int8, biases int32 at ``input_scale · weight_scale``; the float
     input and output are bridged by ``QUANTIZE`` and ``DEQUANTIZE``.
     """
@@ -382,8 +429,19 @@ def _quantize_graph(g: _Graph, inp: int, out: int, ranges: dict[int, tuple[float
     codes = [c.builtinCode for c in g.codes]
     for op in g.operators:
         code, x, o = codes[op.opcodeIndex], op.inputs[0], op.outputs[0]
+        if code == _OP.SPLIT:  # inputs: axis, tensor
+            for t in op.outputs:
+                act[t] = act[op.inputs[1]]
+            continue
+        if code == _OP.CONCATENATION:  # int8 concat needs one scale for its inputs and output
+            lo = min(min(ranges[t][0], ranges[o][0]) for t in op.inputs)
+            hi = max(max(ranges[t][1], ranges[o][1]) for t in op.inputs)
+            shared = _asymmetric(lo, hi, min_scale=max(act[t][0] for t in op.inputs))
+            for t in (*op.inputs, o):
+                act[t] = shared
+            continue
         in_scale = act[x][0]
-        if code in (_OP.PAD, _OP.RESHAPE):
+        if code in (_OP.PAD, _OP.RESHAPE, _OP.TRANSPOSE):
             act[o] = act[x]
             continue
         if code == _OP.LOGISTIC:
@@ -443,7 +501,8 @@ def _mul_rescale(g: _Graph, op: fb.OperatorT) -> float:
 # --- public API --------------------------------------------------------------------------------
 
 def tflite_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, seed: int = 0,
-                   quantize: str | None = None, calibration: Sequence[np.ndarray] | None = None) -> bytes:
+                   quantize: str | None = None, calibration: Sequence[np.ndarray] | None = None,
+                   grouped: str = "conv") -> bytes:
     """The ``.tflite`` flatbuffer of a segment.
 
     Parameters
@@ -460,6 +519,9 @@ def tflite_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, se
     calibration : sequence of ndarray, optional
         NCHW float32 batches for the activation ranges (int8 only); default 8 standard-normal
         images drawn with ``seed``.
+    grouped : {"conv", "split"}
+        How grouped (not depthwise) convs are written: one grouped ``CONV_2D``, or ``SPLIT`` →
+        ``CONV_2D`` per group → ``CONCATENATION``.
 
     Returns
     -------
@@ -474,7 +536,7 @@ def tflite_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, se
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize: expected None or 'int8', got {quantize!r}")
     weights = random_weights(rows, seed) if weights is None else weights
-    g, inp, out = _float_graph(rows, weights)
+    g, inp, out = _float_graph(rows, weights, grouped)
     model = g.finish(inp, out)
     if quantize is None:
         return model
@@ -491,7 +553,7 @@ def build_tflite(arch: ArchSpec, weights: Weights | None = None, seed: int = 0, 
 
     Default weights are those of ``fold_bn(build_torch(arch, seed))`` so that the model computes
     what the torch builder computes; ``weights`` is indexed like ``layers(arch)``. Extra keyword
-    arguments (``quantize``, ``calibration``) go to :func:`tflite_segment`. Output ``[1, classes]``.
+    arguments (``quantize``, ``calibration``, ``grouped``) go to :func:`tflite_segment`. Output ``[1, classes]``.
     """
     rows = layers(arch)
     if weights is None:

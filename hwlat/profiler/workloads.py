@@ -4,7 +4,9 @@
   conv with its ReLU/ReLU6 fused (a stride-2 conv includes its explicit PAD), a standalone
   activation where the runtime cannot fuse it (h-swish, h-sigmoid, swish, sigmoid), a whole
   squeeze-excite, a residual add, a pooling, an FC layer.
-* ``block`` — the stem, one bottleneck, or the last stage with the classifier, at its input shape.
+  A channel shuffle is its own kernel (LiteRT: RESHAPE, TRANSPOSE, RESHAPE).
+* ``block`` — the stem, one bottleneck or skip conv, or the last stage with the classifier, at its
+  input shape. An identity skip layer computes nothing and has no workload.
 * ``model`` — the whole network.
 
 ``kernels(arch)`` and ``blocks(arch)`` decompose a network; their workloads, summed, cover the
@@ -94,6 +96,8 @@ def _label(rows: Sequence[LayerSpec]) -> str:
                 f"{r.cin}->{r.cout} {r.act.value} @{_shape(r.in_shape)}")
     if r.op is OpKind.ACT:
         return f"{r.act.value} @{_shape(r.in_shape)}"
+    if r.op is OpKind.SHUFFLE:
+        return f"shuffle g{r.groups} @{_shape(r.in_shape)}"
     return f"{r.op.value} @{_shape(r.in_shape)}"
 
 
@@ -121,10 +125,13 @@ def blocks(arch: ArchSpec) -> list[Workload]:
         rows = tuple(grp)
         name = "stem" if stage == "stem" else "head" if stage == "head" else "bneck"
         r0 = rows[0]
-        if name == "bneck":
-            dw = next(r for r in rows if r.op is OpKind.DWCONV)
+        dw = next((r for r in rows if r.op is OpKind.DWCONV), None)
+        if name == "bneck" and dw is None:  # a skip layer's 1×1 conv
+            label = f"skip s{r0.stride} {r0.cin}->{r0.cout} {r0.act.value} @{_shape(r0.in_shape)}"
+        elif name == "bneck":
             se = "_se" if any(role(r) == "se.pool" for r in rows) else ""
-            label = (f"bneck k{dw.kernel} s{dw.stride} {r0.cin}->{dw.cout}->{rows[-1].cout}{se} "
+            g = f"_g{r0.groups}" if r0.groups > 1 else ""
+            label = (f"bneck k{dw.kernel} s{dw.stride} {r0.cin}->{dw.cout}->{rows[-1].cout}{g}{se} "
                      f"{dw.act.value} @{_shape(r0.in_shape)}")
         else:
             label = f"{name} {r0.cin}->{rows[-1].out_shape[0]} @{_shape(r0.in_shape)}"
