@@ -153,11 +153,10 @@ def _profile_run(args, archs=None) -> int:
 
 
 def _profile_calibration(args) -> int:
-    from hwlat.archs import SearchSpace
     from hwlat.archs.calibration import calibration_set, coverage_report
+    from hwlat.archs.space import get_space
 
-    factory = {"large": SearchSpace.mobilenetv3_large, "small": SearchSpace.mobilenetv3_small}[args.space]
-    space = factory()
+    space = get_space(args.space)
     archs = calibration_set(space, args.n, seed=args.seed, resolutions=args.resolutions)
     cov = coverage_report(archs, space, seed=args.seed, resolutions=args.resolutions)
     lo, hi = cov["weights_mb"]
@@ -430,11 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
         q.set_defaults(func=_profile_run, granularity=gran)
     q = psub.add_parser("calibration", help="measure the calibration set hwlat picks from a search "
                         "space (each network with its blocks): what the network-level terms learn from")
-    q.add_argument("--space", choices=["large", "small"], default="large")
+    q.add_argument("--space", choices=SPACE_NAMES, default="large")
     q.add_argument("-n", type=_positive_int, default=24, help="networks in the set (default 24)")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--resolutions", type=_resolutions, default=(160, 192, 224),
-                   help="comma-separated input sizes to cover (default 160,192,224)")
+    q.add_argument("--resolutions", type=_resolutions, default=None,
+                   help="comma-separated input sizes to cover (default: the space's own, e.g. "
+                        "224 for large/small, 32 for fbnet_cifar100)")
     measure_args(q)
     q.set_defaults(func=_profile_calibration)
     q = psub.add_parser("anomalies", help="kernels far less efficient (MAdds per ms) than others "
