@@ -315,7 +315,7 @@ def _evaluate(args) -> int:
     import pandas as pd
 
     from hwlat.latency_models import TrainingData, load
-    from hwlat.latency_models.evaluate import score, unseen
+    from hwlat.latency_models.evaluate import repeat_floor, score, unseen
 
     rows = []
     for path in args.predictor:
@@ -326,12 +326,23 @@ def _evaluate(args) -> int:
         archs, y = unseen(pred, data)
         if len(archs) < 2:
             raise ValueError(f"{args.store}: fewer than 2 measured networks that {path} was not trained on")
-        rows.append({"predictor": str(path), "kind": pred.kind, **score(pred, archs, y)})
+        floor = repeat_floor(args.store, archs, data.runtime, data.device_key)
+        rows.append({"predictor": str(path), "kind": pred.kind, **score(pred, archs, y),
+                     **{f"floor_{k}": (floor or {}).get(k) for k in ("n", "acc5", "acc10", "kendall_tau")}})
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
+    rows = [{k: v for k, v in r.items() if not k.startswith("floor_")} for r in rows]
     with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
         print(pd.DataFrame(rows).to_string(index=False))
+    print("truth: the median of each network's repeats")
+    if floor is None:
+        print("noise floor: unknown (no two test networks measured twice; measure them with "
+              "`hwlat profile models ... --repeats 3` to see it)")
+    else:
+        print(f"noise floor, one repeat against another on {floor['n']} networks: acc5 "
+              f"{floor['acc5']:.3f}  acc10 {floor['acc10']:.3f}  kendall_tau {floor['kendall_tau']:.3f}  "
+              f"rmspe {floor['rmspe']:.1f} %")
     return 0
 
 

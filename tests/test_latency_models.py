@@ -222,3 +222,24 @@ def test_compile_rejects_what_it_cannot_vectorise(data):
     madds = make_predictor("madds").fit(data.archs(), data.latency_ms)
     with pytest.raises(ValueError, match="block-level"):
         compile_space(madds, SearchSpace.mobilenetv3_small(resolution=96))
+
+
+def test_cli_evaluate_prints_the_noise_floor_of_repeats(store, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "s.db"
+    shutil.copy(store, copy)
+    data = TrainingData.from_store(copy)
+    archs, y = data.archs(), data.latency_ms
+    pred = make_predictor("lut").fit(archs[:9], y[:9], pieces=data.pieces,
+                                     fingerprint=data.fingerprint, runtime="litert")
+    pred.save(tmp_path / "p.json")
+    assert main(["evaluate", "--store", str(copy), "--predictor", str(tmp_path / "p.json")]) == 0
+    assert "noise floor: unknown" in capsys.readouterr().out
+    profile(archs[9:], "model", copy, "litert", config=FAST, progress=False, repeats=2)
+    assert main(["evaluate", "--store", str(copy), "--predictor", str(tmp_path / "p.json")]) == 0
+    out = capsys.readouterr().out
+    assert "noise floor, one repeat against another on 5 networks" in out
+    assert main(["evaluate", "--store", str(copy), "--predictor", str(tmp_path / "p.json"), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["floor_n"] == 5 and 0 <= row["floor_acc10"] <= 1

@@ -73,3 +73,26 @@ def unseen(pred, data: TrainingData) -> tuple[list[ArchSpec], np.ndarray]:
     keep = [i for i, a in enumerate(data.models["arch"]) if a not in seen]
     archs = data.archs()
     return [archs[i] for i in keep], data.latency_ms[keep]
+
+
+def repeat_floor(store, archs: Sequence[ArchSpec], runtime: str, device_key: str) -> dict | None:
+    """The noise floor of a test set: repeat 1 of each network as the "prediction" of its repeat 0.
+
+    Networks of ``archs`` measured at least twice on the device (``profile models --repeats R``);
+    None when fewer than 2 are. What a perfect predictor could score against a single measurement.
+    """
+    from hwlat.profiler.store import Store
+
+    with Store(store, create=False) as st:
+        raw = st.frame(runtime=runtime, granularity="model", repeats=True)
+    raw = raw[(raw["device_key"] == device_key) & (raw["variant"] == "warm")]
+    codes = {encode(a) for a in archs}
+    raw = raw.assign(arch=[__import__("json").loads(s)["arch"] for s in raw["spec"]])
+    raw = raw[raw["arch"].isin(codes)]
+    wide = raw.pivot_table(index="arch", columns="repeat", values="median_ms")
+    if 0 not in wide.columns or 1 not in wide.columns:
+        return None
+    both = wide[[0, 1]].dropna()
+    if len(both) < 2:
+        return None
+    return metrics(both[0].to_numpy(), both[1].to_numpy())

@@ -1,0 +1,157 @@
+"""Predictor fidelity on search-space candidates (issue 13), LiteRT, 1 thread, on this machine.
+
+The user's workflow: the zoo and hwlat's calibration set are measured end to end with their blocks,
+the candidates' blocks are measured, and no candidate network is measured for training. The
+candidates (seeded Large- and Small-space samples at mixed resolutions) are then measured end to end
+in a separate store with ``--repeats`` fresh instances each: the truth is the median of the repeats.
+
+Prints, in one run:
+- the cost of profiling the calibration set with its blocks;
+- the noise floor: one repeat of the truth against another (acc5 / acc10 / Kendall τ), i.e. what a
+  perfect predictor could reach against a single measurement;
+- the calibrated predictor and the MAdds proxy against the median of the repeats, per subset
+  (Large / Small / with 7×7 / without), beside the targets, with and without the phase
+  normalisation (entries scaled by the reference network timed in the same rounds);
+- the same with the candidates' networks in training as well (``--with-candidates``: fitted on
+  a seeded half, scored on the other half).
+
+Reproduce (quiet machine only; the stores are reused, a rerun measures what is missing):
+    .venv/bin/python benchmarks/bench_fidelity.py --large 60 --small 60 --repeats 3 --out out/fidelity
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hwlat.archs import get_arch, zoo_names
+from hwlat.archs.calibration import calibration_set
+from hwlat.archs.codec import encode
+from hwlat.archs.space import get_space
+from hwlat.latency_models import TrainingData, make_predictor
+from hwlat.latency_models.metrics import metrics
+from hwlat.profiler.profile import profile
+from hwlat.profiler.store import Store
+
+TARGETS = {"acc10": 0.95, "acc5": 0.80, "kendall_tau": 0.95}
+RESOLUTIONS = (160, 192, 224)
+
+
+def candidates(n_large: int, n_small: int, seed: int) -> list:
+    rng = np.random.default_rng(seed)
+    out = []
+    for name, n in (("large", n_large), ("small", n_small)):
+        space = get_space(name)
+        for _ in range(n):
+            out.append(space.sample_arch(rng).with_resolution(int(rng.choice(RESOLUTIONS))))
+    return out
+
+
+def truth(store: Path) -> pd.DataFrame:
+    """The candidates' networks: median of repeats, the repeats themselves and their phase."""
+    with Store(store, create=False) as st:
+        raw = st.frame(granularity="model", repeats=True)
+    raw["arch"] = [__import__("json").loads(s)["arch"] for s in raw["spec"]]
+    return raw
+
+
+def floor(raw: pd.DataFrame) -> dict:
+    """One repeat against another: repeat 1 as the 'prediction' of repeat 0."""
+    wide = raw.pivot_table(index="arch", columns="repeat", values="median_ms")
+    if wide.shape[1] < 2:
+        return {}
+    both = wide[[0, 1]].dropna()
+    return metrics(both[0].to_numpy(), both[1].to_numpy())
+
+
+def fmt(m: dict) -> str:
+    return (f"acc10 {m['acc10']:.2f}  acc5 {m['acc5']:.2f}  tau {m['kendall_tau']:.3f}  "
+            f"rmspe {m['rmspe']:5.1f} %  bias {m.get('bias_pct', float('nan')):+5.1f} %  n {m['n']}")
+
+
+def score(pred, archs, y) -> dict:
+    p = pred.predict_many(archs)
+    m = metrics(y, p)
+    m["bias_pct"] = float(100 * np.median((p - y) / y))
+    return m
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--large", type=int, default=60)
+    ap.add_argument("--small", type=int, default=60)
+    ap.add_argument("--calibration", type=int, default=24, help="networks per space")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="out/fidelity")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_db, truth_db = out / "train.db", out / "truth.db"
+    cands = candidates(args.large, args.small, args.seed)
+
+    print("1. zoo + calibration sets, each network with its blocks")
+    zoo = [get_arch(n, resolution=r) for n in zoo_names() for r in RESOLUTIONS]
+    profile(zoo, ("model", "block"), train_db, "litert")
+    t = time.perf_counter()
+    for name in ("large", "small"):
+        cal = calibration_set(get_space(name), args.calibration, seed=args.seed, resolutions=RESOLUTIONS)
+        profile(cal, ("model", "block"), train_db, "litert")
+    print(f"   calibration sets profiled (or resumed) in {(time.perf_counter() - t) / 60:.1f} min "
+          f"(target <= 5 min for one set on 2 cores)")
+    print(f"2. the {len(cands)} candidates' blocks (no candidate network in training)")
+    profile(cands, "block", train_db, "litert")
+    print(f"3. the candidates end to end, {args.repeats} repeats (the truth, separate store)")
+    profile(cands, "model", truth_db, "litert", repeats=args.repeats)
+
+    raw = truth(truth_db)
+    med = raw.groupby("arch")["median_ms"].median()
+    codes = [encode(a) for a in cands]
+    y = med.reindex(codes).to_numpy()
+    fl = floor(raw)
+    print("\nnoise floor (repeat 1 as a prediction of repeat 0):", fmt(fl) if fl else "needs 2 repeats")
+    data = TrainingData.from_store(train_db, "litert")
+    subsets = {
+        "all": np.ones(len(cands), bool),
+        "large": np.array([i < args.large for i in range(len(cands))]),
+        "small": np.array([i >= args.large for i in range(len(cands))]),
+        "with 7x7": np.array([any(b.kernel == 7 for b in a.blocks) for a in cands]),
+        "without 7x7": np.array([not any(b.kernel == 7 for b in a.blocks) for a in cands]),
+    }
+    preds = {k: make_predictor(k).fit(data.archs(), data.latency_ms, pieces=data.pieces,
+                                      fingerprint=data.fingerprint, runtime="litert")
+             for k in ("madds", "calibrated")}
+    print(f"\npredictors fitted on {len(data.models)} networks (zoo + calibration) and "
+          f"{len(data.pieces)} pieces; scored against the median of {args.repeats} repeats")
+    for kind, pred in preds.items():
+        for name, sel in subsets.items():
+            if sel.sum() >= 2:
+                print(f"   {kind:10s} {name:12s} {fmt(score(pred, [c for c, s in zip(cands, sel) if s], y[sel]))}")
+    m = score(preds["calibrated"], cands, y)
+    for k, target in TARGETS.items():
+        gap = m[k] - target
+        print(f"   target {k} >= {target}: {m[k]:.3f} ({'met' if gap >= 0 else f'missed by {-gap:.3f}'}; "
+              f"floor {fl.get(k, float('nan')):.3f})")
+
+    # the candidates' networks in training as well: a seeded half trains, the other half is scored
+    rng = np.random.default_rng(args.seed + 1)
+    half = rng.permutation(len(cands)) < len(cands) // 2
+    more = pd.DataFrame({"arch": [c for c, h in zip(codes, half) if h],
+                         "name": [a.name for a, h in zip(cands, half) if h], "median_ms": y[half]})
+    models = pd.concat([data.models, more], ignore_index=True)
+    from hwlat.archs.codec import decode
+
+    pred = make_predictor("calibrated").fit([decode(a, name=n) for a, n in zip(models["arch"], models["name"])],
+                                            models["median_ms"].to_numpy(float), pieces=data.pieces,
+                                            fingerprint=data.fingerprint, runtime="litert")
+    test = ~half
+    m2 = score(pred, [c for c, t in zip(cands, test) if t], y[test])
+    print(f"\nwith {int(half.sum())} candidate networks in training as well (scored on the other "
+          f"{int(test.sum())}):\n   calibrated {fmt(m2)}\n   target acc10 >= 0.97: {m2['acc10']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
