@@ -334,3 +334,106 @@ def test_cli_sample_space():
     args = build_parser().parse_args(["profile", "blocks", "--sample-space", "5", "--space", "fbnet_imagenet",
                                       "--store", "x"])
     assert _archs([], None, args.sample_space, args.space) == IMAGENET.sample_archs(5, seed=0)
+
+
+# -- exporters --------------------------------------------------------------------------------------
+def _rel(y, ref):
+    return float(np.abs(y - ref).max() / np.abs(ref).max())
+
+
+@pytest.mark.parametrize("v", [ROWS[0], (1,) * 22, (5,) * 22, (8,) * 22])
+def test_tflite_and_onnx_match_torch(v):
+    from hwlat.profiler.onnx_export import build_onnx, run_onnx
+    from hwlat.profiler.tflite_export import build_tflite, op_names, run_tflite
+
+    arch = CIFAR.decode(v)
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        ref = fold_bn(build_torch(arch)).eval()(torch.from_numpy(x)).numpy()
+    for grouped in ("conv", "split"):
+        model = build_tflite(arch, grouped=grouped)
+        for xnnpack in (True, False):
+            assert _rel(run_tflite(model, x, use_xnnpack=xnnpack), ref) < 1e-5, (grouped, xnnpack)
+        ops = op_names(model)
+        if 1 in v or 5 in v:
+            assert {"RESHAPE", "TRANSPOSE"} <= set(ops)
+            assert ("SPLIT" in ops and "CONCATENATION" in ops) == (grouped == "split")
+    assert _rel(run_onnx(build_onnx(arch), x), ref) < 1e-5
+
+
+def test_grouped_conv_is_one_conv_2d_of_version_6():
+    from ai_edge_litert import schema_py_generated as fb
+
+    from hwlat.profiler.tflite_export import tflite_segment
+
+    rows = [r for r in layers(CIFAR.decode((1,) * 22)) if r.block == 2]
+    m = fb.ModelT.InitFromPackedBuf(tflite_segment(rows), 0)
+    convs = [(c.version, list(m.subgraphs[0].tensors[o.inputs[1]].shape)) for o in m.subgraphs[0].operators
+             for c in [m.operatorCodes[o.opcodeIndex]] if c.builtinCode == fb.BuiltinOperator.CONV_2D]
+    assert convs == [(6, [24, 1, 1, 12]), (6, [24, 1, 1, 12])]     # OHWI with C_in / groups
+    with pytest.raises(ValueError, match="grouped: expected one of"):
+        tflite_segment(rows, grouped="loop")
+
+
+@pytest.mark.parametrize("grouped", ["conv", "split"])
+def test_int8_fbnet_blocks_track_float(grouped):
+    from hwlat.profiler.segments import torch_segment
+    from hwlat.profiler.tflite_export import run_tflite, tflite_segment
+
+    rows = layers(CIFAR.decode((1, 1, 5, 8, 1, 5, 2, 8, 5) + (1,) * 13))
+    for b in range(9):
+        seg = [r for r in rows if r.block == b]
+        if not seg:
+            continue  # an identity skip
+        x = np.random.default_rng(b).standard_normal((1, *seg[0].in_shape)).astype(np.float32)
+        with torch.no_grad():
+            ref = torch_segment(seg)(torch.from_numpy(x)).numpy()
+        y = run_tflite(tflite_segment(seg, quantize="int8", grouped=grouped), x)
+        assert np.sqrt(((y - ref) ** 2).mean() / (ref ** 2).mean()) < 0.08, b
+
+
+# -- profiler pieces ----------------------------------------------------------------------------------
+def test_pieces_cover_the_network_and_keys_are_canonical():
+    from hwlat.profiler.workloads import blocks, kernels
+
+    for v in (ROWS[0], ROWS[1], (8,) * 22, (1,) * 22):
+        arch, s = CIFAR.decode(v), summary(CIFAR.decode(v))
+        for ws in (blocks(arch), kernels(arch)):
+            assert sum(w.madds for w in ws) == s["madds"] and sum(w.params for w in ws) == s["params"]
+    bl = blocks(CIFAR.decode((8,) * 22))
+    # stem, the 4 skip convs that change stride or width (identity skips are no piece), head
+    assert [w.label.split(" @")[0] for w in bl] == ["stem 3->16", "skip s1 16->24 relu", "skip s2 24->32 relu",
+                                                    "skip s2 32->64 relu", "skip s1 64->112 relu",
+                                                    "skip s2 112->184 relu", "skip s1 184->352 relu",
+                                                    "head 352->100"]
+    k = kernels(CIFAR.decode((1,) * 22))
+    assert "shuffle g2 @16x32x32" in {w.label for w in k}
+    # the same block in two architectures has one key; a grouped block differs from the dense one
+    a, b = blocks(CIFAR.decode((1,) * 22)), blocks(CIFAR.decode((1,) * 21 + (0,)))
+    assert a[1].key == b[1].key and a[-2].key != b[-2].key
+
+
+@pytest.mark.slow
+def test_profile_fbnet_sample_with_litert_and_compile_space(tmp_path, capsys):
+    """`hwlat profile models --with-blocks --sample-space fbnet_cifar100:N` on this CPU, then
+    compile_space over the FBNet space agrees with per-architecture prediction."""
+    from hwlat.latency_models import TrainingData, make_predictor
+    from hwlat.latency_models.space_table import compile_space
+
+    store = str(tmp_path / "fb.db")
+    code, out, _ = run(capsys, "profile", "models", "--with-blocks", "--sample-space", "fbnet_cifar100:4",
+                       "--store", store, "--target", "0.2", "--max-seconds", "0.3", "-q")
+    assert code == 0 and "of 4 archs" in out and "0 failed" in out
+    code, out, _ = run(capsys, "profile", "blocks", "--sample-space", "fbnet_cifar100:4", "--store", store, "-q")
+    assert code == 0 and "0 measured" in out                 # all already stored: canonical keys
+    data = TrainingData.from_store(store, "litert")
+    assert len(data.archs()) == 4 and {a.resolution for a in data.archs()} == {32}
+    rng = np.random.default_rng(3)
+    V = np.array([CIFAR.sample(rng) for _ in range(30)] + [(8,) * 22, (1,) * 22])
+    for kind in ("calibrated", "regression"):
+        pred = make_predictor(kind).fit(data.archs(), data.latency_ms, pieces=data.pieces)
+        compiled = compile_space(pred, CIFAR)
+        np.testing.assert_allclose(compiled.predict(V), pred.predict_many([CIFAR.decode(v) for v in V]),
+                                   rtol=1e-9)
+    with pytest.raises(ValueError, match=r"vector 1: position 21 \(op21: stage 6, layer 0\): index 9 out of range"):
+        compiled.predict(np.array([V[0], (0,) * 21 + (9,)]))

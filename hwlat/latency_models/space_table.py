@@ -1,10 +1,16 @@
 """Vectorised prediction over a search space: one gather-and-sum per architecture.
 
-NAS asks for the latency of millions of choice vectors. A stage's latency depends only on its own
-choices and the width of the stage before it, so :func:`compile_space` predicts every
-(previous width, kernel, ratio, SE, activation, width) block of every stage once, and
-:meth:`CompiledSpace.predict` then answers a batch of vectors with numpy indexing. The result is
-the predictor's own answer for the decoded architecture (same pieces, same network term).
+NAS asks for the latency of millions of choice vectors. :func:`compile_space` predicts every block
+the space can contain once, and :meth:`CompiledSpace.predict` then answers a batch of vectors with
+numpy indexing. The result is the predictor's own answer for the decoded architecture (same
+pieces, same network term). It works on every space of :mod:`hwlat.archs.space`:
+
+* block-wise (:class:`~hwlat.archs.space.SearchSpace`, ``large`` / ``small``): a stage's latency
+  depends only on its own choices and the width of the stage before it, so every (previous width,
+  kernel, ratio, SE, activation, width) block of every stage is predicted once;
+* layer-wise (:class:`~hwlat.archs.space.LayerwiseSpace`, the FBNet spaces): every layer's input and
+  output widths and stride are fixed, so its block depends only on its own op: one table of
+  positions × ops (an identity skip is no piece: 0 ms, 0 params).
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ import math
 import numpy as np
 
 from hwlat.archs.ir import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec
-from hwlat.archs.space import DECISIONS, SearchSpace, expansion
+from hwlat.archs.space import DECISIONS, LayerwiseSpace, SearchSpace, Space, expansion
 from hwlat.archs.zoo import make_divisible
 from hwlat.profiler.workloads import blocks
 
@@ -28,18 +34,47 @@ def _probe(cin: int, h: int, bl: tuple[BlockSpec, ...], head: HeadSpec | None = 
 
 
 class CompiledSpace:
-    """Tables of a fitted block-level predictor over ``space``; ``predict(vectors)`` → ms."""
+    """Tables of a fitted block-level predictor over ``space``; ``predict(vectors)`` → ms.
 
-    def __init__(self, pred, space: SearchSpace):
+    ``stem_*`` are scalars, ``head_*`` are indexed by the last width option (block-wise) or have
+    one entry (layer-wise); ``tables`` hold per-stage (block-wise) or per-position (layer-wise)
+    latency (ms), params and piece counts.
+    """
+
+    def __init__(self, pred, space: Space):
         if getattr(pred, "granularity", "block") != "block" or not hasattr(pred, "_ms_of"):
             raise ValueError("compile_space needs a fitted block-level LookupTable or Regression")
+        if not isinstance(space, (SearchSpace, LayerwiseSpace)):
+            raise ValueError(f"compile_space: cannot vectorise a {type(space).__name__}")
         pred._check_fitted()
         self.pred, self.space = pred, space
-        nd = len(DECISIONS)
+        if isinstance(space, LayerwiseSpace):
+            self._compile_layerwise(pred, space)
+        else:
+            self._compile_blockwise(pred, space)
+
+    def _compile_layerwise(self, pred, space: LayerwiseSpace) -> None:
+        n_pos, n_ops = len(space.dims), len(space.ops)
+        stem = head = None
+        pieces, where = [], []
+        for op in range(n_ops):  # layer p of any network is the same block as in (op,)*n_pos
+            ws = blocks(space.decode((op,) * n_pos))
+            stem, head = ws[0], ws[-1]
+            for w in ws[1:-1]:
+                pieces.append(w)
+                where.append((w.rows[0].block, op))
+        ms = pred._ms_of([stem, *pieces, head])
+        self.stem_ms, self.stem_params = ms[0], float(stem.params)
+        self.head_ms, self.head_params = ms[-1:], np.array([float(head.params)])
+        t_ms, t_par, t_n = np.zeros((n_pos, n_ops)), np.zeros((n_pos, n_ops)), np.zeros((n_pos, n_ops))
+        for (p, op), w, m in zip(where, pieces, ms[1:-1]):
+            t_ms[p, op], t_par[p, op], t_n[p, op] = m, w.params, 1
+        self.tables = [(t_ms, t_par, t_n)]
+
+    def _compile_blockwise(self, pred, space: SearchSpace) -> None:
         ref = space.decode(tuple(0 for _ in space.dims))
         stem_piece = blocks(ref)[0]
         h = math.ceil(space.resolution / space.stem.stride)
-        self.stages = []
         prev_widths = (space.stem.out,)
         pieces, where = [], []
         for s, st in enumerate(space.stages):
@@ -80,7 +115,6 @@ class CompiledSpace:
                 t_ms[idx] = ms[first] + (depth - 1) * ms[rep]
                 t_par[idx] = params[first] + (depth - 1) * params[rep]
                 t_n[idx] = depth
-        self._nd = nd
 
     def predict(self, vectors) -> np.ndarray:
         """Latency (ms) of each row of ``vectors`` (choice-vector indices, shape ``(n, len(dims))``)."""
@@ -89,19 +123,27 @@ class CompiledSpace:
             raise ValueError(f"vectors must have shape (n, {len(self.space.dims)}), got {V.shape}")
         if V.size and ((V < 0).any() or (V >= np.asarray(self.space.dims)).any()):
             bad = np.argwhere((V < 0) | (V >= np.asarray(self.space.dims)))[0]
-            raise ValueError(f"vector {bad[0]}: position {bad[1]} ({self.space.describe_position(int(bad[1]))}) "
-                             f"index {V[bad[0], bad[1]]} out of range")
-        nd, wi = self._nd, DECISIONS.index("width")
+            raise ValueError(f"vector {bad[0]}: {self.space.describe_position(int(bad[1]))}: index "
+                             f"{V[bad[0], bad[1]]} out of range 0..{self.space.dims[bad[1]] - 1}")
         ms = np.full(len(V), self.stem_ms)
         params = np.full(len(V), self.stem_params)
         n = np.full(len(V), 2.0)  # stem and head
-        for s, (t_ms, t_par, t_n) in enumerate(self.tables):
-            prev = np.zeros(len(V), dtype=int) if s == 0 else V[:, nd * (s - 1) + wi]
-            idx = (prev, *(V[:, nd * s + j] for j in range(nd)))
-            ms += t_ms[idx]
-            params += t_par[idx]
-            n += t_n[idx]
-        last = V[:, nd * (len(self.tables) - 1) + wi]
+        if isinstance(self.space, LayerwiseSpace):
+            t_ms, t_par, t_n = self.tables[0]
+            pos = np.arange(V.shape[1])
+            ms += t_ms[pos, V].sum(1)
+            params += t_par[pos, V].sum(1)
+            n += t_n[pos, V].sum(1)
+            last = np.zeros(len(V), dtype=int)
+        else:
+            nd, wi = len(DECISIONS), DECISIONS.index("width")
+            for s, (t_ms, t_par, t_n) in enumerate(self.tables):
+                prev = np.zeros(len(V), dtype=int) if s == 0 else V[:, nd * (s - 1) + wi]
+                idx = (prev, *(V[:, nd * s + j] for j in range(nd)))
+                ms += t_ms[idx]
+                params += t_par[idx]
+                n += t_n[idx]
+            last = V[:, nd * (len(self.tables) - 1) + wi]
         ms += self.head_ms[last]
         params += self.head_params[last]
         p = self.pred
@@ -109,6 +151,7 @@ class CompiledSpace:
                 + p.per_piece_ms_ * n + p.offset_ms_)
 
 
-def compile_space(pred, space: SearchSpace) -> CompiledSpace:
-    """Precompute ``pred`` over ``space`` for vectorised :meth:`CompiledSpace.predict`."""
+def compile_space(pred, space: Space) -> CompiledSpace:
+    """Precompute ``pred`` over ``space`` (any space of :func:`hwlat.archs.space.get_space`) for
+    vectorised :meth:`CompiledSpace.predict`."""
     return CompiledSpace(pred, space)
