@@ -97,12 +97,12 @@ def _export(args) -> int:
     from hwlat.archs import load_arch
 
     arch = load_arch(args.arch, args.resolution)
-    if args.quantize and args.format != "tflite":
-        raise ValueError("--quantize applies to tflite export only")
+    if (args.quantize or args.grouped != "conv") and args.format != "tflite":
+        raise ValueError("--quantize and --grouped apply to tflite export only")
     if args.format == "tflite":
         from hwlat.profiler.tflite_export import build_tflite
 
-        data = build_tflite(arch, quantize=args.quantize)
+        data = build_tflite(arch, quantize=args.quantize, grouped=args.grouped)
     else:
         from hwlat.profiler.onnx_export import build_onnx
 
@@ -401,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--resolution", "-r", type=int)
     e.add_argument("--quantize", choices=["int8"], help="tflite only: int8 post-training quantization "
                    "calibrated on random data")
+    e.add_argument("--grouped", choices=["conv", "split"], default="conv",
+                   help="tflite only: grouped 1x1 convs as one grouped CONV_2D, or SPLIT + CONV_2D per "
+                        "group + CONCATENATION")
     e.set_defaults(func=_export)
 
     prof = sub.add_parser("profile", help="measure latency into a store; show, export, bundles")

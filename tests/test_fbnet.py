@@ -437,3 +437,16 @@ def test_profile_fbnet_sample_with_litert_and_compile_space(tmp_path, capsys):
                                    rtol=1e-9)
     with pytest.raises(ValueError, match=r"vector 1: position 21 \(op21: stage 6, layer 0\): index 9 out of range"):
         compiled.predict(np.array([V[0], (0,) * 21 + (9,)]))
+
+
+def test_cli_export_grouped_variants(capsys, tmp_path):
+    from hwlat.profiler.tflite_export import op_names
+
+    ref = "fbnet_cifar100:" + ",".join(["1"] * 22)
+    for grouped in ("conv", "split"):
+        out = tmp_path / f"{grouped}.tflite"
+        code, text, _ = run(capsys, "export", "tflite", ref, "--grouped", grouped, "-o", str(out))
+        assert code == 0 and "fbnet_cifar100-1.1" in text
+        assert ("SPLIT" in op_names(out.read_bytes())) == (grouped == "split")
+    code, _, err = run(capsys, "export", "onnx", ref, "--grouped", "split", "-o", str(tmp_path / "x.onnx"))
+    assert code == 2 and "--grouped apply to tflite export only" in err
