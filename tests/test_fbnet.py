@@ -450,3 +450,23 @@ def test_cli_export_grouped_variants(capsys, tmp_path):
         assert ("SPLIT" in op_names(out.read_bytes())) == (grouped == "split")
     code, _, err = run(capsys, "export", "onnx", ref, "--grouped", "split", "-o", str(tmp_path / "x.onnx"))
     assert code == 2 and "--grouped apply to tflite export only" in err
+
+
+def test_invalid_layerwise_spaces_are_refused():
+    from hwlat.archs.space import LayerOp, LayerStage
+
+    with pytest.raises(ValueError, match="LayerStage.depth"):
+        LayerStage(0, 16, 1)
+    with pytest.raises(ValueError, match="LayerStage.stride"):
+        LayerStage(1, 16, 3)
+    base = dict(name="t", resolution=8, stem=ConvSpec(16, 3, 1, "relu"), head=HeadSpec(conv=32), num_classes=10)
+    with pytest.raises(ValueError, match="op 1: expected a LayerOp"):
+        LayerwiseSpace(stages=(LayerStage(2, 16, 1),), ops=(FBNET_OPS[0], "k3"), **base)
+    # groups that do not divide a width fail when the space is built, naming the block and field
+    with pytest.raises(ValueError, match="LayerwiseSpace 't' at resolution 8: block 0.groups"):
+        LayerwiseSpace(stages=(LayerStage(1, 16, 1),), ops=(LayerOp("k3_e1_g3", 3, 1, 3),), **base)
+    with pytest.raises(ValueError, match="resolution 2: .*too small"):
+        LayerwiseSpace(stages=(LayerStage(1, 16, 2), LayerStage(1, 16, 2)), ops=FBNET_OPS,
+                       **{**base, "resolution": 2})
+    tiny_space = LayerwiseSpace(stages=(LayerStage(2, 16, 1), LayerStage(1, 24, 2)), ops=FBNET_OPS, **base)
+    assert tiny_space.dims == (9, 9, 9) and tiny_space.encode_arch(tiny_space.decode((8, 1, 5))) == (8, 1, 5)

@@ -54,8 +54,8 @@ decision    meaning
 The first layer of a stage has the stage's fixed ``stride``; the others have stride 1. Residual
 shortcuts are automatic (``BlockSpec.residual = None``).
 
-Choice vectors
---------------
+Choice vectors of the block-wise spaces
+---------------------------------------
 An architecture is a tuple of ``6 · len(stages)`` integers, one index per (stage, decision) in the
 order of :data:`DECISIONS`: ``(k0, r0, se0, a0, d0, w0, k1, r1, ...)``. Position ``6·s + j`` indexes
 the options of decision ``DECISIONS[j]`` of stage ``s``. :attr:`SearchSpace.dims` gives the number
@@ -109,8 +109,8 @@ from hwlat.archs.zoo import make_divisible
 from hwlat.errors import InvalidArchError
 
 __all__ = ["DECISIONS", "KERNELS", "expansion", "Space", "StageChoice", "StageSpace", "SearchSpace",
-           "LayerOp", "LayerStage", "LayerwiseSpace", "FBNET_OPS", "SPACE_NAMES", "get_space",
-           "parse_ref", "parse_sample"]
+           "LayerOp", "LayerStage", "LayerwiseSpace", "FBNET_OPS", "fbnet_space", "SPACE_NAMES",
+           "DEFAULT_SPACE", "get_space", "is_space_ref", "parse_ref", "parse_sample"]
 
 #: The per-stage decisions, in vector order.
 DECISIONS = ("kernel", "ratio", "se", "act", "depth", "width")
@@ -655,6 +655,13 @@ class LayerStage:
     width: int
     stride: int
 
+    def __post_init__(self) -> None:
+        for f in ("depth", "width"):
+            if not _is_int(getattr(self, f)) or getattr(self, f) < 1:
+                raise ValueError(f"LayerStage.{f}: expected a positive integer, got {getattr(self, f)!r}")
+        if not _is_int(self.stride) or self.stride not in (1, 2):
+            raise ValueError(f"LayerStage.stride: must be 1 or 2, got {self.stride!r}")
+
 
 @dataclass(frozen=True)
 class LayerwiseSpace(Space):
@@ -677,6 +684,11 @@ class LayerwiseSpace(Space):
         object.__setattr__(self, "ops", tuple(self.ops))
         if not self.stages or not self.ops:
             raise ValueError(f"LayerwiseSpace {self.name!r}: needs at least one stage and one op")
+        for what, items, cls in (("stage", self.stages, LayerStage), ("op", self.ops, LayerOp)):
+            for i, x in enumerate(items):
+                if not isinstance(x, cls):
+                    raise ValueError(f"LayerwiseSpace {self.name!r} {what} {i}: expected a {cls.__name__}, "
+                                     f"got {type(x).__name__}")
         try:  # a decode at each op checks shapes and group divisibility everywhere
             for i in range(len(self.ops)):
                 layers(self.decode((i,) * len(self.dims)))
