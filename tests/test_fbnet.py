@@ -470,3 +470,13 @@ def test_invalid_layerwise_spaces_are_refused():
                        **{**base, "resolution": 2})
     tiny_space = LayerwiseSpace(stages=(LayerStage(2, 16, 1), LayerStage(1, 24, 2)), ops=FBNET_OPS, **base)
     assert tiny_space.dims == (9, 9, 9) and tiny_space.encode_arch(tiny_space.decode((8, 1, 5))) == (8, 1, 5)
+
+
+def test_calibration_set_of_the_fbnet_space():
+    from hwlat.archs.calibration import calibration_set, coverage_tokens
+
+    a = calibration_set(CIFAR, n=6, seed=0, pool=200)
+    assert a == calibration_set(CIFAR, n=6, seed=0, pool=200) and len({encode(x) for x in a}) == 6
+    tokens = set().union(*map(coverage_tokens, a))
+    assert ("pw", True, "relu") in tokens                       # grouped 1x1 convs
+    assert {("skip", 1, False), ("skip", 2, True)} <= tokens    # identity and strided skip

@@ -6,7 +6,8 @@ candidates of a search themselves. The choice is a pure function of the space, t
 size and the seed.
 
 Coverage. Every candidate of a large seeded pool is described by *tokens*: each block's operator
-(kernel size, stride, squeeze-excite, activation, groups), its expansion ratio (bucketed), each
+(kernel size, stride, squeeze-excite, activation, groups; a skip layer by its stride and whether it
+is a conv), its expansion ratio (bucketed), each
 output width, the input resolution, and the network's count of each kernel size (0, 1–2, 3–5, 6+:
 the pathological 7×7 depthwise convs of some runtimes show up in proportion). Weight footprint
 (parameter bytes, float32) matters too: isolated blocks keep their weights in cache, inside a large
@@ -23,7 +24,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from hwlat.archs.codec import encode
-from hwlat.archs.ir import ArchSpec
+from hwlat.archs.ir import ArchSpec, SkipSpec
 from hwlat.archs.layers import OpKind, layers, summary
 
 DEFAULT_SIZE = 24
@@ -52,11 +53,13 @@ def coverage_tokens(arch: ArchSpec) -> frozenset:
         elif r.op is OpKind.CONV and r.kernel == 1:
             tokens.add(("pw", r.groups > 1, r.act.value))
             tokens.add(("width", r.out_shape[0]))
-    for blk in arch.blocks:
-        tokens.add(("se", blk.se is not None, blk.kernel))
     cin = arch.stem.out
     for blk in arch.blocks:
-        tokens.add(("ratio", round(blk.exp / cin * 2) / 2))
+        if isinstance(blk, SkipSpec):  # FBNet's skip: identity, or a 1×1 conv changing stride/width
+            tokens.add(("skip", blk.stride, cin != blk.out))
+        else:
+            tokens.add(("se", blk.se is not None, blk.kernel))
+            tokens.add(("ratio", round(blk.exp / cin * 2) / 2))
         cin = blk.out
     tokens |= {("k-count", k, _bucket(n)) for k, n in kernels.items()}
     return frozenset(tokens)
