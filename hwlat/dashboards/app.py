@@ -19,9 +19,9 @@ log = logging.getLogger("hwlat")
 
 def app_points(store, predictor=None, runtime: str = "litert") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(published networks with ``latency_ms`` here — measured, else predicted — , store frame)."""
-    from hwlat.profiler.store import Store
+    from hwlat.profiler.store import open_store
 
-    with Store(store, create=False) as st:
+    with open_store(store, readonly=True) as st:
         frame = st.frame(runtime=runtime)
     pts = D.pareto_points(D.models(frame), predictor)
     pts["latency_ms"] = pts["measured_ms"].fillna(pts["predicted_ms"])

@@ -156,15 +156,10 @@ def build_report(store, predictor_paths=(), runs_dir=None, out="report.html", ru
     runtime : str, optional
         Only this runtime (``litert``, ``onnxruntime``, ``torch``); default every runtime stored.
     """
-    from hwlat.profiler.store import Store
+    from hwlat.profiler.store import open_store
 
-    own = not isinstance(store, Store)
-    st = Store(store, create=False) if own else store
-    try:
+    with open_store(store, readonly=True) as st:
         frame, devices = st.frame(), st.devices()
-    finally:
-        if own:
-            st.close()
     notes = []
     if frame.empty:
         notes.append(f"The store {store} holds no measurements.")

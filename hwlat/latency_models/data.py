@@ -38,16 +38,11 @@ class TrainingData:
     @classmethod
     def from_store(cls, store, runtime: str = "litert", device_key: str | None = None) -> "TrainingData":
         """Read one device's measurements of ``runtime``; ``device_key`` picks among several devices."""
-        from hwlat.profiler.store import Store
+        from hwlat.profiler.store import open_store
 
-        own = not isinstance(store, Store)
-        st = Store(store, create=False) if own else store
-        try:
+        with open_store(store, readonly=True) as st:
             df = st.frame(runtime=runtime)
             devices = st.devices()
-        finally:
-            if own:
-                st.close()
         if df.empty:
             raise ValueError(f"{store}: no {runtime} measurements in this store")
         keys = sorted(df["device_key"].unique())

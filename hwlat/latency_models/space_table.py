@@ -33,6 +33,11 @@ def _probe(cin: int, h: int, bl: tuple[BlockSpec, ...], head: HeadSpec | None = 
                     head=head or HeadSpec(conv=0, hidden=0), num_classes=num_classes)
 
 
+def compilable(pred) -> bool:
+    """Whether :func:`compile_space` can tabulate ``pred``: a block-level LookupTable or Regression."""
+    return getattr(pred, "granularity", None) == "block" and hasattr(pred, "_ms_of")
+
+
 class CompiledSpace:
     """Tables of a fitted block-level predictor over ``space``; ``predict(vectors)`` → ms.
 
@@ -42,7 +47,7 @@ class CompiledSpace:
     """
 
     def __init__(self, pred, space: Space):
-        if getattr(pred, "granularity", "block") != "block" or not hasattr(pred, "_ms_of"):
+        if not compilable(pred):
             raise ValueError("compile_space needs a fitted block-level LookupTable or Regression")
         if not isinstance(space, (SearchSpace, LayerwiseSpace)):
             raise ValueError(f"compile_space: cannot vectorise a {type(space).__name__}")

@@ -19,14 +19,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from hwlat import __version__
 from hwlat.archs.ir import ArchSpec
+from hwlat.errors import FileFormatError
+from hwlat.files import atomic_write_json, atomic_write_text
 from hwlat.profiler import device as _device_mod
 from hwlat.profiler import timing as _timing_mod
-from hwlat.profiler.store import Store
+from hwlat.profiler.store import VARIANTS, Store, check_stats, open_store
 from hwlat.profiler.timing import TimingConfig
 from hwlat.profiler.workloads import collect
 
@@ -58,8 +61,8 @@ def write_bundle(archs: Iterable[ArchSpec], granularity: str, out_dir: str | Pat
     manifest = {"schema": SCHEMA, "hwlat_version": __version__, "created": time.time(),
                 "granularity": granularity, "variant": variant,
                 "config": dataclasses.asdict(config), "workloads": entries}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    (out / "run_bundle.py").write_text(runner_source())
+    atomic_write_json(out / "manifest.json", manifest)
+    atomic_write_text(out / "run_bundle.py", runner_source())
     return out
 
 
@@ -120,14 +123,18 @@ def _main(argv=None):
     variant = manifest.get("variant", "warm")
     done = set()
     if _os.path.exists(args.out):
-        with open(args.out) as f:
-            for line in f:
-                try:
-                    rec = _json.loads(line)
-                except ValueError:
-                    continue  # a line cut by a kill
-                if rec.get("type") == "measurement" and rec.get("device_key") == device_key(fp):
-                    done.add(rec["key"])
+        with open(args.out, "rb+") as f:
+            data = f.read()
+            end = data.rfind(b"\n") + 1
+            if end < len(data):  # a line cut by a kill: drop it, its workload is measured again
+                f.truncate(end)
+        for line in data[:end].decode("utf-8", "replace").splitlines():
+            try:
+                rec = _json.loads(line)
+            except ValueError:
+                continue  # `hwlat profile import` reports it
+            if isinstance(rec, dict) and rec.get("type") == "measurement" and rec.get("device_key") == device_key(fp):
+                done.add(rec["key"])
     todo = [w for w in manifest["workloads"] if w["key"] not in done][:args.limit]
     run_id = _uuid.uuid4().hex[:12]
     out = open(args.out, "a")
@@ -178,60 +185,138 @@ if __name__ == "__main__":
 '''
 
 
-def read_results(path: str | Path) -> tuple[dict, list[dict]]:
-    """Parse a bundle's ``results.jsonl`` (or its folder) → (manifest, records)."""
+@dataclass
+class Results:
+    """A bundle's parsed results: its ``manifest``, the ``runs`` (run_id -> run header), the
+    ``measurements`` and ``failures`` records, and a ``note`` about a cut-off last line."""
+
+    manifest: dict
+    runs: dict[str, dict]
+    measurements: list[dict]
+    failures: list[dict]
+    note: str | None = None
+
+
+def read_manifest(path: str | Path) -> dict:
+    """A bundle's ``manifest.json``, checked; :class:`FileFormatError` names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: the bundle manifest must sit beside the results")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FileFormatError(f"{path}: damaged bundle manifest (not JSON: {e}); copy the bundle "
+                              f"folder again") from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+        raise FileFormatError(f"{path}: not an hwlat bundle manifest ({SCHEMA})")
+    wls = manifest.get("workloads")
+    if not isinstance(wls, list):
+        raise FileFormatError(f"{path}: damaged bundle manifest (no workloads list)")
+    for i, w in enumerate(wls):
+        if not isinstance(w, dict) or not all(k in w for k in _WORKLOAD_FIELDS):
+            raise FileFormatError(f"{path}: damaged bundle manifest (workload {i} needs "
+                                  f"{', '.join(_WORKLOAD_FIELDS)})")
+    return manifest
+
+
+_WORKLOAD_FIELDS = ("key", "granularity", "spec", "madds", "params")
+
+
+def _record_problem(rec, workloads: dict) -> str | None:
+    """What is wrong with one parsed line of results.jsonl (None if nothing)."""
+    if not isinstance(rec, dict):
+        return f"a JSON {type(rec).__name__}, not a record object"
+    kind = rec.get("type")
+    if not isinstance(rec.get("run_id"), str) or not rec["run_id"]:
+        return "no run_id"
+    if kind == "run":
+        return None if isinstance(rec.get("fingerprint"), dict) else "run header without a fingerprint"
+    if kind not in ("measurement", "failure"):
+        return f"unknown record type {kind!r}"
+    if rec.get("key") not in workloads:
+        return f"workload {rec.get('key')!r} is not in the manifest"
+    if rec.get("variant", "warm") not in VARIANTS:
+        return f"variant must be one of {VARIANTS}, got {rec.get('variant')!r}"
+    if kind == "failure":
+        return None if isinstance(rec.get("error"), str) else "failure without an error text"
+    if not isinstance(rec.get("stats"), dict):
+        return "measurement without stats"
+    try:
+        check_stats(rec["stats"])
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def read_results(path: str | Path) -> Results:
+    """Parse and check a bundle's ``results.jsonl`` (or its folder) and its manifest.
+
+    Every line must be a valid record of a run whose header line is in the file; only a last
+    line cut short (a run killed while writing it: no newline at its end) is tolerated, and said
+    so in ``note``. Otherwise :class:`FileFormatError` lists every refused line by number.
+    """
     path = Path(path)
     folder = path if path.is_dir() else path.parent
     results = folder / RESULTS if path.is_dir() else path
-    manifest_path = folder / "manifest.json"
     if not results.is_file():
-        raise ValueError(f"{results}: no bundle results file")
-    if not manifest_path.is_file():
-        raise ValueError(f"{manifest_path}: the bundle manifest must sit beside the results")
-    manifest = json.loads(manifest_path.read_text())
-    if manifest.get("schema") != SCHEMA:
-        raise ValueError(f"{manifest_path}: not an hwlat bundle manifest ({SCHEMA})")
-    records = []
-    for n, line in enumerate(results.read_text().splitlines(), 1):
+        raise FileFormatError(f"{results}: no bundle results file")
+    manifest = read_manifest(folder / "manifest.json")
+    workloads = {w["key"]: w for w in manifest["workloads"]}
+    try:
+        text = results.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise FileFormatError(f"{results}: not a results file (not UTF-8 text: {e})") from None
+    lines = text.splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    refused, recs, note = [], [], None
+    for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            rec = json.loads(line)
         except json.JSONDecodeError:
-            continue  # the last line of a killed run may be cut short
-    return manifest, records
+            if i == last and not text.endswith("\n"):
+                note = f"{results}: line {i + 1} is cut short (a run killed while writing it): ignored"
+                continue
+            refused.append(f"line {i + 1}: not JSON")
+            continue
+        problem = _record_problem(rec, workloads)
+        if problem:
+            refused.append(f"line {i + 1}: {problem}")
+        else:
+            recs.append((i + 1, rec))
+    runs = {r["run_id"]: r for _, r in recs if r["type"] == "run"}
+    refused += [f"line {n}: run {r['run_id']!r} has no run header line" for n, r in recs
+                if r["type"] != "run" and r["run_id"] not in runs]
+    if refused:
+        refused.sort(key=lambda m: int(m.split(":")[0].split()[1]))
+        raise FileFormatError(f"{results}: {len(refused)} line(s) refused, nothing imported: "
+                              + "; ".join(refused))
+    return Results(manifest, runs, [r for _, r in recs if r["type"] == "measurement"],
+                   [r for _, r in recs if r["type"] == "failure"], note)
 
 
-def import_results(path: str | Path, store: str | Path | Store) -> dict[str, int]:
+def import_results(path: str | Path, store: str | Path | Store) -> dict:
     """Merge a bundle's results into ``store`` under each run's device fingerprint.
 
-    Returns counts: ``added``, ``skipped`` (already in the store), ``failures``.
+    All or nothing: the results are checked first (:func:`read_results`), then written in one
+    transaction. Returns counts ``added``, ``skipped`` (already in the store), ``failures``, and
+    ``note`` (a cut-off last line, or None).
     """
-    manifest, records = read_results(path)
-    workloads = {w["key"]: w for w in manifest["workloads"]}
-    runs = {r["run_id"]: r for r in records if r.get("type") == "run"}
-    own = not isinstance(store, Store)
-    st = Store(store) if own else store
-    counts = {"added": 0, "skipped": 0, "failures": 0}
-    try:
-        for run_id, run in runs.items():
-            meas = [r for r in records if r.get("type") == "measurement" and r["run_id"] == run_id]
-            fails = [r for r in records if r.get("type") == "failure" and r["run_id"] == run_id]
-            unknown = {r["key"] for r in meas + fails} - set(workloads)
-            if unknown:
-                raise ValueError(f"results name workloads missing from the manifest: {sorted(unknown)[:3]}")
-            wl = [{"key": k, "granularity": workloads[k]["granularity"], "spec": workloads[k]["spec"],
-                   "madds": workloads[k]["madds"], "params": workloads[k]["params"]}
-                  for k in {r["key"] for r in meas + fails}]
-            ms = [{"workload_key": r["key"], "variant": r["variant"], **r["stats"]} for r in meas]
-            added, skipped = st.import_rows(run["fingerprint"], wl, ms, run_id)
-            counts["added"] += added
-            counts["skipped"] += skipped
-            device_id = st.add_device(run["fingerprint"])
-            for r in fails:
-                st.add_failure(r["key"], device_id, r["error"], run_id, variant=r["variant"])
-                counts["failures"] += 1
-    finally:
-        if own:
-            st.close()
-    return counts
+    res = read_results(path)
+    workloads = {w["key"]: w for w in res.manifest["workloads"]}
+    batches = []
+    for run_id, run in res.runs.items():
+        meas = [r for r in res.measurements if r["run_id"] == run_id]
+        fails = [r for r in res.failures if r["run_id"] == run_id]
+        keys = sorted({r["key"] for r in meas + fails})
+        batches.append(dict(
+            fingerprint=run["fingerprint"], run_id=run_id,
+            workloads=[{f: workloads[k][f] for f in _WORKLOAD_FIELDS} for k in keys],
+            measurements=[{**r["stats"], "workload_key": r["key"], "variant": r.get("variant", "warm")}
+                          for r in meas],
+            failures=[{"workload_key": r["key"], "variant": r.get("variant", "warm"), "error": r["error"]}
+                      for r in fails]))
+    with open_store(store) as st:
+        added, skipped = st.import_runs(batches)
+    return {"added": added, "skipped": skipped, "failures": len(res.failures), "note": res.note}

@@ -13,7 +13,7 @@ from hwlat import __version__
 from hwlat.archs.ir import ArchSpec
 from hwlat.profiler.device import pin_to_core
 from hwlat.profiler.runners import Runner, get_runner
-from hwlat.profiler.store import Store
+from hwlat.profiler.store import Store, open_store
 from hwlat.profiler.timing import PhaseReference, Stats, TimingConfig, measure_interleaved
 from hwlat.profiler.workloads import Workload, collect, reference_workload
 
@@ -82,10 +82,8 @@ def _profile(archs, granularity, store, runner, variant, config, batch, progress
     grans = (granularity,) if isinstance(granularity, str) else tuple(granularity)
     groups = [collect(archs, grans[0])] if len(grans) == 1 else _per_arch(archs, grans)
     workloads = [w for g in groups for w in g]
-    own = not isinstance(store, Store)
-    st = Store(store) if own else store
     release_ref = None
-    try:
+    with open_store(store) as st:
         device_id = st.add_device(runner.fingerprint())
         for w in workloads:
             st.add_workload(w.key, w.granularity, w.spec(), w.madds, w.params)
@@ -114,12 +112,9 @@ def _profile(archs, granularity, store, runner, variant, config, batch, progress
                     _measure_batch(g, runner, st, device_id, variant, config, res, bar, r, ref)
         finally:
             bar.close()
+            if release_ref is not None:
+                release_ref()
         return res
-    finally:
-        if release_ref is not None:
-            release_ref()
-        if own:
-            st.close()
 
 
 def _per_arch(archs: Iterable[ArchSpec], grans: Sequence[str]) -> list[list[Workload]]:

@@ -20,6 +20,12 @@ another application or a newer schema raises :class:`StoreError` and the file is
 An **empty file** (0 bytes, e.g. from ``mktemp``) or an SQLite database without any table holds no
 data and is adopted as a new store when ``create=True``; with ``create=False`` it is an error.
 
+Commands that only read open the store with ``readonly=True`` (:func:`open_store`): SQLite's
+read-only URI (``mode=ro``), so a store on a read-only mount or without write permission is read,
+never written (on a read-only mount the file is opened ``immutable``: nothing can change it there).
+A store of an older schema is upgraded in place by any writable open, a read-only one included
+when the file is writable.
+
 Times are UTC ISO-8601 strings; latencies are milliseconds (columns ending in ``_ms``).
 """
 from __future__ import annotations
@@ -37,14 +43,15 @@ from typing import Iterator
 import pandas as pd
 
 from hwlat import __version__
+from hwlat.errors import StoreError
 from hwlat.files import atomic_write
 from hwlat.profiler.device import device_key, device_label
+from hwlat.profiler.workloads import GRANULARITIES
 
 APP = "hwlat"
 SCHEMA_VERSION = 2
 MIGRATABLE = (1,)  # older schemas upgraded in place, in one transaction, on a writable open
 BUSY_TIMEOUT_S = 30.0
-GRANULARITIES = ("kernel", "block", "model")
 VARIANTS = ("warm", "cold")
 STATS_FIELDS = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "ci95_ms", "n", "warmup",
                 "inner", "started_at", "finished_at", "ref_ms", "steal_pct")
@@ -127,10 +134,6 @@ DEVICE_COLUMNS = ["device_id", "device_key", "device", "hostname", "board", "cpu
                   "threads", "delegate", "first_seen", "fingerprint"]
 
 
-class StoreError(ValueError):
-    """A store that cannot be opened or written as asked; the message names the path."""
-
-
 def now() -> str:
     """The current UTC time, ISO-8601 with milliseconds."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -147,7 +150,8 @@ def canonical_json(value) -> str:
 
 
 def _inspect(path: Path) -> str:
-    """Classify an existing file without modifying it: ``"new"`` (no data) or ``"store"``.
+    """Classify an existing file without modifying it: ``"new"`` (no data), ``"store"``, or
+    ``"old"`` (a store of an older schema that a writable open upgrades).
 
     Raises :class:`StoreError` for anything else. Reads the header, then queries through a
     read-only connection (``mode=ro``), so not a byte of the file is written.
@@ -165,8 +169,7 @@ def _inspect(path: Path) -> str:
     if head != _SQLITE_MAGIC:
         raise StoreError(f"{path}: not an SQLite database (not an hwlat store)")
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                              timeout=BUSY_TIMEOUT_S)
+        con = _connect_readonly(path)
     except sqlite3.Error as e:
         raise StoreError(f"{path}: cannot be opened read-only to check it: {e}") from None
     try:
@@ -195,7 +198,7 @@ def _inspect(path: Path) -> str:
     if found < SCHEMA_VERSION and found not in MIGRATABLE:
         raise StoreError(f"{path}: hwlat store schema version {found} is unknown "
                          f"(expected {SCHEMA_VERSION})")
-    return "store"
+    return "store" if found == SCHEMA_VERSION else "old"
 
 
 def _num(stats: dict, field: str, required: bool = False, inf_ok: bool = False) -> float | None:
@@ -243,36 +246,82 @@ def _missing(value) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
+def check_stats(stats: dict) -> tuple:
+    """The :data:`STATS_FIELDS` of ``stats`` checked and in column order (``finished_at``
+    defaults to now; other keys are ignored). Raises ``ValueError`` naming the field: a latency
+    must be positive and ``p10_ms`` not above ``p90_ms``."""
+    n = _int(stats.get("n"), "stats['n']")
+    if n < 1:
+        raise ValueError(f"stats['n'] must be >= 1, got {n}")
+    median, p10, p90 = (_num(stats, "median_ms", required=True), _num(stats, "p10_ms"),
+                        _num(stats, "p90_ms"))
+    if median <= 0:
+        raise ValueError(f"stats['median_ms'] must be > 0 (a latency), got {median!r}")
+    if p10 is not None and p90 is not None and p10 > p90:
+        raise ValueError(f"stats['p10_ms'] {p10!r} is above stats['p90_ms'] {p90!r}")
+    return (median, p10, p90, _num(stats, "mean_ms"), _num(stats, "std_ms"), n,
+            _int(stats.get("warmup"), "stats['warmup']", required=False),
+            _int(stats.get("inner"), "stats['inner']", required=False),
+            _num(stats, "ci95_ms", inf_ok=True), _time(stats.get("started_at"), "started_at"),
+            _time(stats.get("finished_at"), "finished_at") or now())
+
+
 def _check_variant(variant: str) -> str:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     return variant
 
 
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection (``mode=ro``); on a read-only mount, where SQLite cannot create the
+    WAL index beside the file, ``immutable=1`` (nothing can change the file there)."""
+    uri = path.resolve().as_uri()
+    con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+    try:
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return con
+    except sqlite3.OperationalError:
+        con.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=BUSY_TIMEOUT_S)
+
+
 class Store:
     """An hwlat measurement store (SQLite file); use as ``with Store(path) as store: ...``.
 
     ``create=True`` creates a missing file; ``create=False`` requires an existing store.
-    Raises :class:`StoreError` (a ``ValueError``) naming the path when the file is not an hwlat
-    store, has a newer schema, or the location is missing or not writable.
+    ``readonly=True`` opens an existing store for reading only (SQLite's read-only URI): what
+    commands that only read use, so a store they cannot write is still readable.
+    Raises :class:`~hwlat.errors.StoreError` naming the path when the file is not an hwlat store,
+    has a newer schema, or the location is missing or not writable (unless ``readonly``).
     """
 
-    def __init__(self, path: str | os.PathLike, create: bool = True):
+    def __init__(self, path: str | os.PathLike, create: bool = True, readonly: bool = False):
         self.path = Path(path)
+        self.readonly = readonly
         self._con: sqlite3.Connection | None = None
         p = self.path
+        create = create and not readonly
         if p.is_dir():
             raise StoreError(f"{p}: is a directory, not a store file")
         if p.exists():
             state = _inspect(p)
             if state == "new" and not create:
-                raise StoreError(f"{p}: empty file, not an hwlat store (create=False)")
-            if not os.access(p, os.W_OK) or not os.access(p.parent, os.W_OK):
+                raise StoreError(f"{p}: empty file, not an hwlat store")
+            writable = os.access(p, os.W_OK) and os.access(p.parent, os.W_OK)
+            if not readonly and not writable:
                 raise StoreError(f"{p}: store is read-only (the file and its directory must be "
                                  f"writable)")
+            if readonly and state == "old":   # upgraded in place first, as any writable open does
+                if not writable:
+                    raise StoreError(f"{p}: hwlat store of an older schema on a read-only location; "
+                                     f"open it once where it is writable to upgrade it to schema "
+                                     f"{SCHEMA_VERSION}")
+                Store(p).close()
         else:
             if not create:
-                raise StoreError(f"{p}: no such store (create=False)")
+                raise StoreError(f"{p}: no such store")
             parent = p.parent
             if not parent.is_dir():
                 problem = "is not a directory" if parent.exists() else "does not exist"
@@ -280,6 +329,10 @@ class Store:
             if not os.access(parent, os.W_OK):
                 raise StoreError(f"{p}: directory {parent} is not writable")
         try:
+            if readonly:
+                self._con = _connect_readonly(p)
+                self._con.isolation_level = None
+                return
             self._con = sqlite3.connect(p, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             self._con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self._con.execute("PRAGMA foreign_keys = ON")
@@ -377,8 +430,7 @@ class Store:
             raise
 
     def _query(self, sql: str, params=()) -> pd.DataFrame:
-        cur = self._db.execute(sql, params)
-        return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
+        return pd.read_sql_query(sql, self._db, params=params)
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -448,17 +500,9 @@ class Store:
                          repeat=0) -> tuple:
         if not run_id:
             raise ValueError("run_id must be a non-empty string")
-        n = _int(stats.get("n"), "stats['n']")
-        if n < 1:
-            raise ValueError(f"stats['n'] must be >= 1, got {n}")
-        return (workload_key, int(device_id), _check_variant(variant),
-                _num(stats, "median_ms", required=True), _num(stats, "p10_ms"),
-                _num(stats, "p90_ms"), _num(stats, "mean_ms"), _num(stats, "std_ms"), n,
-                _int(stats.get("warmup"), "stats['warmup']", required=False),
-                _int(stats.get("inner"), "stats['inner']", required=False),
-                _num(stats, "ci95_ms", inf_ok=True), _time(stats.get("started_at"), "started_at"),
-                _time(stats.get("finished_at"), "finished_at") or now(), str(run_id),
-                str(version), _int(repeat, "repeat"), _num(stats, "ref_ms"), _num(stats, "steal_pct"))
+        return (workload_key, int(device_id), _check_variant(variant), *check_stats(stats),
+                str(run_id), str(version), _int(repeat, "repeat"), _num(stats, "ref_ms"),
+                _num(stats, "steal_pct"))
 
     def _insert_measurement(self, con: sqlite3.Connection, row: tuple) -> bool:
         try:
@@ -478,15 +522,18 @@ class Store:
         """Record that a workload failed on a device (kept as history; a rerun tries it again)."""
         row = (workload_key, int(device_id), _check_variant(variant), str(error), run_id, now())
         with self._tx() as con:
-            try:
-                con.execute("INSERT INTO failures (workload_key, device_id, variant, error, "
-                            "run_id, at) VALUES (?, ?, ?, ?, ?, ?)", row)
-            except sqlite3.IntegrityError:
-                raise StoreError(f"{self.path}: unknown workload {workload_key!r} or device id "
-                                 f"{device_id}; add_workload / add_device first") from None
+            self._insert_failure(con, row)
+
+    def _insert_failure(self, con: sqlite3.Connection, row: tuple) -> None:
+        try:
+            con.execute("INSERT INTO failures (workload_key, device_id, variant, error, "
+                        "run_id, at) VALUES (?, ?, ?, ?, ?, ?)", row)
+        except sqlite3.IntegrityError:
+            raise StoreError(f"{self.path}: unknown workload {row[0]!r} or device id "
+                             f"{row[1]}; add_workload / add_device first") from None
 
     def import_rows(self, fingerprint: dict, workloads: list[dict], measurements: list[dict],
-                    run_id: str) -> tuple[int, int]:
+                    run_id: str, failures: list[dict] = ()) -> tuple[int, int]:
         """Merge results measured elsewhere (e.g. on a phone); return ``(added, skipped)``.
 
         All or nothing, in one transaction. ``workloads`` are dicts with the arguments of
@@ -494,25 +541,39 @@ class Store:
         optional ``variant`` and the :data:`STATS_FIELDS` (other keys are ignored, so rows of
         :meth:`frame` can be passed back in). A row's own ``run_id`` / ``hwlat_version`` are kept
         when present, else ``run_id`` and this hwlat's version are used. Measurements already
-        in the store are skipped, never overwritten.
+        in the store are skipped, never overwritten. ``failures`` are dicts with ``workload_key``
+        (or ``key``), ``error`` and optional ``variant``, recorded as :meth:`add_failure` does.
         """
-        added = 0
+        return self.import_runs([dict(fingerprint=fingerprint, workloads=workloads,
+                                      measurements=measurements, run_id=run_id, failures=failures)])
+
+    def import_runs(self, runs: list[dict]) -> tuple[int, int]:
+        """Several :meth:`import_rows` (each a dict of its arguments) in one transaction: all or
+        nothing. Returns ``(added, skipped)`` over all of them."""
+        added = total = 0
         with self._tx() as con:
-            device_id = self._add_device_in(con, fingerprint)
-            for w in workloads:
-                self._add_workload_in(con, w)
-            for i, m in enumerate(measurements):
-                key = m.get("workload_key") or m.get("key")
-                if not key:
-                    raise ValueError(f"measurement {i}: no workload_key")
-                stats = {f: m[f] for f in STATS_FIELDS if not _missing(m.get(f))}
-                repeat = m.get("repeat")
-                row = self._measurement_row(key, device_id, stats, m.get("run_id") or run_id,
-                                            m.get("variant") or "warm",
-                                            m.get("hwlat_version") or __version__,
-                                            0 if _missing(repeat) else repeat)
-                added += self._insert_measurement(con, row)
-        return added, len(measurements) - added
+            for run in runs:
+                device_id = self._add_device_in(con, run["fingerprint"])
+                for w in run["workloads"]:
+                    self._add_workload_in(con, w)
+                for i, m in enumerate(run["measurements"]):
+                    key = m.get("workload_key") or m.get("key")
+                    if not key:
+                        raise ValueError(f"measurement {i}: no workload_key")
+                    stats = {f: m[f] for f in STATS_FIELDS if not _missing(m.get(f))}
+                    repeat = m.get("repeat")
+                    row = self._measurement_row(key, device_id, stats,
+                                                m.get("run_id") or run["run_id"],
+                                                m.get("variant") or "warm",
+                                                m.get("hwlat_version") or __version__,
+                                                0 if _missing(repeat) else repeat)
+                    added += self._insert_measurement(con, row)
+                    total += 1
+                for f in run.get("failures") or ():
+                    key = f.get("workload_key") or f.get("key")
+                    self._insert_failure(con, (key, device_id, _check_variant(f.get("variant") or "warm"),
+                                               str(f["error"]), f.get("run_id") or run["run_id"], now()))
+        return added, total - added
 
     def _add_workload_in(self, con: sqlite3.Connection, w: dict) -> bool:
         """:meth:`add_workload` inside an open transaction."""
@@ -682,3 +743,21 @@ def aggregate_repeats(df: pd.DataFrame) -> pd.DataFrame:
     for col in ("warmup", "inner"):
         out[col] = out[col].astype("Int64")
     return out[FRAME_COLUMNS].reset_index(drop=True)
+
+
+@contextmanager
+def open_store(store: "str | os.PathLike | Store", readonly: bool = False,
+               create: bool = True) -> Iterator[Store]:
+    """``with open_store(store_or_path) as st:`` a :class:`Store`, opened (and closed) here when
+    given a path, passed through as it is when given an open store.
+
+    ``readonly=True`` for commands that only read: never creates nor writes the file.
+    """
+    if isinstance(store, Store):
+        yield store
+        return
+    st = Store(store, create=create, readonly=readonly)
+    try:
+        yield st
+    finally:
+        st.close()

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from hwlat.archs import SearchSpace, encode
-from hwlat.files import atomic_write_json as write_json_atomic
-from hwlat.search.netadapt import read_history
+from hwlat.errors import FileFormatError
+from hwlat.search import history as H
 
 W_DEFAULT = -0.07   # MnasNet; arXiv:1905.02244v5 Sec. 4.1
 W_SMALL = -0.15     # MobileNetV3-Small search, same section
@@ -185,16 +185,32 @@ def make_controller(name: str, space: SearchSpace, seed: int = 0, **kw) -> Contr
     return CONTROLLERS[name](space, **kw)
 
 
-def latency_function(predictor, space: SearchSpace) -> Callable[[list[tuple[int, ...]]], np.ndarray]:
-    """Batch latency (ms) of choice vectors: the compiled space table when the predictor is a
-    block-level table/regression, else one ``predict_many`` call per batch."""
-    try:
-        from hwlat.latency_models.space_table import compile_space
+class LatencyFunction:
+    """Batch latency (ms) of choice vectors of ``space``; ``path`` says how it is computed:
+    ``"compiled"`` (the space's table, :func:`~hwlat.latency_models.space_table.compile_space`,
+    for block-level predictors) or ``"predict_many"`` (decode each vector, one call per batch)."""
 
-        table = compile_space(predictor, space)
-        return lambda vs: np.asarray(table.predict(np.asarray(vs, dtype=int)), dtype=float)
-    except (ValueError, AttributeError, KeyError, TypeError):
-        return lambda vs: np.asarray(predictor.predict_many([space.decode(v) for v in vs]), dtype=float)
+    def __init__(self, predictor, space: SearchSpace):
+        from hwlat.latency_models.space_table import compilable, compile_space
+
+        self.predictor, self.space = predictor, space
+        self.path = "compiled" if compilable(predictor) else "predict_many"
+        self._table = compile_space(predictor, space) if self.path == "compiled" else None
+
+    def __call__(self, vectors) -> np.ndarray:
+        if self._table is not None:
+            return np.asarray(self._table.predict(np.asarray(vectors, dtype=int)), dtype=float)
+        return np.asarray(self.predictor.predict_many([self.space.decode(v) for v in vectors]), dtype=float)
+
+    def describe(self) -> str:
+        return ("latency from the compiled space table" if self.path == "compiled" else
+                f"latency from {type(self.predictor).__name__}.predict_many per batch (the "
+                f"predictor is not block-level, so the space cannot be compiled)")
+
+
+def latency_function(predictor, space: SearchSpace) -> LatencyFunction:
+    """Batch latency (ms) of choice vectors (:class:`LatencyFunction`; see its ``path``)."""
+    return LatencyFunction(predictor, space)
 
 
 def search(space: SearchSpace, controller: Controller, accuracy: Callable, latency: Callable, target_ms: float,
@@ -218,21 +234,17 @@ def search(space: SearchSpace, controller: Controller, accuracy: Callable, laten
     settings = {"controller": controller.name, "target_ms": float(target_ms), "w": w, "form": form,
                 "space": [list(map(int, space.dims)), space.resolution], **(meta or {})}
     hpath = Path(out_dir) / "history.json" if out_dir is not None else None
-    hist = read_history(hpath) if hpath else None
+    hist = H.read(hpath, "nas") if hpath else None
     if hist is not None:
-        if hist.get("kind") != "nas" or hist.get("settings") != settings:
+        if hist["settings"] != settings:
             raise ValueError(f"{hpath}: holds another search (other controller, target or space); "
                              "use another output folder or remove it")
-        cands = hist["candidates"]
-        for i in range(0, len(cands), batch):  # replay, batch by batch as they were recorded
-            chunk = cands[i:i + batch]
-            controller.update([tuple(c["vector"]) for c in chunk], np.array([c["reward"] for c in chunk]))
-        rng.bit_generator.state = hist["rng_state"]
+        _replay(hpath, hist, space, controller, rng, batch)
     else:
         hist = {"schema": 1, "kind": "nas", "settings": settings, "budget": budget, "candidates": [],
                 "best": None, "rng_state": rng.bit_generator.state}
         if hpath:
-            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            H.out_dir(out_dir)
     hist["budget"] = budget
     cands = hist["candidates"]
     while len(cands) < budget:
@@ -255,10 +267,28 @@ def search(space: SearchSpace, controller: Controller, accuracy: Callable, laten
         hist["rng_state"] = rng.bit_generator.state
         hist["seconds"] = hist.get("seconds", 0.0) + time.time() - t0
         if hpath:
-            write_json_atomic(hpath, hist)
+            H.write(hpath, hist)
         if callback:
             callback({"done": len(cands), "budget": budget, "batch": recs, "best": hist["best"]})
     return hist
+
+
+def _replay(hpath: Path, hist: dict, space: SearchSpace, controller: Controller, rng: np.random.Generator,
+            batch: int) -> None:
+    """Rebuild the controller and generator state of a recorded search (checked: one-line errors)."""
+    cands = hist["candidates"]
+    for i, c in enumerate(cands):
+        v = c["vector"]
+        if len(v) != len(space.dims) or not all(
+                isinstance(x, int) and not isinstance(x, bool) and 0 <= x < d for x, d in zip(v, space.dims)):
+            raise FileFormatError(f"{hpath}: candidate {i} has a vector outside the space; {H.todo(hpath)}")
+    try:
+        rng.bit_generator.state = hist["rng_state"]
+    except (ValueError, TypeError, KeyError):
+        raise FileFormatError(f"{hpath}: damaged rng_state; {H.todo(hpath)}") from None
+    for i in range(0, len(cands), batch):  # replay, batch by batch as they were recorded
+        chunk = cands[i:i + batch]
+        controller.update([tuple(c["vector"]) for c in chunk], np.array([c["reward"] for c in chunk]))
 
 
 class CachedAccuracy:

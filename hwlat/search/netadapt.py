@@ -10,42 +10,34 @@ batch. Filters are removed by L2 magnitude and the survivors inherit their weigh
 largest ΔAcc/|ΔLatency| (``criterion="slope"``, the paper) or the least accuracy drop
 (``"least_drop"``, original NetAdapt) is kept. Repeat until the target, then fine-tune long-term.
 
-The history (``DIR/history.json``) and the current weights (``DIR/model.pt``) are written
-atomically after every step; the same call resumes an interrupted run.
+Before anything is trained, :func:`channel_floor` predicts the seed with every prunable width at
+its minimum (8): that share of the latency (per-op overheads, the predictor's network term, the
+layers NetAdapt does not cut) no channel cut can remove, and a target below it fails at once.
+
+Files in ``DIR``: each step's weights go to a new ``weights/step_NNNN.pt`` (``seed.pt``,
+``final.pt``), then ``history.json`` is written (atomically) naming them, then older weights are
+removed. The history is the commit point: a run killed anywhere resumes from the last history
+written, with the weights it names, by the same call.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
+from scipy.cluster.hierarchy import DisjointSet
 from torch import nn
 
 from hwlat.archs import ArchSpec, encode, make_divisible, summary, validate
-from hwlat.files import atomic_write, atomic_write_json as write_json_atomic
-
-HISTORY_SCHEMA = 1
-
-
-# -- atomic files --------------------------------------------------------------------------------
-def _save_model_atomic(model: nn.Module, path: Path) -> None:
-    atomic_write(path, lambda tmp: torch.save(model.state_dict(), tmp))
-
-
-def read_history(path: str | Path) -> dict | None:
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: corrupt history ({e}); move it away to start over") from None
+from hwlat.archs.layers import residual_applies
+from hwlat.errors import FileFormatError
+from hwlat.files import atomic_write, atomic_write_text
+from hwlat.search import history as H
 
 
 # -- proposals -----------------------------------------------------------------------------------
@@ -59,11 +51,7 @@ def _cins(arch: ArchSpec) -> list[int]:
 
 def structure(arch: ArchSpec) -> tuple:
     """Per block: (has expansion conv, has residual) — what a channel cut must not change."""
-    sig = []
-    for b, cin in zip(arch.blocks, _cins(arch)):
-        res = b.residual if b.residual is not None else (b.stride == 1 and cin == b.out)
-        sig.append((b.exp != cin, bool(res)))
-    return tuple(sig)
+    return tuple((b.exp != cin, residual_applies(b, cin)) for b, cin in zip(arch.blocks, _cins(arch)))
 
 
 def _with_exp(b, exp: int):
@@ -121,7 +109,8 @@ def candidates(arch: ArchSpec) -> list[tuple[str, int, int, ArchSpec]]:
 
 
 def smallest_reachable(arch: ArchSpec) -> ArchSpec:
-    """Greedy: apply the smallest valid cut of every proposal kind until nothing shrinks."""
+    """``arch`` with every prunable width at its minimum (8, or the smallest that keeps the block
+    structure): the smallest valid cut of every proposal kind, applied until nothing shrinks."""
     for _ in range(100):
         changed = False
         for kind, key, width in proposal_kinds(arch):
@@ -137,32 +126,18 @@ def smallest_reachable(arch: ArchSpec) -> ArchSpec:
 
 
 # -- weight surgery ------------------------------------------------------------------------------
-class _Spaces:
-    """Union-find over channel spaces: which tensor axes must keep the same channels."""
-
-    def __init__(self):
-        self.parent: dict[str, str] = {}
-
-    def find(self, a: str) -> str:
-        self.parent.setdefault(a, a)
-        while self.parent[a] != a:
-            self.parent[a] = self.parent[self.parent[a]]
-            a = self.parent[a]
-        return a
-
-    def union(self, a: str, b: str) -> None:
-        self.parent[self.find(a)] = self.find(b)
-
-
-def _space_layout(arch: ArchSpec) -> tuple[_Spaces, list[dict[str, str]]]:
-    sp = _Spaces()
-    sig = structure(arch)
+def _space_layout(arch: ArchSpec) -> tuple[DisjointSet, list[dict[str, str]]]:
+    """Channel spaces (which tensor axes must keep the same channels: a residual ties a block's
+    output to its input) and, per block, the space of its input, expansion, SE and output."""
+    sp = DisjointSet(["stem", "head", "hidden"])
     per_block, prev = [], "stem"
-    for i, (has_exp, res) in enumerate(sig):
+    for i, (has_exp, res) in enumerate(structure(arch)):
         e = f"e{i}" if has_exp else prev
         o = f"o{i}"
+        for name in (e, o, f"q{i}"):
+            sp.add(name)
         if res:
-            sp.union(o, prev)
+            sp.merge(o, prev)
         per_block.append({"in": prev, "exp": e, "se": f"q{i}", "out": o})
         prev = o
     per_block.append({"last": prev})
@@ -184,27 +159,16 @@ def _conv(seq) -> nn.Conv2d:
     return seq[0]
 
 
-def inherit_weights(model: nn.Module, old: ArchSpec, new: ArchSpec, seed: int = 0) -> nn.Module:
-    """A model of ``new`` whose channels are the largest-L2 filters of ``model`` (an ``old`` net).
-
-    ``new`` must have ``old``'s structure (same blocks, expansions and residuals) with fewer or
-    equal channels. Conv, BatchNorm (incl. running stats), SE and Linear parameters are sliced.
-    """
-    from hwlat.archs.torch_builder import build_torch
-
-    if structure(new) != structure(old) or len(new.blocks) != len(old.blocks):
-        raise ValueError("inherit_weights: the new architecture changes the block structure")
-    sp, lay = _space_layout(old)
-    old_sizes, new_sizes = _sizes(old), _sizes(new)
-    feats = model.features
-    # importance of each channel space: squared L2 norms of the filters producing it
+def _importance(model: nn.Module, sp: DisjointSet) -> dict[str, torch.Tensor]:
+    """Per channel space (its root), the summed squared L2 norms of the filters producing it."""
     imp: dict[str, torch.Tensor] = {}
 
     def add(space: str, conv: nn.Conv2d) -> None:
-        r = sp.find(space)
+        r = sp[space]
         v = conv.weight.detach().flatten(1).pow(2).sum(1)
         imp[r] = imp[r] + v if r in imp else v.clone()
 
+    feats = model.features
     add("stem", _conv(feats[0]))
     for i, blk in enumerate(feats[1:]):
         if not isinstance(blk.expand, nn.Identity):
@@ -216,61 +180,83 @@ def inherit_weights(model: nn.Module, old: ArchSpec, new: ArchSpec, seed: int = 
         add("head", _conv(model.head_conv))
     if not isinstance(model.head_hidden, nn.Identity):
         add("hidden", _conv(model.head_hidden))
+    return imp
+
+
+def _kept_channels(sp: DisjointSet, imp: dict[str, torch.Tensor], old: ArchSpec,
+                   new: ArchSpec) -> dict[str, torch.Tensor]:
+    """Per channel space (its root), the sorted indices of the largest-L2 channels ``new`` keeps."""
+    old_sizes = _sizes(old)
     keep: dict[str, torch.Tensor] = {}
-    for name, n_new in new_sizes.items():
+    for name, n_new in _sizes(new).items():
         if name not in old_sizes or old_sizes[name] == 0:
             continue
-        r = sp.find(name)
+        r = sp[name]
         if r in keep:
             if len(keep[r]) != n_new:
                 raise ValueError(f"inherit_weights: tied channel space {name} resized inconsistently")
             continue
         keep[r] = torch.sort(torch.argsort(imp[r], descending=True, stable=True)[:n_new]).values
+    return keep
+
+
+@torch.no_grad()
+def _copy(dst, src, out_idx, in_idx, depthwise: bool = False) -> None:
+    """Copy conv (+ BatchNorm) ``src`` into ``dst``, keeping output channels ``out_idx`` and input
+    channels ``in_idx`` (None: all)."""
+    cd, cs = _conv(dst), _conv(src)
+    w = cs.weight
+    if out_idx is not None:
+        w = w[out_idx]
+    if in_idx is not None and not depthwise:
+        w = w[:, in_idx]
+    cd.weight.copy_(w)
+    if cs.bias is not None:
+        cd.bias.copy_(cs.bias if out_idx is None else cs.bias[out_idx])
+    if len(dst) > 2 and isinstance(dst[1], nn.BatchNorm2d):
+        for a in ("weight", "bias", "running_mean", "running_var"):
+            t = getattr(src[1], a)
+            getattr(dst[1], a).copy_(t if out_idx is None else t[out_idx])
+        dst[1].num_batches_tracked.copy_(src[1].num_batches_tracked)
+
+
+def inherit_weights(model: nn.Module, old: ArchSpec, new: ArchSpec, seed: int = 0) -> nn.Module:
+    """A model of ``new`` whose channels are the largest-L2 filters of ``model`` (an ``old`` net).
+
+    ``new`` must have ``old``'s structure (same blocks, expansions and residuals) with fewer or
+    equal channels. Conv, BatchNorm (incl. running stats), SE and Linear parameters are sliced.
+    """
+    from hwlat.archs.torch_builder import build_torch
+
+    if structure(new) != structure(old) or len(new.blocks) != len(old.blocks):
+        raise ValueError("inherit_weights: the new architecture changes the block structure")
+    sp, lay = _space_layout(old)
+    keep = _kept_channels(sp, _importance(model, sp), old, new)
 
     def idx(space: str | None) -> torch.Tensor | None:
-        return None if space is None else keep[sp.find(space)]
+        return None if space is None else keep[sp[space]]
 
     net = build_torch(new, seed=seed)
-
-    @torch.no_grad()
-    def copy(dst, src, out_s, in_s, depthwise=False):
-        cd, cs = _conv(dst), _conv(src)
-        w = cs.weight
-        o, i = idx(out_s), idx(in_s)
-        if o is not None:
-            w = w[o]
-        if i is not None and not depthwise:
-            w = w[:, i]
-        cd.weight.copy_(w)
-        if cs.bias is not None:
-            cd.bias.copy_(cs.bias if o is None else cs.bias[o])
-        if len(dst) > 2 and isinstance(dst[1], nn.BatchNorm2d):
-            for a in ("weight", "bias", "running_mean", "running_var"):
-                t = getattr(src[1], a)
-                getattr(dst[1], a).copy_(t if o is None else t[o])
-            dst[1].num_batches_tracked.copy_(src[1].num_batches_tracked)
-
-    nf = net.features
-    copy(nf[0], feats[0], "stem", None)
+    feats, nf = model.features, net.features
+    _copy(nf[0], feats[0], idx("stem"), None)
     for i, (nb, ob) in enumerate(zip(nf[1:], feats[1:])):
         L = lay[i]
         if not isinstance(ob.expand, nn.Identity):
-            copy(nb.expand, ob.expand, L["exp"], L["in"])
-        copy(nb.dw, ob.dw, L["exp"], None, depthwise=True)
+            _copy(nb.expand, ob.expand, idx(L["exp"]), idx(L["in"]))
+        _copy(nb.dw, ob.dw, idx(L["exp"]), None, depthwise=True)
         if not isinstance(ob.se, nn.Identity):
-            copy(nb.se.reduce, ob.se.reduce, L["se"], L["exp"])
-            copy(nb.se.expand, ob.se.expand, L["exp"], L["se"])
-        copy(nb.project, ob.project, L["out"], L["exp"])
+            _copy(nb.se.reduce, ob.se.reduce, idx(L["se"]), idx(L["exp"]))
+            _copy(nb.se.expand, ob.se.expand, idx(L["exp"]), idx(L["se"]))
+        _copy(nb.project, ob.project, idx(L["out"]), idx(L["exp"]))
     last = lay[-1]["last"]
     if not isinstance(model.head_conv, nn.Identity):
-        copy(net.head_conv, model.head_conv, "head", last)
+        _copy(net.head_conv, model.head_conv, idx("head"), idx(last))
         last = "head"
     if not isinstance(model.head_hidden, nn.Identity):
-        copy(net.head_hidden, model.head_hidden, "hidden", last)
+        _copy(net.head_hidden, model.head_hidden, idx("hidden"), idx(last))
         last = "hidden"
     with torch.no_grad():
-        i = idx(last)
-        net.classifier.weight.copy_(model.classifier.weight[:, i])
+        net.classifier.weight.copy_(model.classifier.weight[:, idx(last)])
         net.classifier.bias.copy_(model.classifier.bias)
     net.eval()
     return net
@@ -315,134 +301,262 @@ def _score(criterion: str, acc: float, acc_prev: float, dlat: float) -> float:
     return (acc - acc_prev) / max(abs(dlat), 1e-9)
 
 
+@dataclass(frozen=True)
+class ChannelFloor:
+    """What channel cuts can and cannot remove from the seed's predicted latency (ms).
+
+    ``floor_ms`` is the prediction for the seed with every prunable width at its minimum
+    (:func:`smallest_reachable`): per-op overheads, the predictor's network term and the layers
+    NetAdapt does not cut (stem kernel, head, classifier) stay, whatever the channels.
+    """
+
+    seed_ms: float
+    floor_ms: float
+
+    @property
+    def share(self) -> float:
+        """Fraction of the seed's predicted latency that no channel cut removes."""
+        return self.floor_ms / self.seed_ms
+
+    def describe(self) -> str:
+        return (f"{self.floor_ms:.3f} ms of the seed's {self.seed_ms:.3f} ms predicted "
+                f"({self.share:.0%}) no channel cut can remove (per-op overheads, the network term, "
+                f"the layers NetAdapt does not cut: every prunable width at 8)")
+
+    def check(self, target_ms: float) -> None:
+        """Raise ``ValueError`` with the reason when ``target_ms`` cannot be reached by cuts."""
+        if target_ms >= self.seed_ms:
+            raise ValueError(f"target {target_ms:.3f} ms is not below the seed's predicted latency "
+                             f"{self.seed_ms:.3f} ms: nothing to do")
+        if target_ms < self.floor_ms:
+            raise ValueError(f"target {target_ms:.3f} ms is below what channel cuts can reach: "
+                             f"{self.describe()}")
+
+
+def channel_floor(seed_arch: ArchSpec, predictor) -> ChannelFloor:
+    """Predict ``seed_arch`` as it is and with every prunable width at its minimum."""
+    seed_ms, floor_ms = np.asarray(predictor.predict_many([seed_arch, smallest_reachable(seed_arch)]),
+                                   dtype=float)
+    return ChannelFloor(float(seed_ms), float(floor_ms))
+
+
+# -- the run's files -----------------------------------------------------------------------------
+_WEIGHTS = re.compile(r"weights/(seed|final|step_\d{4})\.pt")
+
+
+def _save_weights(out: Path, model: nn.Module, name: str) -> str:
+    """Write ``model``'s weights to ``out/weights/NAME.pt`` atomically; the name for the history."""
+    (out / "weights").mkdir(exist_ok=True)
+    rel = f"weights/{name}.pt"
+    atomic_write(out / rel, lambda tmp: torch.save(model.state_dict(), tmp))
+    return rel
+
+
+def _commit(out: Path, hist: dict) -> None:
+    """Write the history (the commit point), then remove weights it no longer names."""
+    H.write(out / "history.json", hist)
+    _remove_stale_weights(out, hist)
+
+
+def _remove_stale_weights(out: Path, hist: dict) -> None:
+    """Remove weights files (and temporary files) that the history does not name."""
+    folder = out / "weights"
+    stale = [f for f in folder.iterdir() if f.suffix in (".pt", ".tmp")] if folder.is_dir() else []
+    for f in stale + [out / "model.pt"]:    # model.pt: schema 1
+        if f.relative_to(out).as_posix() != hist["weights"]:
+            f.unlink(missing_ok=True)
+
+
+def _load_weights(out: Path, hist: dict) -> tuple[ArchSpec, nn.Module]:
+    """The current architecture and its weights as the history names them; one-line errors."""
+    from hwlat.archs.torch_builder import build_torch
+
+    hpath = out / "history.json"
+    try:
+        arch = validate(ArchSpec.from_dict(hist["current_arch"]))
+    except (ValueError, TypeError) as e:
+        raise FileFormatError(f"{hpath}: current_arch is not a valid architecture ({e}); "
+                              f"{H.todo(hpath)}") from None
+    rel = hist["weights"]
+    if rel != "model.pt" and not _WEIGHTS.fullmatch(rel):
+        raise FileFormatError(f"{hpath}: names an unexpected weights file {rel!r}; {H.todo(hpath)}")
+    wpath = out / rel
+    if not wpath.is_file():
+        raise FileFormatError(f"{wpath}: missing; {hpath} needs it to resume; {H.todo(hpath)}")
+    try:
+        state = torch.load(wpath, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a damaged file
+        raise FileFormatError(f"{wpath}: damaged weights file ({type(e).__name__}); "
+                              f"{H.todo(hpath)}") from None
+    model = build_torch(arch)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError):
+        raise FileFormatError(f"{wpath}: weights do not match the current_arch of {hpath}; "
+                              f"{H.todo(hpath)}") from None
+    model.eval()
+    return arch, model
+
+
+# -- the search ----------------------------------------------------------------------------------
+def _resume(out: Path, seed_code: str, cfg: dict) -> dict | None:
+    """The run's history if it is this run's; an error if the folder holds another run."""
+    hpath = out / "history.json"
+    hist = H.read(hpath, "netadapt")
+    if hist is None:
+        return None
+    if hist["seed_arch"] != seed_code or hist["config"] != cfg:
+        raise ValueError(f"{hpath}: holds another run (other seed network or settings); "
+                         f"use another output folder or remove it")
+    if hist["schema"] == 1:  # schema 1 kept the current weights in model.pt
+        hist.update(schema=H.SCHEMAS["netadapt"], weights="model.pt")
+    return hist
+
+
+def _start(out: Path, seed_arch: ArchSpec, seed_model, task, floor: ChannelFloor, cfg: dict,
+           seed_train_steps) -> tuple[dict, nn.Module]:
+    """Train (or take) the seed, write the first history; ``(history, model)``."""
+    model = seed_model if seed_model is not None else task.train(seed_arch, seed_train_steps)
+    seed = {"predicted_ms": floor.seed_ms, "fixed_ms": floor.floor_ms, "accuracy": task.accuracy(model),
+            "params": summary(seed_arch)["params"]}
+    hist = {"schema": H.SCHEMAS["netadapt"], "kind": "netadapt", "seed_arch": encode(seed_arch),
+            "config": cfg, "seed": seed, "steps": [], "current_arch": seed_arch.to_dict(),
+            "weights": _save_weights(out, model, "seed"), "final": None}
+    _commit(out, hist)
+    return hist, model
+
+
+def _step(k: int, arch: ArchSpec, model: nn.Module, lat: float, acc_prev: float, seed_ms: float,
+          task, predictor, config: NetAdaptConfig) -> tuple[dict, ArchSpec, nn.Module]:
+    """One NetAdapt step from ``arch`` at ``lat`` ms: ``(step record, new arch, new model)``."""
+    delta = config.delta_fraction * seed_ms * config.decay ** k
+    goal = lat - delta
+    t0 = time.time()
+    cands = candidates(arch)
+    if not cands:
+        raise ValueError(f"step {k}: no channel can be cut further at {lat:.3f} ms "
+                         f"(target {config.target_ms:.3f} ms)")
+    ms = np.asarray(predictor.predict_many([c[3] for c in cands]), dtype=float)
+    best: dict[tuple, tuple] = {}  # per proposal the largest width meeting the goal
+    for (kind, key, new, cand), m in zip(cands, ms):
+        if m <= goal and ((kind, key) not in best or new > best[(kind, key)][0]):
+            best[(kind, key)] = (new, cand, float(m))
+    if not best:
+        raise ValueError(f"step {k}: no proposal cuts {delta:.3f} ms from {lat:.3f} ms "
+                         f"(target {config.target_ms:.3f} ms is unreachable by channel cuts)")
+    considered, chosen = [], None
+    for (kind, key), (new, cand, m) in sorted(best.items()):
+        net = inherit_weights(model, arch, cand, seed=config.seed)
+        task.fine_tune(net, config.short_steps, seed=config.seed + k, desc=f"step {k} {kind} {key}->{new}")
+        a = task.accuracy(net)
+        rec = {"kind": kind, "key": int(key), "width": int(new), "predicted_ms": m, "accuracy": a,
+               "score": _score(config.criterion, a, acc_prev, lat - m)}
+        considered.append(rec)
+        if chosen is None or rec["score"] > chosen[0]["score"]:
+            chosen = (rec, cand, net)
+    rec, arch, model = chosen
+    step = {"step": k, "delta_ms": delta, "goal_ms": goal, "chosen": rec, "predicted_ms": rec["predicted_ms"],
+            "accuracy": rec["accuracy"], "params": summary(arch)["params"], "arch": encode(arch),
+            "candidates": considered, "n_predicted": len(cands), "seconds": time.time() - t0}
+    return step, arch, model
+
+
+def _finish(out: Path, hist: dict, arch: ArchSpec, model: nn.Module, task, predictor,
+            config: NetAdaptConfig) -> None:
+    """Long-term fine-tune, then record the final network (weights, arch.json, history)."""
+    acc_before = hist["steps"][-1]["accuracy"] if hist["steps"] else hist["seed"]["accuracy"]
+    task.fine_tune(model, config.long_steps, seed=config.seed + 10_000, desc="long-term fine-tune")
+    ms = float(predictor.predict(arch))
+    s = summary(arch)
+    hist["final"] = {"predicted_ms": ms, "accuracy_before_long": acc_before, "accuracy": task.accuracy(model),
+                     "params": s["params"], "madds": s["madds"], "arch": encode(arch),
+                     "reached_target": bool(ms <= config.target_ms)}
+    hist["weights"] = _save_weights(out, model, "final")
+    atomic_write_text(out / "arch.json", arch.to_json())
+    _commit(out, hist)
+
+
 def netadapt(seed_arch: ArchSpec, seed_model: nn.Module | None, task, predictor, config: NetAdaptConfig,
              out_dir: str | Path, callback: Callable[[dict], None] | None = None,
              seed_train_steps: int | None = None) -> NetAdaptResult:
     """Run (or resume) NetAdapt from ``seed_arch`` down to ``config.target_ms`` predicted latency.
 
     ``seed_model`` is the trained seed; None trains it from scratch with ``task.train``.
-    ``callback(step_record)`` is called after every step.
+    ``callback(step_record)`` is called after every step. A target that channel cuts cannot reach
+    (:func:`channel_floor`) fails before anything is trained.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    hpath, mpath = out / "history.json", out / "model.pt"
+    out = H.out_dir(out_dir)
     seed_arch = validate(seed_arch)
-    seed_code = encode(seed_arch)
-    cfg = dataclasses.asdict(config)
-    hist = read_history(hpath)
-    from hwlat.archs.torch_builder import build_torch
-
-    if hist is not None:
-        if hist.get("kind") != "netadapt" or hist.get("seed_arch") != seed_code or hist.get("config") != cfg:
-            raise ValueError(f"{hpath}: holds another run (other seed network or settings); "
-                             f"use another output folder or remove it")
-        arch = ArchSpec.from_json(json.dumps(hist["current_arch"]))
-        if not mpath.exists():
-            raise ValueError(f"{mpath}: missing weights for the run in {hpath}; remove the folder to start over")
-        model = build_torch(arch)
-        model.load_state_dict(torch.load(mpath, weights_only=True))
-        model.eval()
-        if hist.get("final"):
-            return NetAdaptResult(arch, model, hist)
-    else:
-        seed_ms = float(predictor.predict(seed_arch))
-        if config.target_ms >= seed_ms:
-            raise ValueError(f"target {config.target_ms:.3f} ms is not below the seed's predicted latency "
-                             f"{seed_ms:.3f} ms: nothing to do")
-        floor = float(predictor.predict(smallest_reachable(seed_arch)))
-        if config.target_ms < floor:
-            raise ValueError(f"target {config.target_ms:.3f} ms is below what channel cuts can reach "
-                             f"({floor:.3f} ms predicted for the narrowest network)")
-        model = seed_model if seed_model is not None else task.train(seed_arch, seed_train_steps)
+    hist = _resume(out, encode(seed_arch), dataclasses.asdict(config))
+    if hist is None:
+        floor = channel_floor(seed_arch, predictor)
+        floor.check(config.target_ms)
+        hist, model = _start(out, seed_arch, seed_model, task, floor, dataclasses.asdict(config),
+                             seed_train_steps)
         arch = seed_arch
-        acc = task.accuracy(model)
-        hist = {"schema": HISTORY_SCHEMA, "kind": "netadapt", "seed_arch": seed_code, "config": cfg,
-                "seed": {"predicted_ms": seed_ms, "accuracy": acc, "params": summary(seed_arch)["params"]},
-                "steps": [], "current_arch": seed_arch.to_dict(), "final": None}
-        _save_model_atomic(model, mpath)
-        write_json_atomic(hpath, hist)
-
+    else:
+        _remove_stale_weights(out, hist)  # a run killed after writing weights, before the history
+        arch, model = _load_weights(out, hist)
+        if hist["final"] is not None:
+            return NetAdaptResult(arch, model, hist)
     seed_ms = hist["seed"]["predicted_ms"]
     while True:
         steps = hist["steps"]
         lat = steps[-1]["predicted_ms"] if steps else seed_ms
-        acc_prev = steps[-1]["accuracy"] if steps else hist["seed"]["accuracy"]
         if lat <= config.target_ms or len(steps) >= config.max_steps:
             break
-        k = len(steps)
-        delta = config.delta_fraction * seed_ms * config.decay ** k
-        goal = lat - delta
-        t0 = time.time()
-        cands = candidates(arch)
-        if not cands:
-            raise ValueError(f"step {k}: no channel can be cut further at {lat:.3f} ms "
-                             f"(target {config.target_ms:.3f} ms)")
-        ms = np.asarray(predictor.predict_many([c[3] for c in cands]), dtype=float)
-        best: dict[tuple, tuple] = {}  # per proposal the largest width meeting the goal
-        for (kind, key, new, cand), m in zip(cands, ms):
-            if m <= goal and ((kind, key) not in best or new > best[(kind, key)][0]):
-                best[(kind, key)] = (new, cand, float(m))
-        if not best:
-            raise ValueError(f"step {k}: no proposal cuts {delta:.3f} ms from {lat:.3f} ms "
-                             f"(target {config.target_ms:.3f} ms is unreachable by channel cuts)")
-        considered = []
-        chosen = None
-        for j, ((kind, key), (new, cand, m)) in enumerate(sorted(best.items())):
-            net = inherit_weights(model, arch, cand, seed=config.seed)
-            task.fine_tune(net, config.short_steps, seed=config.seed + k, desc=f"step {k} {kind} {key}->{new}")
-            a = task.accuracy(net)
-            s = _score(config.criterion, a, acc_prev, lat - m)
-            rec = {"kind": kind, "key": int(key), "width": int(new), "predicted_ms": m, "accuracy": a,
-                   "score": s}
-            considered.append(rec)
-            if chosen is None or s > chosen[0]["score"]:
-                chosen = (rec, cand, net)
-        rec, arch, model = chosen
-        step = {"step": k, "delta_ms": delta, "goal_ms": goal, "chosen": rec, "predicted_ms": rec["predicted_ms"],
-                "accuracy": rec["accuracy"], "params": summary(arch)["params"], "arch": encode(arch),
-                "candidates": considered, "n_predicted": len(cands), "seconds": time.time() - t0}
-        hist["steps"].append(step)
+        acc_prev = steps[-1]["accuracy"] if steps else hist["seed"]["accuracy"]
+        step, arch, model = _step(len(steps), arch, model, lat, acc_prev, seed_ms, task, predictor, config)
+        steps.append(step)
         hist["current_arch"] = arch.to_dict()
-        _save_model_atomic(model, mpath)
-        write_json_atomic(hpath, hist)
+        hist["weights"] = _save_weights(out, model, f"step_{step['step']:04d}")
+        _commit(out, hist)
         if callback:
             callback(step)
-
-    acc_before = hist["steps"][-1]["accuracy"] if hist["steps"] else hist["seed"]["accuracy"]
-    task.fine_tune(model, config.long_steps, seed=config.seed + 10_000, desc="long-term fine-tune")
-    final = {"predicted_ms": float(predictor.predict(arch)), "accuracy_before_long": acc_before,
-             "accuracy": task.accuracy(model), "params": summary(arch)["params"],
-             "madds": summary(arch)["madds"], "arch": encode(arch), "reached_target":
-             bool(float(predictor.predict(arch)) <= config.target_ms)}
-    hist["final"] = final
-    (out / "arch.json").write_text(arch.to_json(), encoding="utf-8")
-    _save_model_atomic(model, mpath)
-    write_json_atomic(hpath, hist)
+    _finish(out, hist, arch, model, task, predictor, config)
     return NetAdaptResult(arch, model, hist)
 
 
 def measure_litert(arch: ArchSpec, store_path: str | Path, **timing) -> float:
     """Measured LiteRT median latency (ms) of ``arch`` on this machine (profiled into ``store_path``)."""
     from hwlat.profiler.profile import profile
-    from hwlat.profiler.store import Store
+    from hwlat.profiler.store import open_store
     from hwlat.profiler.timing import TimingConfig
     from hwlat.profiler.workloads import model as model_workload
 
     profile([arch], "model", str(store_path), "litert", config=TimingConfig(**timing), progress=False)
-    df = Store(str(store_path)).frame()
-    sel = df[(df["key"] == model_workload(arch).key) & (df["runtime"] == "litert")]
+    with open_store(store_path, readonly=True) as st:
+        df = st.frame(runtime="litert")
+    sel = df[df["key"] == model_workload(arch).key]
     if not len(sel):
         raise ValueError(f"{store_path}: no LiteRT measurement of {arch.name} (did the runtime fail?)")
     return float(sel["median_ms"].iloc[-1])
 
 
-def record_measured(out_dir: str | Path, ms: float) -> dict:
-    """Add the final network's measured latency to ``DIR/history.json`` (atomically)."""
+def record_result(out_dir: str | Path, **fields) -> dict:
+    """Add ``fields`` to the finished run's ``final`` record in ``DIR/history.json`` (atomically),
+    e.g. ``measured_ms`` of the final network; returns the history."""
     hpath = Path(out_dir) / "history.json"
-    hist = read_history(hpath)
+    hist = H.read(hpath, "netadapt")
     if not hist or not hist.get("final"):
         raise ValueError(f"{hpath}: no finished run to add a measurement to")
-    hist["final"]["measured_ms"] = float(ms)
-    write_json_atomic(hpath, hist)
+    hist["final"].update(fields)
+    H.write(hpath, hist)
     return hist
 
+
+def record_measured(out_dir: str | Path, ms: float) -> dict:
+    """Add the final network's measured latency (ms) to ``DIR/history.json`` (atomically)."""
+    return record_result(out_dir, measured_ms=float(ms))
+
+
+def record_baseline(out_dir: str | Path, name: str, rec: dict) -> dict:
+    """Store a baseline beside the run (e.g. ``"uniform"`` width scaling: ``predicted_ms``,
+    ``accuracy``, optional ``measured_ms``) in ``DIR/history.json``, for the report."""
+    hpath = Path(out_dir) / "history.json"
+    hist = H.read(hpath, "netadapt")
+    if not hist:
+        raise ValueError(f"{hpath}: no NetAdapt run to add a baseline to")
+    hist.setdefault("baselines", {})[name] = rec
+    H.write(hpath, hist)
+    return hist
