@@ -1,14 +1,21 @@
 """The ``hwlat`` command line: thin wrappers over the public functions.
 
-Errors are one line on stderr and a non-zero exit status; ``-v`` shows the traceback.
+The contract: a user error (:class:`~hwlat.errors.HwlatError`, ``ValueError``, ``OSError``, or a
+usage error) prints one line ``hwlat: error: ...`` naming the file, field or argument and exits 2
+(``-v`` adds the traceback); any other exception is a bug and keeps its traceback. No command
+changes a file it was not asked to change.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 import traceback
+from pathlib import Path
+
+from hwlat.errors import FileFormatError, HwlatError
 
 log = logging.getLogger("hwlat")
 
@@ -17,7 +24,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(f"{self.prog}: {message}")
+        command = self.prog.removeprefix("hwlat").strip()
+        raise _UsageError(f"{command}: {message}" if command else message)
 
 
 class _UsageError(Exception):
@@ -92,8 +100,6 @@ def _archs(refs: list[str], resolution: int | None, sample_space: str | int = 0,
 
 
 def _export(args) -> int:
-    from pathlib import Path
-
     from hwlat.archs import load_arch
 
     arch = load_arch(args.arch, args.resolution)
@@ -107,8 +113,10 @@ def _export(args) -> int:
         from hwlat.profiler.onnx_export import build_onnx
 
         data = build_onnx(arch)
+    from hwlat.files import atomic_write
+
     out = Path(args.output)
-    out.write_bytes(data)
+    atomic_write(out, lambda tmp: tmp.write_bytes(data))
     print(f"wrote {out} ({len(data) / 1e6:.2f} MB, {arch.name} @ {arch.resolution}px, {args.format})")
     return 0
 
@@ -172,9 +180,9 @@ def _profile_anomalies(args) -> int:
     import pandas as pd
 
     from hwlat.profiler.anomalies import anomalies, efficiency, efficiency_summary
-    from hwlat.profiler.store import Store
+    from hwlat.profiler.store import open_store
 
-    with Store(args.store, create=False) as st:
+    with open_store(args.store, readonly=True) as st:
         frame = st.frame(granularity="kernel")
     found = anomalies(frame, factor=args.factor)
     if args.json:
@@ -211,13 +219,13 @@ def _resolutions(text: str) -> tuple[int, ...]:
 def _profile_show(args) -> int:
     import pandas as pd
 
-    from hwlat.profiler.store import Store
+    from hwlat.profiler.store import open_store
 
-    with Store(args.store, create=False) as st:
+    with open_store(args.store, readonly=True) as st:
         df = st.frame()
         fps = {r.device_id: json.loads(r.fingerprint) for r in st.devices().itertuples()}
     df["label"] = [json.loads(spec).get("label", "") for spec in df["spec"]]
-    if args.json:
+    if args.json:  # a JSON list, one object per measurement (as `arch madds --json`, `predict --json`)
         cols = ["key", "granularity", "variant", "runtime", "runtime_version", "device", "device_key",
                 "median_ms", "p10_ms", "p90_ms", "n", "repeats", "spread_pct", "ref_ms", "steal_pct",
                 "madds", "params", "label"]
@@ -244,9 +252,9 @@ def _profile_show(args) -> int:
 
 
 def _profile_export(args) -> int:
-    from hwlat.profiler.store import Store
+    from hwlat.profiler.store import open_store
 
-    with Store(args.store, create=False) as st:
+    with open_store(args.store, readonly=True) as st:
         st.export(args.output)
     print(f"wrote {args.output}")
     return 0
@@ -266,15 +274,58 @@ def _profile_import(args) -> int:
     from hwlat.profiler.bundle import import_results
 
     c = import_results(args.results, args.store)
+    if c["note"]:
+        print(c["note"])
     print(f"imported {c['added']} measurements ({c['skipped']} already stored, {c['failures']} failures) "
           f"into {args.store}")
     return 0
+
+
+def check_predictor_output(path: str | os.PathLike, force: bool = False) -> Path:
+    """``path`` is a place ``hwlat fit -o`` may write a predictor to: checked before fitting.
+
+    Its folder must exist; an existing file must be a predictor of ours (or ``force``), never a
+    measurement store or a folder.
+    """
+    from hwlat.latency_models.persist import SCHEMA
+
+    path = Path(path)
+    if path.is_dir():
+        raise FileFormatError(f"-o {path}: is a folder; give a predictor file name (.json)")
+    if not path.parent.is_dir():
+        raise FileFormatError(f"-o {path}: folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise FileFormatError(f"-o {path}: folder {path.parent} is not writable")
+    if not path.exists():
+        return path
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head == b"SQLite format 3\x00":
+        raise FileFormatError(f"-o {path}: is an SQLite database (a measurement store?); refusing to "
+                              f"overwrite it")
+    try:
+        ours = json.loads(path.read_text(encoding="utf-8")).get("schema") == SCHEMA
+    except (ValueError, AttributeError):
+        ours = False
+    if not ours and not force:
+        raise FileFormatError(f"-o {path}: exists and is not an hwlat predictor; refusing to overwrite "
+                              f"it (--force replaces it)")
+    return path
+
+
+def _save(pred, path: Path) -> None:
+    """``pred.save(path)``; an OSError names ``path``, never the temporary file beside it."""
+    try:
+        pred.save(path)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
 
 
 def _fit(args) -> int:
     from hwlat.latency_models import TrainingData, make_predictor
     from hwlat.latency_models.metrics import metrics
 
+    out = check_predictor_output(args.output, args.force)
     data = TrainingData.from_store(args.store, args.runtime, args.device)
     if len(data.models) < 2:
         raise ValueError(f"{args.store}: {len(data.models)} measured network(s); a predictor needs at "
@@ -282,7 +333,7 @@ def _fit(args) -> int:
     pred = make_predictor(args.kind)
     archs = data.archs()
     pred.fit(archs, data.latency_ms, pieces=data.pieces, fingerprint=data.fingerprint, runtime=args.runtime)
-    pred.save(args.output)
+    _save(pred, out)
     m = metrics(data.latency_ms, pred.predict_many(archs))
     print(f"fitted {args.kind} on {len(archs)} networks and {len(data.pieces)} pieces of device "
           f"{data.device_key} ({data.fingerprint.get('cpu')}, {args.runtime}); training acc10 "
@@ -291,9 +342,9 @@ def _fit(args) -> int:
 
 
 def _predict(args) -> int:
-    from hwlat.latency_models import load
+    from hwlat.search.cli import load_predictor
 
-    pred = load(args.predictor)
+    pred = load_predictor(args.predictor, args.runtime, args.allow_other_device)
     archs = _archs(args.arch, args.resolution)
     out = []
     for arch in archs:
@@ -367,17 +418,41 @@ def _demo(args) -> int:
     print(f"\nlargest MAdds difference: {worst:.2f} % (target <= 1.5 %). MAdds count conv and FC "
           "multiply-adds; elementwise work is listed apart (see README, 'Counting').\n")
     if not args.table_only:
-        run_demo(args.out, quick=args.quick, progress=not args.quiet)
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise FileFormatError(f"--out {out}: is a file; the demo needs a folder")
+        run_demo(out, quick=args.quick, progress=not args.quiet)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from hwlat.archs.space import SPACE_NAMES
+def _demo_compare(args) -> int:
+    from hwlat.search.cli import load_predictor
+    from hwlat.search.compare import CompareConfig, compare
 
-    p = _Parser(prog="hwlat", description="Hardware-aware latency modeling for mobile networks.")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    cfg = CompareConfig(seed_arch=args.seed_arch, resolution=args.resolution, seed_steps=args.seed_steps,
+                        short_steps=args.short_steps, long_steps=args.long_steps, delta=args.delta,
+                        ratio=args.ratio, nas_budget=args.nas_budget, nas_steps=args.nas_steps,
+                        nas_resolution=args.nas_resolution,
+                        controllers=tuple(filter(None, args.nas_controllers.split(","))),
+                        threads=args.threads, skip=frozenset(filter(None, args.skip.split(","))),
+                        max_seconds=args.max_seconds)
+    pred = load_predictor(args.predictor, "litert", args.allow_other_device)
+    res = compare(pred, args.out, cfg)
+    na, uni = res.get("netadapt"), res.get("uniform")
+    if na:
+        print(f"NetAdapt: {na['seed']} @{na['resolution']}px {na['seed_measured_ms']:.3f} ms measured, acc "
+              f"{na['seed_accuracy']:.3f} -> {na['final_measured_ms']:.3f} ms ({na['measured_ratio']:.2f} of "
+              f"the seed; {na['final_predicted_ms']:.3f} ms predicted), acc {na['final_accuracy']:.3f}")
+    if uni:
+        print(f"uniform x{uni['width_mult']:g}: {uni['measured_ms']:.3f} ms measured "
+              f"({uni['predicted_ms']:.3f} ms predicted), acc {uni['accuracy']:.3f}")
+    elif na and "uniform" not in cfg.skip:
+        print(f"uniform: no width multiplier of {na['seed']} is predicted as fast as NetAdapt's result")
+    print(f"wrote {Path(args.out) / 'compare.json'}")
+    return 0
 
+
+def _add_arch(sub) -> None:
     arch = sub.add_parser("arch", help="architectures: list, show, count").add_subparsers(
         dest="arch_cmd", required=True, parser_class=_Parser)
     a = arch.add_parser("list", help="zoo names")
@@ -394,6 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print a JSON list")
     a.set_defaults(func=_arch_madds)
 
+
+def _add_export(sub) -> None:
     e = sub.add_parser("export", help="write a .tflite or .onnx file of an architecture")
     e.add_argument("format", choices=["tflite", "onnx"])
     e.add_argument("arch", help="zoo name, codec string or JSON/codec file")
@@ -406,41 +483,47 @@ def build_parser() -> argparse.ArgumentParser:
                         "group + CONCATENATION")
     e.set_defaults(func=_export)
 
-    prof = sub.add_parser("profile", help="measure latency into a store; show, export, bundles")
-    psub = prof.add_subparsers(dest="profile_cmd", required=True, parser_class=_Parser)
 
-    def arch_args(q):
-        q.add_argument("arch", nargs="*", help="zoo names, codec strings, files, @zoo, @grid")
-        q.add_argument("--resolution", "-r", type=int)
-        q.add_argument("--sample-space", default="0", metavar="[SPACE:]N",
-                       help="also profile N architectures sampled from SPACE (default: --space)")
-        q.add_argument("--space", choices=SPACE_NAMES, default="large",
-                       help="the space of --sample-space N")
-        q.add_argument("--seed", type=int, default=0)
+def _arch_args(q) -> None:
+    from hwlat.archs.space import SPACE_NAMES
 
-    def measure_args(q):
-        q.add_argument("--runtime", default="litert", help="litert | onnxruntime | torch")
-        q.add_argument("--store", required=True, help="SQLite measurement store (created if missing)")
-        q.add_argument("--variant", choices=["warm", "cold"], default="warm",
-                       help="cold: evict caches before every invocation")
-        q.add_argument("--target", type=float, default=0.02, help="relative 95%% CI of the median")
-        q.add_argument("--max-seconds", type=float, default=10.0, help="cap per workload")
-        q.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
-        q.add_argument("--quantize", choices=["int8"], help="LiteRT int8 post-training quantized models")
-        q.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-        q.add_argument("--repeats", type=_positive_int, default=1, metavar="R",
-                       help="measure each workload R times, in fresh runtime instances spread over "
-                            "the run (R passes); its value is the median (default 1)")
+    q.add_argument("arch", nargs="*", help="zoo names, codec strings, files, @zoo, @grid")
+    q.add_argument("--resolution", "-r", type=int)
+    q.add_argument("--sample-space", default="0", metavar="[SPACE:]N",
+                   help="also profile N architectures sampled from SPACE (default: --space)")
+    q.add_argument("--space", choices=SPACE_NAMES, default="large", help="the space of --sample-space N")
+    q.add_argument("--seed", type=int, default=0)
 
-    for gran in ("kernels", "blocks", "models"):
-        q = psub.add_parser(gran, help=f"measure the distinct {gran} of the architectures")
-        arch_args(q)
-        measure_args(q)
-        if gran == "models":
-            q.add_argument("--with-blocks", action="store_true",
-                           help="measure each network together with its blocks (what predictors "
-                                "calibrate on), interleaved so a slow phase hits both alike")
-        q.set_defaults(func=_profile_run, granularity=gran)
+
+def _measure_args(q) -> None:
+    q.add_argument("--runtime", default="litert", help="litert | onnxruntime | torch")
+    q.add_argument("--store", required=True, help="SQLite measurement store (created if missing)")
+    q.add_argument("--variant", choices=["warm", "cold"], default="warm",
+                   help="cold: evict caches before every invocation")
+    q.add_argument("--target", type=float, default=0.02, help="relative 95%% CI of the median")
+    q.add_argument("--max-seconds", type=float, default=10.0, help="cap per workload")
+    q.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
+    q.add_argument("--quantize", choices=["int8"], help="LiteRT int8 post-training quantized models")
+    q.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    q.add_argument("--repeats", type=_positive_int, default=1, metavar="R",
+                   help="measure each workload R times, in fresh runtime instances spread over "
+                        "the run (R passes); its value is the median (default 1)")
+
+
+def _add_profile_run(psub, gran: str) -> None:
+    q = psub.add_parser(gran, help=f"measure the distinct {gran} of the architectures")
+    _arch_args(q)
+    _measure_args(q)
+    if gran == "models":
+        q.add_argument("--with-blocks", action="store_true",
+                       help="measure each network together with its blocks (what predictors "
+                            "calibrate on), interleaved so a slow phase hits both alike")
+    q.set_defaults(func=_profile_run, granularity=gran)
+
+
+def _add_profile_calibration(psub) -> None:
+    from hwlat.archs.space import SPACE_NAMES
+
     q = psub.add_parser("calibration", help="measure the calibration set hwlat picks from a search "
                         "space (each network with its blocks): what the network-level terms learn from")
     q.add_argument("--space", choices=SPACE_NAMES, default="large")
@@ -449,8 +532,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--resolutions", type=_resolutions, default=None,
                    help="comma-separated input sizes to cover (default: the space's own, e.g. "
                         "224 for large/small, 32 for fbnet_cifar100)")
-    measure_args(q)
+    _measure_args(q)
     q.set_defaults(func=_profile_calibration)
+
+
+def _add_profile_anomalies(psub) -> None:
     q = psub.add_parser("anomalies", help="kernels far less efficient (MAdds per ms) than others "
                         "of their op type and size, and efficiency by op type and kernel size")
     q.add_argument("--store", required=True)
@@ -458,78 +544,144 @@ def build_parser() -> argparse.ArgumentParser:
                    help="report kernels at least this many times slower than expected (default 2)")
     q.add_argument("--json", action="store_true", help="the anomalies as JSON records")
     q.set_defaults(func=_profile_anomalies)
-    q = psub.add_parser("show", help="summarise a store")
+
+
+def _add_profile(sub) -> None:
+    prof = sub.add_parser("profile", help="measure latency into a store; show, export, bundles")
+    psub = prof.add_subparsers(dest="profile_cmd", required=True, parser_class=_Parser)
+    for gran in ("kernels", "blocks", "models"):
+        _add_profile_run(psub, gran)
+    _add_profile_calibration(psub)
+    _add_profile_anomalies(psub)
+    q = psub.add_parser("show", help="summarise a store (read only)")
     q.add_argument("--store", required=True)
-    q.add_argument("--json", action="store_true", help="one JSON object per measurement")
+    q.add_argument("--json", action="store_true", help="print a JSON list with one object per measurement")
     q.set_defaults(func=_profile_show)
-    q = psub.add_parser("export", help="export a store to .csv, .parquet or .json")
+    q = psub.add_parser("export", help="export a store (read only) to .csv, .parquet or .json")
     q.add_argument("--store", required=True)
     q.add_argument("-o", "--output", required=True)
     q.set_defaults(func=_profile_export)
     q = psub.add_parser("bundle", help="write a self-contained folder to profile a remote device")
     q.add_argument("granularity", choices=["kernels", "blocks", "models"])
-    arch_args(q)
+    _arch_args(q)
     q.add_argument("-o", "--output", required=True, help="bundle folder")
     q.set_defaults(func=_profile_bundle)
-    q = psub.add_parser("import", help="merge a bundle's results.jsonl into a store")
+    q = psub.add_parser("import", help="merge a bundle's results.jsonl into a store (all or nothing)")
     q.add_argument("results", help="results.jsonl or the bundle folder")
     q.add_argument("--store", required=True)
     q.set_defaults(func=_profile_import)
 
+
+def _add_fit(sub) -> None:
     f = sub.add_parser("fit", help="fit a latency predictor on a store's measurements")
-    f.add_argument("--store", required=True)
+    f.add_argument("--store", required=True, help="measurement store (read only)")
     f.add_argument("--kind", required=True, choices=["madds", "lut", "regression", "calibrated"])
     f.add_argument("--runtime", default="litert")
     f.add_argument("--device", help="device key, when the store holds several devices")
-    f.add_argument("-o", "--output", required=True, help="predictor file (.json)")
+    f.add_argument("-o", "--output", required=True, help="predictor file (.json); never a store")
+    f.add_argument("--force", action="store_true", help="replace an existing file that is not a predictor")
     f.set_defaults(func=_fit)
+
+
+def _add_predict(sub) -> None:
     f = sub.add_parser("predict", help="predict latency (ms) with a fitted predictor")
     f.add_argument("--predictor", required=True)
     f.add_argument("arch", nargs="+", help="zoo names, codec strings, files, @zoo, @grid")
     f.add_argument("--resolution", "-r", type=int)
+    f.add_argument("--runtime", help="runtime the latency is for (default: the predictor's own); "
+                                     "checked with the device against the predictor")
+    f.add_argument("--allow-other-device", action="store_true",
+                   help="warn instead of failing when the predictor is for another device or runtime")
     f.add_argument("--layers", action="store_true", help="per-layer breakdown")
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=_predict)
+
+
+def _add_evaluate(sub) -> None:
     f = sub.add_parser("evaluate", help="score predictors on a store's networks they were not trained on")
-    f.add_argument("--store", required=True)
+    f.add_argument("--store", required=True, help="measurement store (read only)")
     f.add_argument("--predictor", required=True, nargs="+")
     f.add_argument("--device", help="device key, when the store holds several devices")
     f.add_argument("--allow-other-device", action="store_true", help="warn instead of failing")
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=_evaluate)
 
-    from hwlat.dashboards.cli import add_parsers as add_dashboard
-    from hwlat.search.cli import add_parsers as add_search
 
-    add_search(sub)
-    add_dashboard(sub)
-
+def _add_demo(sub) -> None:
     d = sub.add_parser("demo", help="the main job on the built-in defaults: profile this CPU, fit, "
-                                    "NetAdapt on digits, report")
+                                    "NetAdapt on digits, report; `demo compare`: NetAdapt vs uniform, NAS")
     d.add_argument("--out", default="out/demo", help="folder for the store, predictors, runs and report")
-    d.add_argument("--quick", action="store_true", help="a small version of the same path (~3 min)")
+    d.add_argument("--quick", action="store_true", help="a small version of the same path (~1 min)")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     d.add_argument("--table-only", action="store_true", help="only the zoo vs paper Table 3 comparison")
     d.set_defaults(func=_demo)
+    dsub = d.add_subparsers(dest="demo_cmd", parser_class=_Parser)
+    c = dsub.add_parser("compare", help="NetAdapt against uniform width scaling (measured with LiteRT), "
+                                        "and NAS with each controller, on digits")
+    c.add_argument("--predictor", required=True, help="fitted predictor of this machine (hwlat fit)")
+    c.add_argument("--out", required=True, help="folder: netadapt/, nas_*/, measure.db, compare.json")
+    c.add_argument("--seed-arch", default="mobilenetv3_small_050", help="zoo name of NetAdapt's seed")
+    c.add_argument("--resolution", "-r", type=int, default=96)
+    c.add_argument("--seed-steps", type=int, default=150)
+    c.add_argument("--short-steps", type=int, default=5)
+    c.add_argument("--long-steps", type=int, default=100)
+    c.add_argument("--delta", type=float, default=0.03, help="NetAdapt step as a fraction of the seed latency")
+    c.add_argument("--ratio", type=float, default=0.8, help="NetAdapt target as a fraction of the seed latency")
+    c.add_argument("--nas-budget", type=int, default=200)
+    c.add_argument("--nas-steps", type=int, default=3, help="training steps of the cheap NAS evaluator")
+    c.add_argument("--nas-resolution", type=int, default=32, help="input size of the cheap NAS evaluator")
+    c.add_argument("--nas-controllers", default="random,evolution,rl", help="comma list")
+    c.add_argument("--threads", type=int, default=1, help="torch threads of the evaluators")
+    c.add_argument("--skip", default="", help="comma list of parts to skip: netadapt, uniform, nas")
+    c.add_argument("--max-seconds", type=float, default=10.0, help="cap per LiteRT measurement")
+    c.add_argument("--allow-other-device", action="store_true", help="warn instead of failing on a device mismatch")
+    c.set_defaults(func=_demo_compare)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hwlat.dashboards.cli import add_parsers as add_dashboard
+    from hwlat.search.cli import add_parsers as add_search
+
+    p = _Parser(prog="hwlat", description="Hardware-aware latency modeling for mobile networks.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    for add in (_add_arch, _add_export, _add_profile, _add_fit, _add_predict, _add_evaluate,
+                add_search, add_dashboard, _add_demo):
+        add(sub)
     return p
 
 
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2 + 3:]}"
+
+
+def error_message(e: BaseException) -> str:
+    """One line for a user error: an OSError names its file (shortened) and the system's reason."""
+    if isinstance(e, OSError) and e.strerror:
+        files = [_shorten(str(f)) for f in (e.filename, e.filename2) if f is not None]
+        msg = f"{' -> '.join(files)}: {e.strerror.lower()}" if files else e.strerror
+    else:
+        msg = str(e)
+    msg = " ".join(msg.split())                 # one line
+    return msg if len(msg) <= 1000 else _shorten(msg, 1000)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 ok, 2 bad input)."""
+    """Run the CLI; return the exit status (0 ok, 2 bad input, 130 interrupted)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except _UsageError as e:
-        print(str(e), file=sys.stderr)
+        print(f"hwlat: error: {error_message(e)}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError, KeyError) as e:
+    except (HwlatError, ValueError, OSError) as e:
         if args.verbose:
             traceback.print_exc()
-        print(f"hwlat: error: {e}", file=sys.stderr)
+        print(f"hwlat: error: {error_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hwlat: interrupted", file=sys.stderr)

@@ -5,6 +5,9 @@ functions return an exit status and errors become one line on stderr.
 """
 from __future__ import annotations
 
+import argparse
+import socket
+
 
 def _build(args) -> int:
     from hwlat.dashboards.report import build_report
@@ -15,6 +18,32 @@ def _build(args) -> int:
     return 0
 
 
+HOST = "127.0.0.1"
+"""The app serves this machine only; reach it from elsewhere with ``ssh -L``."""
+
+
+def port_number(text: str) -> int:
+    """argparse type of ``--port``: an int from 1 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def check_port_free(port: int, host: str = HOST) -> None:
+    """Raise ``OSError`` naming ``--port`` when ``host:port`` cannot be bound (e.g. in use)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise OSError(e.errno, f"--port {port}: cannot serve on {host}:{port} ({e.strerror}); "
+                                   f"choose another --port") from None
+
+
 def _serve(args) -> int:
     try:
         import dash  # noqa: F401
@@ -22,8 +51,10 @@ def _serve(args) -> int:
         raise ValueError("the dashboard app needs Dash: pip install dash") from e
     from hwlat.dashboards.app import make_app
 
+    check_port_free(args.port, args.host)
     app = make_app(args.store, predictor_path=args.predictor, runtime=args.runtime)
-    print(f"serving on http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    check_port_free(args.port, args.host)  # again: loading took a while
+    print(f"serving on http://{args.host}:{args.port}/ (this machine only; Ctrl-C stops)", flush=True)
     app.run(host=args.host, port=args.port, debug=False)
     return 0
 
@@ -44,6 +75,5 @@ def add_parsers(sub) -> None:
     s.add_argument("--store", required=True, help="measurement store (read only)")
     s.add_argument("--predictor", help="predictor JSON file")
     s.add_argument("--runtime", default="litert", help="runtime to show (default litert)")
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=8050)
-    s.set_defaults(func=_serve)
+    s.add_argument("--port", type=port_number, default=8050, help="port on 127.0.0.1 (this machine only)")
+    s.set_defaults(func=_serve, host=HOST)  # this machine only: no option to change it

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -237,13 +236,57 @@ def ablations(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def read_history(path) -> pd.DataFrame:
-    """Read a search history: a JSON list of step dicts, ``{"steps": [...]}`` or JSON lines.
+HISTORY_COLUMNS = ["step", "phase", "latency_ms", "measured_ms", "accuracy", "reward", "proposal", "arch"]
+_METRICS = ("latency_ms", "latency", "predicted_ms", "accuracy", "acc", "top1", "reward")
 
-    Tolerant: known keys are ``step``, ``latency_ms``, ``accuracy`` (or ``acc``/``top1``),
-    ``reward``, ``proposal`` (or ``cut``/``layer``) and ``arch``; others are kept as they are and
-    missing ones are NaN. Steps are numbered in file order when ``step`` is absent. A file that
-    cannot be read gives an empty frame and a warning.
+
+def _netadapt_frame(h: dict) -> pd.DataFrame:
+    """An hwlat NetAdapt history: seed, each step, the final network (after the long fine-tune)
+    and any baselines (e.g. uniform width scaling), latency = predicted ms."""
+    rows = [{"step": 0, "phase": "seed", "latency_ms": h["seed"].get("predicted_ms"),
+             "accuracy": h["seed"].get("accuracy"), "proposal": "seed", "arch": h.get("seed_arch")}]
+    for s in h.get("steps") or []:
+        c = s.get("chosen") or {}
+        rows.append({"step": s.get("step", len(rows) - 1) + 1, "phase": "step", "latency_ms": s.get("predicted_ms"),
+                     "accuracy": s.get("accuracy"), "arch": s.get("arch"),
+                     "proposal": f"{c.get('kind', '')} {c.get('key', '')} -> {c.get('width', '')}".strip()})
+    fin = h.get("final")
+    if isinstance(fin, dict):
+        rows.append({"step": len(rows), "phase": "final", "latency_ms": fin.get("predicted_ms"),
+                     "measured_ms": fin.get("measured_ms"), "accuracy": fin.get("accuracy"),
+                     "proposal": "after long-term fine-tune", "arch": fin.get("arch")})
+    for name, b in (h.get("baselines") or {}).items():
+        if isinstance(b, dict):
+            label = f"{name} x{b['width_mult']:g}" if "width_mult" in b else name
+            rows.append({"step": np.nan, "phase": name, "latency_ms": b.get("predicted_ms"),
+                         "measured_ms": b.get("measured_ms"), "accuracy": b.get("accuracy"), "proposal": label})
+    return pd.DataFrame(rows)
+
+
+def _steps_of(obj) -> list | None:
+    """The list of step records of a parsed history file, or None when it is not a history."""
+    if isinstance(obj, dict):
+        if obj.get("kind") == "nas":
+            return [{**c, "latency_ms": c.get("predicted_ms")} for c in obj.get("candidates") or []
+                    if isinstance(c, dict)]
+        obj = next((obj[k] for k in ("steps", "history", "trajectory", "candidates") if k in obj), None)
+    if not isinstance(obj, list):
+        return None
+    steps = [s for s in obj if isinstance(s, dict)]
+    return steps if any(k in s for s in steps for k in _METRICS) else None
+
+
+def read_history(path) -> pd.DataFrame | None:
+    """Read a search history; None (silently) when the file is not one.
+
+    A history is an hwlat NetAdapt history (``kind: netadapt``: one row per phase, seed → steps →
+    final, plus baselines such as uniform width scaling; ``latency_ms`` is predicted,
+    ``measured_ms`` when measured), an hwlat NAS history (``kind: nas``: one row per candidate),
+    or, tolerantly, a JSON list of step dicts, ``{"steps": [...]}`` or JSON lines whose records
+    carry a latency, accuracy or reward. Known keys: ``step``, ``latency_ms`` (or ``latency``,
+    ``predicted_ms``), ``accuracy`` (or ``acc``/``top1``), ``reward``, ``proposal`` (or
+    ``cut``/``layer``), ``arch``; steps are numbered in file order when ``step`` is absent.
+    Columns :data:`HISTORY_COLUMNS` plus whatever else the records hold.
     """
     p = Path(path)
     try:
@@ -252,20 +295,22 @@ def read_history(path) -> pd.DataFrame:
             obj = json.loads(text)
         except json.JSONDecodeError:
             obj = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except (OSError, ValueError) as e:
-        warnings.warn(f"{p}: cannot read search history ({e})", stacklevel=2)
-        return pd.DataFrame(columns=["step", "latency_ms", "accuracy", "reward", "proposal", "arch"])
-    if isinstance(obj, dict):
-        obj = next((obj[k] for k in ("steps", "history", "trajectory", "candidates") if k in obj), [obj])
-    steps = [s for s in obj if isinstance(s, dict)] if isinstance(obj, list) else []
-    df = pd.DataFrame(steps)
+    except (OSError, ValueError):
+        return None
+    if isinstance(obj, dict) and obj.get("kind") == "netadapt" and isinstance(obj.get("seed"), dict):
+        df = _netadapt_frame(obj)
+    else:
+        steps = _steps_of(obj)
+        if steps is None:
+            return None
+        df = pd.DataFrame(steps)
     for alias, key in (("acc", "accuracy"), ("top1", "accuracy"), ("cut", "proposal"),
-                       ("layer", "proposal"), ("latency", "latency_ms")):
+                       ("layer", "proposal"), ("latency", "latency_ms"), ("predicted_ms", "latency_ms")):
         if key not in df and alias in df:
             df[key] = df[alias]
-    for key in ("latency_ms", "accuracy", "reward"):
+    for key in ("latency_ms", "measured_ms", "accuracy", "reward"):
         df[key] = pd.to_numeric(df[key], errors="coerce") if key in df else np.nan
-    for key in ("proposal", "arch"):
+    for key in ("proposal", "arch", "phase"):
         if key not in df:
             df[key] = None
         df[key] = [v if v is None or isinstance(v, str) else json.dumps(v) for v in df[key]]
@@ -275,13 +320,14 @@ def read_history(path) -> pd.DataFrame:
 
 
 def histories(runs_dir) -> dict[str, pd.DataFrame]:
-    """Every ``*.json``/``*.jsonl`` history under ``runs_dir`` (recursively), by relative path."""
+    """Every search history (:func:`read_history`) among the ``*.json``/``*.jsonl`` files under
+    ``runs_dir`` (recursively), by relative path; other files (predictors, summaries) are skipped."""
     if runs_dir is None or not Path(runs_dir).is_dir():
         return {}
     root = Path(runs_dir)
     out = {}
     for f in sorted([*root.rglob("*.json"), *root.rglob("*.jsonl")]):
         df = read_history(f)
-        if not df.empty:
+        if df is not None and not df.empty:
             out[str(f.relative_to(root))] = df
     return out

@@ -213,6 +213,8 @@ def search_trajectory(steps: pd.DataFrame | None, title: str = "Search trajector
     if steps is None or steps.empty:
         return note_figure(title, "No search history: the runs folder is missing or holds no "
                                   "readable NetAdapt/NAS history (a JSON list of steps).")
+    if "phase" in steps and (steps["phase"] == "seed").any():
+        return netadapt_trajectory(steps, title)
     from plotly.subplots import make_subplots
 
     has_r = steps["reward"].notna().any()
@@ -239,6 +241,32 @@ def search_trajectory(steps: pd.DataFrame | None, title: str = "Search trajector
     if not fig.data:
         return note_figure(title, "The search history has no latency, accuracy or reward values.")
     fig.update_layout(title=title, height=440)
+    return fig
+
+
+def netadapt_trajectory(steps: pd.DataFrame, title: str = "NetAdapt") -> go.Figure:
+    """Accuracy against predicted latency (ms) per NetAdapt step, seed to final, with baselines
+    (e.g. uniform width scaling) beside it; measured latency in the hover text when known."""
+    run = steps[steps["phase"].isin(["seed", "step", "final"])]
+    fig = go.Figure()
+
+    def hover(df):
+        return [f"{p}<br>{lat:.3f} ms predicted" + (f", {m:.3f} ms measured" if pd.notna(m) else "")
+                for p, lat, m in zip(df["proposal"], df["latency_ms"], df["measured_ms"])]
+
+    fig.add_trace(go.Scatter(x=run["latency_ms"], y=run["accuracy"], mode="lines+markers", name="NetAdapt",
+                             text=hover(run), hovertemplate="%{text}<br>acc %{y:.3f}"))
+    ends = run[run["phase"].isin(["seed", "final"])]
+    fig.add_trace(go.Scatter(x=ends["latency_ms"], y=ends["accuracy"], mode="markers+text", name="seed / final",
+                             text=ends["phase"], textposition="top center", hoverinfo="skip",
+                             marker={"size": 12, "symbol": "diamond"}))
+    base = steps[~steps["phase"].isin(["seed", "step", "final"])]
+    if not base.empty:
+        fig.add_trace(go.Scatter(x=base["latency_ms"], y=base["accuracy"], mode="markers+text",
+                                 name="baselines", text=base["proposal"], textposition="bottom center",
+                                 hovertext=hover(base), hoverinfo="text",
+                                 marker={"size": 12, "symbol": "square", "color": "#d62728"}))
+    fig.update_layout(title=title, xaxis_title="predicted latency (ms)", yaxis_title="accuracy", height=440)
     return fig
 
 

@@ -1,6 +1,7 @@
 """``hwlat netadapt`` and ``hwlat search``: wire with ``add_parsers(sub)`` on the main subparsers.
 
-Functions return an exit code; bad input raises ``ValueError`` with a one-line message.
+Functions return an exit code; bad input raises ``ValueError`` (or an
+:class:`~hwlat.errors.HwlatError`) with a one-line message.
 """
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import sys
 from pathlib import Path
 
 
-def _predictor(path: str, runtime: str, allow_other: bool):
+def load_predictor(path: str, runtime: str | None, allow_other: bool):
+    """Load a predictor file and check it is for this machine and ``runtime`` (None: the
+    predictor's own): a mismatch fails, or warns with ``allow_other``."""
     from hwlat.latency_models import load
     from hwlat.profiler.runners import get_runner
 
     if not Path(path).is_file():
         raise ValueError(f"{path}: no such predictor file (hwlat fit ... -o {path})")
     pred = load(path)
+    runtime = runtime or pred.runtime_ or "litert"
     try:
         fp = get_runner(runtime).fingerprint()
     except ImportError as e:
@@ -42,17 +46,20 @@ def _resumable(out: Path, what: str, run):
 
 def _netadapt(args) -> int:
     from hwlat.archs import load_arch
-    from hwlat.search.netadapt import NetAdaptConfig, measure_litert, netadapt, record_measured
+    from hwlat.search.netadapt import (NetAdaptConfig, channel_floor, measure_litert, netadapt,
+                                       record_measured)
 
     if (args.target_ratio is None) == (args.target_ms is None):
         raise ValueError("give exactly one of --target-ratio R (0 < R < 1) or --target-ms T")
     if args.target_ratio is not None and not (0 < args.target_ratio < 1):
         raise ValueError(f"--target-ratio must be between 0 and 1 (exclusive), got {args.target_ratio}")
-    pred = _predictor(args.predictor, args.runtime, args.allow_other_device)
+    pred = load_predictor(args.predictor, args.runtime, args.allow_other_device)
     task = _task(args.task, args.resolution, args, "seed_steps")
     arch = task.adapt(load_arch(args.arch))
-    seed_ms = pred.predict(arch)
-    target = args.target_ms if args.target_ms is not None else args.target_ratio * seed_ms
+    floor = channel_floor(arch, pred)
+    target = args.target_ms if args.target_ms is not None else args.target_ratio * floor.seed_ms
+    print(f"target {target:.3f} ms predicted; {floor.describe()}")
+    floor.check(target)
     cfg = NetAdaptConfig(target_ms=float(target), delta_fraction=args.delta, decay=args.decay,
                          short_steps=args.short_steps, long_steps=args.long_steps, criterion=args.criterion,
                          seed=args.seed)
@@ -80,14 +87,16 @@ def _search(args) -> int:
     import numpy as np
 
     from hwlat.archs import SearchSpace
+    from hwlat.files import atomic_write_text
     from hwlat.search.nas import (W_DEFAULT, W_SMALL, CachedAccuracy, latency_function, make_controller,
                                   search)
 
-    pred = _predictor(args.predictor, args.runtime, args.allow_other_device)
+    pred = load_predictor(args.predictor, args.runtime, args.allow_other_device)
     task = _task(args.task, args.resolution, args, "train_steps")
     factory = SearchSpace.mobilenetv3_small if args.space == "small" else SearchSpace.mobilenetv3_large
     space = factory(resolution=task.resolution, num_classes=task.num_classes)
     lat = latency_function(pred, space)
+    print(lat.describe())
     probe = np.random.default_rng(12345)
     fastest = float(lat([space.sample(probe) for _ in range(300)]).min())
     if args.target_ms < fastest:
@@ -108,7 +117,7 @@ def _search(args) -> int:
         callback=show, meta={"task": args.task, "train_steps": args.train_steps, "seed": args.seed}))
     best = hist["best"]
     arch = space.decode(best["vector"])
-    (out / "arch.json").write_text(arch.to_json(), encoding="utf-8")
+    atomic_write_text(out / "arch.json", arch.to_json())
     print(f"{args.controller}: best of {len(hist['candidates'])} reward {best['reward']:.4f}, "
           f"acc {best['accuracy']:.3f}, {best['predicted_ms']:.3f} ms predicted; wrote {out / 'arch.json'}")
     return 0

@@ -1,0 +1,158 @@
+"""``hwlat demo compare``: NetAdapt against uniform width scaling, and NAS with each controller,
+on the built-in digits task with a fitted predictor.
+
+- NetAdapt takes a trained zoo seed down to ``ratio`` of its predicted latency
+  (``DIR/netadapt/history.json``); the seed and the result are measured with LiteRT on this
+  machine (``DIR/measure.db``).
+- Uniform width scaling: the widest multiplier of the seed's zoo family whose predicted latency is
+  at most NetAdapt's final one, trained from scratch for as many steps as NetAdapt's seed plus its
+  long fine-tune, and measured too. It is recorded beside the run in its history (``baselines``),
+  so the report draws it next to the NetAdapt trajectory.
+- NAS: each controller on the small search space with a cheap evaluator
+  (``DIR/nas_<controller>/history.json``).
+
+Every number lands in ``DIR/compare.json`` (written after each part); latencies in ms. Reruns
+resume each part.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from hwlat.files import atomic_write_json
+from hwlat.search import history as H
+
+
+@dataclass
+class CompareConfig:
+    """Settings of :func:`compare` (steps are training steps; ``ratio`` of the seed's predicted
+    latency is NetAdapt's target; ``max_seconds`` caps each LiteRT measurement)."""
+
+    seed_arch: str = "mobilenetv3_small_050"
+    resolution: int = 96
+    seed_steps: int = 150
+    short_steps: int = 5
+    long_steps: int = 100
+    delta: float = 0.03
+    ratio: float = 0.8
+    nas_budget: int = 200
+    nas_steps: int = 3
+    nas_resolution: int = 32
+    controllers: tuple[str, ...] = ("random", "evolution", "rl")
+    threads: int = 1
+    skip: frozenset[str] = field(default_factory=frozenset)
+    max_seconds: float = 10.0
+
+    def __post_init__(self):
+        bad = set(self.skip) - {"netadapt", "uniform", "nas"}
+        if bad:
+            raise ValueError(f"--skip: unknown part(s) {sorted(bad)}; choose from netadapt, uniform, nas")
+
+
+def _netadapt(pred, task, cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
+    from hwlat.archs import get_arch
+    from hwlat.search.netadapt import NetAdaptConfig, channel_floor, measure_litert, netadapt
+
+    seed = task.adapt(get_arch(cfg.seed_arch))
+    floor = channel_floor(seed, pred)
+    log(f"netadapt: {floor.describe()}")
+    target = cfg.ratio * floor.seed_ms
+    na_cfg = NetAdaptConfig(target_ms=target, delta_fraction=cfg.delta, short_steps=cfg.short_steps,
+                            long_steps=cfg.long_steps)
+    t = time.time()
+    r = netadapt(seed, None, task, pred, na_cfg, out / "netadapt", seed_train_steps=cfg.seed_steps,
+                 callback=lambda s: log(f"  step {s['step']}: {s['chosen']['kind']} {s['chosen']['key']}"
+                                        f"->{s['chosen']['width']} {s['predicted_ms']:.3f} ms "
+                                        f"acc {s['accuracy']:.3f}"))
+    fin = r.history["final"]
+    seed_meas = measure_litert(seed, out / "measure.db", max_seconds=cfg.max_seconds)
+    fin_meas = measure_litert(r.arch, out / "measure.db", max_seconds=cfg.max_seconds)
+    return {"seed": cfg.seed_arch, "resolution": cfg.resolution, "seed_predicted_ms": floor.seed_ms,
+            "fixed_ms": floor.floor_ms, "seed_measured_ms": seed_meas,
+            "seed_accuracy": r.history["seed"]["accuracy"], "target_predicted_ms": target,
+            "final_predicted_ms": fin["predicted_ms"], "final_measured_ms": fin_meas,
+            "measured_ratio": fin_meas / seed_meas, "final_accuracy": fin["accuracy"],
+            "accuracy_before_long": fin["accuracy_before_long"], "steps": len(r.history["steps"]),
+            "seconds": time.time() - t, "final_arch": fin["arch"], "final_params": fin["params"]}
+
+
+def uniform_baseline(pred, task, seed_name: str, max_ms: float) -> tuple[float, object] | None:
+    """The widest ``width_mult`` (steps of 0.025 from 1.25 down) of zoo network ``seed_name`` whose
+    predicted latency is at most ``max_ms``, with its architecture; None if none is."""
+    from hwlat.archs import get_arch
+
+    for m in np.arange(1.25, 0.1, -0.025):
+        arch = task.adapt(get_arch(seed_name, width_mult=round(float(m), 3)))
+        if pred.predict(arch) <= max_ms:
+            return round(float(m), 3), arch
+    return None
+
+
+def _uniform(pred, task, cfg: CompareConfig, out: Path, na: dict) -> dict | None:
+    from hwlat.archs import summary
+    from hwlat.search.netadapt import measure_litert, record_baseline
+
+    found = uniform_baseline(pred, task, cfg.seed_arch, na["final_predicted_ms"])
+    if found is None:
+        return None
+    m, arch = found
+    steps = cfg.seed_steps + cfg.long_steps
+    model = task.train(arch, steps)
+    rec = {"width_mult": m, "predicted_ms": pred.predict(arch), "accuracy": task.accuracy(model),
+           "measured_ms": measure_litert(arch, out / "measure.db", max_seconds=cfg.max_seconds),
+           "train_steps": steps, "params": summary(arch)["params"]}
+    record_baseline(out / "netadapt", "uniform", rec)
+    return rec
+
+
+def _nas(pred, cfg: CompareConfig, out: Path, res: dict, save: Callable[[], None],
+         log: Callable[[str], None]) -> None:
+    from hwlat.archs import SearchSpace
+    from hwlat.search.evaluators import DigitsTask
+    from hwlat.search.nas import W_SMALL, CachedAccuracy, latency_function, make_controller, search
+
+    space = SearchSpace.mobilenetv3_small(resolution=cfg.nas_resolution, num_classes=10)
+    lat = latency_function(pred, space)
+    log(f"nas: {lat.describe()}")
+    # cheap: few steps, BatchNorm statistics recalibrated on one batch of training images
+    cheap = DigitsTask(cfg.nas_resolution, scratch_steps=cfg.nas_steps, batch_size=32, bn_batches=1,
+                       threads=cfg.threads)
+    ref = float(np.median(lat([space.sample(np.random.default_rng(7)) for _ in range(500)])))
+    res["nas"] = {"space": f"mobilenetv3_small @{cfg.nas_resolution}px", "target_ms": ref, "w": W_SMALL,
+                  "evaluator": f"digits {cfg.nas_resolution}px, {cfg.nas_steps} training steps from scratch"}
+    for c in cfg.controllers:
+        t = time.time()
+        h = search(space, make_controller(c, space), CachedAccuracy(cheap.evaluate), lat, ref,
+                   cfg.nas_budget, np.random.default_rng(0), w=W_SMALL, out_dir=out / f"nas_{c}")
+        b = h["best"]
+        rw = [x["reward"] for x in h["candidates"]]
+        res["nas"][c] = {"best_reward": b["reward"], "best_accuracy": b["accuracy"],
+                         "best_predicted_ms": b["predicted_ms"], "candidates": len(rw),
+                         "mean_reward_first50": float(np.mean(rw[:50])),
+                         "mean_reward_last50": float(np.mean(rw[-50:])), "seconds": time.time() - t}
+        save()
+        log(f"nas {c}: best reward {b['reward']:.4f} (acc {b['accuracy']:.3f}, {b['predicted_ms']:.3f} ms)")
+
+
+def compare(pred, out_dir: str | Path, cfg: CompareConfig = CompareConfig(),
+            log: Callable[[str], None] = print) -> dict:
+    """Run the parts of the comparison not in ``cfg.skip``; return (and write) ``DIR/compare.json``."""
+    from hwlat.search.evaluators import DigitsTask
+
+    out = H.out_dir(out_dir)
+    res: dict = {}
+    save = lambda: atomic_write_json(out / "compare.json", res)  # noqa: E731
+    task = DigitsTask(cfg.resolution, scratch_steps=cfg.seed_steps, batch_size=32, threads=cfg.threads)
+    if "netadapt" not in cfg.skip:
+        res["netadapt"] = _netadapt(pred, task, cfg, out, log)
+        save()
+        if "uniform" not in cfg.skip:
+            res["uniform"] = _uniform(pred, task, cfg, out, res["netadapt"])
+            save()
+    if "nas" not in cfg.skip:
+        _nas(pred, cfg, out, res, save, log)
+    return res
