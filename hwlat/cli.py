@@ -236,7 +236,7 @@ def _profile_show(args) -> int:
         return 0
     df["precision"] = [(fps.get(d, {}).get("extra") or {}).get("precision", "float32") for d in df["device_id"]]
     summary = df.groupby(["device", "device_key", "runtime", "delegate", "precision", "granularity",
-                          "variant"]).agg(
+                          "variant"], dropna=False).agg(
         workloads=("key", "nunique"), median_ms_total=("median_ms", "sum"),
         repeats=("repeats", "median"),
         spread_pct_median=("spread_pct", "median"), spread_pct_max=("spread_pct", "max")).reset_index()
@@ -447,7 +447,7 @@ def _demo_compare(args) -> int:
         print(f"uniform x{uni['width_mult']:g}: {uni['measured_ms']:.3f} ms measured "
               f"({uni['predicted_ms']:.3f} ms predicted), acc {uni['accuracy']:.3f}")
     elif na and "uniform" not in cfg.skip:
-        print(f"uniform: no width multiplier of {na['seed']} is predicted as fast as NetAdapt's result")
+        print("uniform: no width multiplier of the seed is predicted as fast as NetAdapt's result")
     print(f"wrote {Path(args.out) / 'compare.json'}")
     return 0
 
@@ -620,7 +620,8 @@ def _add_demo(sub) -> None:
                                         "and NAS with each controller, on digits")
     c.add_argument("--predictor", required=True, help="fitted predictor of this machine (hwlat fit)")
     c.add_argument("--out", required=True, help="folder: netadapt/, nas_*/, measure.db, compare.json")
-    c.add_argument("--seed-arch", default="mobilenetv3_small_050", help="zoo name of NetAdapt's seed")
+    c.add_argument("--seed-arch", default="mobilenetv3_small_050",
+                   help="NetAdapt's seed: zoo name, codec string or spec file")
     c.add_argument("--resolution", "-r", type=int, default=96)
     c.add_argument("--seed-steps", type=int, default=150)
     c.add_argument("--short-steps", type=int, default=5)

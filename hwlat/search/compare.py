@@ -1,11 +1,11 @@
 """``hwlat demo compare``: NetAdapt against uniform width scaling, and NAS with each controller,
 on the built-in digits task with a fitted predictor.
 
-- NetAdapt takes a trained zoo seed down to ``ratio`` of its predicted latency
+- NetAdapt takes a trained seed (any architecture reference) down to ``ratio`` of its predicted latency
   (``DIR/netadapt/history.json``); the seed and the result are measured with LiteRT on this
   machine (``DIR/measure.db``).
-- Uniform width scaling: the widest multiplier of the seed's zoo family whose predicted latency is
-  at most NetAdapt's final one, trained from scratch for as many steps as NetAdapt's seed plus its
+- Uniform width scaling: the largest multiplier of every width of the seed (:func:`uniform_scale`)
+  whose predicted latency is at most NetAdapt's final one, trained from scratch for as many steps as NetAdapt's seed plus its
   long fine-tune, and measured too. It is recorded beside the run in its history (``baselines``),
   so the report draws it next to the NetAdapt trajectory.
 - NAS: each controller on the small search space with a cheap evaluator
@@ -16,6 +16,7 @@ resume each part.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,11 +54,9 @@ class CompareConfig:
             raise ValueError(f"--skip: unknown part(s) {sorted(bad)}; choose from netadapt, uniform, nas")
 
 
-def _netadapt(pred, task, cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
-    from hwlat.archs import get_arch
+def _netadapt(pred, task, seed, cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
     from hwlat.search.netadapt import NetAdaptConfig, channel_floor, measure_litert, netadapt
 
-    seed = task.adapt(get_arch(cfg.seed_arch))
     floor = channel_floor(seed, pred)
     log(f"netadapt: {floor.describe()}")
     target = cfg.ratio * floor.seed_ms
@@ -71,7 +70,7 @@ def _netadapt(pred, task, cfg: CompareConfig, out: Path, log: Callable[[str], No
     fin = r.history["final"]
     seed_meas = measure_litert(seed, out / "measure.db", max_seconds=cfg.max_seconds)
     fin_meas = measure_litert(r.arch, out / "measure.db", max_seconds=cfg.max_seconds)
-    return {"seed": cfg.seed_arch, "resolution": cfg.resolution, "seed_predicted_ms": floor.seed_ms,
+    return {"seed": seed.name, "resolution": cfg.resolution, "seed_predicted_ms": floor.seed_ms,
             "fixed_ms": floor.floor_ms, "seed_measured_ms": seed_meas,
             "seed_accuracy": r.history["seed"]["accuracy"], "target_predicted_ms": target,
             "final_predicted_ms": fin["predicted_ms"], "final_measured_ms": fin_meas,
@@ -80,23 +79,46 @@ def _netadapt(pred, task, cfg: CompareConfig, out: Path, log: Callable[[str], No
             "seconds": time.time() - t, "final_arch": fin["arch"], "final_params": fin["params"]}
 
 
-def uniform_baseline(pred, task, seed_name: str, max_ms: float) -> tuple[float, object] | None:
-    """The widest ``width_mult`` (steps of 0.025 from 1.25 down) of zoo network ``seed_name`` whose
-    predicted latency is at most ``max_ms``, with its architecture; None if none is."""
-    from hwlat.archs import get_arch
+def uniform_scale(arch, m: float):
+    """``arch`` with every channel width (stem, expansions, outputs, SE squeeze, last stage)
+    multiplied by ``m`` and rounded to a multiple of 8 (``make_divisible``); blocks keep their
+    structure (an expansion equal to its input stays equal, residuals stay)."""
+    from hwlat.archs import make_divisible, validate
+    from hwlat.archs.layers import residual_applies
 
-    for m in np.arange(1.25, 0.1, -0.025):
-        arch = task.adapt(get_arch(seed_name, width_mult=round(float(m), 3)))
+    def w(c: int) -> int:
+        return make_divisible(c * m) if c else 0
+
+    stem = dataclasses.replace(arch.stem, out=w(arch.stem.out))
+    blocks, cin, new_cin = [], arch.stem.out, stem.out
+    for b in arch.blocks:
+        exp = new_cin if b.exp == cin else w(b.exp) + 8 * (w(b.exp) == new_cin)  # keep the expansion conv
+        se = b.se and dataclasses.replace(b.se, squeeze=make_divisible(exp / 4))
+        nb = dataclasses.replace(b, exp=exp, out=w(b.out), se=se)
+        if residual_applies(nb, new_cin) != residual_applies(b, cin):  # widths rounded to equal
+            nb = dataclasses.replace(nb, residual=False)
+        blocks.append(nb)
+        cin, new_cin = b.out, blocks[-1].out
+    head = dataclasses.replace(arch.head, conv=w(arch.head.conv), hidden=w(arch.head.hidden))
+    return validate(dataclasses.replace(arch, name=f"{arch.name}_x{m:g}", stem=stem, blocks=tuple(blocks),
+                                        head=head))
+
+
+def uniform_baseline(pred, seed, max_ms: float) -> tuple[float, object] | None:
+    """The largest multiplier ``m`` (steps of 0.025 from 1 down) whose :func:`uniform_scale` of
+    ``seed`` is predicted at most ``max_ms``, with its architecture; None if none is."""
+    for m in np.arange(1.0, 0.05, -0.025):
+        arch = uniform_scale(seed, round(float(m), 3))
         if pred.predict(arch) <= max_ms:
             return round(float(m), 3), arch
     return None
 
 
-def _uniform(pred, task, cfg: CompareConfig, out: Path, na: dict) -> dict | None:
+def _uniform(pred, task, seed, cfg: CompareConfig, out: Path, na: dict) -> dict | None:
     from hwlat.archs import summary
     from hwlat.search.netadapt import measure_litert, record_baseline
 
-    found = uniform_baseline(pred, task, cfg.seed_arch, na["final_predicted_ms"])
+    found = uniform_baseline(pred, seed, na["final_predicted_ms"])
     if found is None:
         return None
     m, arch = found
@@ -141,17 +163,19 @@ def _nas(pred, cfg: CompareConfig, out: Path, res: dict, save: Callable[[], None
 def compare(pred, out_dir: str | Path, cfg: CompareConfig = CompareConfig(),
             log: Callable[[str], None] = print) -> dict:
     """Run the parts of the comparison not in ``cfg.skip``; return (and write) ``DIR/compare.json``."""
+    from hwlat.archs import load_arch
     from hwlat.search.evaluators import DigitsTask
 
     out = H.out_dir(out_dir)
     res: dict = {}
     save = lambda: atomic_write_json(out / "compare.json", res)  # noqa: E731
     task = DigitsTask(cfg.resolution, scratch_steps=cfg.seed_steps, batch_size=32, threads=cfg.threads)
+    seed = task.adapt(load_arch(cfg.seed_arch))
     if "netadapt" not in cfg.skip:
-        res["netadapt"] = _netadapt(pred, task, cfg, out, log)
+        res["netadapt"] = _netadapt(pred, task, seed, cfg, out, log)
         save()
         if "uniform" not in cfg.skip:
-            res["uniform"] = _uniform(pred, task, cfg, out, res["netadapt"])
+            res["uniform"] = _uniform(pred, task, seed, cfg, out, res["netadapt"])
             save()
     if "nas" not in cfg.skip:
         _nas(pred, cfg, out, res, save, log)

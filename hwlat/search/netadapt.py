@@ -495,8 +495,8 @@ def netadapt(seed_arch: ArchSpec, seed_model: nn.Module | None, task, predictor,
                              seed_train_steps)
         arch = seed_arch
     else:
-        _remove_stale_weights(out, hist)  # a run killed after writing weights, before the history
         arch, model = _load_weights(out, hist)
+        _remove_stale_weights(out, hist)  # a run killed after writing weights, before the history
         if hist["final"] is not None:
             return NetAdaptResult(arch, model, hist)
     seed_ms = hist["seed"]["predicted_ms"]
