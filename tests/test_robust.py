@@ -362,22 +362,28 @@ def test_read_only_store_can_be_read(env, tmp_path):
         os.chmod(ro / "lat.db", 0o444)
         before = snapshot(ro)
         user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
-        hw = [*user, sys.executable, "-m", "hwlat"]
         db = str(ro / "lat.db")
-
-        def call(*argv):
-            return subprocess.run([*hw, *argv], capture_output=True, text=True, timeout=300, cwd=outdir)
-
-        for argv in (["profile", "show", "--store", db], ["profile", "export", "--store", db, "-o",
-                                                            str(outdir / "x.csv")],
-                     ["fit", "--store", db, "--kind", "lut", "-o", str(outdir / "p.json")],
-                     ["dashboard", "build", "--store", db, "-o", str(outdir / "r.html")]):
-            r = call(*argv)
-            assert r.returncode == 0, (argv, r.stderr)
-        r = call("profile", "show", "--store", db, "--json")
-        assert len(json.loads(r.stdout)) == len(Store(env["db"], readonly=True).frame())
-        r = call("profile", "models", TINY, "--store", db, "-q")
-        assert r.returncode == 2 and "read-only" in r.stderr and r.stderr.count("\n") == 1
+        commands = [["profile", "show", "--store", db], ["profile", "show", "--store", db, "--json"],
+                    ["profile", "export", "--store", db, "-o", str(outdir / "x.csv")],
+                    ["fit", "--store", db, "--kind", "lut", "-o", str(outdir / "p.json")],
+                    ["dashboard", "build", "--store", db, "-o", str(outdir / "r.html")],
+                    ["profile", "models", TINY, "--store", db, "-q"]]
+        script = ("import contextlib, io, json, sys\nfrom hwlat.cli import main\nres = []\n"
+                  "for argv in json.loads(sys.argv[1]):\n"
+                  "    out, err = io.StringIO(), io.StringIO()\n"
+                  "    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+                  "        code = main(argv)\n"
+                  "    res.append([code, out.getvalue(), err.getvalue()])\n"
+                  "print(json.dumps(res))\n")
+        r = subprocess.run([*user, sys.executable, "-c", script, json.dumps(commands)], capture_output=True,
+                           text=True, timeout=600, cwd=outdir)
+        assert r.returncode == 0, r.stderr[-3000:]
+        res = json.loads(r.stdout.splitlines()[-1])
+        for argv, (code, out, err) in zip(commands[:-1], res):
+            assert code == 0, (argv, err)
+        assert len(json.loads(res[1][1])) == len(Store(env["db"], readonly=True).frame())
+        code, _, err = res[-1]
+        one_line_error(code, err, db, "read-only")
         assert snapshot(ro) == before and sorted(os.listdir(ro)) == ["lat.db"]
     finally:
         os.chmod(ro, 0o755)

@@ -4,7 +4,7 @@ on the built-in digits task with a fitted predictor.
 - NetAdapt takes a trained seed (any architecture reference) down to ``ratio`` of its predicted latency
   (``DIR/netadapt/history.json``); the seed and the result are measured with LiteRT on this
   machine (``DIR/measure.db``).
-- Uniform width scaling: the largest multiplier of every width of the seed (:func:`uniform_scale`)
+- Uniform width scaling: the largest multiplier of the widths NetAdapt cuts (:func:`uniform_scale`)
   whose predicted latency is at most NetAdapt's final one, trained from scratch for as many steps as NetAdapt's seed plus its
   long fine-tune, and measured too. It is recorded beside the run in its history (``baselines``),
   so the report draws it next to the NetAdapt trajectory.
@@ -80,14 +80,15 @@ def _netadapt(pred, task, seed, cfg: CompareConfig, out: Path, log: Callable[[st
 
 
 def uniform_scale(arch, m: float):
-    """``arch`` with every channel width (stem, expansions, outputs, SE squeeze, last stage)
-    multiplied by ``m`` and rounded to a multiple of 8 (``make_divisible``); blocks keep their
-    structure (an expansion equal to its input stays equal, residuals stay)."""
+    """``arch`` with the widths NetAdapt cuts (stem, expansions, bottleneck outputs, with the SE
+    squeeze following the expansion) multiplied by ``m`` and rounded to a multiple of 8
+    (``make_divisible``); the last stage stays, as NetAdapt leaves it. Blocks keep their structure
+    (an expansion equal to its input stays equal; shortcuts stay as they are)."""
     from hwlat.archs import make_divisible, validate
     from hwlat.archs.layers import residual_applies
 
     def w(c: int) -> int:
-        return make_divisible(c * m) if c else 0
+        return make_divisible(c * m)
 
     stem = dataclasses.replace(arch.stem, out=w(arch.stem.out))
     blocks, cin, new_cin = [], arch.stem.out, stem.out
@@ -99,9 +100,7 @@ def uniform_scale(arch, m: float):
             nb = dataclasses.replace(nb, residual=False)
         blocks.append(nb)
         cin, new_cin = b.out, blocks[-1].out
-    head = dataclasses.replace(arch.head, conv=w(arch.head.conv), hidden=w(arch.head.hidden))
-    return validate(dataclasses.replace(arch, name=f"{arch.name}_x{m:g}", stem=stem, blocks=tuple(blocks),
-                                        head=head))
+    return validate(dataclasses.replace(arch, name=f"{arch.name}_x{m:g}", stem=stem, blocks=tuple(blocks)))
 
 
 def uniform_baseline(pred, seed, max_ms: float) -> tuple[float, object] | None:
