@@ -101,7 +101,10 @@ def _archs(refs: list[str], resolution: int | None, sample_space: str | int = 0,
 
 def _export(args) -> int:
     from hwlat.archs import load_arch
+    from hwlat.files import atomic_write
+    from hwlat.profiler.store import check_output
 
+    out = check_output(args.output)
     arch = load_arch(args.arch, args.resolution)
     if (args.quantize or args.grouped != "conv") and args.format != "tflite":
         raise ValueError("--quantize and --grouped apply to tflite export only")
@@ -113,9 +116,6 @@ def _export(args) -> int:
         from hwlat.profiler.onnx_export import build_onnx
 
         data = build_onnx(arch)
-    from hwlat.files import atomic_write
-
-    out = Path(args.output)
     atomic_write(out, lambda tmp: tmp.write_bytes(data))
     print(f"wrote {out} ({len(data) / 1e6:.2f} MB, {arch.name} @ {arch.resolution}px, {args.format})")
     return 0
@@ -254,8 +254,11 @@ def _profile_show(args) -> int:
 def _profile_export(args) -> int:
     from hwlat.profiler.store import open_store
 
+    from hwlat.profiler.store import check_output
+
+    out = check_output(args.output)
     with open_store(args.store, readonly=True) as st:
-        st.export(args.output)
+        st.export(out)
     print(f"wrote {args.output}")
     return 0
 
@@ -288,21 +291,13 @@ def check_predictor_output(path: str | os.PathLike, force: bool = False) -> Path
     measurement store or a folder.
     """
     from hwlat.latency_models.persist import SCHEMA
+    from hwlat.profiler.store import check_output
 
-    path = Path(path)
-    if path.is_dir():
-        raise FileFormatError(f"-o {path}: is a folder; give a predictor file name (.json)")
-    if not path.parent.is_dir():
-        raise FileFormatError(f"-o {path}: folder {path.parent} does not exist")
+    path = check_output(path)
     if not os.access(path.parent, os.W_OK):
         raise FileFormatError(f"-o {path}: folder {path.parent} is not writable")
     if not path.exists():
         return path
-    with open(path, "rb") as f:
-        head = f.read(16)
-    if head == b"SQLite format 3\x00":
-        raise FileFormatError(f"-o {path}: is an SQLite database (a measurement store?); refusing to "
-                              f"overwrite it")
     try:
         ours = json.loads(path.read_text(encoding="utf-8")).get("schema") == SCHEMA
     except (ValueError, AttributeError):

@@ -638,3 +638,34 @@ def test_fuzz_netadapt_resume(na, tmp_path_factory, data, key, value):
         assert snapshot(d) == before
     else:
         assert res.history["final"] is not None and isinstance(res.model, torch.nn.Module)
+
+
+def test_outputs_never_overwrite_a_store(env, tmp_path, capsys):
+    db = tmp_path / "x.json"   # a store, whatever its name
+    shutil.copy(env["db"], db)
+    before = snapshot(db)
+    for argv in (["export", "tflite", "mobilenetv3_small_035", "-o", db],
+                 ["profile", "export", "--store", env["db"], "-o", db],
+                 ["dashboard", "build", "--store", env["db"], "-o", db]):
+        code, _, err = run(capsys, *argv)
+        one_line_error(code, err, str(db), "refusing to overwrite")
+    assert snapshot(db) == before
+
+
+def test_readonly_open_of_an_older_store(tmp_path, monkeypatch):
+    from test_store import _v1_store
+
+    path = tmp_path / "v1.db"
+    _v1_store(path)
+    with Store(path, readonly=True) as st:   # writable: upgraded in place first, as any open does
+        assert len(st.frame()) == 1
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    _v1_store(ro / "v1.db")
+    before = snapshot(ro)
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: (
+        False if mode & os.W_OK and ro in (Path(p), Path(p).parent) else real(p, mode, **kw)))
+    with pytest.raises(HwlatError, match="older schema on a read-only location") as e:
+        Store(ro / "v1.db", readonly=True)
+    assert str(ro / "v1.db") in str(e.value) and snapshot(ro) == before

@@ -745,6 +745,23 @@ def aggregate_repeats(df: pd.DataFrame) -> pd.DataFrame:
     return out[FRAME_COLUMNS].reset_index(drop=True)
 
 
+def check_output(path: str | os.PathLike, flag: str = "-o") -> Path:
+    """``path`` is a file a command may write: its folder exists, it is not a folder, and it is not
+    an SQLite database (a measurement store is never overwritten). Raises ``StoreError`` naming
+    ``flag`` and the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"{flag} {path}: is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise StoreError(f"{flag} {path}: folder {path.parent} does not exist")
+    if path.is_file():
+        with open(path, "rb") as f:
+            if f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC:
+                raise StoreError(f"{flag} {path}: is an SQLite database (a measurement store?); "
+                                 f"refusing to overwrite it")
+    return path
+
+
 @contextmanager
 def open_store(store: "str | os.PathLike | Store", readonly: bool = False,
                create: bool = True) -> Iterator[Store]:
