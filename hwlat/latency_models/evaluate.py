@@ -81,9 +81,9 @@ def repeat_floor(store, archs: Sequence[ArchSpec], runtime: str, device_key: str
     Networks of ``archs`` measured at least twice on the device (``profile models --repeats R``);
     None when fewer than 2 are. What a perfect predictor could score against a single measurement.
     """
-    from hwlat.profiler.store import Store
+    from hwlat.profiler.store import open_store
 
-    with Store(store, create=False) as st:
+    with open_store(store, readonly=True) as st:
         raw = st.frame(runtime=runtime, granularity="model", repeats=True)
     raw = raw[(raw["device_key"] == device_key) & (raw["variant"] == "warm")]
     codes = {encode(a) for a in archs}
