@@ -30,3 +30,8 @@ class FileFormatError(HwlatError, ValueError):
 
 class DeviceMismatchError(HwlatError):
     """A predictor or store used for a device or runtime other than its own."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """A prediction outside what the predictor was fitted on (names what: a kernel size or an
+    activation never measured, a resolution or width far outside the training range)."""

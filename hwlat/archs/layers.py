@@ -30,6 +30,7 @@ from __future__ import annotations
 import enum
 import functools
 from dataclasses import asdict, dataclass
+from itertools import groupby
 from typing import TYPE_CHECKING
 
 from hwlat.archs.ir import Act, ArchSpec, BlockSpec, SkipSpec
@@ -291,6 +292,12 @@ def summary(arch: ArchSpec) -> dict[str, int]:
         "params": sum(r.params for r in rows),
         "elementwise": sum(r.elementwise for r in rows),
     }
+
+
+def block_groups(rows: tuple[LayerSpec, ...] | list[LayerSpec]) -> list[tuple[LayerSpec, ...]]:
+    """``rows`` (from :func:`layers`) split into the network's blocks, in order: the stem, each
+    bottleneck, the last stage with the classifier (runs of rows with the same stage and block)."""
+    return [tuple(g) for _, g in groupby(rows, key=lambda r: (r.stage, r.block))]
 
 
 def layers_frame(arch: ArchSpec) -> "pd.DataFrame":

@@ -16,6 +16,7 @@ import pandas as pd
 
 from hwlat.archs.zoo import zoo_names
 from hwlat.reference import family_label, paper_spellings, paper_tables, paper_zoo_name
+from hwlat.errors import HwlatError
 
 MODEL_COLUMNS = ["name", "family", "multiplier", "resolution", "arch", "madds", "params",
                  "median_ms", "p10_ms", "p90_ms", "runtime", "device"]
@@ -96,7 +97,7 @@ def pareto_points(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
         if predictor is not None:
             try:
                 pred = float(predictor.predict_many([arch])[0])
-            except (KeyError, ValueError):  # a lookup table meets an unmeasured block
+            except (HwlatError, ValueError):  # a lookup table meets an unmeasured block
                 pred = np.nan
         out.append({**r, "arch": code, "madds": s["madds"], "params": s["params"],
                     "measured_ms": meas.get(code, np.nan), "predicted_ms": pred})
@@ -136,14 +137,9 @@ def measured_blocks(frame: pd.DataFrame, arch) -> pd.DataFrame:
 
 def block_index(arch) -> dict[str, int]:
     """Layer name -> index of its block (stem 0, bottlenecks, head last) as the profiler times them."""
-    from itertools import groupby
+    from hwlat.archs.layers import block_groups, layers
 
-    from hwlat.archs.layers import layers
-
-    out = {}
-    for i, (_, grp) in enumerate(groupby(layers(arch), key=lambda r: (r.stage, r.block))):
-        out.update({r.name: i for r in grp})
-    return out
+    return {r.name: i for i, grp in enumerate(block_groups(layers(arch))) for r in grp}
 
 
 def predicted_blocks(predictor, arch) -> pd.DataFrame | None:
@@ -152,7 +148,7 @@ def predicted_blocks(predictor, arch) -> pd.DataFrame | None:
         return None
     try:
         df = predictor.predict_layers(arch)
-    except (KeyError, ValueError):
+    except (HwlatError, ValueError):
         return None
     idx = block_index(arch)
     return df.assign(block_index=[idx.get(n, -1) for n in df["name"]])
@@ -173,12 +169,11 @@ def predictor_errors(model_df: pd.DataFrame, predictors: dict) -> pd.DataFrame:
     archs = [decode(a, name=n) for a, n in zip(model_df["arch"], model_df["name"])]
     rows = []
     for label, pred in predictors.items():
-        train = getattr(pred, "_train", None)  # (archs, latencies) kept by every fitted predictor
-        seen = {encode(a) for a in train[0]} if train else set()
+        seen = {encode(a) for a in getattr(pred, "train_archs_", ())}
         for a, r in zip(archs, model_df.itertuples(index=False)):
             try:
                 p = float(pred.predict_many([a])[0])
-            except (KeyError, ValueError):
+            except (HwlatError, ValueError):
                 continue
             rows.append({"predictor": label, "name": r.name, "resolution": r.resolution,
                          "measured_ms": r.median_ms, "predicted_ms": p, "trained": r.arch in seen})
@@ -226,7 +221,7 @@ def ablations(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
             try:
                 pa, pb = predictor.predict_many([a, b])
                 src, d = "predicted", float(pa - pb)
-            except (KeyError, ValueError):
+            except (HwlatError, ValueError):
                 src, d = "missing", np.nan
         else:
             src, d = "missing", np.nan

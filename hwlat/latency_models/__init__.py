@@ -1,16 +1,15 @@
 """Latency predictors fitted on profiler measurements, judged on end-to-end latencies.
 
-``MAddsProxy`` (baseline), ``LookupTable`` and ``Regression`` share one interface (scikit-learn
-``fit``/``predict``/``score``, ``predict_many``, ``predict_layers``); ``make_predictor(kind)`` builds
-the CLI kinds ``madds``, ``lut``, ``regression``, ``calibrated``. Files: ``pred.save(path)``,
-``load(path)``. Data: ``TrainingData.from_store(path, runtime)``. Metrics and the held-out harness
-live in ``metrics`` and ``evaluate``.
+Modules, bottom to top: ``features`` (pieces of a network and their features), ``metrics``,
+``persist`` (predictor files), ``base`` (the predictor interface, documented once), ``predictors``
+(``MAddsProxy``, ``LookupTable``, ``Regression``), ``kinds`` (the registry behind
+``make_predictor(kind)`` and ``load(path)``), ``data`` (training data from the store),
+``evaluate`` (the held-out harness), ``space_table`` (vectorised prediction over a search space).
 """
 from hwlat.latency_models.data import TrainingData
+from hwlat.latency_models.kinds import KINDS, load, make_predictor
 from hwlat.latency_models.metrics import metrics, noise_floor
-from hwlat.latency_models.persist import load
-from hwlat.latency_models.predictors import (KINDS, LookupTable, MAddsProxy, Regression,
-                                             make_predictor)
+from hwlat.latency_models.predictors import LookupTable, MAddsProxy, Regression
 
 __all__ = ["TrainingData", "metrics", "noise_floor", "load", "KINDS", "LookupTable", "MAddsProxy",
            "Regression", "make_predictor"]

@@ -16,7 +16,8 @@ from hwlat.archs.codec import encode
 from hwlat.archs.ir import ArchSpec
 from hwlat.latency_models.data import TrainingData
 from hwlat.latency_models.metrics import metrics
-from hwlat.latency_models.predictors import make_predictor
+from hwlat.errors import MissingEntryError
+from hwlat.latency_models.kinds import make_predictor
 
 
 def split_by_arch(n: int, test_fraction: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -60,8 +61,8 @@ def holdout(data: TrainingData, kinds: Sequence[str] = ("madds", "lut", "regress
         fit_s = time.perf_counter() - t
         try:
             m = score(pred, [archs[i] for i in te], y[te])
-        except KeyError as e:  # a lookup table without fallback meets an unmeasured piece
-            m = {"error": str(e).strip("'\"")}
+        except MissingEntryError as e:  # a lookup table without fallback meets an unmeasured piece
+            m = {"error": str(e)}
         rows.append({"predictor": kind, "n_train": len(tr), "fit_s": fit_s, **m})
         fitted[kind] = pred
     return pd.DataFrame(rows), fitted
@@ -69,7 +70,7 @@ def holdout(data: TrainingData, kinds: Sequence[str] = ("madds", "lut", "regress
 
 def unseen(pred, data: TrainingData) -> tuple[list[ArchSpec], np.ndarray]:
     """The networks of ``data`` that ``pred`` was not trained on, with their latencies."""
-    seen = {encode(a) for a in pred._train[0]}
+    seen = {encode(a) for a in pred.train_archs_}
     keep = [i for i, a in enumerate(data.models["arch"]) if a not in seen]
     archs = data.archs()
     return [archs[i] for i in keep], data.latency_ms[keep]

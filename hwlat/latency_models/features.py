@@ -1,30 +1,40 @@
-"""Features of profiled pieces (kernels, blocks) and of whole networks, from the layer table.
+"""The pieces of a network as predictors see them, and their features.
+
+Pieces: a network is split into blocks (the stem, each bottleneck, the last stage); at
+``granularity="block"`` each block is one piece, at ``"kernel"`` its runtime ops are. A block's
+pieces depend only on the block's config and its input shape, so :func:`piece_groups` caches them
+per (block config, input channels, input height): a new network whose blocks were seen before is
+decomposed by dictionary lookups alone (no layer pass, no JSON, no hashing of keys).
 
 Piece features (one row per piece; sizes in elements, bytes for float32 tensors):
 ``type`` (stem/bneck/head for blocks; conv/dwconv/act/se/add/pool/fc for kernels), ``h, w, cin,
 cexp, cout, k, stride, se, act`` (integer code), ``madds, params, elementwise, in_bytes,
-out_bytes, act_bytes`` (all intermediate outputs).
+out_bytes, act_bytes`` (all intermediate outputs). :data:`INCREASING` names the features that
+never decrease when any channel width or the input size grows (the monotone constraints).
 
-Network features: the fp32 weight footprint ``weight_mb`` (drives the cache-residency gap between
-isolated pieces and the whole network), ``n_pieces``, ``act_mb``, ``madds``.
+Width signature: a piece's channel widths (input, then every row's output) apart from the rest of
+its config (:func:`width_signature`), so pieces that differ only in widths can be compared.
 """
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 from hwlat.archs.ir import Act, ArchSpec
-from hwlat.archs.layers import LayerSpec, OpKind
+from hwlat.archs.layers import LayerSpec, OpKind, block_groups, layers
 from hwlat.profiler.segments import role
-from hwlat.profiler.workloads import Workload, blocks, kernels
+from hwlat.profiler.workloads import Workload, block_workload, kernels_of
 
+GRANULARITIES = ("block", "kernel")
 ACT_CODE = {a: i for i, a in enumerate(Act)}
 NUMERIC = ["h", "w", "cin", "cexp", "cout", "k", "stride", "se", "act", "madds", "params",
            "elementwise", "in_bytes", "out_bytes", "act_bytes"]
+# features that grow with every channel width (and with the input size): constrained monotone
+INCREASING = ["h", "w", "cin", "cexp", "cout", "madds", "params", "elementwise", "in_bytes",
+              "out_bytes", "act_bytes"]
 
 
 def piece_type(w: Workload) -> str:
@@ -63,22 +73,89 @@ def pieces_frame(workloads: Sequence[Workload]) -> pd.DataFrame:
     return pd.DataFrame.from_records(recs, columns=["key", "type", *NUMERIC])
 
 
-@lru_cache(maxsize=65536)
-def arch_pieces(arch: ArchSpec, granularity: str) -> tuple[Workload, ...]:
-    """The pieces of ``arch`` at ``granularity`` (cached: archs are immutable)."""
-    if granularity == "block":
-        return tuple(blocks(arch))
-    if granularity == "kernel":
-        return tuple(kernels(arch))
-    raise ValueError(f"granularity: expected 'block' or 'kernel', got {granularity!r}")
+def width_signature(w: Workload) -> tuple[tuple, tuple[int, ...]]:
+    """``(config, widths)`` of a piece: ``widths`` are its input channels and every row's output
+    channels; ``config`` is everything else (roles, ops, spatial sizes, kernels, strides,
+    activations...). Pieces with the same config differ only in channel widths."""
+    config = tuple((role(r), r.op.value, r.in_shape[1:], r.out_shape[1:], r.kernel, r.stride,
+                    r.dilation, 0 if r.op is OpKind.DWCONV else r.groups, r.act.value, r.bn, r.bias)
+                   for r in w.rows)
+    return (w.granularity, config), (w.rows[0].in_shape[0], *(r.out_shape[0] for r in w.rows))
 
 
-def network_features(pieces: Sequence[Workload]) -> dict:
-    """Whole-network features from its pieces."""
-    params = sum(w.params for w in pieces)
-    return {
-        "weight_mb": 4 * params / 1e6,
-        "n_pieces": len(pieces),
-        "act_mb": sum(4 * _numel(r.out_shape) for w in pieces for r in w.rows) / 1e6,
-        "madds": sum(w.madds for w in pieces),
-    }
+# --- pieces of a network, cached per block config and input shape --------------------------------
+
+@dataclass(frozen=True, eq=False)   # identity hash: a group is a cache value, shared by networks
+class PieceGroup:
+    """The pieces of one block of a network at its input shape.
+
+    ``pieces`` (empty for a block that computes nothing, e.g. an identity skip); ``out``:
+    (channels, height) after the block; ``madds``/``params`` summed over the pieces. The rows'
+    names are those of the first network the block was seen in: use keys, not names.
+    """
+
+    pieces: tuple[Workload, ...]
+    out: tuple[int, int]
+    madds: int
+    params: int
+
+
+_GROUPS: dict[str, dict[tuple, PieceGroup]] = {g: {} for g in GRANULARITIES}
+_MAX_GROUPS = 500_000   # distinct (block, input shape) per granularity kept before starting over
+
+
+def piece_groups(arch: ArchSpec, granularity: str = "block") -> list[PieceGroup]:
+    """The pieces of ``arch``, one group per block (stem, each block, last stage), in order.
+
+    A block seen before at the same input shape costs one dictionary lookup; a network with an
+    unseen block runs :func:`hwlat.archs.layers.layers` once (which validates it).
+    """
+    cache = _GROUPS.get(granularity)
+    if cache is None:
+        raise ValueError(f"granularity: expected 'block' or 'kernel', got {granularity!r}")
+    try:
+        g = cache["stem", arch.stem, arch.in_channels, arch.resolution]
+        out = [g]
+        c, h = g.out
+        for b in arch.blocks:
+            g = cache[b, c, h]
+            out.append(g)
+            c, h = g.out
+        out.append(cache["head", arch.head, arch.num_classes, c, h])
+        if len(out) > 2:
+            return out
+    except (KeyError, TypeError):   # an unseen block (or an unhashable field: layers() names it)
+        pass
+    return _fill(arch, granularity, cache)
+
+
+def _fill(arch: ArchSpec, granularity: str, cache: dict) -> list[PieceGroup]:
+    rows = layers(arch)
+    if len(cache) > _MAX_GROUPS:
+        cache.clear()
+    by_block = {(g[0].stage, g[0].block): g for g in block_groups(rows)}
+    make = (lambda grp: (block_workload(grp),)) if granularity == "block" else kernels_of
+
+    def group(key, grp, c, h) -> PieceGroup:
+        g = cache.get(key)
+        if g is None:
+            pieces = tuple(make(grp)) if grp else ()
+            out = (grp[-1].out_shape[0], grp[-1].out_shape[1]) if grp else (c, h)
+            g = cache[key] = PieceGroup(pieces, out, sum(w.madds for w in pieces),
+                                        sum(w.params for w in pieces))
+        return g
+
+    c, h = arch.in_channels, arch.resolution
+    out = [group(("stem", arch.stem, c, h), by_block[("stem", -1)], c, h)]
+    c, h = out[-1].out
+    for i, b in enumerate(arch.blocks):
+        out.append(group((b, c, h), by_block.get(("block", i)), c, h))
+        c, h = out[-1].out
+    out.append(group(("head", arch.head, arch.num_classes, c, h), by_block[("head", -1)], c, h))
+    return out
+
+
+def clear_piece_cache() -> None:
+    """Forget every cached block decomposition (benchmarks measure the cold path with it)."""
+    for cache in _GROUPS.values():
+        cache.clear()

@@ -1,71 +1,119 @@
-"""Predictor files: JSON with a schema version, the config, the device and the training data.
+"""Predictor files: JSON I/O and schema checks, nothing else (no predictor classes here).
 
-No pickles: loading refits the predictor from its training data, deterministically (fixed random
-states), so a file keeps working across hwlat and scikit-learn upgrades.
+A file is ``{"schema": "hwlat.predictor", "version": 2, "hwlat_version", "class", "state"}``; the
+state is what :meth:`hwlat.latency_models.base.Predictor.get_state` returns: the constructor
+parameters, the device, the training networks and pieces. No pickles: loading refits the predictor
+from its state, deterministically, so a file keeps working across hwlat and scikit-learn upgrades.
+Version 1 files (the state spread over the top level) are read too.
 """
 from __future__ import annotations
 
 import json
+import numbers
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from hwlat import __version__
-from hwlat.archs.codec import decode, encode
+from hwlat.errors import FileFormatError
 from hwlat.files import atomic_write_text
 
 SCHEMA = "hwlat.predictor"
-VERSION = 1
+VERSION = 2
+PIECE_FIELDS = ("key", "granularity", "variant", "median_ms", "spec")
 
 
-def save(pred, path) -> Path:
-    """Write ``pred`` (fitted) to ``path`` (.json)."""
-    from hwlat.latency_models.predictors import KINDS  # noqa: F401 - kinds are documented there
-
-    pred._check_fitted()
-    archs, y, pieces = pred._train
-    doc = {
-        "schema": SCHEMA, "version": VERSION, "hwlat_version": __version__,
-        "class": type(pred).__name__, "params": pred.get_params(),
-        "fingerprint": pred.fingerprint_, "runtime": pred.runtime_,
-        "train": {"archs": [encode(a) for a in archs], "latency_ms": [float(v) for v in y]},
-        # the estimator per piece type that grouped CV chose: loading refits it without the CV
-        "estimator_choices": _choices(pred),
-        "pieces": None if pieces is None else [  # exact floats: json, not pandas' 10-digit to_json
-            {**r, "median_ms": float(r["median_ms"])} for r in
-            pieces[["key", "granularity", "variant", "median_ms", "spec"]].to_dict("records")],
-    }
+def write(path, cls_name: str, state: dict) -> Path:
+    """Write a predictor's ``state`` (JSON-ready) to ``path`` atomically."""
+    doc = {"schema": SCHEMA, "version": VERSION, "hwlat_version": __version__, "class": cls_name,
+           "state": state}
     return atomic_write_text(path, json.dumps(doc))
 
 
-def _choices(pred) -> dict[str, str] | None:
-    reg = getattr(pred, "regressor_", None) or getattr(pred, "fallback_", None)
-    return None if reg is None else {t: c for t, c in reg.choice_.items() if c != "median"}
-
-
-def load(path):
-    """Read a predictor file and refit it; clear errors for foreign or newer files."""
-    from hwlat.latency_models import predictors
-
+def read(path) -> tuple[str, dict]:
+    """``(class name, state)`` of a predictor file; :class:`FileFormatError` naming the file and
+    field for anything else (missing, not JSON, foreign, newer, damaged)."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ValueError(f"{path}: no such predictor file") from None
+        raise FileFormatError(f"{path}: no such predictor file") from None
+    except IsADirectoryError:
+        raise FileFormatError(f"{path}: is a directory, not a predictor file") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValueError(f"{path}: not an hwlat predictor file (not JSON)") from None
+        raise FileFormatError(f"{path}: not an hwlat predictor file (not JSON)") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise ValueError(f"{path}: not an hwlat predictor file")
-    if not isinstance(doc.get("version"), int) or doc["version"] > VERSION:
-        raise ValueError(f"{path}: predictor schema version {doc.get('version')} is newer than this "
-                         f"hwlat understands ({VERSION}); upgrade hwlat")
-    classes = {c.__name__: c for c in (predictors.MAddsProxy, predictors.LookupTable, predictors.Regression)}
-    if doc.get("class") not in classes:
-        raise ValueError(f"{path}: unknown predictor class {doc.get('class')!r}")
-    pred = classes[doc["class"]](**doc["params"])
-    pred._preset_choices = doc.get("estimator_choices")   # absent in older files: CV runs again
-    pieces = None if doc["pieces"] is None else pd.DataFrame.from_records(doc["pieces"])
-    archs = [decode(a) for a in doc["train"]["archs"]]
-    return pred.fit(archs, np.asarray(doc["train"]["latency_ms"]), pieces=pieces,
-                    fingerprint=doc["fingerprint"], runtime=doc["runtime"])
+        raise FileFormatError(f"{path}: not an hwlat predictor file")
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise FileFormatError(f"{path}: version: expected a positive integer, got {version!r}")
+    if version > VERSION:
+        raise FileFormatError(f"{path}: predictor schema version {version} is newer than this hwlat "
+                              f"understands ({VERSION}); upgrade hwlat")
+    state = _from_v1(doc) if version == 1 else doc.get("state")
+    if not isinstance(doc.get("class"), str):
+        raise FileFormatError(f"{path}: class: expected a predictor class name")
+    check_state(state, path)
+    return doc["class"], state
+
+
+def _from_v1(doc: dict) -> dict:
+    """A version-1 document's state (it kept the CV's estimator choices apart from the params)."""
+    params = doc.get("params")
+    choices = doc.get("estimator_choices")
+    if isinstance(params, dict) and choices:
+        params = {**params, "estimator": choices}
+    return {k: doc.get(k) for k in ("fingerprint", "runtime", "train", "pieces")} | {"params": params}
+
+
+def check_state(state, path) -> None:
+    """Raise :class:`FileFormatError` naming ``path`` and the field where ``state`` is malformed.
+
+    Checks the fields every predictor shares; a class may keep more fields (it checks those).
+    """
+    def bad(field: str, want: str, got) -> FileFormatError:
+        return FileFormatError(f"{path}: {field}: expected {want}, got {_short(got)}")
+
+    if not isinstance(state, dict):
+        raise bad("state", "an object", state)
+    if not isinstance(state.get("params"), dict):
+        raise bad("state.params", "an object", state.get("params"))
+    if not isinstance(state.get("fingerprint"), dict):
+        raise bad("state.fingerprint", "an object", state.get("fingerprint"))
+    if state.get("runtime") is not None and not isinstance(state["runtime"], str):
+        raise bad("state.runtime", "a string or null", state["runtime"])
+    train = state.get("train")
+    if not isinstance(train, dict):
+        raise bad("state.train", "an object", train)
+    archs, lat = train.get("archs"), train.get("latency_ms")
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise bad("state.train.archs", "a list of architecture strings", archs)
+    if not isinstance(lat, list) or not all(_number(v) for v in lat):
+        raise bad("state.train.latency_ms", "a list of numbers (ms)", lat)
+    if len(archs) != len(lat):
+        raise FileFormatError(f"{path}: state.train: {len(archs)} networks but {len(lat)} latencies")
+    names = train.get("names")
+    if names is not None and (not isinstance(names, list) or len(names) != len(archs)
+                              or not all(isinstance(n, str) for n in names)):
+        raise bad("state.train.names", f"a list of {len(archs)} names", names)
+    pieces = state.get("pieces")
+    if pieces is None:
+        return
+    if not isinstance(pieces, list):
+        raise bad("state.pieces", "a list or null", pieces)
+    for i, p in enumerate(pieces):
+        if not isinstance(p, dict) or set(PIECE_FIELDS) - set(p):
+            raise bad(f"state.pieces[{i}]", f"an object with {', '.join(PIECE_FIELDS)}", p)
+        if not _number(p["median_ms"]):
+            raise bad(f"state.pieces[{i}].median_ms", "a number (ms)", p["median_ms"])
+        if not all(isinstance(p[k], str) for k in ("key", "granularity", "variant")):
+            raise bad(f"state.pieces[{i}]", "string key, granularity and variant", p)
+        if not isinstance(p["spec"], (str, dict)):
+            raise bad(f"state.pieces[{i}].spec", "a workload spec", p["spec"])
+
+
+def _number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."

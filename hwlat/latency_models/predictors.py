@@ -1,12 +1,22 @@
-"""Latency predictors with one scikit-learn-style interface. All latencies in milliseconds.
+"""The MAdds proxy, lookup tables and per-type regressions (interface: :mod:`.base`). Milliseconds.
 
-* :class:`MAddsProxy` — latency linear in MAdds; the baseline every predictor is reported beside.
+* :class:`MAddsProxy` — latency linear in MAdds (slope ≥ 0); the baseline every predictor is
+  reported beside.
 * :class:`LookupTable` — measured latency of every piece (block or kernel) of the network, summed,
-  plus a fitted network-level term. A missing entry raises (``on_missing="raise"``) or falls back
-  to a per-type regression fitted on the same table (``on_missing="regression"``); never zero.
+  plus a fitted network-level term. A missing entry raises (``on_missing="raise"``) or is predicted
+  (``on_missing="regression"``): the table is the truth at the widths it holds and a per-type
+  regression supplies the shape between them (:meth:`LookupTable._between`); never zero.
 * :class:`Regression` — nn-Meter style: one scikit-learn model per piece type (stem/bneck/head or
   conv/dwconv/act/se/add/pool/fc) on layer-table features, the estimator chosen by grouped
   cross-validation; predicts configurations never measured (NetAdapt's arbitrary widths).
+
+**Monotone in width.** With everything else fixed, fewer channels in any layer never predict
+slower, for every kind: the regressions are monotone in the features that grow with width
+(:data:`~hwlat.latency_models.features.INCREASING`; ``monotonic_cst`` for the trees, non-negative
+coefficients for the linear model), the table is made monotone where its measurements contradict
+each other (``n_adjusted_`` entries), and the network term grows with the weights (``γ ≥ 0``).
+Changes of structure are not width changes: a cut that makes an expansion width equal its input
+(the 1×1 expansion disappears) or adds a residual connection changes the network.
 
 The network-level term (``calibration``) learns the gap between the summed pieces and the
 end-to-end measurement. Pieces timed in isolation keep their weights in cache; inside a network
@@ -17,126 +27,56 @@ late weight-heavy layers read them from memory, so the gap follows the weight fo
 * ``"footprint"`` — ``sum + γ·max(0, weight_MB − C) + β·n_pieces + δ``: the effective cache size
   ``C``, ``γ ≥ 0``, the per-piece invoke overhead counted once per isolated piece (``β``, usually
   negative) and ``δ``, fitted per device on relative error.
-
-``fit(X, y, pieces=...)`` takes networks (``ArchSpec``), their measured latencies and the measured
-pieces (a :class:`~hwlat.latency_models.data.TrainingData` ``pieces`` frame).
-``predict(arch)`` → float; ``predict(list)`` / ``predict_many(list)`` → array;
-``predict_layers(arch)`` → per-layer breakdown summing to ``predict(arch)``.
 """
 from __future__ import annotations
 
 import json
-import warnings
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from hwlat.archs.ir import ArchSpec
-from hwlat.archs.layers import layers, summary
-from hwlat.latency_models.features import NUMERIC, arch_pieces, network_features, pieces_frame
-from hwlat.profiler.workloads import from_spec
+from hwlat.archs.ir import Act, ArchSpec
+from hwlat.archs.layers import layers
+from hwlat.errors import MissingEntryError
+from hwlat.latency_models.base import FAR_OUTSIDE, Predictor
+from hwlat.latency_models.features import (GRANULARITIES, INCREASING, NUMERIC, PieceGroup,
+                                           pieces_frame, piece_groups, width_signature)
+from hwlat.profiler.workloads import Workload, blocks, from_spec, kernels
 
 CALIBRATIONS = ("none", "offset", "footprint")
+ESTIMATORS = ("ridge", "forest", "boosting")
+CALIBRATION_LOSS_SCALE = 0.03  # relative error beyond which a network counts as an outlier
 
 
-def _as_list(X) -> tuple[list[ArchSpec], bool]:
-    if isinstance(X, ArchSpec):
-        return [X], True
-    archs = list(X)
-    bad = [type(a).__name__ for a in archs if not isinstance(a, ArchSpec)]
-    if bad:
-        raise TypeError(f"expected ArchSpec objects, got {bad[0]}")
-    return archs, False
-
-
-class _Predictor(RegressorMixin, BaseEstimator):
-    """Shared interface; subclasses implement ``_fit``, ``_total`` and ``_layers``."""
-
-    kind = "base"
-
-    def fit(self, X, y, pieces: pd.DataFrame | None = None, fingerprint: dict | None = None,
-            runtime: str | None = None):
-        archs, _ = _as_list(X)
-        y = np.asarray(y, dtype=float)
-        if len(archs) != len(y) or len(y) < 2:
-            raise ValueError(f"need at least 2 networks with one latency each, got {len(archs)} and {len(y)}")
-        if not np.all(np.isfinite(y) & (y > 0)):
-            raise ValueError("latencies must be finite and positive (ms)")
-        self.fingerprint_ = dict(fingerprint or {})
-        self.runtime_ = runtime
-        self._train = (archs, y, pieces)
-        self._fit(archs, y, pieces)
-        return self
-
-    def predict(self, X):
-        """Latency in ms of one ``ArchSpec`` (float) or of a sequence of them (array)."""
-        archs, single = _as_list(X)
-        out = self.predict_many(archs)
-        return float(out[0]) if single else out
-
-    def predict_many(self, archs: Sequence[ArchSpec]) -> np.ndarray:
-        """Latencies (ms) of many networks."""
-        self._check_fitted()
-        return np.array([self._total(a) for a in archs], dtype=float)
-
-    def predict_layers(self, arch: ArchSpec) -> pd.DataFrame:
-        """Per-layer latency (ms) of ``arch``: columns ``name, op, block, latency_ms``; sums to the total."""
-        self._check_fitted()
-        return self._layers(arch)
-
-    # -- device --------------------------------------------------------------------------------
-    def check_device(self, fingerprint: dict, runtime: str | None = None, strict: bool = True) -> None:
-        """Raise (``strict``) or warn when used for another device or runtime than it was fitted on."""
-        from hwlat.profiler.device import device_key
-
-        self._check_fitted()
-        mine = device_key(self.fingerprint_) if self.fingerprint_ else None
-        theirs = device_key(fingerprint)
-        problems = []
-        if mine and mine != theirs:
-            problems.append(f"fitted on device {mine} ({self.fingerprint_.get('cpu')}, "
-                            f"{self.fingerprint_.get('runtime')} {self.fingerprint_.get('runtime_version')}), "
-                            f"used for {theirs} ({fingerprint.get('cpu')}, {fingerprint.get('runtime')} "
-                            f"{fingerprint.get('runtime_version')})")
-        if runtime and self.runtime_ and runtime != self.runtime_:
-            problems.append(f"fitted for runtime {self.runtime_!r}, used for {runtime!r}")
-        if problems:
-            msg = "predictor/device mismatch: " + "; ".join(problems)
-            if strict:
-                raise ValueError(msg)
-            warnings.warn(msg, stacklevel=2)
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "fingerprint_"):
-            raise ValueError(f"{type(self).__name__} is not fitted yet; call fit() or load()")
-
-    # -- persistence -----------------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Write the config, device and training data as JSON (refitted deterministically on load)."""
-        from hwlat.latency_models.persist import save
-
-        save(self, path)
-
-
-class MAddsProxy(_Predictor):
-    """``latency = a · MAdds + b``, fitted by least squares on relative error."""
+class MAddsProxy(Predictor):
+    """``latency = a · MAdds + b`` with ``a ≥ 0``, fitted by least squares on relative error."""
 
     kind = "madds"
 
     def _fit(self, archs, y, pieces) -> None:
-        m = np.array([summary(a)["madds"] for a in archs], dtype=float) / 1e6
-        A = np.stack([m, np.ones_like(m)], 1) / y[:, None]
-        (self.ms_per_madd_, self.intercept_ms_), *_ = np.linalg.lstsq(A, np.ones_like(y), rcond=None)
+        from scipy.optimize import lsq_linear
 
-    def _total(self, arch) -> float:
-        return self.ms_per_madd_ * summary(arch)["madds"] / 1e6 + self.intercept_ms_
+        m = _madds(archs) / 1e6
+        self.madds_range_ = (float(m.min()), float(m.max()))
+        A = np.stack([m, np.ones_like(m)], 1) / y[:, None]
+        r = lsq_linear(A, np.ones_like(y), bounds=([0.0, -np.inf], [np.inf, np.inf]))
+        self.ms_per_madd_, self.intercept_ms_ = map(float, r.x)
+
+    def _predict(self, archs) -> np.ndarray:
+        m = _madds(archs) / 1e6
+        lo, hi = self.madds_range_
+        far = m[(m < lo / FAR_OUTSIDE) | (m > hi * FAR_OUTSIDE)]
+        if len(far):
+            self.warn_extrapolation(f"{far.min():.1f}-{far.max():.1f} M MAdds is far outside the "
+                                    f"training networks' {lo:.1f}-{hi:.1f} M")
+        return self.ms_per_madd_ * m + self.intercept_ms_
 
     def _layers(self, arch) -> pd.DataFrame:
         rows = layers(arch)
@@ -147,24 +87,28 @@ class MAddsProxy(_Predictor):
                              "block": [r.block for r in rows], "latency_ms": lat})
 
 
+def _madds(archs) -> np.ndarray:
+    return np.array([sum(g.madds for g in piece_groups(a)) for a in archs], dtype=float)
+
+
 # --- per-type regression of pieces ---------------------------------------------------------------
 
-def _log_features(X):
-    return np.log1p(np.asarray(X, dtype=float))
-
-
-def _candidates(random_state: int):
-    logf = FunctionTransformer(_log_features)
+def _candidates(random_state: int) -> dict:
+    """The estimators grouped CV chooses from, each monotone (non-decreasing) in :data:`INCREASING`."""
+    inc = [NUMERIC.index(c) for c in INCREASING]
+    other = [i for i in range(len(NUMERIC)) if i not in inc]
+    cst = [1 if c in INCREASING else 0 for c in NUMERIC]
     return {
-        "ridge": make_pipeline(logf, StandardScaler(), Ridge(alpha=1e-3)),
-        "forest": make_pipeline(logf, RandomForestRegressor(n_estimators=100, min_samples_leaf=1,
-                                                            random_state=random_state, n_jobs=1)),
-        "boosting": make_pipeline(logf, HistGradientBoostingRegressor(max_iter=200, learning_rate=0.08,
-                                                                      random_state=random_state)),
+        # log-linear: non-negative weights on the log sizes; kernel, stride, SE, activation one-hot
+        "ridge": make_pipeline(
+            ColumnTransformer([("size", make_pipeline(FunctionTransformer(np.log1p), StandardScaler()), inc),
+                               ("kind", OneHotEncoder(handle_unknown="ignore", sparse_output=False), other)]),
+            Ridge(alpha=1e-3, positive=True)),
+        "forest": make_pipeline(FunctionTransformer(np.log1p), RandomForestRegressor(
+            n_estimators=100, min_samples_leaf=1, random_state=random_state, n_jobs=1, monotonic_cst=cst)),
+        "boosting": make_pipeline(FunctionTransformer(np.log1p), HistGradientBoostingRegressor(
+            max_iter=200, learning_rate=0.08, random_state=random_state, monotonic_cst=cst)),
     }
-
-
-CALIBRATION_LOSS_SCALE = 0.03  # relative error beyond which a network counts as an outlier
 
 
 def _robust_fit(A: np.ndarray, b: np.ndarray, lower) -> tuple[np.ndarray, float]:
@@ -179,35 +123,65 @@ def _robust_fit(A: np.ndarray, b: np.ndarray, lower) -> tuple[np.ndarray, float]
     return r.x, float(r.cost)
 
 
-class PieceRegressor:
-    """One estimator per piece type, predicting log latency; chosen by grouped cross-validation.
+_THREADS = None
 
-    ``groups`` are the pieces' input resolutions, so a candidate is judged on shapes it did not see.
+
+def _one_thread():
+    """A context running OpenMP (gradient boosting) on one thread: these models are small, and on
+    a busy machine OpenMP's thread team costs 30x the fit itself (50 s instead of 1.5 s)."""
+    global _THREADS
+    if _THREADS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _THREADS = ThreadpoolController()
+    return _THREADS.limit(limits=1, user_api="openmp")
+
+
+class PieceRegressor:
+    """One estimator per piece type, predicting log latency, monotone in width.
+
+    ``estimator``: ``"auto"`` (grouped cross-validation chooses among :data:`ESTIMATORS` per
+    type), one of them for every type, or a dict ``{piece type: name}`` (``"median"``: a
+    constant); types not in the dict are chosen by CV. CV ``groups`` are the pieces' input
+    resolutions, so a candidate is judged on shapes it did not see.
     """
 
-    def __init__(self, estimator: str = "auto", random_state: int = 0,
-                 choices: dict[str, str] | None = None):
+    def __init__(self, estimator: str | dict = "auto", random_state: int = 0):
         self.estimator = estimator
         self.random_state = random_state
-        self.choices = choices   # estimator per piece type chosen by an earlier fit: CV is skipped
+
+    def _preset(self, typ: str) -> str | None:
+        if isinstance(self.estimator, dict):
+            return self.estimator.get(typ)
+        return None if self.estimator == "auto" else self.estimator
 
     def fit(self, feats: pd.DataFrame, ms: np.ndarray) -> "PieceRegressor":
-        self.models_, self.choice_, self.cv_rmse_ = {}, {}, {}
+        with _one_thread():
+            return self._fit(feats, ms)
+
+    def _fit(self, feats: pd.DataFrame, ms: np.ndarray) -> "PieceRegressor":
+        self.models_, self.choice_, self.cv_rmse_, self.domain_ = {}, {}, {}, {}
         y = np.log(ms)
         for typ, idx in feats.groupby("type").indices.items():
-            X, yt, groups = feats.iloc[idx][NUMERIC].to_numpy(float), y[idx], feats.iloc[idx]["h"].to_numpy()
+            f = feats.iloc[idx]
+            X, yt, groups = f[NUMERIC].to_numpy(float), y[idx], f["h"].to_numpy()
+            self.domain_[typ] = {
+                **{c: frozenset(f[c].astype(int)) for c in ("k", "stride", "se", "act")},
+                **{c: (int(f[c].min()), int(f[c].max())) for c in ("h", "cin", "cexp", "cout")}}
             cands = _candidates(self.random_state)
-            if self.choices and self.choices.get(typ) in cands:
-                names = [self.choices[typ]]
-            elif self.estimator != "auto":
-                names = [self.estimator]
+            preset = self._preset(typ)
+            if preset is not None:
+                names = [preset]
             elif len(idx) < 10 or len(np.unique(groups)) < 3:
-                names = ["ridge"] if len(idx) >= 3 else []
+                names = ["ridge"] if len(idx) >= 3 else ["median"]
             else:
                 names = list(cands)
-            if not names:  # too few samples to learn a type: a constant (its median), stated as such
+            if names == ["median"]:  # too few samples to learn a type: a constant, stated as such
                 self.models_[typ], self.choice_[typ] = float(np.median(yt)), "median"
                 continue
+            if any(n not in cands for n in names):
+                raise ValueError(f"estimator for {typ!r}: expected auto, median or one of "
+                                 f"{', '.join(ESTIMATORS)}, got {names[0]!r}")
             best, best_err = names[0], np.inf
             if len(names) > 1:
                 cv = GroupKFold(n_splits=min(4, len(np.unique(groups))))
@@ -222,51 +196,86 @@ class PieceRegressor:
         return self
 
     def predict(self, feats: pd.DataFrame) -> np.ndarray:
+        """Latency (ms) of each row of ``feats``."""
         out = np.empty(len(feats))
-        for typ, idx in feats.groupby("type").indices.items():
-            if typ not in self.models_:
-                raise ValueError(f"no latency model covers piece type {typ!r} (it was never measured)")
-            m = self.models_[typ]
-            out[idx] = m if isinstance(m, float) else m.predict(feats.iloc[idx][NUMERIC].to_numpy(float))
+        with _one_thread():
+            for typ, idx in feats.groupby("type").indices.items():
+                if typ not in self.models_:
+                    raise MissingEntryError(f"no latency model covers piece type {typ!r} (it was never measured)")
+                m = self.models_[typ]
+                out[idx] = m if isinstance(m, float) else m.predict(feats.iloc[idx][NUMERIC].to_numpy(float))
         return np.exp(out)
 
+    def outside(self, feats: pd.DataFrame) -> list[str]:
+        """What in ``feats`` lies outside the measured pieces: one phrase per finding."""
+        acts = list(Act)
+        names = {"k": ("kernel", str), "stride": ("stride", str), "se": ("squeeze-excite", str),
+                 "act": ("activation", lambda c: acts[c].value)}
+        notes = []
+        for typ, idx in feats.groupby("type").indices.items():
+            d, f = self.domain_.get(typ), feats.iloc[idx]
+            if d is None:
+                continue
+            for c, (label, fmt) in names.items():
+                new = set(f[c].astype(int)) - d[c]
+                if new:
+                    notes.append(f"{typ} {label} {', '.join(fmt(v) for v in sorted(new))} never measured "
+                                 f"(measured: {', '.join(fmt(v) for v in sorted(d[c]))})")
+            for c, label in (("h", "input size"), ("cin", "input width"), ("cexp", "width"),
+                             ("cout", "output width")):
+                lo, hi = d[c]
+                v = f[c].to_numpy()
+                far = v[(v < lo / FAR_OUTSIDE) | (v > hi * FAR_OUTSIDE)]
+                if len(far):
+                    notes.append(f"{typ} {label} {far.min()}-{far.max()} far outside the measured {lo}-{hi}")
+        return notes
 
-class _PieceSum(_Predictor):
+
+class _PieceSum(Predictor):
     """Sum of per-piece latencies + the network-level calibration term."""
 
     def _check_params(self) -> None:
-        if self.granularity not in ("block", "kernel"):
+        if self.granularity not in GRANULARITIES:
             raise ValueError(f"granularity: expected 'block' or 'kernel', got {self.granularity!r}")
         if self.calibration not in CALIBRATIONS:
             raise ValueError(f"calibration: expected one of {CALIBRATIONS}, got {self.calibration!r}")
+        if not (self.estimator == "auto" or self.estimator in ESTIMATORS or isinstance(self.estimator, dict)):
+            raise ValueError(f"estimator: expected auto, {', '.join(ESTIMATORS)} or a dict per piece "
+                             f"type, got {self.estimator!r}")
 
-    def _training_pieces(self, pieces: pd.DataFrame | None) -> pd.DataFrame:
+    def _training_pieces(self, pieces: pd.DataFrame | None) -> tuple[list[Workload], np.ndarray]:
+        """The measured pieces of this granularity, one per key (the median of its measurements)."""
         if pieces is None or len(pieces) == 0:
             raise ValueError(f"{type(self).__name__} needs measured pieces: pass pieces=TrainingData.pieces")
         p = pieces[(pieces["granularity"] == self.granularity) & (pieces["variant"] == "warm")]
         if p.empty:
             raise ValueError(f"no measured {self.granularity}s to learn from (profile them first)")
-        return p
+        p = p.groupby("key", sort=False).agg(median_ms=("median_ms", "median"), spec=("spec", "first"))
+        ws = [from_spec(k, json.loads(s) if isinstance(s, str) else s) for k, s in zip(p.index, p["spec"])]
+        return ws, p["median_ms"].to_numpy(float)
 
-    def _fit_regressor(self, p: pd.DataFrame) -> PieceRegressor:
-        ws = [from_spec(k, json.loads(s) if isinstance(s, str) else s) for k, s in zip(p["key"], p["spec"])]
-        return PieceRegressor(getattr(self, "estimator", "auto"), self.random_state,
-                              getattr(self, "_preset_choices", None)).fit(
-            pieces_frame(ws), p["median_ms"].to_numpy(float))
+    def _fit_regressor(self, ws: list[Workload], ms: np.ndarray) -> PieceRegressor:
+        return PieceRegressor(self.estimator, self.random_state).fit(pieces_frame(ws), ms)
 
     def _fit(self, archs, y, pieces) -> None:
         self._check_params()
-        self._memo = {}
-        self._fit_pieces(self._training_pieces(pieces))
-        self._estimate([w for a in archs for w in arch_pieces(a, self.granularity)], "training networks")
-        s = np.array([self._piece_ms(a).sum() for a in archs])
-        nf = np.array([[f["weight_mb"], f["n_pieces"]] for f in
-                       (network_features(arch_pieces(a, self.granularity)) for a in archs)])
-        self._fit_calibration(s, nf, y)
+        self._piece_ms: dict[str, float] = {}                         # piece key -> ms
+        self._group_cost: dict[PieceGroup, tuple[float, int, int]] = {}  # -> (ms, params, n)
+        self._fit_pieces(*self._training_pieces(pieces))
+        s, params, n = self._sums(archs, "training networks")
+        self._fit_calibration(s, np.stack([4 * params / 1e6, n], 1), y)
+
+    def state_params(self) -> dict:
+        reg = self._regressor()
+        return {**self.get_params(), **({"estimator": dict(reg.choice_)} if reg is not None else {})}
+
+    def _regressor(self) -> PieceRegressor | None:
+        return None
 
     def _fit_calibration(self, s, nf, y) -> None:
         """Fit the network term ``y − s = γ·max(0, W − C) + β·n + δ`` on relative error.
 
+        ``nf`` holds per network the weight footprint ``W`` (MB) and the number of pieces ``n``.
         Robust (soft-L1 loss, scale :data:`CALIBRATION_LOSS_SCALE`): an end-to-end measurement
         caught by a slow phase of the machine must not drag the term for every network. ``offset``
         fits ``δ`` alone.
@@ -288,38 +297,55 @@ class _PieceSum(_Predictor):
                 best = (cost, (float(c), *map(float, coef)))
         self.cache_mb_, self.gamma_ms_per_mb_, self.per_piece_ms_, self.offset_ms_ = best[1]
 
-    def predict_many(self, archs: Sequence[ArchSpec]) -> np.ndarray:
-        """Latencies (ms) of many networks; every distinct piece is estimated once, in one batch."""
-        self._check_fitted()
-        archs, _ = _as_list(archs)
-        per = [arch_pieces(a, self.granularity) for a in archs]
-        self._estimate([w for ps in per for w in ps], archs[0].name if len(archs) == 1 else
-                       f"{len(archs)} networks")
-        memo = self._memo
-        return np.array([sum(memo[w.key] for w in ps) + self.network_term(a) for a, ps in zip(archs, per)])
+    # -- prediction: the hot path ----------------------------------------------------------------
+    def _sums(self, archs: Sequence[ArchSpec], where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per network: summed piece latency (ms), parameters, number of pieces.
 
-    def _estimate(self, pieces, where: str) -> None:
-        todo = {w.key: w for w in pieces if w.key not in self._memo}
+        Every block is decomposed once per (config, input shape) (:func:`piece_groups`) and every
+        distinct piece estimated once, in one batch, then kept.
+        """
+        per = [piece_groups(a, self.granularity) for a in archs]
+        cost = self._group_cost
+        new = {g: None for gs in per for g in gs if g not in cost}
+        if new:
+            self._cost_groups(list(new), where)
+        out = []
+        for gs in per:
+            s = p = n = 0
+            for g in gs:
+                a, b, c = cost[g]
+                s += a
+                p += b
+                n += c
+            out.append((s, p, n))
+        a = np.array(out, dtype=float).reshape(-1, 3)
+        return a[:, 0], a[:, 1], a[:, 2]
+
+    def _cost_groups(self, groups: list[PieceGroup], where: str) -> None:
+        known = self._piece_ms
+        todo = {w.key: w for g in groups for w in g.pieces if w.key not in known}
         if todo:
-            self._memo.update(zip(todo, self._ms_of(list(todo.values()), where)))
+            known.update(zip(todo, map(float, self._ms_of(list(todo.values()), where))))
+        for g in groups:
+            self._group_cost[g] = (sum(known[w.key] for w in g.pieces), g.params, len(g.pieces))
 
-    def _piece_ms(self, arch) -> np.ndarray:
-        pieces = arch_pieces(arch, self.granularity)
-        self._estimate(pieces, arch.name)
-        return np.array([self._memo[w.key] for w in pieces])
+    def _predict(self, archs) -> np.ndarray:
+        s, params, n = self._sums(archs, archs[0].name if len(archs) == 1 else f"{len(archs)} networks")
+        return s + self._network_term(params, n)
+
+    def _network_term(self, params, n):
+        return (self.gamma_ms_per_mb_ * np.maximum(0.0, 4 * np.asarray(params) / 1e6 - self.cache_mb_)
+                + self.per_piece_ms_ * np.asarray(n) + self.offset_ms_)
 
     def network_term(self, arch: ArchSpec) -> float:
         """The fitted network-level latency (ms) added to the summed pieces of ``arch``."""
-        f = network_features(arch_pieces(arch, self.granularity))
-        return (self.gamma_ms_per_mb_ * max(0.0, f["weight_mb"] - self.cache_mb_)
-                + self.per_piece_ms_ * f["n_pieces"] + self.offset_ms_)
-
-    def _total(self, arch) -> float:
-        return float(self._piece_ms(arch).sum()) + self.network_term(arch)
+        _, params, n = self._sums([arch], arch.name)
+        return float(self._network_term(params, n)[0])
 
     def _layers(self, arch) -> pd.DataFrame:
-        pieces = arch_pieces(arch, self.granularity)
-        ms = self._piece_ms(arch)
+        self._sums([arch], arch.name)   # estimates every piece of the network
+        pieces = blocks(arch) if self.granularity == "block" else kernels(arch)
+        ms = np.array([self._piece_ms[w.key] for w in pieces])
         params = np.array([w.params for w in pieces], dtype=float)
         term = self.network_term(arch)
         # the network term goes where the weights are (footprint) or evenly (offset)
@@ -335,42 +361,107 @@ class _PieceSum(_Predictor):
         return pd.DataFrame({"name": list(acc), "op": [names[n].op.value for n in acc],
                              "block": [names[n].block for n in acc], "latency_ms": list(acc.values())})
 
+    def _warn_outside(self, reg: PieceRegressor, feats: pd.DataFrame, where: str) -> None:
+        notes = reg.outside(feats)
+        if notes:
+            self.warn_extrapolation(f"{where}: " + "; ".join(notes))
+
 
 class LookupTable(_PieceSum):
-    """Measured pieces summed (Once-for-All / FBNet style table keyed by piece config + input shape)."""
+    """Measured pieces summed (Once-for-All / FBNet style table keyed by piece config + input shape).
+
+    ``on_missing="regression"``: a piece not in the table is predicted from the measured pieces of
+    the same config at other widths and a per-type regression ``g`` (``estimator``): with ``L`` the
+    largest measured latency among pieces no wider in any channel, ``U`` the smallest among pieces
+    no narrower, and ``h = g·ρ`` (``ρ`` the config's median measured/regression ratio), the answer
+    is ``h`` clipped into ``[L, U]`` (the geometric mean of both clip orders where the table
+    contradicts itself). Each of ``h``, ``L``, ``U`` grows with every width, so the answer does; at
+    a measured width ``L = U =`` the measurement.
+    """
 
     kind = "lut"
 
     def __init__(self, granularity: str = "block", calibration: str = "footprint",
-                 on_missing: str = "raise", random_state: int = 0):
+                 on_missing: str = "raise", estimator: str | dict = "auto", random_state: int = 0):
         self.granularity = granularity
         self.calibration = calibration
         self.on_missing = on_missing
+        self.estimator = estimator
         self.random_state = random_state
 
-    def _fit_pieces(self, p: pd.DataFrame) -> None:
+    def _regressor(self) -> PieceRegressor | None:
+        return self.fallback_
+
+    def _fit_pieces(self, ws: list[Workload], ms: np.ndarray) -> None:
         if self.on_missing not in ("raise", "regression"):
             raise ValueError(f"on_missing: expected 'raise' or 'regression', got {self.on_missing!r}")
-        self.table_ = dict(zip(p["key"], p["median_ms"].astype(float)))
-        self.fallback_ = self._fit_regressor(p) if self.on_missing == "regression" else None
+        self.fallback_ = self._fit_regressor(ws, ms) if self.on_missing == "regression" else None
+        g = self.fallback_.predict(pieces_frame(ws)) if self.fallback_ is not None else np.ones_like(ms)
+        fams: dict[tuple, list[int]] = {}
+        widths = []
+        for i, w in enumerate(ws):
+            config, x = width_signature(w)
+            fams.setdefault(config, []).append(i)
+            widths.append(x)
+        self.families_: dict[tuple, tuple[np.ndarray, np.ndarray, float]] = {}
+        table = np.empty(len(ws))
+        for config, idx in fams.items():
+            X, t = np.array([widths[i] for i in idx]), ms[idx]
+            self.families_[config] = (X, t, float(np.median(t / g[idx])))
+            lo, hi = _envelope(X, t, X)
+            table[idx] = np.sqrt(lo * hi)     # the measurement itself unless the table contradicts itself
+        self.table_ = dict(zip((w.key for w in ws), table))
+        self.n_adjusted_ = int(np.sum(~np.isclose(table, ms, rtol=1e-9, atol=0)))
 
-    def _ms_of(self, pieces, where: str = "network") -> np.ndarray:
-        """Latency (ms) of each piece: its table entry, or the fallback regression's estimate."""
+    def _ms_of(self, pieces: Sequence[Workload], where: str = "network") -> np.ndarray:
+        """Latency (ms) of each piece: its table entry, or predicted between measured widths."""
         ms = np.array([self.table_.get(w.key, np.nan) for w in pieces])
-        missing = np.isnan(ms)
-        if missing.any():
+        missing = np.flatnonzero(np.isnan(ms))
+        if len(missing):
+            miss = [pieces[i] for i in missing]
             if self.fallback_ is None:
-                labels = [w.label for w, m in zip(pieces, missing) if m]
-                raise KeyError(f"{where}: {int(missing.sum())} {self.granularity}(s) not in the table, "
-                               f"e.g. {labels[0]!r}; profile them or use on_missing='regression'")
-            miss = [w for w, m in zip(pieces, missing) if m]
-            ms[missing] = self.fallback_.predict(pieces_frame(miss))
+                raise MissingEntryError(
+                    f"{where}: {len(miss)} {self.granularity}(s) not in the table, e.g. {miss[0].label!r}; "
+                    f"profile them (hwlat profile models ... --with-blocks) or use the calibrated kind, "
+                    f"which predicts unmeasured pieces")
+            feats = pieces_frame(miss)
+            ms[missing] = self._between(miss, self.fallback_.predict(feats))
+            self._warn_outside(self.fallback_, feats, where)
         return ms
+
+    def _between(self, pieces: Sequence[Workload], g: np.ndarray) -> np.ndarray:
+        """Unmeasured pieces: the regression ``g`` (ms) made to agree with the table (class docstring)."""
+        out = np.array(g, dtype=float)
+        by_config: dict[tuple, list[tuple[int, tuple]]] = {}
+        for j, w in enumerate(pieces):
+            config, x = width_signature(w)
+            if config in self.families_:
+                by_config.setdefault(config, []).append((j, x))
+        for config, items in by_config.items():
+            X, t, rho = self.families_[config]
+            j = np.array([i for i, _ in items])
+            lo, hi = _envelope(X, t, np.array([x for _, x in items]))
+            h = out[j] * rho
+            out[j] = np.sqrt(np.minimum(np.maximum(h, lo), hi) * np.maximum(np.minimum(h, hi), lo))
+        return out
 
     def coverage(self, archs: Sequence[ArchSpec]) -> float:
         """Fraction of the pieces of ``archs`` that have a measured entry."""
-        keys = [w.key for a in archs for w in arch_pieces(a, self.granularity)]
+        keys = [w.key for a in archs for g in piece_groups(a, self.granularity) for w in g.pieces]
         return float(np.mean([k in self.table_ for k in keys])) if keys else 1.0
+
+
+def _envelope(X: np.ndarray, t: np.ndarray, Q: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of ``Q`` (widths): the largest ``t`` of rows of ``X`` no wider in any width
+    (0 if none) and the smallest ``t`` of rows no narrower (inf if none)."""
+    lo, hi = np.empty(len(Q)), np.empty(len(Q))
+    for s in range(0, len(Q), chunk):
+        q = Q[s:s + chunk, None, :]
+        below = (X[None] <= q).all(-1)
+        above = (X[None] >= q).all(-1)
+        lo[s:s + chunk] = np.where(below, t, 0.0).max(1)
+        hi[s:s + chunk] = np.where(above, t, np.inf).min(1)
+    return lo, hi
 
 
 class Regression(_PieceSum):
@@ -379,31 +470,20 @@ class Regression(_PieceSum):
     kind = "regression"
 
     def __init__(self, granularity: str = "block", calibration: str = "footprint",
-                 estimator: str = "auto", random_state: int = 0):
+                 estimator: str | dict = "auto", random_state: int = 0):
         self.granularity = granularity
         self.calibration = calibration
         self.estimator = estimator
         self.random_state = random_state
 
-    def _fit_pieces(self, p: pd.DataFrame) -> None:
-        if self.estimator not in ("auto", "ridge", "forest", "boosting"):
-            raise ValueError(f"estimator: expected auto, ridge, forest or boosting, got {self.estimator!r}")
-        self.regressor_ = self._fit_regressor(p)
+    def _regressor(self) -> PieceRegressor | None:
+        return self.regressor_
 
-    def _ms_of(self, pieces, where: str = "network") -> np.ndarray:
-        return self.regressor_.predict(pieces_frame(pieces))
+    def _fit_pieces(self, ws: list[Workload], ms: np.ndarray) -> None:
+        self.regressor_ = self._fit_regressor(ws, ms)
 
-
-KINDS = {
-    "madds": lambda: MAddsProxy(),
-    "lut": lambda: LookupTable(calibration="offset"),
-    "regression": lambda: Regression(calibration="footprint"),
-    "calibrated": lambda: LookupTable(calibration="footprint", on_missing="regression"),
-}
-
-
-def make_predictor(kind: str, **params) -> _Predictor:
-    """A predictor by CLI kind: ``madds``, ``lut`` (sum + offset), ``regression``, ``calibrated``."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown predictor kind {kind!r} (expected one of {', '.join(KINDS)})")
-    return KINDS[kind]().set_params(**params)
+    def _ms_of(self, pieces: Sequence[Workload], where: str = "network") -> np.ndarray:
+        feats = pieces_frame(pieces)
+        ms = self.regressor_.predict(feats)
+        self._warn_outside(self.regressor_, feats, where)
+        return ms

@@ -21,12 +21,11 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from itertools import groupby
 from typing import Iterable, Sequence
 
 from hwlat.archs.codec import encode
 from hwlat.archs.ir import Act, ArchSpec
-from hwlat.archs.layers import LayerSpec, OpKind, layers
+from hwlat.archs.layers import LayerSpec, OpKind, block_groups, layers
 from hwlat.profiler.segments import canonical, role, rows_from_canonical, segment_ops
 
 GRANULARITIES = ("kernel", "block", "model")
@@ -103,8 +102,13 @@ def _label(rows: Sequence[LayerSpec]) -> str:
 
 def kernels(arch: ArchSpec) -> list[Workload]:
     """The runtime ops of ``arch`` in execution order (LiteRT fusion rules, see module docstring)."""
+    return kernels_of(layers(arch))
+
+
+def kernels_of(rows: Sequence[LayerSpec]) -> list[Workload]:
+    """The runtime ops of a run of layer rows (a network, or one of its blocks), in order."""
     out = []
-    for op in segment_ops(rows := layers(arch)):
+    for op in segment_ops(rows):
         group = [rows[i] for i in op.index]
         r = group[0]
         if op.kind == "conv" and r.act not in FUSED_ACTS:
@@ -120,23 +124,25 @@ def kernels(arch: ArchSpec) -> list[Workload]:
 
 def blocks(arch: ArchSpec) -> list[Workload]:
     """The stem, each bottleneck, and the last stage (with classifier) of ``arch``, in order."""
-    out = []
-    for (stage, blk), grp in groupby(layers(arch), key=lambda r: (r.stage, r.block)):
-        rows = tuple(grp)
-        name = "stem" if stage == "stem" else "head" if stage == "head" else "bneck"
-        r0 = rows[0]
-        dw = next((r for r in rows if r.op is OpKind.DWCONV), None)
-        if name == "bneck" and dw is None:  # a skip layer's 1×1 conv
-            label = f"skip s{r0.stride} {r0.cin}->{r0.cout} {r0.act.value} @{_shape(r0.in_shape)}"
-        elif name == "bneck":
-            se = "_se" if any(role(r) == "se.pool" for r in rows) else ""
-            g = f"_g{r0.groups}" if r0.groups > 1 else ""
-            label = (f"bneck k{dw.kernel} s{dw.stride} {r0.cin}->{dw.cout}->{rows[-1].cout}{g}{se} "
-                     f"{dw.act.value} @{_shape(r0.in_shape)}")
-        else:
-            label = f"{name} {r0.cin}->{rows[-1].out_shape[0]} @{_shape(r0.in_shape)}"
-        out.append(Workload(_key("block", canonical(rows)), "block", rows, label))
-    return out
+    return [block_workload(rows) for rows in block_groups(layers(arch))]
+
+
+def block_workload(rows: Sequence[LayerSpec]) -> Workload:
+    """One block of a network (rows from :func:`hwlat.archs.layers.block_groups`) as a workload."""
+    rows = tuple(rows)
+    r0 = rows[0]
+    name = "stem" if r0.stage == "stem" else "head" if r0.stage == "head" else "bneck"
+    dw = next((r for r in rows if r.op is OpKind.DWCONV), None)
+    if name == "bneck" and dw is None:  # a skip layer's 1×1 conv
+        label = f"skip s{r0.stride} {r0.cin}->{r0.cout} {r0.act.value} @{_shape(r0.in_shape)}"
+    elif name == "bneck":
+        se = "_se" if any(role(r) == "se.pool" for r in rows) else ""
+        g = f"_g{r0.groups}" if r0.groups > 1 else ""
+        label = (f"bneck k{dw.kernel} s{dw.stride} {r0.cin}->{dw.cout}->{rows[-1].cout}{g}{se} "
+                 f"{dw.act.value} @{_shape(r0.in_shape)}")
+    else:
+        label = f"{name} {r0.cin}->{rows[-1].out_shape[0]} @{_shape(r0.in_shape)}"
+    return Workload(_key("block", canonical(rows)), "block", rows, label)
 
 
 def model(arch: ArchSpec) -> Workload:
