@@ -7,6 +7,7 @@ from sklearn.base import clone
 
 from hwlat.archs import SearchSpace, mobilenetv3
 from hwlat.cli import main
+from hwlat.errors import ExtrapolationWarning, MissingEntryError
 from hwlat.latency_models import (LookupTable, MAddsProxy, Regression, TrainingData, load,
                                   make_predictor, metrics, noise_floor)
 from hwlat.latency_models.evaluate import holdout, split_by_arch
@@ -91,7 +92,7 @@ def test_lookup_table_missing_entry_is_never_zero(data):
     archs, y = data.archs(), data.latency_ms
     unseen = mobilenetv3("small", width_mult=0.75, resolution=112)
     strict = LookupTable(on_missing="raise").fit(archs, y, pieces=data.pieces)
-    with pytest.raises(KeyError, match="not in the table"):
+    with pytest.raises(MissingEntryError, match="not in the table"):
         strict.predict(unseen)
     assert strict.coverage([unseen]) < 1
     fallback = LookupTable(on_missing="regression").fit(archs, y, pieces=data.pieces)

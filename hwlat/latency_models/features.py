@@ -100,7 +100,8 @@ class PieceGroup:
     params: int
 
 
-_GROUPS: dict[str, dict[tuple, PieceGroup]] = {g: {} for g in GRANULARITIES}
+# (block config, input channels, input height) -> (group, output channels, output height)
+_GROUPS: dict[str, dict[tuple, tuple[PieceGroup, int, int]]] = {g: {} for g in GRANULARITIES}
 _MAX_GROUPS = 500_000   # distinct (block, input shape) per granularity kept before starting over
 
 
@@ -113,15 +114,14 @@ def piece_groups(arch: ArchSpec, granularity: str = "block") -> list[PieceGroup]
     cache = _GROUPS.get(granularity)
     if cache is None:
         raise ValueError(f"granularity: expected 'block' or 'kernel', got {granularity!r}")
-    try:
-        g = cache["stem", arch.stem, arch.in_channels, arch.resolution]
+    try:   # the hot path of every prediction: keep it to lookups
+        g, c, h = cache["stem", arch.stem, arch.in_channels, arch.resolution]
         out = [g]
-        c, h = g.out
+        add = out.append
         for b in arch.blocks:
-            g = cache[b, c, h]
-            out.append(g)
-            c, h = g.out
-        out.append(cache["head", arch.head, arch.num_classes, c, h])
+            g, c, h = cache[b, c, h]
+            add(g)
+        add(cache["head", arch.head, arch.num_classes, c, h][0])
         if len(out) > 2:
             return out
     except (KeyError, TypeError):   # an unseen block (or an unhashable field: layers() names it)
@@ -136,22 +136,22 @@ def _fill(arch: ArchSpec, granularity: str, cache: dict) -> list[PieceGroup]:
     by_block = {(g[0].stage, g[0].block): g for g in block_groups(rows)}
     make = (lambda grp: (block_workload(grp),)) if granularity == "block" else kernels_of
 
-    def group(key, grp, c, h) -> PieceGroup:
-        g = cache.get(key)
-        if g is None:
+    def group(key, grp, c, h) -> tuple[PieceGroup, int, int]:
+        hit = cache.get(key)
+        if hit is None:
             pieces = tuple(make(grp)) if grp else ()
-            out = (grp[-1].out_shape[0], grp[-1].out_shape[1]) if grp else (c, h)
-            g = cache[key] = PieceGroup(pieces, out, sum(w.madds for w in pieces),
-                                        sum(w.params for w in pieces))
-        return g
+            c, h = (grp[-1].out_shape[0], grp[-1].out_shape[1]) if grp else (c, h)
+            hit = cache[key] = (PieceGroup(pieces, (c, h), sum(w.madds for w in pieces),
+                                           sum(w.params for w in pieces)), c, h)
+        return hit
 
     c, h = arch.in_channels, arch.resolution
-    out = [group(("stem", arch.stem, c, h), by_block[("stem", -1)], c, h)]
-    c, h = out[-1].out
+    g, c, h = group(("stem", arch.stem, c, h), by_block[("stem", -1)], c, h)
+    out = [g]
     for i, b in enumerate(arch.blocks):
-        out.append(group((b, c, h), by_block.get(("block", i)), c, h))
-        c, h = out[-1].out
-    out.append(group(("head", arch.head, arch.num_classes, c, h), by_block[("head", -1)], c, h))
+        g, c, h = group((b, c, h), by_block.get(("block", i)), c, h)
+        out.append(g)
+    out.append(group(("head", arch.head, arch.num_classes, c, h), by_block[("head", -1)], c, h)[0])
     return out
 
 

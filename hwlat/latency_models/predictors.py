@@ -31,6 +31,7 @@ late weight-heavy layers read them from memory, so the gap follows the weight fo
 from __future__ import annotations
 
 import json
+from operator import attrgetter
 from typing import Sequence
 
 import numpy as np
@@ -53,6 +54,7 @@ from hwlat.profiler.workloads import Workload, blocks, from_spec, kernels
 CALIBRATIONS = ("none", "offset", "footprint")
 ESTIMATORS = ("ridge", "forest", "boosting")
 CALIBRATION_LOSS_SCALE = 0.03  # relative error beyond which a network counts as an outlier
+_PARAMS = attrgetter("params")
 
 
 class MAddsProxy(Predictor):
@@ -206,29 +208,46 @@ class PieceRegressor:
                 out[idx] = m if isinstance(m, float) else m.predict(feats.iloc[idx][NUMERIC].to_numpy(float))
         return np.exp(out)
 
-    def outside(self, feats: pd.DataFrame) -> list[str]:
-        """What in ``feats`` lies outside the measured pieces: one phrase per finding."""
-        acts = list(Act)
-        names = {"k": ("kernel", str), "stride": ("stride", str), "se": ("squeeze-excite", str),
-                 "act": ("activation", lambda c: acts[c].value)}
-        notes = []
+    def outside(self, feats: pd.DataFrame) -> list[tuple]:
+        """Per row of ``feats``: what lies outside the measured pieces, as ``(type, feature, value)``
+        findings (a kernel, stride, SE or activation never measured; a size or width more than
+        :data:`~hwlat.latency_models.base.FAR_OUTSIDE` times beyond the measured range)."""
+        notes: list[list] = [[] for _ in range(len(feats))]
         for typ, idx in feats.groupby("type").indices.items():
-            d, f = self.domain_.get(typ), feats.iloc[idx]
+            d = self.domain_.get(typ)
             if d is None:
                 continue
-            for c, (label, fmt) in names.items():
-                new = set(f[c].astype(int)) - d[c]
-                if new:
-                    notes.append(f"{typ} {label} {', '.join(fmt(v) for v in sorted(new))} never measured "
-                                 f"(measured: {', '.join(fmt(v) for v in sorted(d[c]))})")
-            for c, label in (("h", "input size"), ("cin", "input width"), ("cexp", "width"),
-                             ("cout", "output width")):
+            f = feats.iloc[idx]
+            for c in ("k", "stride", "se", "act"):
+                v = f[c].to_numpy(int)
+                for i in np.flatnonzero(~np.isin(v, list(d[c]))):
+                    notes[idx[i]].append((typ, c, int(v[i])))
+            for c in ("h", "cin", "cexp", "cout"):
                 lo, hi = d[c]
                 v = f[c].to_numpy()
-                far = v[(v < lo / FAR_OUTSIDE) | (v > hi * FAR_OUTSIDE)]
-                if len(far):
-                    notes.append(f"{typ} {label} {far.min()}-{far.max()} far outside the measured {lo}-{hi}")
-        return notes
+                for i in np.flatnonzero((v < lo / FAR_OUTSIDE) | (v > hi * FAR_OUTSIDE)):
+                    notes[idx[i]].append((typ, c, int(v[i])))
+        return [tuple(n) for n in notes]
+
+    def describe(self, findings) -> str:
+        """One phrase per (type, feature) of :meth:`outside` findings."""
+        acts = list(Act)
+        labels = {"k": "kernel", "stride": "stride", "se": "squeeze-excite", "act": "activation",
+                  "h": "input size", "cin": "input width", "cexp": "width", "cout": "output width"}
+        by: dict[tuple, set] = {}
+        for typ, c, v in findings:
+            by.setdefault((typ, c), set()).add(v)
+        out = []
+        for (typ, c), vals in sorted(by.items()):
+            d = self.domain_[typ][c]
+            if isinstance(d, frozenset):
+                fmt = (lambda x: acts[x].value) if c == "act" else str
+                out.append(f"{typ} {labels[c]} {', '.join(fmt(v) for v in sorted(vals))} never measured "
+                           f"(measured: {', '.join(fmt(v) for v in sorted(d))})")
+            else:
+                span = f"{min(vals)}" if len(vals) == 1 else f"{min(vals)}-{max(vals)}"
+                out.append(f"{typ} {labels[c]} {span} far outside the measured {d[0]}-{d[1]}")
+        return "; ".join(out)
 
 
 class _PieceSum(Predictor):
@@ -259,11 +278,18 @@ class _PieceSum(Predictor):
 
     def _fit(self, archs, y, pieces) -> None:
         self._check_params()
-        self._piece_ms: dict[str, float] = {}                         # piece key -> ms
-        self._group_cost: dict[PieceGroup, tuple[float, int, int]] = {}  # -> (ms, params, n)
         self._fit_pieces(*self._training_pieces(pieces))
-        s, params, n = self._sums(archs, "training networks")
-        self._fit_calibration(s, np.stack([4 * params / 1e6, n], 1), y)
+        self.gamma_ms_per_mb_ = self.per_piece_ms_ = 0.0     # the plain sum, for the calibration
+        self._piece_ms: dict[str, float] = {}                # piece key -> ms
+        self._piece_notes: dict[str, tuple] = {}             # piece key -> extrapolation findings
+        self._group_ms: dict[PieceGroup, float] = {}         # block -> ms of its pieces + β·n
+        self._flagged: dict[PieceGroup, tuple] = {}          # block -> findings of its pieces
+        s, _ = self._sums(archs, "training networks")
+        groups = [piece_groups(a, self.granularity) for a in archs]
+        nf = np.array([[4 * sum(g.params for g in gs) / 1e6, sum(len(g.pieces) for g in gs)] for gs in groups])
+        self._fit_calibration(s, nf.reshape(-1, 2), y)
+        self._group_ms.clear()                               # costs now include the fitted β·n
+        self._flagged.clear()
 
     def state_params(self) -> dict:
         reg = self._regressor()
@@ -298,49 +324,61 @@ class _PieceSum(Predictor):
         self.cache_mb_, self.gamma_ms_per_mb_, self.per_piece_ms_, self.offset_ms_ = best[1]
 
     # -- prediction: the hot path ----------------------------------------------------------------
-    def _sums(self, archs: Sequence[ArchSpec], where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per network: summed piece latency (ms), parameters, number of pieces.
+    def _sums(self, archs: Sequence[ArchSpec], where: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per network: summed piece latency plus the per-piece term ``β·n`` (ms), and parameters.
 
         Every block is decomposed once per (config, input shape) (:func:`piece_groups`) and every
-        distinct piece estimated once, in one batch, then kept.
+        distinct piece estimated once, in one batch, then kept: the loop below is lookups only.
         """
         per = [piece_groups(a, self.granularity) for a in archs]
-        cost = self._group_cost
+        cost = self._group_ms
         new = {g: None for gs in per for g in gs if g not in cost}
         if new:
             self._cost_groups(list(new), where)
-        out = []
-        for gs in per:
-            s = p = n = 0
-            for g in gs:
-                a, b, c = cost[g]
-                s += a
-                p += b
-                n += c
-            out.append((s, p, n))
-        a = np.array(out, dtype=float).reshape(-1, 3)
-        return a[:, 0], a[:, 1], a[:, 2]
+        if self._flagged:   # pieces outside what was measured: say so at every prediction
+            flagged = self._flagged
+            self._warn_outside([n for gs in per for g in gs if g in flagged for n in flagged[g]], where)
+        ms = np.array([sum(map(cost.__getitem__, gs)) for gs in per], dtype=float)
+        if not self.gamma_ms_per_mb_:      # the footprint term is off: parameters are not needed
+            return ms, np.zeros(len(per))
+        return ms, np.array([sum(map(_PARAMS, gs)) for gs in per], dtype=float)
 
     def _cost_groups(self, groups: list[PieceGroup], where: str) -> None:
-        known = self._piece_ms
+        known, notes = self._piece_ms, self._piece_notes
         todo = {w.key: w for g in groups for w in g.pieces if w.key not in known}
         if todo:
-            known.update(zip(todo, map(float, self._ms_of(list(todo.values()), where))))
+            ms, found = self._estimate(list(todo.values()), where)
+            known.update(zip(todo, map(float, ms)))
+            notes.update((k, n) for k, n in zip(todo, found) if n)
         for g in groups:
-            self._group_cost[g] = (sum(known[w.key] for w in g.pieces), g.params, len(g.pieces))
+            self._group_ms[g] = sum(known[w.key] for w in g.pieces) + self.per_piece_ms_ * len(g.pieces)
+            flagged = tuple(n for w in g.pieces for n in notes.get(w.key, ()))
+            if flagged:
+                self._flagged[g] = flagged
+
+    def _ms_of(self, pieces: Sequence[Workload], where: str = "network") -> np.ndarray:
+        """Latency (ms) of each piece (warns when some are outside what was measured)."""
+        ms, found = self._estimate(pieces, where)
+        self._warn_outside([n for f in found for n in f], where)
+        return ms
+
+    def _warn_outside(self, findings: list[tuple], where: str) -> None:
+        if findings:
+            self.warn_extrapolation(f"{where}: " + self._regressor().describe(findings))
 
     def _predict(self, archs) -> np.ndarray:
-        s, params, n = self._sums(archs, archs[0].name if len(archs) == 1 else f"{len(archs)} networks")
-        return s + self._network_term(params, n)
+        ms, params = self._sums(archs, archs[0].name if len(archs) == 1 else f"{len(archs)} networks")
+        return ms + self._footprint(params) + self.offset_ms_
 
-    def _network_term(self, params, n):
-        return (self.gamma_ms_per_mb_ * np.maximum(0.0, 4 * np.asarray(params) / 1e6 - self.cache_mb_)
-                + self.per_piece_ms_ * np.asarray(n) + self.offset_ms_)
+    def _footprint(self, params):
+        """``γ·max(0, weight_MB − C)`` (ms) for networks of ``params`` fp32 weights."""
+        return self.gamma_ms_per_mb_ * np.maximum(0.0, 4 * np.asarray(params) / 1e6 - self.cache_mb_)
 
     def network_term(self, arch: ArchSpec) -> float:
         """The fitted network-level latency (ms) added to the summed pieces of ``arch``."""
-        _, params, n = self._sums([arch], arch.name)
-        return float(self._network_term(params, n)[0])
+        groups = piece_groups(arch, self.granularity)
+        params, n = sum(g.params for g in groups), sum(len(g.pieces) for g in groups)
+        return float(self._footprint(params) + self.per_piece_ms_ * n + self.offset_ms_)
 
     def _layers(self, arch) -> pd.DataFrame:
         self._sums([arch], arch.name)   # estimates every piece of the network
@@ -361,10 +399,6 @@ class _PieceSum(Predictor):
         return pd.DataFrame({"name": list(acc), "op": [names[n].op.value for n in acc],
                              "block": [names[n].block for n in acc], "latency_ms": list(acc.values())})
 
-    def _warn_outside(self, reg: PieceRegressor, feats: pd.DataFrame, where: str) -> None:
-        notes = reg.outside(feats)
-        if notes:
-            self.warn_extrapolation(f"{where}: " + "; ".join(notes))
 
 
 class LookupTable(_PieceSum):
@@ -413,9 +447,11 @@ class LookupTable(_PieceSum):
         self.table_ = dict(zip((w.key for w in ws), table))
         self.n_adjusted_ = int(np.sum(~np.isclose(table, ms, rtol=1e-9, atol=0)))
 
-    def _ms_of(self, pieces: Sequence[Workload], where: str = "network") -> np.ndarray:
-        """Latency (ms) of each piece: its table entry, or predicted between measured widths."""
+    def _estimate(self, pieces: Sequence[Workload], where: str) -> tuple[np.ndarray, list[tuple]]:
+        """Latency (ms) of each piece: its table entry, or predicted between measured widths; and
+        per piece, the regression's extrapolation findings."""
         ms = np.array([self.table_.get(w.key, np.nan) for w in pieces])
+        found: list[tuple] = [()] * len(pieces)
         missing = np.flatnonzero(np.isnan(ms))
         if len(missing):
             miss = [pieces[i] for i in missing]
@@ -426,8 +462,9 @@ class LookupTable(_PieceSum):
                     f"which predicts unmeasured pieces")
             feats = pieces_frame(miss)
             ms[missing] = self._between(miss, self.fallback_.predict(feats))
-            self._warn_outside(self.fallback_, feats, where)
-        return ms
+            for i, n in zip(missing, self.fallback_.outside(feats)):
+                found[i] = n
+        return ms, found
 
     def _between(self, pieces: Sequence[Workload], g: np.ndarray) -> np.ndarray:
         """Unmeasured pieces: the regression ``g`` (ms) made to agree with the table (class docstring)."""
@@ -482,8 +519,6 @@ class Regression(_PieceSum):
     def _fit_pieces(self, ws: list[Workload], ms: np.ndarray) -> None:
         self.regressor_ = self._fit_regressor(ws, ms)
 
-    def _ms_of(self, pieces: Sequence[Workload], where: str = "network") -> np.ndarray:
+    def _estimate(self, pieces: Sequence[Workload], where: str) -> tuple[np.ndarray, list[tuple]]:
         feats = pieces_frame(pieces)
-        ms = self.regressor_.predict(feats)
-        self._warn_outside(self.regressor_, feats, where)
-        return ms
+        return self.regressor_.predict(feats), self.regressor_.outside(feats)
