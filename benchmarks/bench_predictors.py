@@ -23,7 +23,7 @@ import pandas as pd
 from hwlat.archs import SearchSpace, mobilenetv3
 from hwlat.latency_models import TrainingData
 from hwlat.latency_models.evaluate import holdout
-from hwlat.latency_models.features import arch_pieces
+from hwlat.latency_models.features import clear_piece_cache
 from hwlat.profiler.profile import profile
 from hwlat.profiler.store import Store
 
@@ -83,7 +83,7 @@ def print_noise(groups, names) -> None:
 
 def throughput(pred, fresh, reps: int = 3) -> tuple[float, float, float]:
     """(archs/s on networks never seen before, archs/s when their pieces are cached, single ms)."""
-    arch_pieces.cache_clear()
+    clear_piece_cache()
     t = time.perf_counter()
     pred.predict_many(fresh)
     cold = len(fresh) / (time.perf_counter() - t)

@@ -1,18 +1,27 @@
 """Latency predictors on real LiteRT measurements of small networks (measured once per session)."""
+import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from sklearn.base import clone
 
-from hwlat.archs import SearchSpace, mobilenetv3
+from hwlat.archs import BlockSpec, SearchSpace, mobilenetv3
+from hwlat.archs.layers import OpKind, layers
 from hwlat.cli import main
 from hwlat.errors import ExtrapolationWarning, MissingEntryError
 from hwlat.latency_models import (LookupTable, MAddsProxy, Regression, TrainingData, load,
                                   make_predictor, metrics, noise_floor)
 from hwlat.latency_models.evaluate import holdout, split_by_arch
+from hwlat.latency_models.features import piece_groups, width_signature
 from hwlat.profiler.profile import profile
+from hwlat.profiler.segments import role
 from hwlat.profiler.timing import TimingConfig
+
+from strategies import archs
 
 FAST = TimingConfig(max_seconds=0.4, min_sample_ms=0.2, target=0.05)
 
@@ -137,7 +146,7 @@ def test_save_load_round_trip_and_refusals(data, tmp_path):
     back = load(path)
     assert np.array_equal(back.predict_many(data.archs()), pred.predict_many(data.archs()))
     doc = json.loads(path.read_text())
-    assert doc["schema"] == "hwlat.predictor" and doc["fingerprint"]["runtime"] == "litert"
+    assert doc["schema"] == "hwlat.predictor" and doc["state"]["fingerprint"]["runtime"] == "litert"
     doc["version"] = 99
     (tmp_path / "new.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="newer"):
@@ -244,3 +253,225 @@ def test_cli_evaluate_prints_the_noise_floor_of_repeats(store, tmp_path, capsys)
     assert main(["evaluate", "--store", str(copy), "--predictor", str(tmp_path / "p.json"), "--json"]) == 0
     row = json.loads(capsys.readouterr().out)[0]
     assert row["floor_n"] == 5 and 0 <= row["floor_acc10"] <= 1
+
+
+# --- monotone in width (issue 11) -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return {k: make_predictor(k).fit(data.archs(), data.latency_ms, pieces=data.pieces,
+                                     fingerprint=data.fingerprint, runtime="litert")
+            for k in ("madds", "lut", "regression", "calibrated")}
+
+
+def _widths(arch) -> list[tuple]:
+    """Every channel width a cut can change: (field, block index or None, width)."""
+    out = [("stem", None, arch.stem.out)]
+    for i, b in enumerate(arch.blocks):
+        out.append(("out", i, b.out))
+        if isinstance(b, BlockSpec):
+            out.append(("exp", i, b.exp))
+            if b.se is not None:
+                out.append(("se", i, b.se.squeeze))
+    out += [(f, None, getattr(arch.head, f)) for f in ("conv", "hidden") if getattr(arch.head, f)]
+    return out
+
+
+def _cut(arch, field, i, new):
+    if field == "stem":
+        return dataclasses.replace(arch, stem=dataclasses.replace(arch.stem, out=new))
+    if field in ("conv", "hidden"):
+        return dataclasses.replace(arch, head=dataclasses.replace(arch.head, **{field: new}))
+    b = arch.blocks[i]
+    nb = (dataclasses.replace(b, se=dataclasses.replace(b.se, squeeze=new)) if field == "se"
+          else dataclasses.replace(b, **{field: new}))
+    return dataclasses.replace(arch, blocks=(*arch.blocks[:i], nb, *arch.blocks[i + 1:]))
+
+
+def _structure(arch) -> list[tuple]:
+    return [(r.stage, r.block, role(r), r.op, r.groups if r.op is not OpKind.DWCONV else 0)
+            for r in layers(arch)]
+
+
+def _narrower(arch, data):
+    """``arch`` with one layer narrower, the rest of the network unchanged (or None)."""
+    field, i, width = data.draw(st.sampled_from(_widths(arch)))
+    assume(width > 1)
+    new = data.draw(st.integers(1, width - 1))
+    try:
+        cut = _cut(arch, field, i, new)
+        same = _structure(cut) == _structure(arch)
+    except ValueError:   # e.g. widths no longer divisible by a grouped conv's groups
+        return None
+    return cut if same else None
+
+
+_space_archs = st.integers(0, 2**32 - 1).map(
+    lambda s: SearchSpace.mobilenetv3_small(resolution=96).sample_arch(np.random.default_rng(s)))
+
+
+@pytest.mark.parametrize("kind", ["madds", "regression", "calibrated"])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(arch=st.one_of(_space_archs, archs()), data=st.data())
+def test_fewer_channels_never_predict_slower(fitted, kind, arch, data):
+    cut = _narrower(arch, data)
+    assume(cut is not None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtrapolationWarning)   # random networks are far from the data
+        before, after = fitted[kind].predict_many([arch, cut])
+    assert after <= before * (1 + 1e-12)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(data=st.data())
+def test_lookup_table_never_answers_slower_for_fewer_channels(fitted, data):
+    """The table refuses unmeasured blocks; what it answers never rises as a width falls."""
+    lut, arch = fitted["lut"], data.draw(st.sampled_from(_TRAIN))
+    cut = _narrower(arch, data)
+    assume(cut is not None)
+    try:
+        after = lut.predict(cut)
+    except MissingEntryError:
+        return
+    assert after <= lut.predict(arch) * (1 + 1e-12)
+
+
+def test_lookup_table_orders_measured_networks_by_width(fitted):
+    """Every pair of measured networks where one is the other with fewer channels somewhere."""
+    lut, pairs = fitted["lut"], 0
+    for a in _TRAIN:
+        for b in _TRAIN:
+            sa, sb = layers(a), layers(b)
+            if a is b or a.resolution != b.resolution or _structure(a) != _structure(b):
+                continue
+            if all(x.in_shape[0] <= y.in_shape[0] and x.out_shape[0] <= y.out_shape[0] for x, y in zip(sa, sb)):
+                pairs += 1
+                assert lut.predict(a) <= lut.predict(b) * (1 + 1e-12)
+    assert pairs >= 2
+
+
+_TRAIN: list = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _training_networks(data):
+    _TRAIN[:] = data.archs()
+
+
+def test_table_entries_are_measurements_made_monotone(fitted, data):
+    from hwlat.latency_models.predictors import _envelope
+
+    for kind in ("lut", "calibrated"):
+        pred = fitted[kind]
+        for X, t, _ in pred.families_.values():
+            lo, hi = _envelope(X, t, X)
+            entry = np.sqrt(lo * hi)
+            below = (X[:, None, :] <= X[None, :, :]).all(-1)
+            assert not (below & (entry[:, None] > entry[None, :] * (1 + 1e-12))).any()
+            consistent = lo == hi          # no narrower measurement is slower: the table is the truth
+            assert np.allclose(entry[consistent], t[consistent], rtol=1e-12)
+        assert 0 <= pred.n_adjusted_ < len(pred.table_)
+
+
+def test_unmeasured_widths_lie_between_their_measured_neighbours(fitted):
+    """A cut below a measured block is never slower than it, and a cut between two measured widths
+    of one block config is between their table entries."""
+    cal = fitted["calibrated"]
+    pieces = [w for g in piece_groups(_TRAIN[0]) for w in g.pieces]
+    for w in pieces:
+        config, x = width_signature(w)
+        X, t, _ = cal.families_[config]
+        own = cal.table_[w.key]
+        narrower = [v for v in (x[-1] - 8, x[-1] // 2) if v >= 1]
+        for new in narrower:   # the block's output width, narrower
+            rows = list(w.rows)
+            last = rows[-1]
+            rows[-1] = dataclasses.replace(last, out_shape=(new, *last.out_shape[1:]))
+            cut = dataclasses.replace(w, key=f"{w.key}-cut{new}", rows=tuple(rows))
+            assert cal._ms_of([cut])[0] <= own * (1 + 1e-12)
+
+
+# --- extrapolation (issue 10.7) ---------------------------------------------------------------
+
+def _with_block(arch, i, **kw):
+    return dataclasses.replace(arch, blocks=(*arch.blocks[:i], dataclasses.replace(arch.blocks[i], **kw),
+                                             *arch.blocks[i + 1:]))
+
+
+def test_predictions_outside_the_training_range_warn_naming_it(fitted):
+    base = mobilenetv3("small", width_mult=0.5, resolution=96)
+    k9 = _with_block(base, 2, kernel=9)
+    for kind in ("regression", "calibrated"):
+        with pytest.warns(ExtrapolationWarning, match=r"bneck kernel 9 never measured \(measured: 3, 5"):
+            fitted[kind].predict(k9)
+        with pytest.warns(ExtrapolationWarning, match="kernel 9 never measured"):
+            fitted[kind].predict(k9)          # again: every prediction that extrapolates says so
+        with pytest.warns(ExtrapolationWarning, match="activation swish never measured"):
+            fitted[kind].predict(_with_block(base, 3, act="swish"))
+    for kind in ("madds", "regression", "calibrated"):
+        with pytest.warns(ExtrapolationWarning, match="resolution 4000 px is far outside the training "
+                                                      "networks' 96-128 px"):
+            fitted[kind].predict(base.with_resolution(4000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        for kind, pred in fitted.items():
+            pred.predict_many(_TRAIN)     # what it was fitted on: no warning
+
+
+def test_an_absurd_resolution_warns_before_any_work(fitted):
+    huge = mobilenetv3("small", width_mult=0.5, resolution=100_000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ms = fitted["calibrated"].predict(huge)
+    assert ms > 0 and "resolution 100000 px" in str(caught[0].message)
+
+
+# --- state in and out, the kinds registry ---------------------------------------------------
+
+def test_state_round_trip_is_json_and_refits_identically(fitted, data):
+    from hwlat.latency_models.kinds import KINDS
+
+    for kind, pred in fitted.items():
+        state = json.loads(json.dumps(pred.get_state()))
+        back = type(pred).from_state(state)
+        assert np.array_equal(back.predict_many(_TRAIN), pred.predict_many(_TRAIN))
+        assert back.get_params() == {**pred.get_params(), **state["params"]}
+        assert set(KINDS[kind].params.items()) <= set(pred.get_params().items())
+        assert [a.name for a in back.train_archs_] == [a.name for a in pred.train_archs_]
+    reg = fitted["regression"]
+    assert isinstance(reg.get_state()["params"]["estimator"], dict)   # the CV's choice, a parameter
+
+
+def test_version_1_files_still_load(fitted, tmp_path):
+    cal = fitted["calibrated"]
+    s = cal.get_state()
+    v1 = {"schema": "hwlat.predictor", "version": 1, "hwlat_version": "0.1.0", "class": "LookupTable",
+          "params": {k: v for k, v in s["params"].items() if k != "estimator"},
+          "fingerprint": s["fingerprint"], "runtime": s["runtime"],
+          "train": {"archs": s["train"]["archs"], "latency_ms": s["train"]["latency_ms"]},
+          "estimator_choices": s["params"]["estimator"], "pieces": s["pieces"]}
+    (tmp_path / "v1.json").write_text(json.dumps(v1))
+    back = load(tmp_path / "v1.json")
+    assert np.array_equal(back.predict_many(_TRAIN), cal.predict_many(_TRAIN))
+
+
+@pytest.mark.parametrize("damage, field", [
+    (lambda d: d.update(state=[]), "state: expected an object"),
+    (lambda d: d["state"]["train"].update(latency_ms=[1.0]), "networks but 1 latencies"),
+    (lambda d: d["state"]["train"]["archs"].__setitem__(0, "in96,nonsense"), "state.train.archs"),
+    (lambda d: d["state"]["pieces"][0].pop("spec"), r"state.pieces\[0\]"),
+    (lambda d: d["state"]["params"].update(colour="red"), "unknown parameter"),
+    (lambda d: d.update({"class": "Oracle"}), "unknown predictor class 'Oracle'"),
+    (lambda d: d.update(version="2"), "version: expected a positive integer"),
+])
+def test_damaged_predictor_files_name_file_and_field(fitted, tmp_path, damage, field):
+    from hwlat.errors import FileFormatError
+
+    path = tmp_path / "p.json"
+    fitted["lut"].save(path)
+    doc = json.loads(path.read_text())
+    damage(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(FileFormatError, match=field) as e:
+        load(path)
+    assert str(path) in str(e.value)
