@@ -36,7 +36,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from hwlat.archs.codec import decode, encode
 from hwlat.archs.ir import ArchSpec
-from hwlat.errors import ExtrapolationWarning, FileFormatError
+from hwlat.errors import ExtrapolationWarning, FileFormatError, HwlatError
 from hwlat.latency_models import persist
 
 # a resolution this factor beyond the training networks' range is named in a warning
@@ -177,7 +177,7 @@ class Predictor(RegressorMixin, BaseEstimator):
         try:
             return cls(**params).fit(archs, train["latency_ms"], pieces=pieces,
                                      fingerprint=state["fingerprint"], runtime=state["runtime"])
-        except ValueError as e:
+        except (ValueError, HwlatError) as e:   # e.g. latencies <= 0, pieces that do not cover the networks
             raise FileFormatError(f"{source}: cannot refit the predictor it holds: {e}") from None
 
     def save(self, path) -> None:
