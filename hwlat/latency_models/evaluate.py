@@ -14,10 +14,10 @@ import pandas as pd
 
 from hwlat.archs.codec import encode
 from hwlat.archs.ir import ArchSpec
-from hwlat.latency_models.data import TrainingData
-from hwlat.latency_models.metrics import metrics
 from hwlat.errors import MissingEntryError
+from hwlat.latency_models.data import TrainingData
 from hwlat.latency_models.kinds import make_predictor
+from hwlat.latency_models.metrics import metrics
 
 
 def split_by_arch(n: int, test_fraction: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
