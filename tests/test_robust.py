@@ -246,7 +246,7 @@ def test_netadapt_cli_damaged_history(env, tmp_path, capsys):
     out.mkdir()
     (out / "history.json").write_text("[]")
     before = snapshot(out)
-    code, _, err = run(capsys, "netadapt", env["spec"], "--target-ratio", "0.8", "--predictor", env["pred"],
+    code, _, err = run(capsys, "netadapt", env["spec"], "--target-ratio", "0.8", "--predictor", env["mono"],
                        "--out", out, "-r", "16")
     one_line_error(code, err, str(out / "history.json"), "start over")
     assert snapshot(out) == before
@@ -411,7 +411,7 @@ def test_long_arguments_are_not_echoed(capsys):
 def test_out_that_is_a_file(env, tmp_path, capsys):
     f = tmp_path / "file"
     f.write_text("keep me")
-    code, _, err = run(capsys, "netadapt", env["spec"], "--target-ratio", "0.8", "--predictor", env["pred"],
+    code, _, err = run(capsys, "netadapt", env["spec"], "--target-ratio", "0.8", "--predictor", env["mono"],
                        "--out", f, "-r", "16")
     one_line_error(code, err, str(f), "is a file", "--out")
     code, _, err = run(capsys, "demo", "--out", f)
