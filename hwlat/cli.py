@@ -146,15 +146,24 @@ def _profile_run(args, archs=None) -> int:
     opts = {"xnnpack": not args.no_xnnpack, "quantize": args.quantize} if args.runtime == "litert" else {}
     if args.quantize and args.runtime != "litert":
         raise ValueError(f"--quantize is a LiteRT option; runtime {args.runtime!r} measures float32")
-    runner = get_runner(args.runtime, **opts)
     cfg = TimingConfig(target=args.target, max_seconds=args.max_seconds)
     with_blocks = getattr(args, "with_blocks", False)    # an option of `profile models` only
     gran = ("model", "block") if with_blocks else args.granularity.rstrip("s")
-    res = profile(archs, gran, args.store, runner, variant=args.variant,
-                  config=cfg, progress=not args.quiet, repeats=args.repeats)
     what = "models and blocks" if with_blocks else args.granularity
-    print(f"{res.total} distinct {what} of {len(archs)} archs: {len(res.measured)} measured, "
-          f"{len(res.skipped)} already stored, {len(res.failed)} failed; results in {res.store}")
+    if args.ray is not None:
+        return _profile_farm(args, archs, gran, cfg, opts, what)
+    if args.device or args.parallel_slots:
+        raise ValueError("--device and --parallel-slots apply with --ray only")
+    res = profile(archs, gran, args.store, get_runner(args.runtime, **opts), variant=args.variant,
+                  config=cfg, progress=not args.quiet, repeats=args.repeats)
+    return _profile_report(res, archs, what)
+
+
+def _profile_report(res, archs, what: str, device: str = "") -> int:
+    extra = "".join(f", {len(v)} {k}" for k, v in (("duplicates dropped", res.duplicates),
+                                                    ("resubmitted", res.resubmitted)) if v)
+    print(f"{device}{res.total} distinct {what} of {len(archs)} archs: {len(res.measured)} measured, "
+          f"{len(res.skipped)} already stored, {len(res.failed)} failed{extra}; results in {res.store}")
     for key, err in list(res.failed.items())[:5]:
         print(f"  failed {key}: {err}")
     return 1 if res.failed and not res.measured and not res.skipped else 0
@@ -214,6 +223,21 @@ def _resolutions(text: str) -> tuple[int, ...]:
     if not values or min(values) < 32:
         raise argparse.ArgumentTypeError(f"resolutions must be at least 32 px, got {text!r}")
     return values
+
+
+def _profile_farm(args, archs, gran, cfg, opts: dict, what: str) -> int:
+    """``profile ... --ray [ADDRESS]``: the devices of a Ray cluster (a local one without ADDRESS)."""
+    import os
+
+    from hwlat.profiler import farm
+
+    devices = [farm.parse_device(d, args.runtime, opts) for d in args.device or [args.runtime]]
+    local = {d.resource: 1 for d in devices}
+    with farm.session(args.ray or None, num_cpus=os.cpu_count(), resources=local):
+        results = farm.farm_profile(archs, gran, args.store, devices, variant=args.variant,
+                                    config=cfg, progress=not args.quiet,
+                                    parallel_slots=args.parallel_slots, repeats=args.repeats)
+    return max(_profile_report(res, archs, what, f"{name}: ") for name, res in results.items())
 
 
 def _profile_show(args) -> int:
@@ -420,6 +444,18 @@ def _demo(args) -> int:
     return 0
 
 
+def _farm_args(q) -> None:
+    q.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="measure on the devices of a Ray cluster (HOST:PORT; a local one without "
+                        "ADDRESS); needs pip install 'hwlat[ray]'")
+    q.add_argument("--device", action="append", metavar="NAME[=RUNTIME]",
+                   help="with --ray: a device, the Ray resource device:NAME (repeatable; default: "
+                        "one named after --runtime)")
+    q.add_argument("--parallel-slots", action="store_true",
+                   help="with --ray: allow a host more than one measuring slot (they disturb "
+                        "each other; see README)")
+
+
 def _demo_compare(args) -> int:
     from hwlat.search.cli import load_predictor
     from hwlat.search.compare import CompareConfig, compare
@@ -503,6 +539,7 @@ def _measure_args(q) -> None:
     q.add_argument("--repeats", type=_positive_int, default=1, metavar="R",
                    help="measure each workload R times, in fresh runtime instances spread over "
                         "the run (R passes); its value is the median (default 1)")
+    _farm_args(q)
 
 
 def _add_profile_run(psub, gran: str) -> None:

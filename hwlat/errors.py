@@ -35,3 +35,8 @@ class DeviceMismatchError(HwlatError):
 class ExtrapolationWarning(UserWarning):
     """A prediction outside what the predictor was fitted on (names what: a kernel size or an
     activation never measured, a resolution or width far outside the training range)."""
+
+
+class ClusterError(HwlatError):
+    """A Ray cluster that cannot be used: Ray not installed, address unreachable, a device that no
+    worker offers, a host offering more measuring slots than allowed; names the address or device."""

@@ -312,11 +312,18 @@ def test_cli_netadapt_and_search_end_to_end(tmp_path, tiny, capsys):
               "-r", "16"])
     out = tmp_path / "nas"
     assert _cli(["search", "--controller", "evolution", "--target-ms", "2.0", "--budget", "12", "--batch", "4",
-                 "--predictor", str(path), "--out", str(out), "--train-steps", "1"]) == 0
+                 "--predictor", str(path), "--out", str(out), "--train-steps", "1",
+                 "--latency-resolution", "32"]) == 0
     h = json.loads((out / "history.json").read_text())
     assert len(h["candidates"]) == 12 and (out / "arch.json").exists()
-    with pytest.raises(ValueError, match="below what the space reaches"):
-        _cli(["search", "--target-ms", "0.0001", "--budget", "2", "--predictor", str(path), "--out", str(out)])
+    assert h["settings"]["latency_resolution"] == 32
+    with pytest.raises(ValueError, match="below what the space reaches at 32 px"):
+        _cli(["search", "--target-ms", "0.0001", "--budget", "2", "--predictor", str(path), "--out", str(out),
+              "--latency-resolution", "32"])
+    # by default latency is predicted for the deployed 224 px network, not the 32 px proxy: a
+    # target that 32 px networks meet is out of reach there
+    with pytest.raises(ValueError, match="below what the space reaches at 224 px"):
+        _cli(["search", "--target-ms", "2.0", "--budget", "2", "--predictor", str(path), "--out", str(out)])
 
 
 @pytest.mark.slow

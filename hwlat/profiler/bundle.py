@@ -31,7 +31,7 @@ from hwlat.profiler import device as _device_mod
 from hwlat.profiler import timing as _timing_mod
 from hwlat.profiler.store import VARIANTS, Store, check_stats, open_store
 from hwlat.profiler.timing import TimingConfig
-from hwlat.profiler.workloads import collect
+from hwlat.profiler.workloads import Workload, collect
 
 SCHEMA = "hwlat.bundle/1"
 RESULTS = "results.jsonl"
@@ -44,6 +44,13 @@ def _file_name(key: str) -> str:
 def write_bundle(archs: Iterable[ArchSpec], granularity: str, out_dir: str | Path,
                  config: TimingConfig = TimingConfig(), variant: str = "warm") -> Path:
     """Write the bundle for every distinct ``granularity`` workload of ``archs``; return its folder."""
+    return write_workloads(collect(archs, granularity), out_dir, config, variant, granularity)
+
+
+def write_workloads(workloads: Iterable[Workload], out_dir: str | Path,
+                    config: TimingConfig = TimingConfig(), variant: str = "warm",
+                    granularity: str | None = None) -> Path:
+    """Write a bundle of the given workloads (any granularities); return its folder."""
     from hwlat.profiler.tflite_export import tflite_segment
 
     out = Path(out_dir)
@@ -51,7 +58,7 @@ def write_bundle(archs: Iterable[ArchSpec], granularity: str, out_dir: str | Pat
         raise ValueError(f"{out}: exists and is not an hwlat bundle; choose an empty or new folder")
     (out / "models").mkdir(parents=True, exist_ok=True)
     entries = []
-    for w in collect(archs, granularity):
+    for w in workloads:
         path = out / "models" / _file_name(w.key)
         path.write_bytes(tflite_segment(w.rows))
         c, h, wd = w.rows[0].in_shape

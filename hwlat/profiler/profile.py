@@ -32,6 +32,8 @@ class ProfileResult:
     skipped: list[str] = field(default_factory=list)    # workloads that had all their repeats
     failed: dict[str, str] = field(default_factory=dict)
     slow: list[str] = field(default_factory=list)       # measured with slow-round samples only
+    duplicates: list[str] = field(default_factory=list)  # results already stored, dropped
+    resubmitted: list[str] = field(default_factory=list)  # lost with a dead worker, sent again
 
 
 def profile(
@@ -79,8 +81,7 @@ def profile(
 
 def _profile(archs, granularity, store, runner, variant, config, batch, progress, repeats,
              reference) -> ProfileResult:
-    grans = (granularity,) if isinstance(granularity, str) else tuple(granularity)
-    groups = [collect(archs, grans[0])] if len(grans) == 1 else _per_arch(archs, grans)
+    grans, groups = group_workloads(archs, granularity)
     workloads = [w for g in groups for w in g]
     release_ref = None
     with open_store(store) as st:
@@ -89,11 +90,8 @@ def _profile(archs, granularity, store, runner, variant, config, batch, progress
             st.add_workload(w.key, w.granularity, w.spec(), w.madds, w.params)
         passes = []     # per repeat: the batches of workloads still missing that repeat
         for r in range(repeats):
-            done = st.measured(device_id, variant=variant, repeat=r)
-            todo = [[w for w in g if w.key not in done] for g in groups]
-            if len(grans) == 1:     # one granularity: ``batch`` workloads at a time
-                todo = [todo[0][i:i + batch] for i in range(0, len(todo[0]), batch)]
-            passes.append([g for g in todo if g])
+            passes.append(batches(grans, groups, st.measured(device_id, variant=variant, repeat=r),
+                                  batch))
         missing = {w.key for p in passes for g in p for w in g}
         res = ProfileResult(str(st.path), device_id, uuid.uuid4().hex[:12], len(workloads),
                             skipped=[w.key for w in workloads if w.key not in missing])
@@ -105,16 +103,34 @@ def _profile(archs, granularity, store, runner, variant, config, batch, progress
         bar = tqdm(total=total, desc=f"{runner.name} {'+'.join(grans)}s", unit="wl",
                    disable=not progress, dynamic_ncols=True)
         try:
-            for r, batches in enumerate(passes):
+            for r, pass_ in enumerate(passes):
                 if repeats > 1:
                     bar.set_postfix_str(f"repeat {r + 1}/{repeats}")
-                for g in batches:
+                for g in pass_:
                     _measure_batch(g, runner, st, device_id, variant, config, res, bar, r, ref)
         finally:
             bar.close()
             if release_ref is not None:
                 release_ref()
         return res
+
+
+def group_workloads(archs: Iterable[ArchSpec], granularity: str | Sequence[str]
+                    ) -> tuple[tuple[str, ...], list[list[Workload]]]:
+    """``(granularities, groups)``: one group of all distinct workloads for one granularity, else
+    one group per architecture (its workloads of every granularity, measured together)."""
+    grans = (granularity,) if isinstance(granularity, str) else tuple(granularity)
+    return grans, [collect(archs, grans[0])] if len(grans) == 1 else _per_arch(archs, grans)
+
+
+def batches(grans: Sequence[str], groups: list[list[Workload]], done: set[str], batch: int
+            ) -> list[list[Workload]]:
+    """The workloads not in ``done``, as the batches measured together: ``batch`` at a time for
+    one granularity, else one batch per group (an architecture with its pieces)."""
+    todo = [[w for w in g if w.key not in done] for g in groups]
+    if len(grans) == 1:
+        todo = [todo[0][i:i + batch] for i in range(0, len(todo[0]), batch)]
+    return [g for g in todo if g]
 
 
 def _per_arch(archs: Iterable[ArchSpec], grans: Sequence[str]) -> list[list[Workload]]:

@@ -190,29 +190,39 @@ def measure_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingCo
     fixed workload, or a :class:`PhaseReference` shared across batches so that "fastest round so
     far" spans a whole run) is timed at the start of every round: see the module docstring.
     """
+    out: dict[str, Stats] = {}
+    for key, result in iter_interleaved(invokes, cfg, variant, reference):
+        if isinstance(result, Stats):
+            out[key] = result
+            if on_done is not None:
+                on_done(key, result)
+        elif on_fail is None:
+            raise result
+        else:
+            on_fail(key, result)
+    return out
+
+
+def iter_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingConfig(),
+                     variant: str = "warm", reference: "PhaseReference | Invoke | None" = None):
+    """:func:`measure_interleaved` as a generator: yields ``(key, Stats)`` as soon as a workload
+    meets its stopping rule and ``(key, exception)`` for a workload whose invoke raised."""
     if variant not in ("warm", "cold"):
         raise ValueError(f"variant: unknown {variant!r} (expected 'warm' or 'cold')")
     cold = variant == "cold"
     evict = _Evictor(cfg.evict_mb) if cold else None
     jobs = {k: _Job(f) for k, f in invokes.items()}
-
-    def fail(key: str, exc: Exception) -> None:
-        del jobs[key]
-        if on_fail is None:
-            raise exc
-        on_fail(key, exc)
-
     for key in list(jobs):
         try:
             _warm(jobs[key], cfg, cold)
         except Exception as exc:  # noqa: BLE001 - a runtime failure is data, recorded by the caller
-            fail(key, exc)
+            del jobs[key]
+            yield key, exc
             continue
         jobs[key].t0 = time.perf_counter()
     ref = reference if isinstance(reference, PhaseReference) or reference is None else \
         PhaseReference(reference, cfg)
     cpu = current_cpu()
-    out: dict[str, Stats] = {}
     while jobs:
         ref_ms, slow = ref.round() if ref is not None else (None, False)
         for key in list(jobs):
@@ -228,7 +238,8 @@ def measure_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingCo
                     job.samples.append((time.perf_counter() - t) * 1e3 / job.inner)
                     job.slow.append(slow)
             except Exception as exc:  # noqa: BLE001
-                fail(key, exc)
+                del jobs[key]
+                yield key, exc
                 continue
             after = cpu_times(cpu)
             if before is not None and after is not None:
@@ -237,11 +248,8 @@ def measure_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingCo
             if ref_ms is not None:
                 job.refs.append((ref_ms, slow))
             if _done(job, cfg):
-                out[key] = job.stats(cfg)
                 del jobs[key]
-                if on_done is not None:
-                    on_done(key, out[key])
-    return out
+                yield key, job.stats(cfg)
 
 
 class PhaseReference:

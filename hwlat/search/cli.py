@@ -70,7 +70,9 @@ def _netadapt(args) -> int:
         print(f"step {step['step']:3d}: {c['kind']} {c['key']} -> {c['width']:4d}  "
               f"{step['predicted_ms']:.3f} ms  acc {step['accuracy']:.3f}  ({len(step['candidates'])} proposals)")
 
-    res = _resumable(out, "netadapt", lambda: netadapt(arch, None, task, pred, cfg, out, callback=show))
+    with _pool(args, task, "proposals") as pool:
+        res = _resumable(out, "netadapt", lambda: netadapt(arch, None, task, pred, cfg, out, callback=show,
+                                                           pool=pool))
     fin = res.history["final"]
     if args.measure:
         ms = measure_litert(res.arch, out / "measure.db")
@@ -88,39 +90,94 @@ def _search(args) -> int:
 
     from hwlat.archs import SearchSpace
     from hwlat.files import atomic_write_text
-    from hwlat.search.nas import (W_DEFAULT, W_SMALL, CachedAccuracy, latency_function, make_controller,
-                                  search)
+    from hwlat.search.nas import W_DEFAULT, W_SMALL, CachedAccuracy, make_controller, search
 
     pred = load_predictor(args.predictor, args.runtime, args.allow_other_device)
     task = _task(args.task, args.resolution, args, "train_steps")
     factory = SearchSpace.mobilenetv3_small if args.space == "small" else SearchSpace.mobilenetv3_large
     space = factory(resolution=task.resolution, num_classes=task.num_classes)
-    lat = latency_function(pred, space)
-    print(lat.describe())
-    probe = np.random.default_rng(12345)
-    fastest = float(lat([space.sample(probe) for _ in range(300)]).min())
-    if args.target_ms < fastest:
-        raise ValueError(f"target {args.target_ms} ms is below what the space reaches: the fastest of 300 "
-                         f"sampled networks is predicted at {fastest:.3f} ms")
+    lat, lat_res = _deployed_latency(pred, factory, task, args)
     w = args.w if args.w is not None else (W_SMALL if args.space == "small" else W_DEFAULT)
     ctrl = make_controller(args.controller, space, seed=args.seed)
     out = Path(args.out)
 
     def show(ev):
-        b = ev["best"]
-        print(f"{ev['done']:5d}/{ev['budget']}: best reward {b['reward']:.4f} "
-              f"(acc {b['accuracy']:.3f}, {b['predicted_ms']:.3f} ms)")
+        from tqdm import tqdm
 
-    hist = _resumable(out, "search", lambda: search(
-        space, ctrl, CachedAccuracy(task.evaluate), lat, args.target_ms, args.budget,
-        np.random.default_rng(args.seed), w=w, form=args.form, batch=args.batch, out_dir=out,
-        callback=show, meta={"task": args.task, "train_steps": args.train_steps, "seed": args.seed}))
+        b = ev["best"]
+        tqdm.write(f"{ev['done']:5d}/{ev['budget']}: best reward {b['reward']:.4f} "
+                   f"(acc {b['accuracy']:.3f}, {b['predicted_ms']:.3f} ms at {lat_res} px)")
+
+    meta = {"task": args.task, "train_steps": args.train_steps, "seed": args.seed,
+            "latency_resolution": lat_res}
+    with _pool(args, task, "candidates") as pool:
+        hist = _resumable(out, "search", lambda: search(
+            space, ctrl, CachedAccuracy(task.evaluate), lat, args.target_ms, args.budget,
+            np.random.default_rng(args.seed), w=w, form=args.form, batch=args.batch, out_dir=out,
+            callback=show, meta=meta, pool=pool))
     best = hist["best"]
     arch = space.decode(best["vector"])
     atomic_write_text(out / "arch.json", arch.to_json())
     print(f"{args.controller}: best of {len(hist['candidates'])} reward {best['reward']:.4f}, "
-          f"acc {best['accuracy']:.3f}, {best['predicted_ms']:.3f} ms predicted; wrote {out / 'arch.json'}")
+          f"acc {best['accuracy']:.3f}, {best['predicted_ms']:.3f} ms predicted at {lat_res} px "
+          f"(trained at {task.resolution} px); wrote {out / 'arch.json'}")
     return 0
+
+
+def _deployed_latency(pred, factory, task, args):
+    """The latency function at ``--latency-resolution`` (the deployed network's input, default
+    224 for these ImageNet-style spaces) and that resolution; checks ``--target-ms`` against what
+    the predictor gives 300 sampled networks there."""
+    import numpy as np
+
+    from hwlat.search.nas import latency_function
+
+    res = args.latency_resolution or 224
+    lat = latency_function(pred, factory(resolution=res, num_classes=task.num_classes))
+    print(lat.describe())
+    probe = np.random.default_rng(12345)
+    sampled = lat([factory(resolution=res).sample(probe) for _ in range(300)])
+    fastest, slowest = float(sampled.min()), float(sampled.max())
+    if args.target_ms < fastest:
+        raise ValueError(f"--target-ms {args.target_ms} is below what the space reaches at {res} px: "
+                         f"the fastest of 300 sampled networks is predicted at {fastest:.3f} ms "
+                         f"(--latency-resolution sets the deployed input size)")
+    if args.target_ms > slowest:
+        print(f"hwlat: warning: --target-ms {args.target_ms} is above every one of 300 sampled networks "
+              f"at {res} px (slowest {slowest:.3f} ms): the target will not constrain the search",
+              file=sys.stderr)
+    return lat, res
+
+
+class _Serial:
+    """No pool: ``with _pool(...)`` yields None."""
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return None
+
+
+def _pool(args, task, desc: str):
+    """A :class:`~hwlat.search.parallel.RayPool` on the cluster of ``--ray [ADDRESS]`` (connected
+    here, disconnected on exit), or no pool without ``--ray``."""
+    import contextlib
+
+    if args.ray is None:
+        if args.workers:
+            raise ValueError("--workers applies with --ray only")
+        return _Serial()
+    from hwlat.profiler.farm import session
+    from hwlat.search.parallel import RayPool
+
+    @contextlib.contextmanager
+    def pooled():
+        with session(args.ray or None, num_cpus=args.workers), \
+                RayPool(task, workers=args.workers, desc=desc) as pool:
+            yield pool
+
+    return pooled()
 
 
 def _common(p, steps_flag: str, steps_default: int) -> None:
@@ -133,6 +190,10 @@ def _common(p, steps_flag: str, steps_default: int) -> None:
     p.add_argument(steps_flag, type=int, default=steps_default)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", action="store_true", help="tqdm progress bars for training")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="train in parallel on a Ray cluster (HOST:PORT; a local one without ADDRESS); "
+                        "needs pip install 'hwlat[ray]'")
+    p.add_argument("--workers", type=int, help="with --ray: trainings at once (default: the cluster's CPUs)")
 
 
 def add_parsers(sub) -> None:
@@ -160,5 +221,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--w", type=float, help="reward exponent (default -0.07 large, -0.15 small)")
     s.add_argument("--form", choices=["soft", "hard"], default="soft")
     s.add_argument("--batch", type=int, default=10, help="candidates per controller update")
+    s.add_argument("--latency-resolution", type=int,
+                   help="input size (px) the latency is predicted at: the deployed network's "
+                        "(default 224), apart from the accuracy proxy's training resolution")
     _common(s, "--train-steps", 20)
     s.set_defaults(func=_search)

@@ -17,13 +17,13 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from hwlat.archs import SearchSpace, encode
+from hwlat.archs import ArchSpec, SearchSpace, encode
 from hwlat.errors import FileFormatError
 from hwlat.search import history as H
 
@@ -59,9 +59,14 @@ def one_thread():
 
 
 class Controller:
-    """Proposes choice vectors of ``space`` and learns from their rewards."""
+    """Proposes choice vectors of ``space`` and learns from their rewards.
+
+    ``asynchronous`` controllers learn from each candidate as it finishes, so a parallel search
+    proposes a new one whenever a worker is free; the others propose and learn a batch at a time.
+    """
 
     name = "base"
+    asynchronous = False
 
     def __init__(self, space: SearchSpace):
         self.space = space
@@ -85,6 +90,7 @@ class RegularizedEvolution(Controller):
     ``population``; the winner is mutated; the oldest member dies."""
 
     name = "evolution"
+    asynchronous = True
 
     def __init__(self, space, population: int = 20, sample: int = 5, mutations: int = 1):
         super().__init__(space)
@@ -213,16 +219,34 @@ def latency_function(predictor, space: SearchSpace) -> LatencyFunction:
     return LatencyFunction(predictor, space)
 
 
+class Pool(Protocol):
+    """Evaluates accuracies in parallel (:class:`hwlat.search.parallel.RayPool`): ``map`` keeps the
+    order of ``archs``; ``submit`` / ``next_done`` serve asynchronous controllers."""
+
+    workers: int
+
+    def map(self, archs: Sequence[ArchSpec]) -> list[float]: ...
+
+    def submit(self, arch: ArchSpec) -> int: ...
+
+    def next_done(self) -> tuple[int, float]: ...
+
+
 def search(space: SearchSpace, controller: Controller, accuracy: Callable, latency: Callable, target_ms: float,
            budget: int, rng: np.random.Generator, *, w: float = W_DEFAULT, form: str = "soft",
            batch: int = 10, out_dir: str | Path | None = None, callback: Callable[[dict], None] | None = None,
-           meta: dict | None = None) -> dict:
+           meta: dict | None = None, pool: Pool | None = None) -> dict:
     """Evaluate ``budget`` candidates proposed by ``controller``; return the history dict.
 
     ``accuracy(arch) -> [0, 1]``; ``latency(vectors) -> ms array`` (see :func:`latency_function`).
     With ``out_dir`` the history is written atomically after every batch to ``DIR/history.json``
     and a rerun resumes (controller state is rebuilt by replaying the recorded candidates; the
     generator's state is restored).
+
+    With a ``pool`` the accuracies are evaluated there, in parallel: a batch at a time (the same
+    candidates and results as without it, for the same seed), or, for an asynchronous controller
+    (regularized evolution) and a pool of several workers, one new candidate whenever a worker is
+    free, recorded in the order they finish (the history is written after each).
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -246,17 +270,30 @@ def search(space: SearchSpace, controller: Controller, accuracy: Callable, laten
         if hpath:
             H.out_dir(out_dir)
     hist["budget"] = budget
-    cands = hist["candidates"]
-    while len(cands) < budget:
+    run = _Run(hist, hpath, callback, lambda acc, lat: np.atleast_1d(mnas_reward(acc, lat, target_ms, w, form)))
+    if pool is not None and controller.asynchronous and pool.workers > 1:
+        _search_async(space, controller, latency, budget, rng, pool, run)
+        return hist
+    while len(hist["candidates"]) < budget:
         t0 = time.time()
-        vs = controller.propose(min(batch, budget - len(cands)), rng)
+        vs = controller.propose(min(batch, budget - len(hist["candidates"])), rng)
         lat = latency(vs)
         archs = [space.decode(v) for v in vs]
-        acc = np.array([float(accuracy(a)) for a in archs])
-        rew = mnas_reward(acc, lat, target_ms, w, form)
-        rew = np.atleast_1d(rew)
+        acc = np.array(pool.map(archs) if pool is not None else [float(accuracy(a)) for a in archs])
+        rew = run.reward(acc, lat)
         controller.update(vs, rew)
-        recs = []
+        run.record(vs, archs, lat, acc, rew, rng, time.time() - t0)
+    return hist
+
+
+class _Run:
+    """The history of one search: records candidates, keeps the best, writes it, calls back."""
+
+    def __init__(self, hist: dict, hpath: Path | None, callback, reward):
+        self.hist, self.hpath, self.callback, self.reward = hist, hpath, callback, reward
+
+    def record(self, vs, archs, lat, acc, rew, rng, seconds: float) -> None:
+        hist, cands, recs = self.hist, self.hist["candidates"], []
         for v, a, l, ac, r in zip(vs, archs, lat, acc, rew):
             rec = {"i": len(cands), "vector": [int(x) for x in v], "arch": encode(a), "predicted_ms": float(l),
                    "accuracy": float(ac), "reward": float(r)}
@@ -265,12 +302,30 @@ def search(space: SearchSpace, controller: Controller, accuracy: Callable, laten
             if hist["best"] is None or rec["reward"] > hist["best"]["reward"]:
                 hist["best"] = rec
         hist["rng_state"] = rng.bit_generator.state
-        hist["seconds"] = hist.get("seconds", 0.0) + time.time() - t0
-        if hpath:
-            H.write(hpath, hist)
-        if callback:
-            callback({"done": len(cands), "budget": budget, "batch": recs, "best": hist["best"]})
-    return hist
+        hist["seconds"] = hist.get("seconds", 0.0) + seconds
+        if self.hpath:
+            H.write(self.hpath, hist)
+        if self.callback:
+            self.callback({"done": len(cands), "budget": hist["budget"], "batch": recs, "best": hist["best"]})
+
+
+def _search_async(space, controller, latency, budget, rng, pool, run: _Run) -> None:
+    """Keep every worker busy: propose one candidate from the current state whenever one is free,
+    learn from each as it finishes. Candidates in flight when interrupted are proposed anew."""
+    cands, flying = run.hist["candidates"], {}
+    t0 = time.time()
+    while len(cands) < budget:
+        while len(flying) < pool.workers and len(cands) + len(flying) < budget:
+            v = controller.propose(1, rng)[0]
+            arch = space.decode(v)
+            flying[pool.submit(arch)] = (v, arch, float(latency([v])[0]))
+        ticket, acc = pool.next_done()
+        v, arch, lat = flying.pop(ticket)
+        rew = run.reward(np.array([acc]), np.array([lat]))
+        controller.update([v], rew)
+        t1 = time.time()
+        run.record([v], [arch], [lat], [acc], rew, rng, t1 - t0)
+        t0 = t1
 
 
 def _replay(hpath: Path, hist: dict, space: SearchSpace, controller: Controller, rng: np.random.Generator,

@@ -426,9 +426,34 @@ def _start(out: Path, seed_arch: ArchSpec, seed_model, task, floor: ChannelFloor
     return hist, model
 
 
+def _fine_tune_all(model, arch, proposals, task, config: NetAdaptConfig, k: int, pool=None):
+    """Per proposal ``((kind, key), (width, arch, ms))``: the network inheriting ``model``'s
+    largest filters, fine-tuned ``short_steps`` with seed ``config.seed + k``, and its accuracy;
+    on a ``pool`` (:class:`hwlat.search.parallel.RayPool`) in parallel, with the same seeds."""
+    descs = [f"step {k} {kind} {key}->{new}" for (kind, key), (new, _, _) in proposals]
+    if pool is None:
+        out = []
+        for ((kind, key), (new, cand, m)), desc in zip(proposals, descs):
+            net = inherit_weights(model, arch, cand, seed=config.seed)
+            task.fine_tune(net, config.short_steps, seed=config.seed + k, desc=desc)
+            out.append((net, task.accuracy(net)))
+        return out
+    from hwlat.archs.torch_builder import build_torch
+
+    cands = [cand for _, (_, cand, _) in proposals]
+    done = pool.fine_tune_many(model, arch, cands, config.short_steps, config.seed, config.seed + k, descs)
+    out = []
+    for cand, (acc, weights) in zip(cands, done):
+        net = build_torch(cand)
+        net.load_state_dict(weights)
+        out.append((net.eval(), acc))
+    return out
+
+
 def _step(k: int, arch: ArchSpec, model: nn.Module, lat: float, acc_prev: float, seed_ms: float,
-          task, predictor, config: NetAdaptConfig) -> tuple[dict, ArchSpec, nn.Module]:
-    """One NetAdapt step from ``arch`` at ``lat`` ms: ``(step record, new arch, new model)``."""
+          task, predictor, config: NetAdaptConfig, pool=None) -> tuple[dict, ArchSpec, nn.Module]:
+    """One NetAdapt step from ``arch`` at ``lat`` ms: ``(step record, new arch, new model)``;
+    the proposals fine-tuned on ``pool`` when given (see :func:`_fine_tune_all`)."""
     delta = config.delta_fraction * seed_ms * config.decay ** k
     goal = lat - delta
     t0 = time.time()
@@ -445,10 +470,9 @@ def _step(k: int, arch: ArchSpec, model: nn.Module, lat: float, acc_prev: float,
         raise ValueError(f"step {k}: no proposal cuts {delta:.3f} ms from {lat:.3f} ms "
                          f"(target {config.target_ms:.3f} ms is unreachable by channel cuts)")
     considered, chosen = [], None
-    for (kind, key), (new, cand, m) in sorted(best.items()):
-        net = inherit_weights(model, arch, cand, seed=config.seed)
-        task.fine_tune(net, config.short_steps, seed=config.seed + k, desc=f"step {k} {kind} {key}->{new}")
-        a = task.accuracy(net)
+    proposals = sorted(best.items())
+    tuned = _fine_tune_all(model, arch, proposals, task, config, k, pool)
+    for ((kind, key), (new, cand, m)), (net, a) in zip(proposals, tuned):
         rec = {"kind": kind, "key": int(key), "width": int(new), "predicted_ms": m, "accuracy": a,
                "score": _score(config.criterion, a, acc_prev, lat - m)}
         considered.append(rec)
@@ -474,16 +498,16 @@ def _finish(out: Path, hist: dict, arch: ArchSpec, model: nn.Module, task, predi
     hist["weights"] = _save_weights(out, model, "final")
     atomic_write_text(out / "arch.json", arch.to_json())
     _commit(out, hist)
-
-
 def netadapt(seed_arch: ArchSpec, seed_model: nn.Module | None, task, predictor, config: NetAdaptConfig,
              out_dir: str | Path, callback: Callable[[dict], None] | None = None,
-             seed_train_steps: int | None = None) -> NetAdaptResult:
+             seed_train_steps: int | None = None, pool=None) -> NetAdaptResult:
     """Run (or resume) NetAdapt from ``seed_arch`` down to ``config.target_ms`` predicted latency.
 
     ``seed_model`` is the trained seed; None trains it from scratch with ``task.train``.
     ``callback(step_record)`` is called after every step. A target that channel cuts cannot reach
-    (:func:`channel_floor`) fails before anything is trained.
+    (:func:`channel_floor`) fails before anything is trained. With a ``pool``
+    (:class:`hwlat.search.parallel.RayPool`) the proposals of a step are fine-tuned in parallel,
+    with the seeds of the serial run: the result is the same.
     """
     out = H.out_dir(out_dir)
     seed_arch = validate(seed_arch)
@@ -506,7 +530,8 @@ def netadapt(seed_arch: ArchSpec, seed_model: nn.Module | None, task, predictor,
         if lat <= config.target_ms or len(steps) >= config.max_steps:
             break
         acc_prev = steps[-1]["accuracy"] if steps else hist["seed"]["accuracy"]
-        step, arch, model = _step(len(steps), arch, model, lat, acc_prev, seed_ms, task, predictor, config)
+        step, arch, model = _step(len(steps), arch, model, lat, acc_prev, seed_ms, task, predictor, config,
+                                  pool)
         steps.append(step)
         hist["current_arch"] = arch.to_dict()
         hist["weights"] = _save_weights(out, model, f"step_{step['step']:04d}")
