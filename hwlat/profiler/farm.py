@@ -50,7 +50,7 @@ from hwlat.archs.ir import ArchSpec
 from hwlat.errors import ClusterError
 from hwlat.profiler.device import device_key, device_label, pin_to_core
 from hwlat.profiler.profile import ProfileResult, batches, group_workloads
-from hwlat.profiler.store import Store
+from hwlat.profiler.store import Store, open_store
 from hwlat.profiler.timing import PhaseReference, Stats, TimingConfig, iter_interleaved
 from hwlat.profiler.workloads import Workload, from_spec, reference_workload
 
@@ -473,9 +473,7 @@ def farm_profile(archs: Iterable[ArchSpec], granularity: str | Sequence[str], st
     info = check_devices(ray, devices, parallel_slots)
     grans, groups = group_workloads(archs, granularity)
     workloads = [w for g in groups for w in g]
-    own = not isinstance(store, Store)
-    st = Store(store) if own else store
-    try:
+    with open_store(store) as st:
         for w in workloads:
             st.add_workload(w.key, w.granularity, w.spec(), w.madds, w.params)
         results, queues = {}, {}
@@ -491,9 +489,6 @@ def farm_profile(archs: Iterable[ArchSpec], granularity: str | Sequence[str], st
         _Driver(ray, st, devices, info, results, queues, variant, config, progress, retries,
                 reference).run()
         return results
-    finally:
-        if own:
-            st.close()
 
 
 class _Driver:
