@@ -247,7 +247,10 @@ def _profile_show(args) -> int:
 
     with open_store(args.store, readonly=True) as st:
         df = st.frame()
-        fps = {r.device_id: json.loads(r.fingerprint) for r in st.devices().itertuples()}
+        devices = st.devices()
+        fps = {r.device_id: json.loads(r.fingerprint) for r in devices.itertuples()}
+    if args.device is not None:
+        df = df[df["device_key"] == _select_device(devices, args.device, args.store)]
     df["label"] = [json.loads(spec).get("label", "") for spec in df["spec"]]
     if args.json:  # a JSON list, one object per measurement (as `arch madds --json`, `predict --json`)
         cols = ["key", "granularity", "variant", "runtime", "runtime_version", "device", "device_key",
@@ -349,15 +352,44 @@ def _fit(args) -> int:
     if len(data.models) < 2:
         raise ValueError(f"{args.store}: {len(data.models)} measured network(s); a predictor needs at "
                          f"least 2 (hwlat profile models ... --store {args.store})")
-    pred = make_predictor(args.kind)
+    if args.source and args.kind != "transfer":
+        raise ValueError("--source is for --kind transfer")
+    pred = make_predictor(args.kind, **_transfer_params(args)) if args.kind == "transfer" else \
+        make_predictor(args.kind)
     archs = data.archs()
-    pred.fit(archs, data.latency_ms, pieces=data.pieces, fingerprint=data.fingerprint, runtime=args.runtime)
+    pred.fit(archs, data.latency_ms, pieces=data.pieces, fingerprint=data.fingerprint, runtime=data.runtime)
     _save(pred, out)
     m = metrics(data.latency_ms, pred.predict_many(archs))
     print(f"fitted {args.kind} on {len(archs)} networks and {len(data.pieces)} pieces of device "
-          f"{data.device_key} ({data.fingerprint.get('cpu')}, {args.runtime}); training acc10 "
+          f"{_device_label(data.fingerprint)} [{data.device_key}] ({data.runtime}); training acc10 "
           f"{m['acc10']:.2f}, RMSPE {m['rmspe']:.1f} %; wrote {args.output}")
+    if args.kind == "transfer":
+        print("  sources: " + ", ".join(f"{n} (weight {w:.2f})" for n, w in
+                                         zip(pred.source_names_, pred.weights_)))
     return 0
+
+
+def _transfer_params(args) -> dict:
+    """``--source`` files (or ``@NAME``) of a transfer predictor, loaded once."""
+    from hwlat.latency_models import load
+
+    if not args.source and not args.madds_source:
+        raise ValueError("--kind transfer needs --source PRED (repeatable; a predictor of another "
+                         "device, e.g. @pixel3) or --madds-source")
+    return {"sources": [load(s) for s in args.source or ()], "madds": args.madds_source}
+
+
+def _device_label(fp: dict) -> str:
+    from hwlat.profiler.device_select import device_name
+
+    return device_name(fp)
+
+
+def _select_device(devices, ref: str, store) -> str:
+    """The device key that ``--device ref`` names among a store's devices."""
+    from hwlat.profiler.device_select import select_device
+
+    return select_device(devices, ref, str(store))["device_key"]
 
 
 def _predict(args) -> int:
@@ -390,7 +422,7 @@ def _evaluate(args) -> int:
     rows = []
     for path in args.predictor:
         pred = load(path)
-        data = TrainingData.from_store(args.store, pred.runtime_ or "litert",
+        data = TrainingData.from_store(args.store, None if args.device else pred.runtime_ or "litert",
                                        args.device or _device_of(pred))
         pred.check_device(data.fingerprint, data.runtime, strict=not args.allow_other_device)
         archs, y = unseen(pred, data)
@@ -420,6 +452,68 @@ def _device_of(pred) -> str | None:
     from hwlat.profiler.device import device_key
 
     return device_key(pred.fingerprint_) if pred.fingerprint_ else None
+
+
+def _profile_import_table(args) -> int:
+    from hwlat.profiler.tables import import_table
+
+    c = import_table(args.table, args.store, args.device, args.column, space=args.space,
+                     source=args.source, runtime=args.runtime)
+    print(f"imported {c['rows']} rows of {args.table} column {args.column!r} as device {args.device!r} "
+          f"[{c['device_key']}]: {c['added']} measurements added, {c['skipped']} already stored; "
+          f"store {args.store}")
+    return 0
+
+
+def _suggest(args) -> int:
+    from hwlat.latency_models import load
+    from hwlat.latency_models.suggest import suggest, write_csv
+
+    preds = [load(s) for s in args.source]
+    picks = suggest(preds, args.space, args.n, seed=args.seed, pool=args.pool)
+    if args.output:
+        write_csv(picks, args.space, args.output)
+    if args.json:
+        print(json.dumps([{"ref": p.ref, "name": p.arch.name, "predicted_ms": p.predicted_ms}
+                          for p in picks], indent=1))
+        return 0
+    for p in picks:
+        print(f"{p.ref}  " + "  ".join(f"{ms:8.2f} ms" for ms in p.predicted_ms))
+    if args.output:
+        print(f"wrote {args.output}: measure each network on the device, fill the latency_ms column, "
+              f"then: hwlat profile import-table {args.output} --column latency_ms --space {args.space} "
+              f"--device NAME --store STORE")
+    return 0
+
+
+def _add_device_parsers(sub, psub) -> None:
+    """``profile import-table`` and ``suggest``: devices measured elsewhere, end to end."""
+    from hwlat.archs.space import SPACE_NAMES
+
+    q = psub.add_parser("import-table", help="import a CSV of end-to-end latencies (ms) measured "
+                        "elsewhere (a published table, benchmark_model runs) as one device")
+    q.add_argument("table", help="CSV: one row per network, architecture in op0..opN (with --space) "
+                   "or an 'arch' column of codec strings")
+    q.add_argument("--store", required=True, help="measurement store (created if missing)")
+    q.add_argument("--device", required=True, help="the device's name (e.g. samsung_a50, my-pixel7)")
+    q.add_argument("--column", required=True, help="the latency column (ms)")
+    q.add_argument("--space", choices=SPACE_NAMES, help="read the architecture from the space's op0.. columns")
+    q.add_argument("--source", help="where the numbers come from (default: the file and column)")
+    q.add_argument("--runtime", default="unknown", help="runtime the numbers were measured with "
+                   "(e.g. tflite); part of the device's identity")
+    q.set_defaults(func=_profile_import_table)
+
+    g = sub.add_parser("suggest", help="which networks of a space to measure on a new device "
+                       "(for hwlat fit --kind transfer)")
+    g.add_argument("--source", required=True, action="append", help="predictor of a known device "
+                   "(file or @NAME; repeatable)")
+    g.add_argument("--space", required=True, choices=SPACE_NAMES)
+    g.add_argument("-n", type=_positive_int, required=True, help="how many networks")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--pool", type=_positive_int, default=2000, help="candidates sampled from the space")
+    g.add_argument("-o", "--output", help="also write a CSV (op columns, arch, empty latency_ms) to fill in")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=_suggest)
 
 
 def _demo(args) -> int:
@@ -587,6 +681,7 @@ def _add_profile(sub) -> None:
     _add_profile_anomalies(psub)
     q = psub.add_parser("show", help="summarise a store (read only)")
     q.add_argument("--store", required=True)
+    q.add_argument("--device", help="only this device (a name or a device key)")
     q.add_argument("--json", action="store_true", help="print a JSON list with one object per measurement")
     q.set_defaults(func=_profile_show)
     q = psub.add_parser("export", help="export a store (read only) to .csv, .parquet or .json")
@@ -602,14 +697,21 @@ def _add_profile(sub) -> None:
     q.add_argument("results", help="results.jsonl or the bundle folder")
     q.add_argument("--store", required=True)
     q.set_defaults(func=_profile_import)
+    _add_device_parsers(sub, psub)
 
 
 def _add_fit(sub) -> None:
     f = sub.add_parser("fit", help="fit a latency predictor on a store's measurements")
     f.add_argument("--store", required=True, help="measurement store (read only)")
-    f.add_argument("--kind", required=True, choices=["madds", "lut", "regression", "calibrated"])
-    f.add_argument("--runtime", default="litert")
-    f.add_argument("--device", help="device key, when the store holds several devices")
+    f.add_argument("--kind", required=True, choices=["madds", "lut", "regression", "calibrated", "e2e",
+                                                     "transfer"],
+                   help="e2e: per-block costs from whole-network latencies only; transfer: combine "
+                        "--source predictors of other devices from a few networks of this one")
+    f.add_argument("--runtime", help="only devices of this runtime (default: any)")
+    f.add_argument("--device", help="the device (a name or a device key), when the store holds several")
+    f.add_argument("--source", action="append", help="transfer: predictor of another device (file or "
+                   "@NAME; repeatable)")
+    f.add_argument("--madds-source", action="store_true", help="transfer: the MAdds count as one more source")
     f.add_argument("-o", "--output", required=True, help="predictor file (.json); never a store")
     f.add_argument("--force", action="store_true", help="replace an existing file that is not a predictor")
     f.set_defaults(func=_fit)
@@ -633,7 +735,7 @@ def _add_evaluate(sub) -> None:
     f = sub.add_parser("evaluate", help="score predictors on a store's networks they were not trained on")
     f.add_argument("--store", required=True, help="measurement store (read only)")
     f.add_argument("--predictor", required=True, nargs="+")
-    f.add_argument("--device", help="device key, when the store holds several devices")
+    f.add_argument("--device", help="the device (a name or a device key); default: the predictor's")
     f.add_argument("--allow-other-device", action="store_true", help="warn instead of failing")
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=_evaluate)

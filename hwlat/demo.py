@@ -60,7 +60,7 @@ def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool =
     t0 = time.perf_counter()
     archs = _archs(quick)
     cfg = TimingConfig(max_seconds=1.0 if quick else 3.0)
-    print(f"[1/4] profiling {len(archs)} networks and their blocks with LiteRT on this CPU -> {store}")
+    print(f"[1/5] profiling {len(archs)} networks and their blocks with LiteRT on this CPU -> {store}")
     # the ablation variants and their baseline first, as one interleaved batch: the report shows
     # their latency differences, which a slow phase between separate batches would swamp
     abl = _ablations(quick)
@@ -71,7 +71,7 @@ def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool =
     print(f"      {len(res.measured)} workloads measured, {len(res.skipped)} reused, "
           f"{len(res.failed)} failed")
 
-    print("[2/4] fitting predictors, scoring on held-out networks (30 %, split by architecture)")
+    print("[2/5] fitting predictors, scoring on held-out networks (30 %, split by architecture)")
     data = TrainingData.from_store(store, "litert")
     kinds = ("lut", "calibrated") if quick else ("lut", "regression", "calibrated")
     report, fitted = holdout(data, kinds=kinds, test_fraction=0.3, seed=0)
@@ -84,10 +84,13 @@ def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool =
         paths.append(out / f"pred_{kind}.json")
         pred.save(paths[-1])
 
-    print("[3/4] NetAdapt on the digits task with the calibrated predictor")
+    print("[3/5] NetAdapt on the digits task with the calibrated predictor")
     _netadapt(out / "netadapt", pred, quick, progress)
 
-    print("[4/4] building the report")
+    print("[4/5] real ARM phones: the published FBNet latencies of two phones, e2e and transfer")
+    paths += _phones(out, store, quick)
+
+    print("[5/5] building the report")
     path = build_report(store, predictor_paths=paths, runs_dir=out, out=out / "report.html")
     print(f"done in {(time.perf_counter() - t0) / 60:.1f} min; report: {path.resolve()}")
     return path
@@ -114,3 +117,53 @@ def _netadapt(run_dir: Path, pred, quick: bool, progress: bool) -> None:
     print(f"      seed {seed['predicted_ms']:.3f} ms acc {seed['accuracy']:.3f} -> final "
           f"{fin['predicted_ms']:.3f} ms acc {fin['accuracy']:.3f} ({len(res.history['steps'])} steps); "
           f"history: {run_dir / 'history.json'}")
+
+
+def _phones(out: Path, store: Path, quick: bool) -> list[Path]:
+    """Import the ``samsung_a50`` and ``pixel2`` columns of the shipped FBNet table (a seeded subset
+    of rows, written to ``out/fbnet_phones.csv``) as two devices; fit ``e2e`` on the Samsung's
+    networks and ``transfer`` to the Pixel 2 from 20 of its networks (chosen by ``suggest``) with
+    the Samsung ``e2e`` and the shipped Pixel 3 table as sources. Returns the predictor files."""
+    from hwlat.latency_models import Transfer, TrainingData, load, make_predictor
+    from hwlat.latency_models.metrics import metrics
+    from hwlat.latency_models.suggest import suggest
+    from hwlat.profiler.tables import import_table
+    from hwlat.reference import fbnet_latencies
+
+    df = fbnet_latencies()
+    rows = np.sort(np.random.default_rng(0).permutation(len(df))[:300 if quick else 1000])
+    table = out / "fbnet_phones.csv"
+    df.iloc[rows][["idx", *[f"op{i}" for i in range(22)], "samsung_a50", "pixel2"]].to_csv(table, index=False)
+    for col in ("samsung_a50", "pixel2"):
+        c = import_table(table, store, col, col, space="fbnet_cifar100", runtime="tflite",
+                         source="published: HW-NAS-Bench via HELP (hwlat data/fbnet_cifar100_latency_ms.csv)")
+        print(f"      imported {c['rows']} networks of {col} [{c['device_key']}]")
+    sam = TrainingData.from_store(store, device="samsung_a50")
+    archs, y = sam.archs(), sam.latency_ms
+    half = len(y) // 2
+    e2e = make_predictor("e2e").fit(archs[:half], y[:half], fingerprint=sam.fingerprint, runtime=sam.runtime)
+    m = metrics(y[half:], e2e.predict_many(archs[half:]))
+    print(f"      e2e on {half} samsung_a50 networks, the other {len(y) - half}: acc10 {m['acc10']:.2f}, "
+          f"Spearman {m['spearman']:.2f}")
+    px = TrainingData.from_store(store, device="pixel2")
+    parch, py = px.archs(), px.latency_ms
+    sources = [e2e, load("@pixel3")]
+    vectors = [_vector(a) for a in parch]
+    chosen = {p.vector for p in suggest(sources, "fbnet_cifar100", 20, candidates=vectors)}
+    idx = [i for i, v in enumerate(vectors) if v in chosen]
+    rest = [i for i in range(len(py)) if i not in set(idx)]
+    tr = Transfer(sources=sources).fit([parch[i] for i in idx], py[idx], fingerprint=px.fingerprint,
+                                       runtime=px.runtime)
+    m = metrics(py[rest], tr.predict_many([parch[i] for i in rest]))
+    print(f"      transfer to pixel2 from {len(idx)} suggested networks ({', '.join(tr.source_names_)}), "
+          f"the other {len(rest)}: acc10 {m['acc10']:.2f}, Spearman {m['spearman']:.2f}")
+    paths = [out / "pred_e2e_samsung_a50.json", out / "pred_transfer_pixel2.json"]
+    e2e.save(paths[0])
+    tr.save(paths[1])
+    return paths
+
+
+def _vector(arch) -> tuple[int, ...]:
+    from hwlat.archs.space import get_space
+
+    return tuple(get_space("fbnet_cifar100").encode_arch(arch))

@@ -97,6 +97,24 @@ def table3() -> pd.DataFrame:
 
 
 @lru_cache(maxsize=None)
+def fbnet_latencies() -> pd.DataFrame:
+    """The published FBNet-space latency table (``data/fbnet_cifar100_latency_ms.csv``: ``idx``,
+    ``op0`` … ``op21``, one column per device in ms; provenance in ``data/README.md``)."""
+    with data_file("fbnet_cifar100_latency_ms.csv").open("r", encoding="utf-8") as f:
+        return pd.read_csv(f)
+
+
+def shipped_predictors() -> list[str]:
+    """Names of the predictors shipped in ``data/predictors`` (``load("@NAME")``)."""
+    try:
+        folder = resources.files("hwlat._data") / "predictors"
+    except ModuleNotFoundError:
+        folder = Path(__file__).resolve().parent.parent / "data" / "predictors"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json")) \
+        if folder.is_dir() else []
+
+
+@lru_cache(maxsize=None)
 def constants() -> dict[str, Any]:
     """Algorithm constants (NAS reward, NetAdapt, h-swish, SE, ...) with their sources."""
     with data_file("constants.json").open("r", encoding="utf-8") as f:

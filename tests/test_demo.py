@@ -14,6 +14,9 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     html = report.read_text()
     assert "plotly" in html.lower() and "<script src=\"http" not in html
     assert (out / "lat.db").is_file() and (out / "pred_calibrated.json").is_file()
+    # the published phones: imported, an e2e and a transfer predictor, a report section each
+    assert "samsung_a50 (imported)" in html and "pixel2 (imported)" in html
+    assert (out / "pred_e2e_samsung_a50.json").is_file() and (out / "pred_transfer_pixel2.json").is_file()
     # a rerun reuses the store: nothing is measured again
     assert main(["demo", "--quick", "--out", str(out), "-q"]) == 0
     again = capsys.readouterr().out

@@ -17,12 +17,19 @@ from hwlat.dashboards import figures as F
 log = logging.getLogger("hwlat")
 
 
-def app_points(store, predictor=None, runtime: str = "litert") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(published networks with ``latency_ms`` here — measured, else predicted — , store frame)."""
+def app_points(store, predictor=None, runtime: str = "litert",
+               device: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(published networks with ``latency_ms`` here — measured, else predicted — , store frame);
+    ``device`` (a name or key) picks one device of the store, whatever its runtime."""
+    from hwlat.profiler.device_select import select_device
     from hwlat.profiler.store import open_store
 
     with open_store(store, readonly=True) as st:
-        frame = st.frame(runtime=runtime)
+        if device is None:
+            frame = st.frame(runtime=runtime)
+        else:
+            frame = st.frame()
+            frame = frame[frame["device_key"] == select_device(st.devices(), device, str(store))["device_key"]]
     pts = D.pareto_points(D.models(frame), predictor)
     pts["latency_ms"] = pts["measured_ms"].fillna(pts["predicted_ms"])
     pts["latency_source"] = np.where(pts["measured_ms"].notna(), "measured", "predicted")
@@ -60,7 +67,7 @@ def budget_figure(points: pd.DataFrame, budget_ms: float, best) -> "F.go.Figure"
     return fig
 
 
-def make_app(store, predictor_path=None, runtime: str = "litert"):
+def make_app(store, predictor_path=None, runtime: str = "litert", device: str | None = None):
     """Build the Dash app for ``store`` (read only) and an optional predictor file."""
     from dash import Dash, Input, Output, dcc, html
 
@@ -71,7 +78,7 @@ def make_app(store, predictor_path=None, runtime: str = "litert"):
         from hwlat.latency_models import load
 
         pred = load(predictor_path)
-    points, frame = app_points(store, pred, runtime)
+    points, frame = app_points(store, pred, runtime, device)
     hi = float(points["latency_ms"].max()) if not points.empty else 1.0
     lo = float(points["latency_ms"].min()) if not points.empty else 0.0
     app = Dash(__name__, title="hwlat")

@@ -15,7 +15,7 @@ def _build(args) -> int:
 
     check_output(args.output)
     path = build_report(args.store, predictor_paths=args.predictor or (), runs_dir=args.runs,
-                        out=args.output, runtime=args.runtime)
+                        out=args.output, runtime=args.runtime, device=args.device)
     print(f"wrote {path}")
     return 0
 
@@ -54,7 +54,7 @@ def _serve(args) -> int:
     from hwlat.dashboards.app import make_app
 
     check_port_free(args.port, args.host)
-    app = make_app(args.store, predictor_path=args.predictor, runtime=args.runtime)
+    app = make_app(args.store, predictor_path=args.predictor, runtime=args.runtime, device=args.device)
     check_port_free(args.port, args.host)  # again: loading took a while
     print(f"serving on http://{args.host}:{args.port}/ (this machine only; Ctrl-C stops)", flush=True)
     app.run(host=args.host, port=args.port, debug=False)
@@ -71,11 +71,13 @@ def add_parsers(sub) -> None:
     b.add_argument("--predictor", action="append", help="predictor JSON file (repeatable)")
     b.add_argument("--runs", help="folder of NetAdapt/NAS history JSON files")
     b.add_argument("--runtime", help="only this runtime (default: every runtime in the store)")
+    b.add_argument("--device", help="only this device (a name or a device key; default: every device)")
     b.add_argument("-o", "--output", default="report.html", help="HTML file to write")
     b.set_defaults(func=_build)
     s = dsub.add_parser("serve", help="local interactive app (Dash)")
     s.add_argument("--store", required=True, help="measurement store (read only)")
     s.add_argument("--predictor", help="predictor JSON file")
     s.add_argument("--runtime", default="litert", help="runtime to show (default litert)")
+    s.add_argument("--device", help="the device to show (a name or a device key), when the store holds several")
     s.add_argument("--port", type=port_number, default=8050, help="port on 127.0.0.1 (this machine only)")
     s.set_defaults(func=_serve, host=HOST)  # this machine only: no option to change it

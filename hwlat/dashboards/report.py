@@ -139,7 +139,8 @@ def render_report(notes: list[str], sections: list[dict]) -> str:
     return env.get_template("report.html.j2").render(notes=notes, sections=rendered)
 
 
-def build_report(store, predictor_paths=(), runs_dir=None, out="report.html", runtime=None) -> Path:
+def build_report(store, predictor_paths=(), runs_dir=None, out="report.html", runtime=None,
+                 device=None) -> Path:
     """Write the HTML report of ``store`` (path or :class:`Store`) and return its path.
 
     Parameters
@@ -155,14 +156,20 @@ def build_report(store, predictor_paths=(), runs_dir=None, out="report.html", ru
         The HTML file to write (plotly.js embedded, no network access needed).
     runtime : str, optional
         Only this runtime (``litert``, ``onnxruntime``, ``torch``); default every runtime stored.
+    device : str, optional
+        Only this device (a name or a device key, :mod:`hwlat.profiler.device_select`).
     """
     from hwlat.profiler.store import open_store
 
     with open_store(store, readonly=True) as st:
         frame, devices = st.frame(), st.devices()
     notes = []
+    if device is not None:
+        from hwlat.profiler.device_select import select_device
+
+        frame = frame[frame["device_key"] == select_device(devices, device, str(store))["device_key"]]
     if frame.empty:
-        notes.append(f"The store {store} holds no measurements.")
+        notes.append(f"The store {store} holds no measurements" + (f" of device {device!r}." if device else "."))
     if runtime is not None:
         if not (frame["runtime"] == runtime).any():
             notes.append(f"The store has no {runtime} measurements (it has: "
@@ -179,10 +186,18 @@ def build_report(store, predictor_paths=(), runs_dir=None, out="report.html", ru
         fp = None
         if key is not None:
             fp = json.loads(devices.set_index("device_key").loc[key, "fingerprint"])
-        pnotes = device_notes(preds, fp, rt)
         device = f"{g['device'].iloc[0]} · {rt}" if key is not None else "this device"
+        if fp is not None and fp.get("imported"):   # measured elsewhere, end to end only
+            from hwlat.dashboards.devices import imported_figures
+
+            sections.append({"id": f"s{len(sections)}", "device": device,
+                             "notes": [f"Imported from a table: {fp.get('source') or 'unknown source'}."],
+                             "figures": imported_figures(g, fp, device, preds)})
+            continue
+        local = {lab: p for lab, p in preds.items() if not (p.fingerprint_ or {}).get("imported")}
+        pnotes = device_notes(local, fp, rt)
         sections.append({"id": f"s{len(sections)}", "device": device, "notes": pnotes,
-                         "figures": section_figures(g, device, preds, hists)})
+                         "figures": section_figures(g, device, local, hists)})
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(out, render_report(notes, sections))

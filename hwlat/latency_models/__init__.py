@@ -2,14 +2,20 @@
 
 Modules, bottom to top: ``features`` (pieces of a network and their features), ``metrics``,
 ``persist`` (predictor files), ``base`` (the predictor interface, documented once), ``predictors``
-(``MAddsProxy``, ``LookupTable``, ``Regression``), ``kinds`` (the registry behind
+(``MAddsProxy``, ``LookupTable``, ``Regression``), ``e2e`` (per-block costs from whole-network
+latencies) and ``transfer`` (a new device from a few networks and other devices' predictors),
+``kinds`` (the registry behind
 ``make_predictor(kind)`` and ``load(path)``), ``data`` (training data from the store),
-``evaluate`` (the held-out harness), ``space_table`` (vectorised prediction over a search space).
+``evaluate`` (the held-out harness), ``space_table`` (vectorised prediction over a search space),
+``suggest`` (which networks to measure on a new device), ``shipped`` (the ``@pixel3``/``@raspi4``
+block tables).
 """
 from hwlat.latency_models.data import TrainingData
+from hwlat.latency_models.e2e import EndToEnd
 from hwlat.latency_models.kinds import KINDS, load, make_predictor
 from hwlat.latency_models.metrics import metrics, noise_floor
 from hwlat.latency_models.predictors import LookupTable, MAddsProxy, Regression
+from hwlat.latency_models.transfer import Transfer
 
 __all__ = ["TrainingData", "metrics", "noise_floor", "load", "KINDS", "LookupTable", "MAddsProxy",
-           "Regression", "make_predictor"]
+           "Regression", "EndToEnd", "Transfer", "make_predictor"]

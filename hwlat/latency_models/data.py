@@ -36,25 +36,26 @@ class TrainingData:
         return self.models["median_ms"].to_numpy(dtype=float)
 
     @classmethod
-    def from_store(cls, store, runtime: str = "litert", device_key: str | None = None) -> "TrainingData":
-        """Read one device's measurements of ``runtime``; ``device_key`` picks among several devices."""
+    def from_store(cls, store, runtime: str | None = None, device: str | None = None) -> "TrainingData":
+        """Read one device's measurements.
+
+        ``device`` is a device key, a prefix of one, or a name (an imported device's name, a host
+        name, a board; :mod:`hwlat.profiler.device_select`); ``runtime`` restricts the candidates.
+        Without ``device`` the store (or its devices of ``runtime``) must hold exactly one device.
+        """
+        from hwlat.profiler.device_select import select_device
         from hwlat.profiler.store import open_store
 
         with open_store(store, readonly=True) as st:
             df = st.frame(runtime=runtime)
             devices = st.devices()
         if df.empty:
-            raise ValueError(f"{store}: no {runtime} measurements in this store")
-        keys = sorted(df["device_key"].unique())
-        if device_key is None:
-            if len(keys) > 1:
-                raise ValueError(f"{store}: {runtime} measurements of {len(keys)} devices ({', '.join(keys)}); "
-                                 f"choose one with device_key")
-            device_key = keys[0]
-        elif device_key not in keys:
-            raise ValueError(f"{store}: no {runtime} measurements of device {device_key!r} (have {', '.join(keys)})")
+            raise ValueError(f"{store}: no {runtime + ' ' if runtime else ''}measurements in this store")
+        devices = devices[devices["device_key"].isin(df["device_key"])]
+        row = select_device(devices, device, f"{store}" + (f" ({runtime})" if runtime else ""))
+        device_key = row["device_key"]
         df = df[df["device_key"] == device_key]
-        fp = json.loads(devices.set_index("device_key").loc[device_key, "fingerprint"])
+        fp = json.loads(row["fingerprint"])
         models = df[(df["granularity"] == "model") & (df["variant"] == "warm")]
         specs = [json.loads(s) for s in models["spec"]]
         return cls(
@@ -63,5 +64,5 @@ class TrainingData:
             models=pd.DataFrame({"arch": [s["arch"] for s in specs],
                                  "name": [s.get("name", "custom") for s in specs],
                                  "median_ms": models["median_ms"].to_numpy()}),
-            fingerprint=fp, device_key=device_key, runtime=runtime,
+            fingerprint=fp, device_key=device_key, runtime=row["runtime"],
         )

@@ -1,7 +1,8 @@
 """The predictor kinds: one registry, used by ``hwlat fit --kind``, the demo, the report and ``load``.
 
 To add a kind, write a :class:`~hwlat.latency_models.base.Predictor` subclass in its own module
-(the interface is documented there) and add one :class:`Kind` line to :data:`KINDS`.
+(the interface is documented there) and add one :class:`Kind` line to :data:`KINDS`. ``load("@NAME")``
+reads a predictor shipped in ``data/predictors``.
 """
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from dataclasses import dataclass, field
 from hwlat.errors import FileFormatError
 from hwlat.latency_models import persist
 from hwlat.latency_models.base import Predictor
+from hwlat.latency_models.e2e import EndToEnd
 from hwlat.latency_models.predictors import LookupTable, MAddsProxy, Regression
+from hwlat.latency_models.transfer import Transfer
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,10 @@ KINDS: dict[str, Kind] = {
     "calibrated": Kind(LookupTable, "measured blocks (unmeasured ones predicted between measured "
                        "widths) plus the weight-footprint network term",
                        {"calibration": "footprint", "on_missing": "regression"}),
+    "e2e": Kind(EndToEnd, "per-block costs learned from whole-network latencies only (features, "
+                "a per-block residual, a network term)"),
+    "transfer": Kind(Transfer, "other devices' predictors (sources) combined from a few networks "
+                     "of this one"),
 }
 
 
@@ -42,10 +49,29 @@ def make_predictor(kind: str, **params) -> Predictor:
     return k.cls(**k.params).set_params(**params)
 
 
-def load(path) -> Predictor:
-    """Read a predictor file (:mod:`.persist`) and refit the predictor it describes."""
-    name, state = persist.read(path)
+def predictor_class(name: str, where: str = "predictor file") -> type[Predictor]:
+    """The predictor class called ``name`` (a file's ``class``)."""
     classes = {k.cls.__name__: k.cls for k in KINDS.values()}
     if name not in classes:
-        raise FileFormatError(f"{path}: unknown predictor class {name!r} (known: {', '.join(sorted(classes))})")
-    return classes[name].from_state(state, source=str(path))
+        raise FileFormatError(f"{where}: unknown predictor class {name!r} (known: {', '.join(sorted(classes))})")
+    return classes[name]
+
+
+def load(path) -> Predictor:
+    """Read a predictor file (:mod:`.persist`) and refit the predictor it describes.
+
+    ``@NAME`` reads a predictor shipped with hwlat (``@pixel3``, ``@raspi4``: ``data/predictors``).
+    """
+    path = shipped_path(path) if isinstance(path, str) and path.startswith("@") else path
+    name, state = persist.read(path)
+    return predictor_class(name, str(path)).from_state(state, source=str(path))
+
+
+def shipped_path(ref: str):
+    """The file of a shipped predictor ``@NAME``."""
+    from hwlat.reference import data_file, shipped_predictors
+
+    names = shipped_predictors()
+    if ref[1:] not in names:
+        raise FileFormatError(f"no shipped predictor {ref!r} (shipped: {', '.join('@' + n for n in names)})")
+    return data_file(f"predictors/{ref[1:]}.json")

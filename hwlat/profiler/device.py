@@ -190,8 +190,11 @@ def device_key(fp: dict) -> str:
 
 def device_label(fp: dict) -> str:
     """A short readable name, hostname and CPU: ``"lab-pc (AMD Ryzen 7 5800X)"``; on Android,
-    where every hostname is ``localhost``, the board: ``"Google Pixel 7 (ARM Cortex-A55 + …)"``.
+    where every hostname is ``localhost``, the board: ``"Google Pixel 7 (ARM Cortex-A55 + …)"``; a
+    device imported from a table (:mod:`hwlat.profiler.tables`): ``"samsung_a50 (imported)"``.
     """
+    if fp.get("name"):                              # a device imported from a table
+        return f"{fp['name']} (imported)"
     host = fp.get("hostname") or "?"
     if host == "localhost" and fp.get("board"):     # every Android phone is "localhost"
         host = fp["board"]

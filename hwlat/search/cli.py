@@ -10,14 +10,18 @@ from pathlib import Path
 
 
 def load_predictor(path: str, runtime: str | None, allow_other: bool):
-    """Load a predictor file and check it is for this machine and ``runtime`` (None: the
-    predictor's own): a mismatch fails, or warns with ``allow_other``."""
+    """Load a predictor file (or a shipped ``@NAME``) and check it is for this machine and
+    ``runtime`` (None: the predictor's own): a mismatch fails, or warns with ``allow_other``. A
+    predictor of a device imported from a table (``@raspi4``, a phone's ``e2e``) is for that device,
+    which is what the search targets: no check."""
     from hwlat.latency_models import load
     from hwlat.profiler.runners import get_runner
 
-    if not Path(path).is_file():
+    if not path.startswith("@") and not Path(path).is_file():
         raise ValueError(f"{path}: no such predictor file (hwlat fit ... -o {path})")
     pred = load(path)
+    if (pred.fingerprint_ or {}).get("imported"):   # a device measured elsewhere: the search targets it
+        return pred
     runtime = runtime or pred.runtime_ or "litert"
     try:
         fp = get_runner(runtime).fingerprint()
@@ -88,14 +92,17 @@ def _netadapt(args) -> int:
 def _search(args) -> int:
     import numpy as np
 
-    from hwlat.archs import SearchSpace
+    from hwlat.archs.space import get_space
     from hwlat.files import atomic_write_text
     from hwlat.search.nas import W_DEFAULT, W_SMALL, CachedAccuracy, make_controller, search
 
     pred = load_predictor(args.predictor, args.runtime, args.allow_other_device)
     task = _task(args.task, args.resolution, args, "train_steps")
-    factory = SearchSpace.mobilenetv3_small if args.space == "small" else SearchSpace.mobilenetv3_large
-    space = factory(resolution=task.resolution, num_classes=task.num_classes)
+    space = get_space(args.space, resolution=task.resolution, num_classes=task.num_classes)
+
+    def factory(resolution=None, num_classes=None):
+        return get_space(args.space, resolution=resolution, num_classes=num_classes)
+
     lat, lat_res = _deployed_latency(pred, factory, task, args)
     w = args.w if args.w is not None else (W_SMALL if args.space == "small" else W_DEFAULT)
     ctrl = make_controller(args.controller, space, seed=args.seed)
@@ -132,7 +139,7 @@ def _deployed_latency(pred, factory, task, args):
 
     from hwlat.search.nas import latency_function
 
-    res = args.latency_resolution or 224
+    res = args.latency_resolution or factory().resolution    # the space's own: 224, FBNet CIFAR 32
     lat = latency_function(pred, factory(resolution=res, num_classes=task.num_classes))
     print(lat.describe())
     probe = np.random.default_rng(12345)
@@ -198,6 +205,8 @@ def _common(p, steps_flag: str, steps_default: int) -> None:
 
 def add_parsers(sub) -> None:
     """Add ``netadapt`` and ``search`` to the ``hwlat`` subparsers object ``sub``."""
+    from hwlat.archs.space import SPACE_NAMES
+
     n = sub.add_parser("netadapt", help="NetAdapt channel cuts down to a target predicted latency")
     n.add_argument("arch", help="seed network: zoo name, codec string or spec file")
     g = n.add_mutually_exclusive_group()
@@ -217,12 +226,14 @@ def add_parsers(sub) -> None:
     s.add_argument("--controller", choices=["rl", "evolution", "random"], default="rl")
     s.add_argument("--target-ms", type=float, required=True)
     s.add_argument("--budget", type=int, default=200, help="candidates to evaluate")
-    s.add_argument("--space", choices=["large", "small"], default="small")
+    s.add_argument("--space", choices=SPACE_NAMES, default="small",
+                   help="search space (fbnet_*: the FBNet space, e.g. with --predictor @raspi4)")
     s.add_argument("--w", type=float, help="reward exponent (default -0.07 large, -0.15 small)")
     s.add_argument("--form", choices=["soft", "hard"], default="soft")
     s.add_argument("--batch", type=int, default=10, help="candidates per controller update")
     s.add_argument("--latency-resolution", type=int,
                    help="input size (px) the latency is predicted at: the deployed network's "
-                        "(default 224), apart from the accuracy proxy's training resolution")
+                        "(default: the space's own, 224 for large/small, 32 for fbnet_cifar100), "
+                        "apart from the accuracy proxy's training resolution")
     _common(s, "--train-steps", 20)
     s.set_defaults(func=_search)
