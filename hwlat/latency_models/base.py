@@ -40,7 +40,7 @@ from hwlat.errors import ExtrapolationWarning, FileFormatError, HwlatError
 from hwlat.latency_models import persist
 
 # a resolution this factor beyond the training networks' range is named in a warning
-FAR_OUTSIDE = 1.5
+FAR_OUTSIDE = 2.0
 
 
 def as_list(X) -> tuple[list[ArchSpec], bool]:
