@@ -332,13 +332,14 @@ class _PieceSum(Predictor):
         """
         per = [piece_groups(a, self.granularity) for a in archs]
         cost = self._group_ms
-        new = {g: None for gs in per for g in gs if g not in cost}
-        if new:
-            self._cost_groups(list(new), where)
+        try:
+            ms = np.array([sum(map(cost.__getitem__, gs)) for gs in per], dtype=float)
+        except KeyError:    # blocks this predictor has not costed yet: all of them, in one batch
+            self._cost_groups(list({g: None for gs in per for g in gs if g not in cost}), where)
+            ms = np.array([sum(map(cost.__getitem__, gs)) for gs in per], dtype=float)
         if self._flagged:   # pieces outside what was measured: say so at every prediction
             flagged = self._flagged
             self._warn_outside([n for gs in per for g in gs if g in flagged for n in flagged[g]], where)
-        ms = np.array([sum(map(cost.__getitem__, gs)) for gs in per], dtype=float)
         if not self.gamma_ms_per_mb_:      # the footprint term is off: parameters are not needed
             return ms, np.zeros(len(per))
         return ms, np.array([sum(map(_PARAMS, gs)) for gs in per], dtype=float)
