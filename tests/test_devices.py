@@ -380,3 +380,23 @@ def test_search_on_the_fbnet_space_with_a_shipped_table(tmp_path, capsys):
                  "--out", str(tmp_path / "run")]) == 0
     assert "best of 2" in capsys.readouterr().out
     assert json.loads((tmp_path / "run" / "arch.json").read_text())["resolution"] == 32
+
+
+@pytest.mark.slow
+def test_a_non_editable_install_ships_the_table_and_the_block_tables(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(root)], check=True, timeout=600, cwd=tmp_path)
+    code = ("import hwlat, hwlat.reference as r; from hwlat.latency_models import load; "
+            "assert 'site' in hwlat.__file__; print(len(r.fbnet_latencies()), r.shipped_predictors(), "
+            "load('@pixel3').kind, r.data_file('LICENSE.HELP-MIT.txt').is_file())")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(target)},
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["4000", "['pixel3',", "'raspi4']", "e2e", "True"]
