@@ -108,7 +108,7 @@ class Predictor(RegressorMixin, BaseEstimator):
 
     def warn_extrapolation(self, what: str) -> None:
         """Emit an :class:`~hwlat.errors.ExtrapolationWarning` about ``what``."""
-        warnings.warn(f"{self.kind} predictor extrapolates: {what}", ExtrapolationWarning, stacklevel=4)
+        warnings.warn(f"{type(self).__name__} extrapolates: {what}", ExtrapolationWarning, stacklevel=4)
 
     # -- device ----------------------------------------------------------------------------------
     def check_device(self, fingerprint: dict, runtime: str | None = None, strict: bool = True) -> None:
