@@ -7,8 +7,9 @@ section shows what the predictors of :mod:`hwlat.latency_models.e2e` and
 * measured against predicted latency (ms) for every given predictor of this device, with the MAdds
   proxy fitted here as the baseline, networks the predictor was trained on drawn apart;
 * the error against N: Spearman and acc10 on held-out networks of the device when ``transfer``
-  (from the given predictors of other devices, or the sources of this device's ``transfer``
-  predictor), ``e2e`` and the MAdds proxy learn from N of its networks (computed here, seeded).
+  (from the sources of this device's ``transfer`` predictor, else from the given predictors of
+  other devices that answer its networks without extrapolating), ``e2e`` and the MAdds proxy learn
+  from N of its networks (computed here, seeded).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from hwlat.dashboards.figures import note_figure
+from hwlat.errors import HwlatError
 
 CURVE_NS = (5, 10, 20, 50, 100)
 CURVE_TEST = 500
@@ -112,7 +114,11 @@ def imported_figures(frame: pd.DataFrame, fingerprint: dict, device: str, preds:
     mine = {lab: p for lab, p in preds.items() if _device_key(p) == key}
     others = [p for p in preds.values() if _device_key(p) not in (key, None)]
     transfer = next((p for p in mine.values() if p.kind == "transfer"), None)
-    sources = list(transfer.sources_) if transfer is not None else others
+    skipped = []
+    if transfer is not None:
+        sources = list(transfer.sources_)
+    else:   # another device's predictor is a source where it answers these networks without extrapolating
+        sources = [p for p in others if _answers(p, archs[:20]) or skipped.append(_label(p))]
     show = np.random.default_rng(0).permutation(len(y))[:MAX_POINTS]
     pts = []
     if len(y) >= 2:
@@ -124,9 +130,26 @@ def imported_figures(frame: pd.DataFrame, fingerprint: dict, device: str, preds:
                                      "predicted_ms": p.predict_many(sub), "trained": trained}))
     points = pd.concat(pts) if pts else pd.DataFrame(columns=["predictor", "measured_ms", "predicted_ms", "trained"])
     note = ("transfer from " + ", ".join(_label(p) for p in sources)) if sources else \
-        "no predictor of another device given: transfer is not shown"
+        "no predictor of another device that answers these networks: transfer is not shown"
+    if skipped:
+        note += f" (not {', '.join(skipped)}: they extrapolate on these networks)"
     curve = learning_curve(archs, y, sources)
     return [measured_vs_predicted(points, device), error_vs_n(curve, device, note)]
+
+
+def _answers(pred, archs) -> bool:
+    """Whether ``pred`` predicts ``archs`` without an error or an extrapolation warning."""
+    import warnings
+
+    from hwlat.errors import ExtrapolationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        try:
+            pred.predict_many(archs)
+        except (ExtrapolationWarning, ValueError, KeyError, HwlatError):
+            return False
+    return True
 
 
 def _trained(pred, archs) -> np.ndarray:
