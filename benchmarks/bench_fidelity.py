@@ -21,6 +21,7 @@ Reproduce (quiet machine only; the stores are reused, a rerun measures what is m
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -32,9 +33,10 @@ from hwlat.archs.calibration import calibration_set
 from hwlat.archs.codec import encode
 from hwlat.archs.space import get_space
 from hwlat.latency_models import TrainingData, make_predictor
+from hwlat.latency_models.evaluate import repeat_against_repeat
 from hwlat.latency_models.metrics import metrics
 from hwlat.profiler.profile import profile
-from hwlat.profiler.store import Store
+from hwlat.profiler.store import open_store
 
 TARGETS = {"acc10": 0.95, "acc5": 0.80, "kendall_tau": 0.95}
 RESOLUTIONS = (160, 192, 224)
@@ -51,20 +53,10 @@ def candidates(n_large: int, n_small: int, seed: int) -> list:
 
 
 def truth(store: Path) -> pd.DataFrame:
-    """The candidates' networks: median of repeats, the repeats themselves and their phase."""
-    with Store(store, create=False) as st:
+    """The candidates' networks, one row per repeat, with their codec strings."""
+    with open_store(store, readonly=True) as st:
         raw = st.frame(granularity="model", repeats=True)
-    raw["arch"] = [__import__("json").loads(s)["arch"] for s in raw["spec"]]
-    return raw
-
-
-def floor(raw: pd.DataFrame) -> dict:
-    """One repeat against another: repeat 1 as the 'prediction' of repeat 0."""
-    wide = raw.pivot_table(index="arch", columns="repeat", values="median_ms")
-    if wide.shape[1] < 2:
-        return {}
-    both = wide[[0, 1]].dropna()
-    return metrics(both[0].to_numpy(), both[1].to_numpy())
+    return raw.assign(arch=[json.loads(s)["arch"] for s in raw["spec"]])
 
 
 def fmt(m: dict) -> str:
@@ -111,7 +103,7 @@ def main() -> None:
     med = raw.groupby("arch")["median_ms"].median()
     codes = [encode(a) for a in cands]
     y = med.reindex(codes).to_numpy()
-    fl = floor(raw)
+    fl = repeat_against_repeat(raw) or {}
     print("\nnoise floor (repeat 1 as a prediction of repeat 0):", fmt(fl) if fl else "needs 2 repeats")
     data = TrainingData.from_store(train_db, "litert")
     subsets = {

@@ -14,3 +14,20 @@ ZOO_NAMES = zoo_names()
 @pytest.fixture(params=ZOO_NAMES)
 def zoo_name(request):
     return request.param
+
+
+@pytest.fixture(scope="module")
+def small_space_latency():
+    """MobileNetV3-Small's search space at 32 px / 10 classes and a MAdds-proxy latency function
+    over it (fitted on 4 seeded samples): the cheap setting of the NAS tests."""
+    import numpy as np
+
+    from hwlat.archs import SearchSpace, summary
+    from hwlat.latency_models import make_predictor
+    from hwlat.search import nas
+
+    sp = SearchSpace.mobilenetv3_small(resolution=32, num_classes=10)
+    rng = np.random.default_rng(0)
+    archs = [sp.decode(sp.sample(rng)) for _ in range(4)]
+    pred = make_predictor("madds").fit(archs, [summary(a)["madds"] / 1e6 * 0.3 + 0.05 for a in archs])
+    return sp, nas.latency_function(pred, sp)

@@ -58,12 +58,8 @@ def test_mnas_reward_formula():
 
 # -- controllers -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def space_setup():
-    sp = SearchSpace.mobilenetv3_small(resolution=32, num_classes=10)
-    rng = np.random.default_rng(0)
-    archs = [sp.decode(sp.sample(rng)) for _ in range(4)]
-    pred = make_predictor("madds").fit(archs, [summary(a)["madds"] / 1e6 * 0.3 + 0.05 for a in archs])
-    return sp, nas.latency_function(pred, sp)
+def space_setup(small_space_latency):
+    return small_space_latency
 
 
 def _proxy_acc(arch):

@@ -6,6 +6,7 @@ Every report lists the MAdds proxy beside the others, on the same held-out netwo
 """
 from __future__ import annotations
 
+import json
 import time
 from typing import Sequence
 
@@ -87,9 +88,16 @@ def repeat_floor(store, archs: Sequence[ArchSpec], runtime: str, device_key: str
     with open_store(store, readonly=True) as st:
         raw = st.frame(runtime=runtime, granularity="model", repeats=True)
     raw = raw[(raw["device_key"] == device_key) & (raw["variant"] == "warm")]
-    codes = {encode(a) for a in archs}
-    raw = raw.assign(arch=[__import__("json").loads(s)["arch"] for s in raw["spec"]])
-    raw = raw[raw["arch"].isin(codes)]
+    return repeat_against_repeat(raw, {encode(a) for a in archs})
+
+
+def repeat_against_repeat(raw: pd.DataFrame, archs: set[str] | None = None) -> dict | None:
+    """Metrics of repeat 1 as the "prediction" of repeat 0, over per-repeat model rows
+    (``Store.frame(repeats=True)``), optionally only the networks whose codec string is in
+    ``archs``; None when fewer than 2 networks have both repeats."""
+    raw = raw.assign(arch=[json.loads(s)["arch"] for s in raw["spec"]])
+    if archs is not None:
+        raw = raw[raw["arch"].isin(archs)]
     wide = raw.pivot_table(index="arch", columns="repeat", values="median_ms")
     if 0 not in wide.columns or 1 not in wide.columns:
         return None
