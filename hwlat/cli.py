@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from hwlat.errors import FileFormatError, HwlatError
@@ -119,10 +120,6 @@ def _export(args) -> int:
     atomic_write(out, lambda tmp: tmp.write_bytes(data))
     print(f"wrote {out} ({len(data) / 1e6:.2f} MB, {arch.name} @ {arch.resolution}px, {args.format})")
     return 0
-
-
-UNSTABLE_SPREAD_PCT = 10.0
-"""Repeats of one workload whose (max - min) / median exceeds this (%) are reported as unstable."""
 
 
 def _positive_int(text: str) -> int:
@@ -243,7 +240,7 @@ def _profile_farm(args, archs, gran, cfg, opts: dict, what: str) -> int:
 def _profile_show(args) -> int:
     import pandas as pd
 
-    from hwlat.profiler.store import open_store
+    from hwlat.profiler.store import UNSTABLE_SPREAD_PCT, open_store
 
     with open_store(args.store, readonly=True) as st:
         df = st.frame()
@@ -348,7 +345,8 @@ def _fit(args) -> int:
     from hwlat.latency_models.metrics import metrics
 
     out = check_predictor_output(args.output, args.force)
-    data = TrainingData.from_store(args.store, args.runtime, args.device)
+    data = TrainingData.from_store(args.store, args.runtime, args.device,
+                                   normalise_phase=args.normalise_phase)
     if len(data.models) < 2:
         raise ValueError(f"{args.store}: {len(data.models)} measured network(s); a predictor needs at "
                          f"least 2 (hwlat profile models ... --store {args.store})")
@@ -712,6 +710,9 @@ def _add_fit(sub) -> None:
     f.add_argument("--source", action="append", help="transfer: predictor of another device (file or "
                    "@NAME; repeatable)")
     f.add_argument("--madds-source", action="store_true", help="transfer: the MAdds count as one more source")
+    f.add_argument("--normalise-phase", action="store_true",
+                   help="rescale each measurement by the reference workload timed in its own rounds "
+                        "(the machine's phase; rows without one are kept as measured)")
     f.add_argument("-o", "--output", required=True, help="predictor file (.json); never a store")
     f.add_argument("--force", action="store_true", help="replace an existing file that is not a predictor")
     f.set_defaults(func=_fit)
@@ -801,6 +802,10 @@ def error_message(e: BaseException) -> str:
     return msg if len(msg) <= 1000 else _shorten(msg, 1000)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"hwlat: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 2 bad input, 130 interrupted)."""
     parser = build_parser()
@@ -812,7 +817,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            if not args.verbose:  # a warning is one line for the user, not a source location
+                warnings.showwarning = _one_line_warning
+            return args.func(args)
     except (HwlatError, ValueError, OSError) as e:
         if args.verbose:
             traceback.print_exc()

@@ -4,7 +4,8 @@
    variants and a sample of the search space need: each whole network together with its blocks
    (a rerun reuses the store and measures only what is missing);
 2. fit the predictors and score them on held-out networks beside the MAdds proxy;
-3. run a short NetAdapt on the built-in digits task with the fitted predictor;
+3. run NetAdapt on the built-in digits task with the fitted predictor, measure the seed and the
+   result with LiteRT, and train uniform width scaling at the same predicted latency beside it;
 4. build the self-contained HTML report.
 
 Everything is written under ``out`` (default ``out/demo``). ``quick=True`` is a small version of the
@@ -84,8 +85,8 @@ def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool =
         paths.append(out / f"pred_{kind}.json")
         pred.save(paths[-1])
 
-    print("[3/5] NetAdapt on the digits task with the calibrated predictor")
-    _netadapt(out / "netadapt", pred, quick, progress)
+    print("[3/5] NetAdapt on the digits task with the calibrated predictor, against uniform scaling")
+    _netadapt(out, pred, quick, progress)
 
     print("[4/5] real ARM phones: the published FBNet latencies of two phones, e2e and transfer")
     paths += _phones(out, store, quick)
@@ -96,27 +97,41 @@ def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool =
     return path
 
 
-def _netadapt(run_dir: Path, pred, quick: bool, progress: bool) -> None:
-    from hwlat.archs import get_arch
-    from hwlat.search.evaluators import DigitsTask
-    from hwlat.search.netadapt import NetAdaptConfig, netadapt, smallest_reachable
+NETADAPT_SEED = ("mobilenetv3_small_100", 128)
+"""The demo's NetAdapt seed and resolution: large enough that channel cuts, not fixed per-op costs,
+decide its latency (the quick demo: mobilenetv3_small_050 at 96 px)."""
 
-    task = DigitsTask(resolution=96, scratch_steps=30 if quick else 150, progress=progress)
-    arch = task.adapt(get_arch("mobilenetv3_small_050"))
-    seed_ms = pred.predict(arch)
-    floor = pred.predict(smallest_reachable(arch))
-    target = max(0.8 * seed_ms, floor + 0.25 * (seed_ms - floor))  # 80 %, or as close as cuts can reach
-    cfg = NetAdaptConfig(target_ms=target, delta_fraction=0.05, short_steps=2 if quick else 5,
-                         long_steps=10 if quick else 60, seed=0)
-    try:
-        res = netadapt(arch, None, task, pred, cfg, run_dir)
-    except ValueError as e:  # the predictor's landscape offers no further cut: keep what was done
-        print(f"      NetAdapt stopped early: {e}; history so far: {run_dir / 'history.json'}")
-        return
-    seed, fin = res.history["seed"], res.history["final"]
-    print(f"      seed {seed['predicted_ms']:.3f} ms acc {seed['accuracy']:.3f} -> final "
-          f"{fin['predicted_ms']:.3f} ms acc {fin['accuracy']:.3f} ({len(res.history['steps'])} steps); "
-          f"history: {run_dir / 'history.json'}")
+
+def _netadapt(out: Path, pred, quick: bool, progress: bool) -> None:
+    """NetAdapt to 0.8 of the seed's predicted latency (or as close as cuts can reach, said up
+    front), the long fine-tune, the seed and result measured with LiteRT, and uniform width scaling
+    at the same predicted latency beside it (:func:`hwlat.search.compare.compare`, NAS skipped)."""
+    from hwlat.archs import load_arch
+    from hwlat.search.compare import CompareConfig, compare
+    from hwlat.search.evaluators import DigitsTask
+    from hwlat.search.netadapt import channel_floor
+
+    name, res = ("mobilenetv3_small_050", 96) if quick else NETADAPT_SEED
+    floor = channel_floor(DigitsTask(res).adapt(load_arch(name)), pred)
+    ratio = 0.8 if floor.floor_ms < 0.75 * floor.seed_ms else \
+        (floor.floor_ms + 0.25 * (floor.seed_ms - floor.floor_ms)) / floor.seed_ms
+    print(f"      seed {name} @{res} px; target {ratio:.2f} of its predicted {floor.seed_ms:.3f} ms; "
+          f"{floor.describe()}")
+    cfg = CompareConfig(seed_arch=name, resolution=res, seed_steps=30 if quick else 200,
+                        short_steps=2 if quick else 5, long_steps=10 if quick else 100, delta=0.05,
+                        ratio=ratio, skip=frozenset({"nas"}), max_seconds=1.0 if quick else 3.0,
+                        threads=1 if quick else 2)
+    r = compare(pred, out, cfg, log=lambda s: print(f"      {s}"))
+    na, un = r["netadapt"], r.get("uniform")
+    print(f"      NetAdapt: seed {na['seed_predicted_ms']:.3f} ms predicted / {na['seed_measured_ms']:.3f} ms "
+          f"measured, acc {na['seed_accuracy']:.3f} -> final {na['final_predicted_ms']:.3f} / "
+          f"{na['final_measured_ms']:.3f} ms, acc {na['final_accuracy']:.3f} ({na['steps']} steps; "
+          f"measured ratio {na['measured_ratio']:.2f}, target <= 0.80)")
+    if un:
+        print(f"      uniform width x{un['width_mult']:g}: {un['predicted_ms']:.3f} ms predicted / "
+              f"{un['measured_ms']:.3f} ms measured ({un['measured_ms'] / na['seed_measured_ms']:.2f} of "
+              f"the seed), acc {un['accuracy']:.3f}, trained {un['train_steps']} steps from scratch")
+    print(f"      history: {out / 'netadapt' / 'history.json'}; all numbers: {out / 'compare.json'}")
 
 
 def _phones(out: Path, store: Path, quick: bool) -> list[Path]:

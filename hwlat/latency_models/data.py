@@ -6,13 +6,20 @@ A :class:`TrainingData` holds, for one device and runtime:
 * ``models`` — measured whole networks: ``arch`` (codec string), ``median_ms``;
 * ``fingerprint`` — the device the numbers came from.
 
-Latencies in milliseconds.
+Latencies in milliseconds. Workloads whose repeats disagree (spread above
+:data:`hwlat.profiler.store.UNSTABLE_SPREAD_PCT`) are kept, with a :class:`UnstableWarning` naming
+them. ``normalise_phase=True`` rescales each measurement to the device's typical phase: its time
+× (median reference time of the device) / (reference time in its own rounds), the reference being
+the fixed workload :class:`hwlat.profiler.timing.PhaseReference` timed in every round. Rows measured
+without a reference are left as they are.
 """
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from hwlat.archs.codec import decode
@@ -36,13 +43,16 @@ class TrainingData:
         return self.models["median_ms"].to_numpy(dtype=float)
 
     @classmethod
-    def from_store(cls, store, runtime: str | None = None, device: str | None = None) -> "TrainingData":
+    def from_store(cls, store, runtime: str | None = None, device: str | None = None,
+                   normalise_phase: bool = False) -> "TrainingData":
         """Read one device's measurements.
 
         ``device`` is a device key, a prefix of one, or a name (an imported device's name, a host
         name, a board; :mod:`hwlat.profiler.device_select`); ``runtime`` restricts the candidates.
         Without ``device`` the store (or its devices of ``runtime``) must hold exactly one device.
+        ``normalise_phase``: rescale each row by its reference workload (module docstring).
         """
+        from hwlat.profiler.store import UNSTABLE_SPREAD_PCT
         from hwlat.profiler.device_select import select_device
         from hwlat.profiler.store import open_store
 
@@ -56,6 +66,9 @@ class TrainingData:
         device_key = row["device_key"]
         df = df[df["device_key"] == device_key]
         fp = json.loads(row["fingerprint"])
+        _warn_unstable(df, store, UNSTABLE_SPREAD_PCT)
+        if normalise_phase:
+            df = df.assign(median_ms=phase_normalised(df))
         models = df[(df["granularity"] == "model") & (df["variant"] == "warm")]
         specs = [json.loads(s) for s in models["spec"]]
         return cls(
@@ -66,3 +79,29 @@ class TrainingData:
                                  "median_ms": models["median_ms"].to_numpy()}),
             fingerprint=fp, device_key=device_key, runtime=row["runtime"],
         )
+
+
+class UnstableWarning(UserWarning):
+    """Training rows whose repeats disagree by more than the store's unstable threshold."""
+
+
+def _warn_unstable(df: pd.DataFrame, store, limit_pct: float) -> None:
+    bad = df[df["spread_pct"] > limit_pct].sort_values("spread_pct", ascending=False)
+    if len(bad):
+        shown = "; ".join(f"{json.loads(spec).get('label') or key} ({sp:.0f} %)" for spec, key, sp
+                          in zip(bad["spec"][:5], bad["key"][:5], bad["spread_pct"][:5]))
+        warnings.warn(f"{store}: {len(bad)} workloads whose repeats disagree by more than {limit_pct:g} % "
+                      f"are used as measured (median of the repeats), widest first: {shown}"
+                      f"{' …' if len(bad) > 5 else ''}; re-measure them on a quiet machine "
+                      f"(`hwlat profile show` lists them)", UnstableWarning, stacklevel=3)
+
+
+def phase_normalised(df: pd.DataFrame) -> np.ndarray:
+    """``median_ms`` of a store frame rescaled to the typical phase: × median(ref_ms) / ref_ms per
+    row; rows without a reference time keep their value."""
+    ref = pd.to_numeric(df["ref_ms"], errors="coerce").to_numpy(float)
+    ms = df["median_ms"].to_numpy(float)
+    ok = np.isfinite(ref) & (ref > 0)
+    if not ok.any():
+        return ms
+    return np.where(ok, ms * np.median(ref[ok]) / np.where(ok, ref, 1.0), ms)

@@ -127,6 +127,9 @@ FRAME_COLUMNS = ["key", "granularity", "variant", "runtime", "runtime_version", 
                  "spread_pct", "ref_ms", "steal_pct"]
 """Columns of :meth:`Store.frame`: one row per (workload, device, variant), the median of its
 repeats; ``repeats`` counts them and ``spread_pct`` is (max − min) / median of their medians (%)."""
+UNSTABLE_SPREAD_PCT = 10.0
+"""Repeats of one workload whose (max - min) / median exceeds this (%) are unstable: ``profile
+show`` lists them and fitting warns about them (they are kept, never dropped)."""
 REPEAT_COLUMNS = [c for c in FRAME_COLUMNS if c not in ("repeats", "spread_pct")] + ["repeat"]
 """Columns of :meth:`Store.frame` with ``repeats=True``: one row per stored repeat."""
 DEVICE_COLUMNS = ["device_id", "device_key", "device", "hostname", "board", "cpu", "machine",
