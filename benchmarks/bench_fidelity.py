@@ -60,8 +60,9 @@ def truth(store: Path) -> pd.DataFrame:
 
 
 def fmt(m: dict) -> str:
+    bias = f"  bias {m['bias_pct']:+5.1f} %" if "bias_pct" in m else ""
     return (f"acc10 {m['acc10']:.2f}  acc5 {m['acc5']:.2f}  tau {m['kendall_tau']:.3f}  "
-            f"rmspe {m['rmspe']:5.1f} %  bias {m.get('bias_pct', float('nan')):+5.1f} %  n {m['n']}")
+            f"rmspe {m['rmspe']:5.1f} %{bias}  n {m['n']}")
 
 
 def score(pred, archs, y) -> dict:

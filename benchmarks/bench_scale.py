@@ -12,6 +12,7 @@ Prints, measured in one run on this machine with a local Ray cluster:
    over workloads. This is the number `hwlat.profiler.farm.INTERFERENCE` quotes.
 
 Reproduce on a quiet machine: .venv/bin/python benchmarks/bench_scale.py [--quick] [--only nas,...]
+    [--farm-networks N]
 """
 from __future__ import annotations
 
@@ -104,10 +105,12 @@ def netadapt_step(quick: bool, tmp: Path) -> None:
     _with_cluster(run)
 
 
-def farm_vs_serial(quick: bool, tmp: Path) -> None:
+def farm_vs_serial(quick: bool, tmp: Path, networks: int | None = None) -> None:
     from hwlat.profiler import farm
 
     archs = _grid(quick)
+    if networks:   # an evenly spread subset of the grid
+        archs = [archs[i] for i in np.linspace(0, len(archs) - 1, min(networks, len(archs))).astype(int)]
     cfg = TimingConfig(max_seconds=1.0) if quick else TimingConfig()
     print(f"\n3. the zoo grid's blocks ({len(archs)} networks) on LiteRT and ONNX Runtime into one "
           f"store")
@@ -185,6 +188,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs")
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated of {SECTIONS}")
+    ap.add_argument("--farm-networks", type=int, help="farm: an evenly spread subset of this many "
+                    "grid networks (default: the whole grid, 60)")
     args = ap.parse_args()
     only = args.only.split(",")
     print(f"bench_scale on {os.cpu_count()} cores" + (" (--quick: NOT for quoting)" if args.quick else ""))
@@ -195,7 +200,7 @@ def main() -> None:
         if "netadapt" in only:
             netadapt_step(args.quick, tmp)
         if "farm" in only:
-            farm_vs_serial(args.quick, tmp)
+            farm_vs_serial(args.quick, tmp, args.farm_networks)
         if "interference" in only:
             interference(args.quick, tmp)
 

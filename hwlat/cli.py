@@ -802,8 +802,8 @@ def error_message(e: BaseException) -> str:
     return msg if len(msg) <= 1000 else _shorten(msg, 1000)
 
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"hwlat: warning: {message}", file=file or sys.stderr)
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"hwlat: warning: {message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -816,11 +816,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    format_warning = warnings.formatwarning
+    if not args.verbose:  # a warning is one line for the user, not a source location
+        warnings.formatwarning = _one_line_warning
     try:
-        with warnings.catch_warnings():
-            if not args.verbose:  # a warning is one line for the user, not a source location
-                warnings.showwarning = _one_line_warning
-            return args.func(args)
+        return args.func(args)
     except (HwlatError, ValueError, OSError) as e:
         if args.verbose:
             traceback.print_exc()
@@ -829,3 +829,5 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hwlat: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = format_warning

@@ -29,6 +29,22 @@ def _ablations(quick: bool) -> list:
     return [mobilenetv3("large")] + [mobilenetv3("large", **kw) for _, _, kw, _ in ablation_variants()]
 
 
+NETADAPT_SEED = ("mobilenetv3_small_100", 112)
+"""The demo's NetAdapt seed and resolution: large enough that channel cuts, not fixed per-op costs,
+decide its latency, small enough that NetAdapt and uniform scaling train in about 7 minutes on 2
+cores."""
+QUICK_NETADAPT_SEED = ("mobilenetv3_small_050", 96)
+
+
+def _netadapt_seed(quick: bool):
+    """The NetAdapt seed as it is trained and deployed: the digits task's 10 classes and resolution."""
+    from hwlat.archs import load_arch
+    from hwlat.search.evaluators import DigitsTask
+
+    name, res = QUICK_NETADAPT_SEED if quick else NETADAPT_SEED
+    return DigitsTask(res).adapt(load_arch(name)), name, res
+
+
 def _archs(quick: bool):
     from hwlat.archs import SearchSpace, encode, get_arch, mobilenetv3
 
@@ -44,6 +60,7 @@ def _archs(quick: bool):
     rng = np.random.default_rng(0)
     space = SearchSpace.mobilenetv3_small(resolution=128 if quick else 160)
     archs += [space.sample_arch(rng) for _ in range(3 if quick else 20)]
+    archs.append(_netadapt_seed(quick)[0])  # NetAdapt's seed with its 10-class head, measured too
     return list({encode(a): a for a in archs}.values())   # V3-Large 1.0 is in the grid and the ablations
 
 
@@ -97,31 +114,24 @@ def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool =
     return path
 
 
-NETADAPT_SEED = ("mobilenetv3_small_100", 128)
-"""The demo's NetAdapt seed and resolution: large enough that channel cuts, not fixed per-op costs,
-decide its latency (the quick demo: mobilenetv3_small_050 at 96 px)."""
-
-
 def _netadapt(out: Path, pred, quick: bool, progress: bool) -> None:
     """NetAdapt to 0.8 of the seed's predicted latency (or as close as cuts can reach, said up
     front), the long fine-tune, the seed and result measured with LiteRT, and uniform width scaling
     at the same predicted latency beside it (:func:`hwlat.search.compare.compare`, NAS skipped)."""
-    from hwlat.archs import load_arch
     from hwlat.search.compare import CompareConfig, compare
-    from hwlat.search.evaluators import DigitsTask
     from hwlat.search.netadapt import channel_floor
 
-    name, res = ("mobilenetv3_small_050", 96) if quick else NETADAPT_SEED
-    floor = channel_floor(DigitsTask(res).adapt(load_arch(name)), pred)
+    seed, name, res = _netadapt_seed(quick)
+    floor = channel_floor(seed, pred)
     ratio = 0.8 if floor.floor_ms < 0.75 * floor.seed_ms else \
         (floor.floor_ms + 0.25 * (floor.seed_ms - floor.floor_ms)) / floor.seed_ms
-    print(f"      seed {name} @{res} px; target {ratio:.2f} of its predicted {floor.seed_ms:.3f} ms; "
-          f"{floor.describe()}")
-    cfg = CompareConfig(seed_arch=name, resolution=res, seed_steps=30 if quick else 200,
-                        short_steps=2 if quick else 5, long_steps=10 if quick else 100, delta=0.05,
+    print(f"      seed {name} @{res} px, 10 classes; target {ratio:.2f} of its predicted latency")
+    cfg = CompareConfig(seed_arch=name, resolution=res, seed_steps=30 if quick else 150,
+                        short_steps=2 if quick else 4, long_steps=10 if quick else 100, delta=0.05,
                         ratio=ratio, skip=frozenset({"nas"}), max_seconds=1.0 if quick else 3.0,
                         threads=1 if quick else 2)
-    r = compare(pred, out, cfg, log=lambda s: print(f"      {s}"))
+    run = out / f"netadapt_{name}_{res}"   # a folder per seed: a rerun with another seed starts afresh
+    r = compare(pred, run, cfg, log=lambda s: print(f"      {s}"))
     na, un = r["netadapt"], r.get("uniform")
     print(f"      NetAdapt: seed {na['seed_predicted_ms']:.3f} ms predicted / {na['seed_measured_ms']:.3f} ms "
           f"measured, acc {na['seed_accuracy']:.3f} -> final {na['final_predicted_ms']:.3f} / "
@@ -131,7 +141,7 @@ def _netadapt(out: Path, pred, quick: bool, progress: bool) -> None:
         print(f"      uniform width x{un['width_mult']:g}: {un['predicted_ms']:.3f} ms predicted / "
               f"{un['measured_ms']:.3f} ms measured ({un['measured_ms'] / na['seed_measured_ms']:.2f} of "
               f"the seed), acc {un['accuracy']:.3f}, trained {un['train_steps']} steps from scratch")
-    print(f"      history: {out / 'netadapt' / 'history.json'}; all numbers: {out / 'compare.json'}")
+    print(f"      history: {run / 'netadapt' / 'history.json'}; all numbers: {run / 'compare.json'}")
 
 
 def _phones(out: Path, store: Path, quick: bool) -> list[Path]:

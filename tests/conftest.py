@@ -10,6 +10,18 @@ from hwlat.archs import zoo_names  # noqa: E402
 
 ZOO_NAMES = zoo_names()
 
+RAY_MODULES = {"test_farm", "test_parallel"}
+"""Test files that start local Ray clusters: one xdist worker runs them all, one after another."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under ``pytest -n N --dist loadgroup`` (``make test``), a file's tests stay on one worker, so
+    its module fixtures (e.g. measured stores) are built once; the Ray files share one worker."""
+    for item in items:
+        mod = item.module.__name__.rsplit(".", 1)[-1] if item.module else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group("ray" if mod in RAY_MODULES else mod))
+
 
 @pytest.fixture(params=ZOO_NAMES)
 def zoo_name(request):

@@ -1,4 +1,6 @@
 """The quick path of the main job: profile, fit, NetAdapt, report — end to end on this CPU."""
+import json
+
 import pytest
 
 from hwlat.cli import main
@@ -14,6 +16,10 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     html = report.read_text()
     assert "plotly" in html.lower() and "<script src=\"http" not in html
     assert (out / "lat.db").is_file() and (out / "pred_calibrated.json").is_file()
+    # NetAdapt reached its target, was fine-tuned and measured with LiteRT, uniform scaling beside it
+    hist = json.loads((out / "netadapt_mobilenetv3_small_050_96" / "netadapt" / "history.json").read_text())
+    assert hist["final"]["reached_target"] and hist["final"]["measured_ms"] > 0
+    assert "measured ratio" in printed and "Search trajectory" in html
     # the published phones: imported, an e2e and a transfer predictor, a report section each
     assert "samsung_a50 (imported)" in html and "pixel2 (imported)" in html
     assert (out / "pred_e2e_samsung_a50.json").is_file() and (out / "pred_transfer_pixel2.json").is_file()

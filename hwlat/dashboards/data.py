@@ -238,14 +238,16 @@ _METRICS = ("latency_ms", "latency", "predicted_ms", "accuracy", "acc", "top1", 
 def _netadapt_frame(h: dict) -> pd.DataFrame:
     """An hwlat NetAdapt history: seed, each step, the final network (after the long fine-tune)
     and any baselines (e.g. uniform width scaling), latency = predicted ms."""
+    fin = h.get("final")
+    seed_measured = fin.get("seed_measured_ms") if isinstance(fin, dict) else None
     rows = [{"step": 0, "phase": "seed", "latency_ms": h["seed"].get("predicted_ms"),
-             "accuracy": h["seed"].get("accuracy"), "proposal": "seed", "arch": h.get("seed_arch")}]
+             "measured_ms": seed_measured, "accuracy": h["seed"].get("accuracy"), "proposal": "seed",
+             "arch": h.get("seed_arch")}]
     for s in h.get("steps") or []:
         c = s.get("chosen") or {}
         rows.append({"step": s.get("step", len(rows) - 1) + 1, "phase": "step", "latency_ms": s.get("predicted_ms"),
                      "accuracy": s.get("accuracy"), "arch": s.get("arch"),
                      "proposal": f"{c.get('kind', '')} {c.get('key', '')} -> {c.get('width', '')}".strip()})
-    fin = h.get("final")
     if isinstance(fin, dict):
         rows.append({"step": len(rows), "phase": "final", "latency_ms": fin.get("predicted_ms"),
                      "measured_ms": fin.get("measured_ms"), "accuracy": fin.get("accuracy"),

@@ -63,8 +63,10 @@ CONNECT_TIMEOUT_S = 20.0
 """An unreachable or silent Ray address is reported within this many seconds (plus a few)."""
 RETRIES = 3
 """How often the workloads of a batch whose worker died are resubmitted."""
-INTERFERENCE = ("<interference not yet measured on a quiet machine: "
-                "python benchmarks/bench_scale.py --only interference>")
+INTERFERENCE = ("+3.7 points on the median workload (+4.0 % and -1.2 % on the two cores, against "
+                "-2.3 % for a second one-slot run) on hwlat's 2-core x86 VM with LiteRT, "
+                "benchmarks/results_scale.txt; measure your host: "
+                "python benchmarks/bench_scale.py --only interference")
 """How much one measurement slows another on a second core of the same host, as measured by
 ``benchmarks/bench_scale.py`` (1 vs 2 parallel slots against a one-slot run). Shown whenever a
 host is allowed more than one measuring slot."""

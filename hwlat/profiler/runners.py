@@ -1,7 +1,9 @@
 """Runners: turn a workload into a zero-argument ``invoke`` on one runtime, single-threaded.
 
 * ``litert`` — LiteRT ``Interpreter`` (the paper's runtime), ``num_threads=1``, XNNPACK by
-  default (``xnnpack=False``: the builtin kernels only).
+  default (``xnnpack=False``: the builtin kernels only). Grouped convs are written the way each
+  runs fastest (``benchmarks/results_grouped_conv.txt``): one grouped ``CONV_2D`` for XNNPACK,
+  split per group for the builtin kernels, whose grouped conv is slower than the dense one.
 * ``onnxruntime`` — one intra- and one inter-op thread, sequential execution, all graph
   optimisations (as deployed), I/O bound once so a call does no allocation.
 * ``torch`` — eager PyTorch, one thread, ``inference_mode``, with glibc malloc trimming disabled
@@ -90,7 +92,8 @@ class LiteRTRunner(Runner):
         from hwlat.profiler.tflite_export import tflite_segment
 
         kind = OpResolverType.AUTO if self.xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        interp = Interpreter(model_content=tflite_segment(w.rows, quantize=self.quantize),
+        model = tflite_segment(w.rows, quantize=self.quantize, grouped="conv" if self.xnnpack else "split")
+        interp = Interpreter(model_content=model,
                              num_threads=self.threads,
                              experimental_op_resolver_type=kind)
         interp.allocate_tensors()

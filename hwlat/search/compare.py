@@ -55,7 +55,7 @@ class CompareConfig:
 
 
 def _netadapt(pred, task, seed, cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
-    from hwlat.search.netadapt import NetAdaptConfig, channel_floor, measure_litert, netadapt
+    from hwlat.search.netadapt import NetAdaptConfig, channel_floor, measure_litert, netadapt, record_result
 
     floor = channel_floor(seed, pred)
     log(f"netadapt: {floor.describe()}")
@@ -70,6 +70,7 @@ def _netadapt(pred, task, seed, cfg: CompareConfig, out: Path, log: Callable[[st
     fin = r.history["final"]
     seed_meas = measure_litert(seed, out / "measure.db", max_seconds=cfg.max_seconds)
     fin_meas = measure_litert(r.arch, out / "measure.db", max_seconds=cfg.max_seconds)
+    record_result(out / "netadapt", measured_ms=fin_meas, seed_measured_ms=seed_meas)
     return {"seed": seed.name, "resolution": cfg.resolution, "seed_predicted_ms": floor.seed_ms,
             "fixed_ms": floor.floor_ms, "seed_measured_ms": seed_meas,
             "seed_accuracy": r.history["seed"]["accuracy"], "target_predicted_ms": target,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -35,7 +36,7 @@ from torch import nn
 
 from hwlat.archs import ArchSpec, encode, make_divisible, summary, validate
 from hwlat.archs.layers import residual_applies
-from hwlat.errors import FileFormatError
+from hwlat.errors import ExtrapolationWarning, FileFormatError
 from hwlat.files import atomic_write, atomic_write_text
 from hwlat.search import history as H
 
@@ -450,6 +451,24 @@ def _fine_tune_all(model, arch, proposals, task, config: NetAdaptConfig, k: int,
     return out
 
 
+def _predict_proposals(predictor, archs: list[ArchSpec], first: bool) -> tuple[np.ndarray, str | None]:
+    """Predicted ms of a step's proposals, and the predictor's extrapolation warning, if any: shown
+    at the first step only (every step's is kept in its record), so a run does not repeat it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExtrapolationWarning)
+        ms = np.asarray(predictor.predict_many(archs), dtype=float)
+    extrapolated = None
+    for w in caught:
+        if issubclass(w.category, ExtrapolationWarning):
+            extrapolated = str(w.message)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if extrapolated and first:
+        warnings.warn(f"NetAdapt's proposals: {extrapolated} (each step records it in history.json "
+                      f"as 'extrapolated')", ExtrapolationWarning, stacklevel=3)
+    return ms, extrapolated
+
+
 def _step(k: int, arch: ArchSpec, model: nn.Module, lat: float, acc_prev: float, seed_ms: float,
           task, predictor, config: NetAdaptConfig, pool=None) -> tuple[dict, ArchSpec, nn.Module]:
     """One NetAdapt step from ``arch`` at ``lat`` ms: ``(step record, new arch, new model)``;
@@ -461,7 +480,7 @@ def _step(k: int, arch: ArchSpec, model: nn.Module, lat: float, acc_prev: float,
     if not cands:
         raise ValueError(f"step {k}: no channel can be cut further at {lat:.3f} ms "
                          f"(target {config.target_ms:.3f} ms)")
-    ms = np.asarray(predictor.predict_many([c[3] for c in cands]), dtype=float)
+    ms, extrapolated = _predict_proposals(predictor, [c[3] for c in cands], first=k == 0)
     best: dict[tuple, tuple] = {}  # per proposal the largest width meeting the goal
     for (kind, key, new, cand), m in zip(cands, ms):
         if m <= goal and ((kind, key) not in best or new > best[(kind, key)][0]):
@@ -482,6 +501,8 @@ def _step(k: int, arch: ArchSpec, model: nn.Module, lat: float, acc_prev: float,
     step = {"step": k, "delta_ms": delta, "goal_ms": goal, "chosen": rec, "predicted_ms": rec["predicted_ms"],
             "accuracy": rec["accuracy"], "params": summary(arch)["params"], "arch": encode(arch),
             "candidates": considered, "n_predicted": len(cands), "seconds": time.time() - t0}
+    if extrapolated:
+        step["extrapolated"] = extrapolated
     return step, arch, model
 
 
