@@ -19,12 +19,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m hwlat demo
 
-# two workers (the machine's two cores); a test file stays on one worker (tests/conftest.py)
+# serial: the Ray fault test (a SIGKILL mid-measurement) misses its window under a second worker
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"  # two workers (tests/conftest.py)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
