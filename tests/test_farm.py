@@ -108,7 +108,8 @@ def _worker_pids() -> list[int]:
 
 def test_sigkilled_worker_loses_only_its_batch(cluster, tiny, tmp_path, caplog):
     db = tmp_path / "lat.db"
-    slow = TimingConfig(max_seconds=1.5, target=1e-9, min_samples=6, warmup_seconds=0.01)
+    slow = TimingConfig(max_seconds=1.5, target=1e-9, min_samples=6, max_samples=10**6,
+                        warmup_seconds=0.01)  # every batch lasts max_seconds: a window to kill in
     killed: list[int] = []
 
     def stored() -> int:
