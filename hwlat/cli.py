@@ -240,7 +240,7 @@ def _profile_farm(args, archs, gran, cfg, opts: dict, what: str) -> int:
 def _profile_show(args) -> int:
     import pandas as pd
 
-    from hwlat.profiler.store import UNSTABLE_SPREAD_PCT, open_store
+    from hwlat.profiler.store import UNSTABLE_SPREAD_PCT, open_store, unstable_workloads
 
     with open_store(args.store, readonly=True) as st:
         df = st.frame()
@@ -264,14 +264,14 @@ def _profile_show(args) -> int:
         workloads=("key", "nunique"), median_ms_total=("median_ms", "sum"),
         repeats=("repeats", "median"),
         spread_pct_median=("spread_pct", "median"), spread_pct_max=("spread_pct", "max")).reset_index()
-    unstable = df[df["spread_pct"] > UNSTABLE_SPREAD_PCT]
+    unstable = unstable_workloads(df)
     with pd.option_context("display.width", 200, "display.max_rows", 200):
         print(summary.to_string(index=False))
     if len(unstable):
         print(f"{len(unstable)} workloads whose repeats disagree by more than {UNSTABLE_SPREAD_PCT:g} % "
               f"(spread = (max - min) / median of the repeats), widest first:")
-        for r in unstable.sort_values("spread_pct", ascending=False).head(10).itertuples():
-            print(f"  {r.spread_pct:5.1f} %  {r.repeats} repeats  {r.median_ms:.3f} ms  {r.label or r.key}")
+        for r in unstable.head(10).itertuples():
+            print(f"  {r.spread_pct:5.1f} %  {r.repeats} repeats  {r.median_ms:.3f} ms  {r.label}")
     return 0
 
 

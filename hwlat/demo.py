@@ -103,7 +103,7 @@ def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool =
         pred.save(paths[-1])
 
     print("[3/5] NetAdapt on the digits task with the calibrated predictor, against uniform scaling")
-    _netadapt(out, pred, quick, progress)
+    _netadapt(out, pred, quick)
 
     print("[4/5] real ARM phones: the published FBNet latencies of two phones, e2e and transfer")
     paths += _phones(out, store, quick)
@@ -114,7 +114,7 @@ def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool =
     return path
 
 
-def _netadapt(out: Path, pred, quick: bool, progress: bool) -> None:
+def _netadapt(out: Path, pred, quick: bool) -> None:
     """NetAdapt to 0.8 of the seed's predicted latency (or as close as cuts can reach, said up
     front), the long fine-tune, the seed and result measured with LiteRT, and uniform width scaling
     at the same predicted latency beside it (:func:`hwlat.search.compare.compare`, NAS skipped)."""

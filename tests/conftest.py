@@ -16,7 +16,7 @@ RAY_MODULES = {"test_farm", "test_parallel"}
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Under ``pytest -n N --dist loadgroup`` (``make test``), a file's tests stay on one worker, so
+    """Under ``pytest -n N --dist loadgroup`` (``make test-fast``), a file's tests stay on one worker, so
     its module fixtures (e.g. measured stores) are built once; the Ray files share one worker."""
     for item in items:
         mod = item.module.__name__.rsplit(".", 1)[-1] if item.module else item.nodeid.split("::")[0]

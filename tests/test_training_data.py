@@ -31,7 +31,7 @@ def _store(path, repeats: dict[str, list[tuple[float, float]]]):
     return path
 
 
-def test_unstable_repeats_are_kept_with_a_warning_naming_them(tmp_path):
+def test_unstable_repeats_are_kept_with_a_warning_naming_them(tmp_path, capsys):
     db = _store(tmp_path / "s.db", {"0.5": [(1.0, 0.1), (1.01, 0.1)],
                                     "0.75": [(2.0, 0.1), (3.0, 0.1), (2.1, 0.1)],
                                     "1.0": [(3.0, 0.1), (3.02, 0.1)]})
@@ -49,6 +49,10 @@ def test_unstable_repeats_are_kept_with_a_warning_naming_them(tmp_path):
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"hwlat: warning: {db}: 1 workloads whose repeats disagree")
     assert "mobilenetv3_small_075" in lines[0]
+    # `profile show` lists the same workload, from the same definition of unstable
+    assert main(["profile", "show", "--store", str(db)]) == 0
+    shown = capsys.readouterr().out
+    assert "1 workloads whose repeats disagree" in shown and "47.6 %" in shown and "mobilenetv3_small_075 @96" in shown
 
 
 def test_phase_normalisation_rescales_by_the_reference_of_the_same_rounds(tmp_path):

@@ -52,7 +52,6 @@ class TrainingData:
         Without ``device`` the store (or its devices of ``runtime``) must hold exactly one device.
         ``normalise_phase``: rescale each row by its reference workload (module docstring).
         """
-        from hwlat.profiler.store import UNSTABLE_SPREAD_PCT
         from hwlat.profiler.device_select import select_device
         from hwlat.profiler.store import open_store
 
@@ -66,7 +65,7 @@ class TrainingData:
         device_key = row["device_key"]
         df = df[df["device_key"] == device_key]
         fp = json.loads(row["fingerprint"])
-        _warn_unstable(df, store, UNSTABLE_SPREAD_PCT)
+        _warn_unstable(df, store)
         if normalise_phase:
             df = df.assign(median_ms=phase_normalised(df))
         models = df[(df["granularity"] == "model") & (df["variant"] == "warm")]
@@ -85,14 +84,15 @@ class UnstableWarning(UserWarning):
     """Training rows whose repeats disagree by more than the store's unstable threshold."""
 
 
-def _warn_unstable(df: pd.DataFrame, store, limit_pct: float) -> None:
-    bad = df[df["spread_pct"] > limit_pct].sort_values("spread_pct", ascending=False)
+def _warn_unstable(df: pd.DataFrame, store) -> None:
+    from hwlat.profiler.store import UNSTABLE_SPREAD_PCT, unstable_workloads
+
+    bad = unstable_workloads(df)
     if len(bad):
-        shown = "; ".join(f"{json.loads(spec).get('label') or key} ({sp:.0f} %)" for spec, key, sp
-                          in zip(bad["spec"][:5], bad["key"][:5], bad["spread_pct"][:5]))
-        warnings.warn(f"{store}: {len(bad)} workloads whose repeats disagree by more than {limit_pct:g} % "
-                      f"are used as measured (median of the repeats), widest first: {shown}"
-                      f"{' …' if len(bad) > 5 else ''}; re-measure them on a quiet machine "
+        shown = "; ".join(f"{lab} ({sp:.0f} %)" for lab, sp in zip(bad["label"][:5], bad["spread_pct"][:5]))
+        warnings.warn(f"{store}: {len(bad)} workloads whose repeats disagree by more than "
+                      f"{UNSTABLE_SPREAD_PCT:g} % are used as measured (median of the repeats), widest "
+                      f"first: {shown}{' …' if len(bad) > 5 else ''}; re-measure them on a quiet machine "
                       f"(`hwlat profile show` lists them)", UnstableWarning, stacklevel=3)
 
 

@@ -748,6 +748,13 @@ def aggregate_repeats(df: pd.DataFrame) -> pd.DataFrame:
     return out[FRAME_COLUMNS].reset_index(drop=True)
 
 
+def unstable_workloads(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a :meth:`Store.frame` whose repeats disagree by more than
+    :data:`UNSTABLE_SPREAD_PCT`, widest first, with the workload's ``label`` (its key if it has none)."""
+    bad = frame[frame["spread_pct"] > UNSTABLE_SPREAD_PCT].sort_values("spread_pct", ascending=False)
+    return bad.assign(label=[json.loads(spec).get("label") or key for spec, key in zip(bad["spec"], bad["key"])])
+
+
 def check_output(path: str | os.PathLike, flag: str = "-o") -> Path:
     """``path`` is a file a command may write: its folder exists, it is not a folder, and it is not
     an SQLite database (a measurement store is never overwritten). Raises ``StoreError`` naming
