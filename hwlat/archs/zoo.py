@@ -346,7 +346,28 @@ def _register() -> tuple[dict[str, Callable[..., ArchSpec]], dict[str, tuple[str
     return zoo, families
 
 
+def _register_tasks() -> dict[str, Callable[..., ArchSpec]]:
+    from hwlat.archs import tasks  # tasks builds on the factories above
+
+    zoo: dict[str, Callable[..., ArchSpec]] = {}
+    for fam in ("large", "small"):
+        for reduced in (False, True):
+            suffix = "_reduced" if reduced else ""
+            zoo[f"ssdlite_mobilenetv3_{fam}{suffix}"] = functools.partial(
+                tasks.ssdlite_mobilenetv3, fam, reduced_tail=reduced)
+            zoo[f"lraspp_mobilenetv3_{fam}{suffix}"] = functools.partial(
+                tasks.lraspp_mobilenetv3, fam, reduced_tail=reduced)
+    for backbone in ("mobilenetv2", "mnasnet_a1"):
+        for m in (1.0, 0.5, 0.35):
+            zoo["ssdlite_" + zoo_name(backbone, m)] = functools.partial(
+                tasks.ssdlite_baseline, backbone, width_mult=m)
+    return zoo
+
+
 ZOO, _FAMILIES = _register()
+TASK_ZOO = _register_tasks()
+"""The detection and segmentation networks of the paper's Section 6 (:mod:`hwlat.archs.tasks`),
+apart from :data:`ZOO` (the classifiers, which ``@zoo`` and the zoo grid cover)."""
 
 
 def zoo_family(name: str) -> tuple[str, float] | None:
@@ -372,18 +393,23 @@ def ablation_variants() -> list[tuple[str, str, dict, dict]]:
 
 
 def zoo_names() -> list[str]:
-    """All registered zoo names."""
+    """The registered classifiers (:data:`ZOO`)."""
     return list(ZOO)
 
 
+def task_names() -> list[str]:
+    """The registered detection and segmentation networks (:data:`TASK_ZOO`)."""
+    return list(TASK_ZOO)
+
+
 def get_arch(name: str, **options) -> ArchSpec:
-    """Build the zoo architecture ``name`` with keyword ``options`` (e.g. ``resolution=192``)."""
-    try:
-        factory = ZOO[name]
-    except KeyError:
-        raise ValueError(f"unknown architecture {name!r}; `hwlat arch list` shows the zoo") from None
+    """Build the zoo architecture ``name`` (:data:`ZOO` or :data:`TASK_ZOO`) with keyword
+    ``options`` (e.g. ``resolution=192``, or ``(1024, 2048)``)."""
+    factory = ZOO.get(name) or TASK_ZOO.get(name)
+    if factory is None:
+        raise ValueError(f"unknown architecture {name!r}; `hwlat arch list` shows the zoo")
     fn = factory.func if isinstance(factory, functools.partial) else factory
-    allowed = set(inspect.signature(fn).parameters) - {"family"}
+    allowed = set(inspect.signature(fn).parameters) - {"family", "backbone"}
     bad = set(options) - allowed
     if bad:
         raise ValueError(f"{name}: unknown option(s) {sorted(bad)} (allowed: {sorted(allowed)})")
