@@ -21,7 +21,12 @@ segment). Layout and conventions:
   sigmoid is ``LOGISTIC``, swish is ``x · LOGISTIC(x)`` and hard-sigmoid (no builtin) is
   ``ADD(x, 3)`` with fused RELU6 followed by ``MUL(·, 1/6)``;
 * squeeze-excite: ``MEAN`` over H, W (keep dims) → two 1×1 ``CONV_2D`` with biases → ``MUL`` with
-  broadcasting.
+  broadcasting;
+* task-head rows: ``AVERAGE_POOL_2D`` (VALID), ``RESIZE_BILINEAR`` (half-pixel centres, as
+  PyTorch's ``align_corners=False``), ``MUL`` (broadcast gate), ``ADD``, ``CONCATENATION`` (axis 3,
+  or 2 after ``anchors``), and ``anchors`` as one ``RESHAPE`` ``[1, H, W, A·k]`` →
+  ``[1, 1, H·W·A, k]``; a task-head network has one output per name of ``arch.outputs``
+  (tensors and signature outputs named so).
 
 Optionally (``quantize="int8"``) the graph is post-training quantised: per-output-channel
 symmetric int8 weights, int32 biases, per-tensor asymmetric int8 activations whose min/max come
@@ -42,8 +47,8 @@ from ai_edge_litert import schema_py_generated as fb
 
 from hwlat.archs.ir import Act, ArchSpec
 from hwlat.archs.layers import LayerSpec, OpKind, layers
-from hwlat.profiler.segments import (Weights, param_rows, random_weights, segment_ops, weight_shape,
-                                     weights_from_torch)
+from hwlat.profiler.segments import (Weights, check_outputs, param_rows, random_weights, segment_ops,
+                                     weight_shape, weights_from_torch)
 
 _OP = fb.BuiltinOperator
 _ACT = fb.ActivationFunctionType
@@ -114,13 +119,14 @@ class _Graph:
             o.builtinOptions = options
         self.operators.append(o)
 
-    def finish(self, inp: int, out: int, description: str = "hwlat") -> bytes:
+    def finish(self, inp: int, outs: Sequence[int], description: str = "hwlat") -> bytes:
         sg = fb.SubGraphT()
         sg.tensors, sg.operators, sg.inputs, sg.outputs, sg.name = (
-            self.tensors, self.operators, [inp], [out], "main")
+            self.tensors, self.operators, [inp], list(outs), "main")
         sig = fb.SignatureDefT()
         sig.signatureKey, sig.subgraphIndex = "serving_default", 0
-        sig.inputs, sig.outputs = [_tensor_map("input", inp)], [_tensor_map("output", out)]
+        sig.inputs = [_tensor_map("input", inp)]
+        sig.outputs = [_tensor_map(self.tensors[o].name.removesuffix("_int8"), o) for o in outs]
         model = fb.ModelT()
         model.version, model.description = 3, description
         model.operatorCodes, model.subgraphs, model.buffers = self.codes, [sg], self.buffers
@@ -302,10 +308,13 @@ class _Emitter:
         s = self.conv(s, exp, w_exp, where)
         return self.binary(_OP.MUL, x, s, f"{exp.name.rsplit('.', 1)[0]}.scale")
 
-    def segment(self, x: int, rows: Sequence[LayerSpec], weights: Weights) -> int:
-        """Emit every step of ``rows`` (see :mod:`hwlat.profiler.segments`)."""
+    def segment(self, x: int, rows: Sequence[LayerSpec], weights: Weights,
+                outputs: Sequence[str] = ()) -> list[int]:
+        """Emit every step of ``rows`` (see :mod:`hwlat.profiler.segments`); return the tensors of
+        ``outputs`` (default: the last step's)."""
         block, block_in = None, x
         weighted = set(param_rows(rows))
+        env = {"input": x}
         for op in segment_ops(rows):
             i = op.index[0]
             r = rows[i]
@@ -314,7 +323,9 @@ class _Emitter:
                 block, block_in = r.block, x
             if any(j in weighted and j not in weights for j in op.index):
                 raise ValueError(f"{where}: no weights given for op {r.op.value!r}")
-            if op.kind == "conv":
+            if r.inputs:
+                x = self.task(r, [env[n] for n in r.inputs], weights.get(i), where)
+            elif op.kind == "conv":
                 x = self.conv(x, r, weights[i], where)
             elif op.kind == "act":
                 x = self.act(x, r.act, r.name)
@@ -333,22 +344,57 @@ class _Emitter:
                 x = self.binary(_OP.ADD, x, block_in, r.name)
             else:  # pragma: no cover - segment_ops knows no other kinds
                 raise ValueError(f"{where}: op {r.op.value!r} cannot be exported to TFLite")
-        return x
+            env[rows[op.index[-1]].name] = x
+        return [env[o] for o in outputs] if outputs else [x]
+
+    def task(self, r: LayerSpec, xs: list[int], wb, where: str) -> int:
+        """One task-head row reading the tensors ``xs``."""
+        x = xs[0]
+        if r.op in (OpKind.CONV, OpKind.DWCONV):
+            return self.conv(x, r, wb, where)
+        c, oh, ow = r.out_shape
+        if r.op is OpKind.AVGPOOL:
+            (kh, kw), (sh, sw) = ((v, v) if isinstance(v, int) else v for v in (r.kernel, r.stride))
+            out = self.new(x, r.name, (1, oh, ow, c))
+            self.g.op(_OP.AVERAGE_POOL_2D, [x], [out], _options(
+                fb.Pool2DOptionsT, padding=fb.Padding.VALID, strideH=sh, strideW=sw, filterHeight=kh,
+                filterWidth=kw, fusedActivationFunction=_ACT.NONE))
+            return out
+        if r.op is OpKind.RESIZE:
+            out = self.new(x, r.name, (1, oh, ow, c))
+            size = self.g.const(np.array([oh, ow], np.int32), f"{r.name}/size")
+            self.g.op(_OP.RESIZE_BILINEAR, [x, size], [out], _options(
+                fb.ResizeBilinearOptionsT, alignCorners=False, halfPixelCenters=True), version=3)
+            return out
+        if r.op in (OpKind.MUL, OpKind.ADD):
+            if r.op is OpKind.MUL and self.g.shape(xs[1]) != self.g.shape(x):
+                return self.binary(_OP.MUL, x, xs[1], r.name)  # broadcast gate (1, 1, 1, C)
+            return self.binary(_OP.MUL if r.op is OpKind.MUL else _OP.ADD, x, xs[1], r.name)
+        if r.op is OpKind.CONCAT:
+            axis = 3 if r.cout != r.cin else 2
+            out = self.new(x, r.name, (1, oh, ow, c))
+            self.g.op(_OP.CONCATENATION, xs, [out], _options(fb.ConcatenationOptionsT, axis=axis))
+            return out
+        if r.op is OpKind.ANCHORS:
+            return self.reshape(x, (1, 1, ow, c), r.name)
+        raise ValueError(f"{where}: op {r.op.value!r} cannot be exported to TFLite")
 
 
-def _float_graph(rows: Sequence[LayerSpec], weights: Weights,
-                 grouped: str = "conv") -> tuple[_Graph, int, int]:
+def _float_graph(rows: Sequence[LayerSpec], weights: Weights, grouped: str = "conv",
+                 outputs: Sequence[str] | None = None) -> tuple[_Graph, int, list[int]]:
     """The float32 graph of a segment and its input and output tensor indices."""
     rows = list(rows)
     g = _Graph()
     c, h, w = rows[0].in_shape
     inp = g.tensor((1, h, w, c), "input")
     em = _Emitter(g, grouped)
-    out = em.segment(inp, rows, weights)
-    if out == inp:  # an identity segment: the output still needs its own tensor
-        out = em.reshape(out, g.shape(out), "identity")
-    g.tensors[out].name = "output"
-    return g, inp, out
+    names = check_outputs(rows, outputs) if outputs else ("output",)
+    outs = em.segment(inp, rows, weights, tuple(outputs or ()))
+    if outs == [inp]:  # an identity segment: the output still needs its own tensor
+        outs = [em.reshape(inp, g.shape(inp), "identity")]
+    for o, name in zip(outs, names):
+        g.tensors[o].name = name
+    return g, inp, outs
 
 
 # --- int8 post-training quantisation ------------------------------------------------------------
@@ -408,11 +454,12 @@ def _calibrate(model: bytes, tensors: Sequence[int],
 _MAX_RESCALE = 128.0
 
 
-def _quantize_graph(g: _Graph, inp: int, out: int, ranges: dict[int, tuple[float, float]]) -> int:
-    """Turn the float graph into an int8 one in place; return the new (float32) output tensor.
+def _quantize_graph(g: _Graph, inp: int, outs: list[int],
+                    ranges: dict[int, tuple[float, float]]) -> list[int]:
+    """Turn the float graph into an int8 one in place; return the new (float32) output tensors.
 
-    Activations get asymmetric per-tensor int8 parameters from ``ranges`` (PAD, RESHAPE, TRANSPOSE
-    and SPLIT keep their input's, LOGISTIC outputs are fixed to 1/256 and -128 as TFLite requires,
+    Activations get asymmetric per-tensor int8 parameters from ``ranges`` (PAD, RESHAPE, TRANSPOSE,
+    AVERAGE_POOL_2D, RESIZE_BILINEAR and SPLIT keep their input's, LOGISTIC outputs are fixed to 1/256 and -128 as TFLite requires,
     a CONCATENATION and its inputs share the union of their ranges); weights are
     symmetric per-output-channel int8, biases int32 at ``input_scale · weight_scale``; the float
     input and output are bridged by ``QUANTIZE`` and ``DEQUANTIZE``.
@@ -441,7 +488,7 @@ def _quantize_graph(g: _Graph, inp: int, out: int, ranges: dict[int, tuple[float
                 act[t] = shared
             continue
         in_scale = act[x][0]
-        if code in (_OP.PAD, _OP.RESHAPE, _OP.TRANSPOSE):
+        if code in (_OP.PAD, _OP.RESHAPE, _OP.TRANSPOSE, _OP.AVERAGE_POOL_2D, _OP.RESIZE_BILINEAR):
             act[o] = act[x]
             continue
         if code == _OP.LOGISTIC:
@@ -482,15 +529,18 @@ def _quantize_graph(g: _Graph, inp: int, out: int, ranges: dict[int, tuple[float
         op.inputs = [q_in if t == inp else t for t in op.inputs]
     g.op(_OP.QUANTIZE, [inp], [q_in], fb.QuantizeOptionsT())
     g.operators.insert(0, g.operators.pop())
-    g.tensors[out].name = "output_int8"
-    f_out = g.tensor(g.shape(out), "output")
-    g.op(_OP.DEQUANTIZE, [out], [f_out], fb.DequantizeOptionsT())
+    f_outs = []
+    for out in outs:
+        name = g.tensors[out].name
+        g.tensors[out].name = f"{name}_int8"
+        f_outs.append(g.tensor(g.shape(out), name))
+        g.op(_OP.DEQUANTIZE, [out], [f_outs[-1]], fb.DequantizeOptionsT())
     for c in g.codes:
         c.version = max(c.version, _INT8_VERSION.get(c.builtinCode, 1))
         if c.builtinCode == _OP.MUL and any(_mul_rescale(g, op) >= 1.0 for op in g.operators
                                             if g.codes[op.opcodeIndex] is c):
             c.version = 3  # int8 MUL whose input-to-output rescale is >= 1
-    return f_out
+    return f_outs
 
 
 def _mul_rescale(g: _Graph, op: fb.OperatorT) -> float:
@@ -502,7 +552,7 @@ def _mul_rescale(g: _Graph, op: fb.OperatorT) -> float:
 
 def tflite_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, seed: int = 0,
                    quantize: str | None = None, calibration: Sequence[np.ndarray] | None = None,
-                   grouped: str = "conv") -> bytes:
+                   grouped: str = "conv", outputs: Sequence[str] | None = None) -> bytes:
     """The ``.tflite`` flatbuffer of a segment.
 
     Parameters
@@ -522,6 +572,9 @@ def tflite_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, se
     grouped : {"conv", "split"}
         How grouped (not depthwise) convs are written: one grouped ``CONV_2D``, or ``SPLIT`` →
         ``CONV_2D`` per group → ``CONCATENATION``.
+    outputs : sequence of str, optional
+        Names of the steps whose tensors are the outputs (default: the last step's, named
+        ``output``); several give a multi-output model with outputs named so.
 
     Returns
     -------
@@ -536,16 +589,16 @@ def tflite_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, se
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize: expected None or 'int8', got {quantize!r}")
     weights = random_weights(rows, seed) if weights is None else weights
-    g, inp, out = _float_graph(rows, weights, grouped)
-    model = g.finish(inp, out)
+    g, inp, outs = _float_graph(rows, weights, grouped, outputs)
+    model = g.finish(inp, outs)
     if quantize is None:
         return model
     if calibration is None:
         c, h, w = rows[0].in_shape
         calibration = [np.random.default_rng(seed).standard_normal((8, c, h, w), dtype=np.float32)]
     activations = [t for t, ten in enumerate(g.tensors) if ten.buffer == 0 and ten.type == _F32]
-    out = _quantize_graph(g, inp, out, _calibrate(model, activations, calibration))
-    return g.finish(inp, out, "hwlat int8")
+    outs = _quantize_graph(g, inp, outs, _calibrate(model, activations, calibration))
+    return g.finish(inp, outs, "hwlat int8")
 
 
 def build_tflite(arch: ArchSpec, weights: Weights | None = None, seed: int = 0, **kw) -> bytes:
@@ -553,14 +606,15 @@ def build_tflite(arch: ArchSpec, weights: Weights | None = None, seed: int = 0, 
 
     Default weights are those of ``fold_bn(build_torch(arch, seed))`` so that the model computes
     what the torch builder computes; ``weights`` is indexed like ``layers(arch)``. Extra keyword
-    arguments (``quantize``, ``calibration``, ``grouped``) go to :func:`tflite_segment`. Output ``[1, classes]``.
+    arguments (``quantize``, ``calibration``, ``grouped``) go to :func:`tflite_segment`. Output
+    ``[1, classes]``, or the task-head outputs (``arch.outputs``, NHWC, named so).
     """
     rows = layers(arch)
     if weights is None:
         from hwlat.archs.torch_builder import build_torch, fold_bn
 
         weights = weights_from_torch(fold_bn(build_torch(arch, seed)), rows)
-    return tflite_segment(rows, weights, seed, **kw)
+    return tflite_segment(rows, weights, seed, outputs=arch.outputs or None, **kw)
 
 
 def op_names(model_bytes: bytes) -> list[str]:
@@ -572,6 +626,13 @@ def op_names(model_bytes: bytes) -> list[str]:
 
 def run_tflite(model_bytes: bytes, x_nchw: np.ndarray, use_xnnpack: bool = True,
                num_threads: int = 1) -> np.ndarray:
+    """Run a model from this module with LiteRT on an NCHW float32 batch; its first output
+    (:func:`run_tflite_outputs` gives them all; parameters and layout there)."""
+    return run_tflite_outputs(model_bytes, x_nchw, use_xnnpack, num_threads)[0]
+
+
+def run_tflite_outputs(model_bytes: bytes, x_nchw: np.ndarray, use_xnnpack: bool = True,
+                       num_threads: int = 1) -> list[np.ndarray]:
     """Run a model from this module with LiteRT on an NCHW float32 batch.
 
     Parameters
@@ -587,8 +648,9 @@ def run_tflite(model_bytes: bytes, x_nchw: np.ndarray, use_xnnpack: bool = True,
 
     Returns
     -------
-    ndarray
-        ``[N, C, H, W]`` for spatial outputs, ``[N, classes]`` after an FC row; float32.
+    list of ndarray
+        Every output in the model's order: ``[N, C, H, W]`` for spatial outputs (NHWC transposed
+        back), ``[N, classes]`` after an FC row; float32.
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -602,5 +664,5 @@ def run_tflite(model_bytes: bytes, x_nchw: np.ndarray, use_xnnpack: bool = True,
     interp.allocate_tensors()
     interp.set_tensor(inp["index"], x)
     interp.invoke()
-    y = interp.get_tensor(interp.get_output_details()[0]["index"])
-    return np.array(y.transpose(0, 3, 1, 2) if y.ndim == 4 else y)
+    ys = [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
+    return [np.array(y.transpose(0, 3, 1, 2) if y.ndim == 4 else y) for y in ys]
