@@ -34,7 +34,9 @@ def load_arch(ref: str, resolution: "int | str | tuple[int, int] | None" = None)
     if ref in ZOO or ref in TASK_ZOO:
         kw = {} if resolution is None else {"resolution": resolution}
         return validate(get_arch(ref, **kw))
-    if is_space_ref(ref):
+    if is_space_ref(ref):  # a space decodes at a square size; another one is set afterwards
+        if isinstance(resolution, tuple):
+            return validate(parse_ref(ref).with_resolution(resolution))
         return parse_ref(ref, resolution)
     if ref.startswith("in") and "," in ref:
         arch = decode(ref)

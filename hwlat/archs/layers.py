@@ -464,7 +464,8 @@ def block_groups(rows: tuple[LayerSpec, ...] | list[LayerSpec]) -> list[tuple[La
 
 
 def layers_frame(arch: ArchSpec) -> "pd.DataFrame":
-    """:func:`layers` as a pandas DataFrame, one row per layer, shapes split into columns."""
+    """:func:`layers` as a pandas DataFrame, one row per layer, shapes split into columns
+    (``inputs``: the ``+``-joined names a task-head row reads, empty for the others)."""
     import pandas as pd
 
     recs = []
@@ -472,9 +473,9 @@ def layers_frame(arch: ArchSpec) -> "pd.DataFrame":
         d = asdict(r)
         (ci, hi, wi), (co, ho, wo) = d.pop("in_shape"), d.pop("out_shape")
         d.update(op=r.op.value, act=r.act.value, in_c=ci, in_h=hi, in_w=wi, out_c=co, out_h=ho,
-                 out_w=wo)
+                 out_w=wo, inputs="+".join(r.inputs))
         recs.append(d)
     cols = ["name", "stage", "block", "op", "in_c", "in_h", "in_w", "out_c", "out_h", "out_w",
             "kernel", "stride", "dilation", "groups", "act", "bn", "bias", "madds", "params",
-            "elementwise"]
+            "elementwise", "inputs"]
     return pd.DataFrame.from_records(recs, columns=cols)
