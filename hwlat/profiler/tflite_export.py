@@ -39,6 +39,7 @@ hard-swish runs on LiteRT's own kernels, as in converter-made int8 MobileNetV3 m
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Sequence
 
 import flatbuffers
@@ -406,6 +407,9 @@ _INT8_VERSION = {_OP.CONV_2D: 3, _OP.DEPTHWISE_CONV_2D: 3, _OP.FULLY_CONNECTED: 
 _WEIGHTED = {_OP.CONV_2D: 0, _OP.FULLY_CONNECTED: 0, _OP.DEPTHWISE_CONV_2D: 3}  # output-channel axis
 
 
+_SAME_SCALE = (_OP.PAD, _OP.RESHAPE, _OP.TRANSPOSE, _OP.AVERAGE_POOL_2D, _OP.RESIZE_BILINEAR)
+
+
 def _qparams(scale, zero_point, axis: int = 0) -> fb.QuantizationParametersT:
     q = fb.QuantizationParametersT()
     q.scale = [float(v) for v in np.atleast_1d(scale)]
@@ -474,8 +478,11 @@ def _quantize_graph(g: _Graph, inp: int, outs: list[int],
 
     act = {inp: _asymmetric(*ranges[inp])}  # tensor -> (scale, zero point), in execution order
     codes = [c.builtinCode for c in g.codes]
+    producer: dict[int, fb.OperatorT] = {}
+    readers = Counter(t for op in g.operators for t in op.inputs)
     for op in g.operators:
         code, x, o = codes[op.opcodeIndex], op.inputs[0], op.outputs[0]
+        producer.update((t, op) for t in op.outputs)
         if code == _OP.SPLIT:  # inputs: axis, tensor
             for t in op.outputs:
                 act[t] = act[op.inputs[1]]
@@ -486,9 +493,15 @@ def _quantize_graph(g: _Graph, inp: int, outs: list[int],
             shared = _asymmetric(lo, hi, min_scale=max(act[t][0] for t in op.inputs))
             for t in (*op.inputs, o):
                 act[t] = shared
+                # back through the ops that keep their input's scale (the anchors RESHAPE), as far
+                # as the tensors feed nothing else
+                while t in producer and codes[producer[t].opcodeIndex] in _SAME_SCALE \
+                        and readers[producer[t].inputs[0]] == 1:
+                    t = producer[t].inputs[0]
+                    act[t] = shared
             continue
         in_scale = act[x][0]
-        if code in (_OP.PAD, _OP.RESHAPE, _OP.TRANSPOSE, _OP.AVERAGE_POOL_2D, _OP.RESIZE_BILINEAR):
+        if code in _SAME_SCALE:
             act[o] = act[x]
             continue
         if code == _OP.LOGISTIC:
