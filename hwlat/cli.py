@@ -233,12 +233,9 @@ def _resolution(text: str) -> "int | tuple[int, int]":
     from hwlat.archs import parse_resolution
 
     try:
-        value = parse_resolution(text)
+        return parse_resolution(text)  # sizes below 1 px are refused by validation (arch.resolution)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e).removeprefix("resolution: ")) from None
-    if min(value if isinstance(value, tuple) else (value,)) < 1:
-        raise argparse.ArgumentTypeError(f"a resolution is at least 1 px, got {text!r}")
-    return value
 
 
 def _resolutions(text: str) -> tuple[int, ...]:
