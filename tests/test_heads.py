@@ -212,6 +212,14 @@ def test_heads_need_a_headless_network():
         layers(ArchSpec(**{**arch.__dict__, "head": None}))
 
 
+def test_a_node_field_its_op_does_not_use_is_refused():
+    arch = decode(TINY)
+    nodes = list(arch.nodes)
+    nodes[4] = NodeSpec("m", "mul", ("a", "u"), out=8)  # encode would drop it: refused instead
+    with pytest.raises(InvalidArchError, match=r"node 4 \(m\)\.out: op 'mul' does not use it"):
+        layers(ArchSpec(**{**arch.__dict__, "nodes": tuple(nodes)}))
+
+
 def test_paper_tables_6_to_8():
     df = zoo_vs_tasks()
     det = df[df["table"] == "Table6"]
@@ -241,3 +249,70 @@ def test_cli_arch_madds_prints_the_paper_beside_the_count():
     assert p.returncode == 2 and p.stderr.startswith("hwlat: error: ") and "12y" in p.stderr
     p = _cli("arch", "list")
     assert "lraspp_mobilenetv3_large_reduced" in p.stdout.split()
+
+
+# --- profiler workloads and predictor pieces of task-head networks -------------------------------
+
+def test_task_network_pieces_cover_it_once():
+    from hwlat.latency_models.features import piece_groups
+    from hwlat.profiler.workloads import blocks, kernels, model
+
+    arch = get_arch("lraspp_mobilenetv3_small_reduced", resolution=(128, 256))
+    s = summary(arch)
+    for ws in (blocks(arch), kernels(arch)):
+        assert sum(w.madds for w in ws) == s["madds"] and sum(w.params for w in ws) == s["params"]
+    task = [w for w in blocks(arch) if w.rows[0].stage == "task"]
+    assert [w.label.split()[1] for w in task] == ["lastconv", "aspp", "high", "low", "logits", "seg"]
+    assert model(arch).outputs == ("seg",)
+    for gran in ("block", "kernel"):
+        groups = piece_groups(arch, gran)
+        assert sum(g.madds for g in groups) == s["madds"] and sum(g.params for g in groups) == s["params"]
+    # the cache of block decompositions keys on width as well as height
+    a, b = (get_arch("mobilenetv3_small_050", resolution=r) for r in ((96, 96), (96, 192)))
+    assert sum(g.madds for g in piece_groups(a)) == summary(a)["madds"]
+    assert sum(g.madds for g in piece_groups(b)) == summary(b)["madds"] != summary(a)["madds"]
+
+
+def test_multi_input_piece_runs_alike_everywhere():
+    from ai_edge_litert.interpreter import Interpreter
+
+    from hwlat.profiler.onnx_export import onnx_segment
+    from hwlat.profiler.segments import segment_inputs, torch_segment
+    from hwlat.profiler.tflite_export import tflite_segment
+    from hwlat.profiler.workloads import blocks, from_spec
+
+    arch = get_arch("ssdlite_mobilenetv3_small_reduced", resolution=288)
+    boxes = next(w for w in blocks(arch) if w.label.startswith("task boxes"))
+    w = from_spec(boxes.key, boxes.spec())  # as the store gives it back: inputs renamed in0..in5
+    ins = segment_inputs(w.rows)
+    assert [n for n, _ in ins] == [f"in{i}" for i in range(6)] and ins[0][1] == (12, 1, 9 * 9 * 3)
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((1, *shape)).astype(np.float32) for _, shape in ins]
+    with torch.no_grad():
+        want = torch_segment(w.rows)(*map(torch.from_numpy, xs)).numpy()
+    assert want.shape == (1, 4, 1, 1692)
+    it = Interpreter(model_content=tflite_segment(w.rows))
+    it.allocate_tensors()
+    for d, x in zip(it.get_input_details(), xs, strict=True):
+        it.set_tensor(d["index"], x.transpose(0, 2, 3, 1).copy())
+    it.invoke()
+    np.testing.assert_array_equal(it.get_tensor(it.get_output_details()[0]["index"]).transpose(0, 3, 1, 2), want)
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(onnx_segment(w.rows))
+    np.testing.assert_array_equal(sess.run(None, {i.name: x for i, x in zip(sess.get_inputs(), xs)})[0], want)
+
+
+@pytest.mark.parametrize("runtime", ["litert", "onnxruntime", "torch"])
+def test_runners_prepare_task_pieces_and_models(runtime):
+    from hwlat.profiler.runners import get_runner
+    from hwlat.profiler.workloads import blocks, kernels, model
+
+    arch = get_arch("ssdlite_mobilenetv3_small_reduced", resolution=288)
+    runner = get_runner(runtime)
+    picks = [model(arch), next(w for w in blocks(arch) if w.label.startswith("task scores")),
+             next(w for w in kernels(arch) if w.rows[0].op.value == "concat")]
+    for w in picks:
+        invoke, release = runner.prepare(w)
+        invoke()
+        release()

@@ -17,6 +17,7 @@ from hwlat.archs.space import (SPACE_NAMES, LayerwiseSpace, SearchSpace, Space, 
                                get_space, is_space_ref, parse_ref)
 from hwlat.archs.zoo import (TASK_ZOO, ZOO, get_arch, make_divisible, mnasnet_a1, mobilenetv2,
                              mobilenetv3, task_names, zoo_names)
+from hwlat.archs import tasks  # noqa: E402,F401  (registers the detection/segmentation zoo: TASK_ZOO)
 
 
 def load_arch(ref: str, resolution: "int | str | tuple[int, int] | None" = None) -> ArchSpec:

@@ -186,7 +186,7 @@ class NodeSpec:
 
     * ``conv`` — k×k conv (``kernel``, ``stride`` 1 or 2, ``dilation``) to ``out`` channels, then
       BatchNorm (``bn=True``) or a bias (``bn=False``), then ``act``;
-    * ``dwconv`` — depthwise k×k conv (same fields; ``out`` is the input width, 0 means that);
+    * ``dwconv`` — depthwise k×k conv (the same fields but ``out``: it keeps the input width);
     * ``avgpool`` — average pooling, VALID, ``kernel`` and ``stride`` each an int or ``(h, w)``; a
       kernel larger than the input is clipped to it (as TF-slim's ``reduce_to_1x1``);
     * ``resize`` — bilinear resize (half-pixel centres, PyTorch ``align_corners=False``) to the
@@ -197,6 +197,8 @@ class NodeSpec:
       ``"w"`` (equal C and H; used after ``anchors``);
     * ``anchors`` — SSD box-predictor layout: a ``(A·out, H, W)`` map becomes ``(out, 1, H·W·A)``,
       position-major then anchor (the NHWC reshape ``[1, H·W·A, out]`` of TFLite and TF).
+
+    A field that the op does not use keeps its default (validation says so otherwise).
     """
 
     name: str

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from itertools import groupby
 from typing import TYPE_CHECKING
 
@@ -71,7 +71,8 @@ class LayerSpec:
     ``inputs`` is empty for the backbone and classifier (a row reads the previous row's output;
     see :mod:`hwlat.profiler.segments`); a task-head row names the tensors it reads: ``"input"``
     or the name of an earlier row that ends a step (any row but the first three of a
-    squeeze-excite). ``kernel`` and ``stride`` are ``(h, w)`` tuples only for non-square pooling.
+    squeeze-excite), and ``input_shapes`` their shapes. ``kernel`` and ``stride`` are ``(h, w)``
+    tuples only for non-square pooling.
     """
 
     name: str
@@ -91,6 +92,7 @@ class LayerSpec:
     params: int = 0
     elementwise: int = 0
     inputs: tuple[str, ...] = ()
+    input_shapes: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def cin(self) -> int:
@@ -302,6 +304,11 @@ def _layers(arch: ArchSpec) -> tuple[LayerSpec, ...]:
 
 
 _NODE_NAME = re.compile(r"[a-z][a-z0-9]*(\.[a-z0-9]+)*")
+_NODE_DEFAULTS = {f.name: f.default for f in fields(NodeSpec) if f.name not in ("name", "op", "inputs")}
+_NODE_FIELDS = tuple(_NODE_DEFAULTS)
+_CONV_FIELDS = {"out", "kernel", "stride", "dilation", "act", "bn"}
+_NODE_USES = {"conv": _CONV_FIELDS, "dwconv": _CONV_FIELDS - {"out"}, "avgpool": {"kernel", "stride"},
+              "resize": {"like"}, "mul": set(), "add": set(), "concat": {"axis"}, "anchors": {"out"}}
 _SE_INNER = ("se.pool", "se.reduce", "se.expand")
 
 
@@ -352,6 +359,9 @@ def _task_heads(b: _Builder, arch: ArchSpec, shape) -> None:
             raise InvalidArchError(f"{where}.op: unknown {n.op!r} (expected one of {', '.join(NODE_OPS)})")
         if not n.inputs:
             raise InvalidArchError(f"{where}.inputs: a node reads at least one tensor")
+        for f in _NODE_FIELDS:  # a field the op does not use keeps its default (one spelling per node)
+            if f not in _NODE_USES[n.op] and getattr(n, f) != _NODE_DEFAULTS[f]:
+                raise InvalidArchError(f"{where}.{f}: op {n.op!r} does not use it (got {getattr(n, f)!r})")
         ins = []
         for x in n.inputs:
             if x not in taps:
@@ -361,6 +371,7 @@ def _task_heads(b: _Builder, arch: ArchSpec, shape) -> None:
         names = tuple(t[0] for t in ins)
         shapes = [t[1] for t in ins]
         x = shapes[0]
+        first = len(b.rows)
         arity = {"mul": 2, "add": 2}.get(n.op, 0 if n.op == "concat" else 1)
         if arity and len(ins) != arity:
             raise InvalidArchError(f"{where}.inputs: op {n.op!r} reads {arity} tensor(s), got {len(ins)}")
@@ -372,8 +383,6 @@ def _task_heads(b: _Builder, arch: ArchSpec, shape) -> None:
             if n.op == "conv":
                 cout, groups, op = _check_int(n.out, f"{where}.out"), 1, OpKind.CONV
             else:
-                if n.out not in (0, x[0]):
-                    raise InvalidArchError(f"{where}.out: a depthwise conv keeps its {x[0]} channels, got {n.out}")
                 cout, groups, op = x[0], x[0], OpKind.DWCONV
             out = b.conv(n.name, "task", -1, x, cout, k, s, d, groups, n.act, bn=bool(n.bn),
                          bias=not n.bn, where=where, op=op, **kw)
@@ -423,6 +432,7 @@ def _task_heads(b: _Builder, arch: ArchSpec, shape) -> None:
             out = (k, 1, x[1] * x[2] * (x[0] // k))
             b.rows.append(LayerSpec(n.name, "task", -1, OpKind.ANCHORS, x, out, inputs=names))
         taps[n.name] = (n.name, out)
+        b.rows[first:] = [replace(r, input_shapes=tuple(shapes)) for r in b.rows[first:]]
     node_names = {n.name for n in arch.nodes}
     for o in arch.outputs:
         if o not in node_names:
@@ -459,8 +469,14 @@ def summary(arch: ArchSpec) -> dict[str, int]:
 
 def block_groups(rows: tuple[LayerSpec, ...] | list[LayerSpec]) -> list[tuple[LayerSpec, ...]]:
     """``rows`` (from :func:`layers`) split into the network's blocks, in order: the stem, each
-    bottleneck, the last stage with the classifier (runs of rows with the same stage and block)."""
-    return [tuple(g) for _, g in groupby(rows, key=lambda r: (r.stage, r.block))]
+    bottleneck, the last stage with the classifier (runs of rows with the same stage and block);
+    task-head rows by the first part of their names (``aspp.conv``, ``aspp.pool``… are one
+    block, ``box0.dw``, ``box0.conv``… another)."""
+    return [tuple(g) for _, g in groupby(rows, key=_group_key)]
+
+
+def _group_key(r: LayerSpec) -> tuple:
+    return (r.stage, r.name.split(".", 1)[0]) if r.stage == "task" else (r.stage, r.block)
 
 
 def layers_frame(arch: ArchSpec) -> "pd.DataFrame":

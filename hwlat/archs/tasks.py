@@ -29,11 +29,12 @@ backbone of the zoo, as task-head graphs (:class:`~hwlat.archs.ir.NodeSpec`).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 from hwlat.archs.ir import Act, ArchSpec, BlockSpec, NodeSpec, SESpec
-from hwlat.archs.zoo import (_V3_HEAD, _V3_ROWS, make_divisible, mnasnet_a1, mobilenetv2, mobilenetv3,
-                             zoo_name)
+from hwlat.archs.zoo import (_V3_HEAD, _V3_ROWS, TASK_ZOO, make_divisible, mnasnet_a1, mobilenetv2,
+                             mobilenetv3, zoo_name)
 
 R6, RE, HS = Act.RELU6, Act.RELU, Act.HSWISH
 
@@ -189,3 +190,21 @@ def lraspp_mobilenetv3(family: str = "large", *, reduced_tail: bool = False, fil
                    meta={"family": f"lraspp_mobilenetv3_{family}", "width_mult": width_mult,
                          "reduced_tail": reduced_tail, "filters": filters, "output_stride": output_stride,
                          "task": "segmentation"})
+
+
+def _register() -> None:
+    """Fill :data:`hwlat.archs.zoo.TASK_ZOO` with the paper's variants."""
+    for fam in ("large", "small"):
+        for reduced in (False, True):
+            suffix = "_reduced" if reduced else ""
+            TASK_ZOO[f"ssdlite_mobilenetv3_{fam}{suffix}"] = functools.partial(
+                ssdlite_mobilenetv3, fam, reduced_tail=reduced)
+            TASK_ZOO[f"lraspp_mobilenetv3_{fam}{suffix}"] = functools.partial(
+                lraspp_mobilenetv3, fam, reduced_tail=reduced)
+    for backbone in ("mobilenetv2", "mnasnet_a1"):
+        for m in (1.0, 0.5, 0.35):
+            TASK_ZOO["ssdlite_" + zoo_name(backbone, m)] = functools.partial(
+                ssdlite_baseline, backbone, width_mult=m)
+
+
+_register()

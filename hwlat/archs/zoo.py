@@ -346,28 +346,11 @@ def _register() -> tuple[dict[str, Callable[..., ArchSpec]], dict[str, tuple[str
     return zoo, families
 
 
-def _register_tasks() -> dict[str, Callable[..., ArchSpec]]:
-    from hwlat.archs import tasks  # tasks builds on the factories above
-
-    zoo: dict[str, Callable[..., ArchSpec]] = {}
-    for fam in ("large", "small"):
-        for reduced in (False, True):
-            suffix = "_reduced" if reduced else ""
-            zoo[f"ssdlite_mobilenetv3_{fam}{suffix}"] = functools.partial(
-                tasks.ssdlite_mobilenetv3, fam, reduced_tail=reduced)
-            zoo[f"lraspp_mobilenetv3_{fam}{suffix}"] = functools.partial(
-                tasks.lraspp_mobilenetv3, fam, reduced_tail=reduced)
-    for backbone in ("mobilenetv2", "mnasnet_a1"):
-        for m in (1.0, 0.5, 0.35):
-            zoo["ssdlite_" + zoo_name(backbone, m)] = functools.partial(
-                tasks.ssdlite_baseline, backbone, width_mult=m)
-    return zoo
-
-
 ZOO, _FAMILIES = _register()
-TASK_ZOO = _register_tasks()
-"""The detection and segmentation networks of the paper's Section 6 (:mod:`hwlat.archs.tasks`),
-apart from :data:`ZOO` (the classifiers, which ``@zoo`` and the zoo grid cover)."""
+TASK_ZOO: dict[str, Callable[..., ArchSpec]] = {}
+"""The detection and segmentation networks of the paper's Section 6, apart from :data:`ZOO` (the
+classifiers, which ``@zoo`` and the zoo grid cover); :mod:`hwlat.archs.tasks`, which builds on the
+factories here, registers them when the package is imported."""
 
 
 def zoo_family(name: str) -> tuple[str, float] | None:

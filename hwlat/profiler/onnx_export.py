@@ -2,7 +2,7 @@
 
 The graph is ``torch.onnx.export`` of :func:`hwlat.profiler.segments.torch_segment`: opset 17,
 one self-contained file (weights inline, no external data), input ``input`` of fixed shape
-``[1, C, H, W]`` (NCHW float32), output ``output`` ``[1, C, H, W]`` or ``[1, classes]``; a
+``[1, C, H, W]`` (NCHW float32; a piece of a task head has one input per tensor it reads, named so), output ``output`` ``[1, C, H, W]`` or ``[1, classes]``; a
 task-head network has one output per name of ``arch.outputs``, named so.
 
 Exporter choice: the TorchScript exporter (``dynamo=False``). A segment is a static, control-flow
@@ -22,21 +22,22 @@ import numpy as np
 
 from hwlat.archs.ir import ArchSpec
 from hwlat.archs.layers import LayerSpec, layers
-from hwlat.profiler.segments import Weights, input_shape, torch_segment, weights_from_torch
+from hwlat.profiler.segments import Weights, segment_inputs, torch_segment, weights_from_torch
 
 OPSET = 17
 
 
-def _export(module, shape: tuple[int, int, int], output_names: Sequence[str] = ("output",)) -> bytes:
+def _export(module, inputs: Sequence[tuple[str, tuple[int, int, int]]],
+            output_names: Sequence[str] = ("output",)) -> bytes:
     import torch
 
     buf = io.BytesIO()
-    x = torch.zeros((1, *shape), dtype=torch.float32)
+    xs = tuple(torch.zeros((1, *shape), dtype=torch.float32) for _, shape in inputs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with torch.no_grad():
-            torch.onnx.export(module.eval(), (x,), buf, dynamo=False, opset_version=OPSET,
-                              input_names=["input"], output_names=list(output_names),
+            torch.onnx.export(module.eval(), xs, buf, dynamo=False, opset_version=OPSET,
+                              input_names=[n for n, _ in inputs], output_names=list(output_names),
                               do_constant_folding=True, export_params=True)
     return buf.getvalue()
 
@@ -59,7 +60,7 @@ def onnx_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, seed
         ``output``); several give a multi-output model with outputs named so.
     """
     names = ("output",) if not outputs else tuple(outputs)
-    return _export(torch_segment(rows, weights, seed, outputs), input_shape(rows), names)
+    return _export(torch_segment(rows, weights, seed, outputs), segment_inputs(rows), names)
 
 
 def build_onnx(arch: ArchSpec, weights: Weights | None = None, seed: int = 0) -> bytes:

@@ -23,6 +23,9 @@ shape. Their meaning, shared by the torch reference below and the TFLite exporte
   → ``(k, 1, H·W·A)``, position-major then anchor).
 * The segment's output is its last step's, or the tensors named by ``outputs`` (a whole task-head
   network: :func:`hwlat.archs.layers.output_names`).
+* Its inputs (:func:`segment_inputs`): ``input`` with ``rows[0].in_shape`` when the first row
+  reads the previous tensor, then every name a task-head row reads that no row of the segment
+  writes (a block of a task head, e.g. the SSD ``boxes`` concatenation, has several).
 
 Weights are indexed by the row's position in the segment: ``{i: (weight, bias)}`` in PyTorch
 layout (OIHW for convs, ``[out, in]`` for FC), float32 numpy arrays.
@@ -117,8 +120,23 @@ def check_outputs(rows: Sequence[LayerSpec], outputs: Sequence[str] | None) -> t
 
 
 def input_shape(rows: Sequence[LayerSpec]) -> tuple[int, int, int]:
-    """``(C, H, W)`` of the segment input."""
-    return rows[0].in_shape
+    """``(C, H, W)`` of the segment's first input."""
+    return segment_inputs(rows)[0][1]
+
+
+def segment_inputs(rows: Sequence[LayerSpec]) -> list[tuple[str, tuple[int, int, int]]]:
+    """``(name, (C, H, W))`` of every input of the segment, in order (module docstring)."""
+    out: dict[str, tuple[int, int, int]] = {}
+    if not rows[0].inputs:
+        out["input"] = rows[0].in_shape
+    written: set[str] = set()
+    for r in rows:
+        shapes = r.input_shapes or (r.in_shape,) * len(r.inputs)
+        for name, shape in zip(r.inputs, shapes):
+            if name not in written and name not in out:
+                out[name] = tuple(shape)
+        written.add(r.name)
+    return list(out.items())
 
 
 def param_rows(rows: Sequence[LayerSpec]) -> list[int]:
@@ -151,6 +169,9 @@ def canonical(rows: Sequence[LayerSpec]) -> list[dict]:
     (``dw``, ``se.reduce``, ``stem``, ``head.conv``…) and ``b`` the block index relative to the
     segment's first block (-1 outside bottlenecks)."""
     first = next((r.block for r in rows if r.block >= 0), 0)
+    # names read from outside the rows become in0, in1... (a piece's key is its computation,
+    # not where it sat in a network)
+    outside = {n: f"in{i}" for i, (n, _) in enumerate(segment_inputs(rows)) if rows[0].inputs}
     recs = []
     for r in rows:
         rec = {
@@ -160,7 +181,8 @@ def canonical(rows: Sequence[LayerSpec]) -> list[dict]:
             "elementwise": r.elementwise,
         }
         if r.inputs:  # only task-head rows: the records (and keys) of other rows are unchanged
-            rec["inputs"] = list(r.inputs)
+            rec["inputs"] = [outside.get(n, n) for n in r.inputs]
+            rec["in_shapes"] = [list(x) for x in r.input_shapes]
         recs.append(rec)
     return recs
 
@@ -186,7 +208,8 @@ def rows_from_canonical(recs: Sequence[dict]) -> tuple[LayerSpec, ...]:
                               kernel=_tuple(r["k"]), stride=_tuple(r["s"]), dilation=r["d"], groups=r["g"],
                               act=Act(r["act"]), bn=r["bn"], bias=r["bias"], madds=r["madds"],
                               params=r["params"], elementwise=r["elementwise"],
-                              inputs=tuple(r.get("inputs", ()))))
+                              inputs=tuple(r.get("inputs", ())),
+                              input_shapes=tuple(tuple(x) for x in r.get("in_shapes", ()))))
     return tuple(rows)
 
 
@@ -204,6 +227,7 @@ def torch_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, see
     ops = segment_ops(rows)
     outputs = check_outputs(rows, outputs)
     names = [step_name(rows, op) for op in ops]
+    in_names = [n for n, _ in segment_inputs(rows)]
     needed = {x for r in rows for x in r.inputs} | set(outputs)
     weights = random_weights(rows, seed) if weights is None else weights
 
@@ -250,9 +274,10 @@ def torch_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, see
                 self.block_of.append(r.block)
                 self.reads.append(r.inputs)
 
-        def forward(self, x):
+        def forward(self, *xs):
+            x = xs[0]
             block, block_in = None, x
-            env = {"input": x}
+            env = dict(zip(in_names, xs))
             for kind, blk, mod, reads, name in zip(self.kinds, self.block_of, self.steps, self.reads, names):
                 if blk != block:
                     block, block_in = blk, x

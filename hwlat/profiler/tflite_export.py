@@ -5,7 +5,8 @@ The graph is assembled with the flatbuffer object API that ships with LiteRT
 :func:`hwlat.profiler.segments.torch_segment` computes (see that module for the meaning of a
 segment). Layout and conventions:
 
-* input: one float32 tensor ``[1, H, W, C]`` (NHWC) named ``input``; output ``[1, H, W, C]``, or
+* input: one float32 tensor ``[1, H, W, C]`` (NHWC) named ``input`` (a piece of a task head: one
+  per tensor it reads, named so, see :func:`~hwlat.profiler.segments.segment_inputs`); output ``[1, H, W, C]``, or
   ``[1, N]`` after an FC row, named ``output``;
 * ``CONV_2D`` filters are OHWI, ``DEPTHWISE_CONV_2D`` filters ``[1, kH, kW, C]`` (depth multiplier
   1), ``FULLY_CONNECTED`` weights ``[out, in]``; every conv/FC has a float32 bias;
@@ -48,8 +49,8 @@ from ai_edge_litert import schema_py_generated as fb
 
 from hwlat.archs.ir import Act, ArchSpec
 from hwlat.archs.layers import LayerSpec, OpKind, layers
-from hwlat.profiler.segments import (Weights, check_outputs, param_rows, random_weights, segment_ops,
-                                     weight_shape, weights_from_torch)
+from hwlat.profiler.segments import (Weights, check_outputs, param_rows, random_weights, segment_inputs,
+                                     segment_ops, weight_shape, weights_from_torch)
 
 _OP = fb.BuiltinOperator
 _ACT = fb.ActivationFunctionType
@@ -120,13 +121,13 @@ class _Graph:
             o.builtinOptions = options
         self.operators.append(o)
 
-    def finish(self, inp: int, outs: Sequence[int], description: str = "hwlat") -> bytes:
+    def finish(self, inps: Sequence[int], outs: Sequence[int], description: str = "hwlat") -> bytes:
         sg = fb.SubGraphT()
         sg.tensors, sg.operators, sg.inputs, sg.outputs, sg.name = (
-            self.tensors, self.operators, [inp], list(outs), "main")
+            self.tensors, self.operators, list(inps), list(outs), "main")
         sig = fb.SignatureDefT()
         sig.signatureKey, sig.subgraphIndex = "serving_default", 0
-        sig.inputs = [_tensor_map("input", inp)]
+        sig.inputs = [_tensor_map(self.tensors[i].name, i) for i in inps]
         sig.outputs = [_tensor_map(self.tensors[o].name.removesuffix("_int8"), o) for o in outs]
         model = fb.ModelT()
         model.version, model.description = 3, description
@@ -309,13 +310,14 @@ class _Emitter:
         s = self.conv(s, exp, w_exp, where)
         return self.binary(_OP.MUL, x, s, f"{exp.name.rsplit('.', 1)[0]}.scale")
 
-    def segment(self, x: int, rows: Sequence[LayerSpec], weights: Weights,
+    def segment(self, inputs: dict[str, int], rows: Sequence[LayerSpec], weights: Weights,
                 outputs: Sequence[str] = ()) -> list[int]:
-        """Emit every step of ``rows`` (see :mod:`hwlat.profiler.segments`); return the tensors of
-        ``outputs`` (default: the last step's)."""
+        """Emit every step of ``rows`` (see :mod:`hwlat.profiler.segments`) reading the tensors
+        ``inputs`` (by name); return the tensors of ``outputs`` (default: the last step's)."""
+        x = next(iter(inputs.values()))
         block, block_in = None, x
         weighted = set(param_rows(rows))
-        env = {"input": x}
+        env = dict(inputs)
         for op in segment_ops(rows):
             i = op.index[0]
             r = rows[i]
@@ -382,20 +384,19 @@ class _Emitter:
 
 
 def _float_graph(rows: Sequence[LayerSpec], weights: Weights, grouped: str = "conv",
-                 outputs: Sequence[str] | None = None) -> tuple[_Graph, int, list[int]]:
+                 outputs: Sequence[str] | None = None) -> tuple[_Graph, list[int], list[int]]:
     """The float32 graph of a segment and its input and output tensor indices."""
     rows = list(rows)
     g = _Graph()
-    c, h, w = rows[0].in_shape
-    inp = g.tensor((1, h, w, c), "input")
+    inps = {name: g.tensor((1, h, w, c), name) for name, (c, h, w) in segment_inputs(rows)}
     em = _Emitter(g, grouped)
     names = check_outputs(rows, outputs) if outputs else ("output",)
-    outs = em.segment(inp, rows, weights, tuple(outputs or ()))
-    if outs == [inp]:  # an identity segment: the output still needs its own tensor
-        outs = [em.reshape(inp, g.shape(inp), "identity")]
+    outs = em.segment(inps, rows, weights, tuple(outputs or ()))
+    if len(outs) == 1 and outs[0] in inps.values():  # an identity segment: the output needs its own tensor
+        outs = [em.reshape(outs[0], g.shape(outs[0]), "identity")]
     for o, name in zip(outs, names):
         g.tensors[o].name = name
-    return g, inp, outs
+    return g, list(inps.values()), outs
 
 
 # --- int8 post-training quantisation ------------------------------------------------------------
@@ -438,12 +439,15 @@ def _calibrate(model: bytes, tensors: Sequence[int],
     interp = Interpreter(model_content=model, experimental_preserve_all_tensors=True,
                          experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     interp.allocate_tensors()
-    index = interp.get_input_details()[0]["index"]
+    details = interp.get_input_details()
+    rng = np.random.default_rng(0)  # the other inputs of a multi-input piece: standard normal
     ranges: dict[int, tuple[float, float]] = {}
     for batch in samples:
         batch = np.asarray(batch, np.float32)
         for x in batch.reshape(-1, *batch.shape[-3:]):
-            interp.set_tensor(index, np.ascontiguousarray(x.transpose(1, 2, 0)[None]))
+            interp.set_tensor(details[0]["index"], np.ascontiguousarray(x.transpose(1, 2, 0)[None]))
+            for d in details[1:]:
+                interp.set_tensor(d["index"], rng.standard_normal(d["shape"], dtype=np.float32))
             interp.invoke()
             for t in tensors:
                 v = interp.get_tensor(t)
@@ -458,7 +462,7 @@ def _calibrate(model: bytes, tensors: Sequence[int],
 _MAX_RESCALE = 128.0
 
 
-def _quantize_graph(g: _Graph, inp: int, outs: list[int],
+def _quantize_graph(g: _Graph, inps: list[int], outs: list[int],
                     ranges: dict[int, tuple[float, float]]) -> list[int]:
     """Turn the float graph into an int8 one in place; return the new (float32) output tensors.
 
@@ -476,7 +480,7 @@ def _quantize_graph(g: _Graph, inp: int, outs: list[int],
         g.buffers[g.tensors[t].buffer].data = np.frombuffer(array.tobytes(), np.uint8)
         g.tensors[t].type, g.tensors[t].quantization = dtype, q
 
-    act = {inp: _asymmetric(*ranges[inp])}  # tensor -> (scale, zero point), in execution order
+    act = {inp: _asymmetric(*ranges[inp]) for inp in inps}  # tensor -> (scale, zero point)
     codes = [c.builtinCode for c in g.codes]
     producer: dict[int, fb.OperatorT] = {}
     readers = Counter(t for op in g.operators for t in op.inputs)
@@ -535,13 +539,14 @@ def _quantize_graph(g: _Graph, inp: int, outs: list[int],
         act[o] = _asymmetric(*ranges[o], min_scale=max(scale_in / _MAX_RESCALE, 1e-6))
     for t, (scale, zp) in act.items():
         g.tensors[t].type, g.tensors[t].quantization = _I8, _qparams(scale, zp)
-    # float32 input -> QUANTIZE -> int8 graph -> DEQUANTIZE -> float32 output
-    q_in = g.tensor(g.shape(inp), "input_int8", _I8, quant=g.tensors[inp].quantization)
-    g.tensors[inp].type, g.tensors[inp].quantization = _F32, None
-    for op in g.operators:
-        op.inputs = [q_in if t == inp else t for t in op.inputs]
-    g.op(_OP.QUANTIZE, [inp], [q_in], fb.QuantizeOptionsT())
-    g.operators.insert(0, g.operators.pop())
+    # float32 inputs -> QUANTIZE -> int8 graph -> DEQUANTIZE -> float32 outputs
+    for inp in inps:
+        q_in = g.tensor(g.shape(inp), f"{g.tensors[inp].name}_int8", _I8, quant=g.tensors[inp].quantization)
+        g.tensors[inp].type, g.tensors[inp].quantization = _F32, None
+        for op in g.operators:
+            op.inputs = [q_in if t == inp else t for t in op.inputs]
+        g.op(_OP.QUANTIZE, [inp], [q_in], fb.QuantizeOptionsT())
+        g.operators.insert(0, g.operators.pop())
     f_outs = []
     for out in outs:
         name = g.tensors[out].name
@@ -607,7 +612,7 @@ def tflite_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, se
     if quantize is None:
         return model
     if calibration is None:
-        c, h, w = rows[0].in_shape
+        c, h, w = segment_inputs(rows)[0][1]
         calibration = [np.random.default_rng(seed).standard_normal((8, c, h, w), dtype=np.float32)]
     activations = [t for t, ten in enumerate(g.tensors) if ten.buffer == 0 and ten.type == _F32]
     outs = _quantize_graph(g, inp, outs, _calibrate(model, activations, calibration))
