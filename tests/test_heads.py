@@ -285,7 +285,8 @@ def test_multi_input_piece_runs_alike_everywhere():
     boxes = next(w for w in blocks(arch) if w.label.startswith("task boxes"))
     w = from_spec(boxes.key, boxes.spec())  # as the store gives it back: inputs renamed in0..in5
     ins = segment_inputs(w.rows)
-    assert [n for n, _ in ins] == [f"in{i}" for i in range(6)] and ins[0][1] == (12, 1, 9 * 9 * 3)
+    # C4 (blocks.8.expand) is 18x18 at 288 px, with 3 anchors per position
+    assert [n for n, _ in ins] == [f"in{i}" for i in range(6)] and ins[0][1] == (4, 1, 18 * 18 * 3)
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal((1, *shape)).astype(np.float32) for _, shape in ins]
     with torch.no_grad():
