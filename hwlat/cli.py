@@ -34,49 +34,62 @@ class _UsageError(Exception):
 
 
 def _arch_list(args) -> int:
-    from hwlat.archs import zoo_names
+    from hwlat.archs import task_names, zoo_names
 
-    print("\n".join(zoo_names()))
+    print("\n".join(zoo_names() + task_names()))
     return 0
 
 
 def _arch_show(args) -> int:
     import pandas as pd
 
-    from hwlat.archs import layers_frame, load_arch, summary
+    from hwlat.archs import layers_frame, load_arch, resolution_str, summary
 
     arch = load_arch(args.arch, args.resolution)
     df = layers_frame(arch)
     cols = ["name", "op", "in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "kernel", "stride",
-            "groups", "act", "madds", "params", "elementwise"]
+            "groups", "act", "madds", "params", "elementwise"] + (["inputs"] if arch.nodes else [])
     with pd.option_context("display.max_rows", None, "display.width", 200):
-        print(f"{arch.name} @ {arch.resolution}x{arch.resolution}")
+        print(f"{arch.name} @ {'x'.join(map(str, arch.hw))}")
         print(df[cols].to_string(index=False))
     s = summary(arch)
     print(f"total: {s['madds'] / 1e6:.2f} M MAdds (conv+FC), {s['params']:,} params, "
           f"{s['elementwise'] / 1e6:.2f} M elementwise ops")
+    if arch.outputs:
+        print(f"outputs: {', '.join(arch.outputs)} ({resolution_str(arch.resolution)} input)")
     return 0
 
 
 def _arch_madds(args) -> int:
-    from hwlat.archs import load_arch, summary
+    from hwlat.archs import load_arch, resolution_str, summary
+    from hwlat.reference import paper_task_rows
 
     out = []
     for ref in args.arch:
         arch = load_arch(ref, args.resolution)
         s = summary(arch)
-        out.append({"name": arch.name, "resolution": arch.resolution, "madds": s["madds"],
-                    "params": s["params"], "elementwise": s["elementwise"]})
+        rec = {"name": arch.name, "resolution": arch.resolution, "madds": s["madds"],
+               "params": s["params"], "elementwise": s["elementwise"]}
+        paper = paper_task_rows(arch)  # the paper's Tables 6-8, for its detection/segmentation nets
+        if paper:
+            rec["paper"] = [{k: p[k] for k in ("table", "model", "paper_madds_B", "madds_diff_pct",
+                                               "paper_params_M", "params_diff_pct")} for p in paper]
+        out.append(rec)
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps(out, indent=2, default=lambda v: None))
     else:
         for o in out:
-            print(f"{o['name']:36s} {o['resolution']:4d}px {o['madds'] / 1e6:9.2f} M MAdds "
+            print(f"{o['name']:36s} {resolution_str(o['resolution']):>4s}px {o['madds'] / 1e6:9.2f} M MAdds "
                   f"{o['params'] / 1e6:7.3f} M params")
+            for p in o.get("paper", ()):
+                params = "" if p["paper_params_M"] != p["paper_params_M"] else (
+                    f", {p['paper_params_M']:.2f} M params ({p['params_diff_pct']:+.1f} %)")
+                print(f"{'':49s}paper {p['table']} {p['model']}: {p['paper_madds_B'] * 1e3:.0f} M MAdds "
+                      f"({p['madds_diff_pct']:+.1f} %){params}")
     return 0
 
 
-def _archs(refs: list[str], resolution: int | None, sample_space: str | int = 0, space: str = "large",
+def _archs(refs: list[str], resolution: "int | tuple[int, int] | None", sample_space: str | int = 0, space: str = "large",
            seed: int = 0) -> list:
     """Resolve CLI references: zoo names, space references, codec strings, files, ``@zoo``,
     ``@grid``, plus ``--sample-space`` samples (``N`` of ``space``, or ``SPACE:N``)."""
@@ -94,7 +107,10 @@ def _archs(refs: list[str], resolution: int | None, sample_space: str | int = 0,
             out.append(load_arch(ref, resolution))
     name, n = parse_sample(sample_space, space)
     if n:
-        out += get_space(name, resolution).sample_archs(n, seed)
+        if isinstance(resolution, tuple):  # spaces sample at a square size; HxW is set afterwards
+            out += [a.with_resolution(resolution) for a in get_space(name).sample_archs(n, seed)]
+        else:
+            out += get_space(name, resolution).sample_archs(n, seed)
     if not out:
         raise ValueError("no architectures given (name them, or use @zoo, @grid or --sample-space N)")
     return out
@@ -118,7 +134,8 @@ def _export(args) -> int:
 
         data = build_onnx(arch)
     atomic_write(out, lambda tmp: tmp.write_bytes(data))
-    print(f"wrote {out} ({len(data) / 1e6:.2f} MB, {arch.name} @ {arch.resolution}px, {args.format})")
+    print(f"wrote {out} ({len(data) / 1e6:.2f} MB, {arch.name} @ {'x'.join(map(str, arch.hw))}px, "
+          f"{args.format})")
     return 0
 
 
@@ -209,6 +226,16 @@ def _profile_anomalies(args) -> int:
             cols = ["device", "label", "gmacs", "median_ms", "expected_ms", "slowdown"]
             print(found[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     return 0
+
+
+def _resolution(text: str) -> "int | tuple[int, int]":
+    """argparse type: an input size in pixels, ``R`` (square) or ``HxW`` (e.g. ``1024x2048``)."""
+    from hwlat.archs import parse_resolution
+
+    try:
+        return parse_resolution(text)  # sizes below 1 px are refused by validation (arch.resolution)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("resolution: ")) from None
 
 
 def _resolutions(text: str) -> tuple[int, ...]:
@@ -391,6 +418,7 @@ def _select_device(devices, ref: str, store) -> str:
 
 
 def _predict(args) -> int:
+    from hwlat.archs import resolution_str
     from hwlat.search.cli import load_predictor
 
     pred = load_predictor(args.predictor, args.runtime, args.allow_other_device)
@@ -405,7 +433,7 @@ def _predict(args) -> int:
         print(json.dumps(out, indent=1))
         return 0
     for rec in out:
-        print(f"{rec['name']:36s} {rec['resolution']:4d}px {rec['latency_ms']:9.3f} ms")
+        print(f"{rec['name']:36s} {resolution_str(rec['resolution']):>4s}px {rec['latency_ms']:9.3f} ms")
         for lay in rec.get("layers", []):
             print(f"    {lay['name']:28s} {lay['op']:7s} {lay['latency_ms']:9.4f} ms")
     return 0
@@ -583,12 +611,12 @@ def _add_arch(sub) -> None:
     a = arch.add_parser("show", help="layer table with shapes, MAdds, params")
     a.add_argument("arch", help="zoo name, SPACE:i,j,... (a point of a search space), codec string "
                    "or JSON/codec file")
-    a.add_argument("--resolution", "-r", type=int, help="input resolution in pixels")
+    a.add_argument("--resolution", "-r", type=_resolution, help="input resolution in pixels: R or HxW")
     a.set_defaults(func=_arch_show)
     a = arch.add_parser("madds", help="MAdds and params of one or more architectures")
     a.add_argument("arch", nargs="+", help="zoo names, SPACE:i,j,... references, codec strings or "
                    "JSON/codec files")
-    a.add_argument("--resolution", "-r", type=int, help="input resolution in pixels")
+    a.add_argument("--resolution", "-r", type=_resolution, help="input resolution in pixels: R or HxW")
     a.add_argument("--json", action="store_true", help="print a JSON list")
     a.set_defaults(func=_arch_madds)
 
@@ -598,7 +626,7 @@ def _add_export(sub) -> None:
     e.add_argument("format", choices=["tflite", "onnx"])
     e.add_argument("arch", help="zoo name, codec string or JSON/codec file")
     e.add_argument("-o", "--output", required=True, help="output file")
-    e.add_argument("--resolution", "-r", type=int)
+    e.add_argument("--resolution", "-r", type=_resolution, help="input resolution in pixels: R or HxW")
     e.add_argument("--quantize", choices=["int8"], help="tflite only: int8 post-training quantization "
                    "calibrated on random data")
     e.add_argument("--grouped", choices=["conv", "split"], default="conv",
@@ -611,7 +639,7 @@ def _arch_args(q) -> None:
     from hwlat.archs.space import SPACE_NAMES
 
     q.add_argument("arch", nargs="*", help="zoo names, codec strings, files, @zoo, @grid")
-    q.add_argument("--resolution", "-r", type=int)
+    q.add_argument("--resolution", "-r", type=_resolution, help="input resolution in pixels: R or HxW")
     q.add_argument("--sample-space", default="0", metavar="[SPACE:]N",
                    help="also profile N architectures sampled from SPACE (default: --space)")
     q.add_argument("--space", choices=SPACE_NAMES, default="large", help="the space of --sample-space N")
@@ -722,7 +750,7 @@ def _add_predict(sub) -> None:
     f = sub.add_parser("predict", help="predict latency (ms) with a fitted predictor")
     f.add_argument("--predictor", required=True)
     f.add_argument("arch", nargs="+", help="zoo names, codec strings, files, @zoo, @grid")
-    f.add_argument("--resolution", "-r", type=int)
+    f.add_argument("--resolution", "-r", type=_resolution, help="input resolution in pixels: R or HxW")
     f.add_argument("--runtime", help="runtime the latency is for (default: the predictor's own); "
                                      "checked with the device against the predictor")
     f.add_argument("--allow-other-device", action="store_true",

@@ -153,3 +153,73 @@ def zoo_vs_table3() -> pd.DataFrame:
             "params_diff_pct": 100 * (s["params"] / 1e6 - r.params) / r.params,
         })
     return pd.DataFrame(rows)
+
+
+# The paper's Section 6 networks: (table, the paper's row, zoo name or factory options, input
+# H×W, published params in millions, published MAdds in billions). arXiv v5 Tables 6, 7 and 8,
+# read from the ar5iv rendering (index id 70253733526; data/REFERENCE.md). Table 6 does not print
+# its input size: 320×320 is SSDLite's (the TF detection zoo's ssd_mobilenet_v3 configs). Tables
+# 7/8 "(f)" is full Cityscapes resolution 1024×2048, "(h)" half, 512×1024; Table 8 prints no params.
+TASK_SOURCE = f"{V5} Tables 6-8 (ar5iv rendering, index id 70253733526)"
+TASK_TABLE: tuple[tuple[str, str, str, dict, tuple[int, int], float | None, float], ...] = (
+    ("Table6", "V3", "ssdlite_mobilenetv3_large", {}, (320, 320), 4.97, 0.62),
+    ("Table6", "V3 dagger (reduced tail)", "ssdlite_mobilenetv3_large_reduced", {}, (320, 320), 3.22, 0.51),
+    ("Table6", "V3-Small", "ssdlite_mobilenetv3_small", {}, (320, 320), 2.49, 0.21),
+    ("Table6", "V3-Small dagger (reduced tail)", "ssdlite_mobilenetv3_small_reduced", {}, (320, 320), 1.77, 0.16),
+    ("Table6", "V2", "ssdlite_mobilenetv2_100", {}, (320, 320), 4.3, 0.80),
+    ("Table6", "V2 0.5", "ssdlite_mobilenetv2_050", {}, (320, 320), 1.54, 0.27),
+    ("Table6", "V2 0.35", "ssdlite_mobilenetv2_035", {}, (320, 320), 0.93, 0.16),
+    ("Table6", "MnasNet", "ssdlite_mnasnet_a1", {}, (320, 320), 4.88, 0.84),
+    ("Table6", "MnasNet 0.5", "ssdlite_mnasnet_a1_050", {}, (320, 320), 1.68, 0.29),
+    ("Table6", "MnasNet 0.35", "ssdlite_mnasnet_a1_035", {}, (320, 320), 1.02, 0.18),
+    ("Table7", "row 7: V3, RF2, LR-ASPP, F=256", "lraspp_mobilenetv3_large_reduced", {"filters": 256},
+     (1024, 2048), 1.63, 10.33),
+    ("Table7", "row 8: V3, RF2, LR-ASPP, F=128", "lraspp_mobilenetv3_large_reduced", {}, (1024, 2048), 1.51, 9.74),
+    ("Table7", "row 11: V3-Small, RF2, LR-ASPP, F=128", "lraspp_mobilenetv3_small_reduced", {},
+     (1024, 2048), 0.47, 2.90),
+    ("Table8", "V3, OS=16 (h)", "lraspp_mobilenetv3_large_reduced", {}, (512, 1024), None, 2.48),
+    ("Table8", "V3, OS=32 (f)", "lraspp_mobilenetv3_large_reduced", {"output_stride": 32}, (1024, 2048), None, 7.74),
+    ("Table8", "V3, OS=32 (h)", "lraspp_mobilenetv3_large_reduced", {"output_stride": 32}, (512, 1024), None, 1.98),
+    ("Table8", "V3-Small, OS=16 (h)", "lraspp_mobilenetv3_small_reduced", {}, (512, 1024), None, 0.74),
+    ("Table8", "V3-Small, OS=32 (f)", "lraspp_mobilenetv3_small_reduced", {"output_stride": 32}, (1024, 2048), None, 2.06),
+    ("Table8", "V3-Small, OS=32 (h)", "lraspp_mobilenetv3_small_reduced", {"output_stride": 32}, (512, 1024), None, 0.53),
+)
+
+
+def _task_arch(name: str, options: dict, hw: tuple[int, int]):
+    return get_arch(name, resolution=hw, **options)
+
+
+def zoo_vs_tasks() -> pd.DataFrame:
+    """Analytic MAdds/params of the Section 6 networks beside the paper's Tables 6–8 (:data:`TASK_TABLE`).
+
+    Columns: ``table``, ``model`` (the paper's row), ``arch`` (hwlat's name), ``resolution``
+    (``HxW``), ``madds_B`` (conv+FC, ours), ``paper_madds_B``, ``madds_diff_pct``, ``params_M``,
+    ``paper_params_M`` and ``params_diff_pct`` (NaN where the paper prints none).
+    """
+    rows = []
+    for table, model, name, options, hw, p_params, p_madds in TASK_TABLE:
+        arch = _task_arch(name, options, hw)
+        rows.append({"table": table, "model": model, "arch": arch.name, "resolution": f"{hw[0]}x{hw[1]}",
+                     **_versus(summary(arch), p_params, p_madds)})
+    return pd.DataFrame(rows)
+
+
+def _versus(s: dict, p_params: float | None, p_madds: float) -> dict:
+    madds, params = s["madds"] / 1e9, s["params"] / 1e6
+    return {"madds_B": madds, "paper_madds_B": p_madds, "madds_diff_pct": 100 * (madds - p_madds) / p_madds,
+            "params_M": params, "paper_params_M": p_params if p_params is not None else float("nan"),
+            "params_diff_pct": 100 * (params - p_params) / p_params if p_params else float("nan")}
+
+
+def paper_task_rows(arch) -> list[dict]:
+    """The Tables 6–8 rows that describe ``arch`` (same network and input size), each as
+    :func:`zoo_vs_tasks` computes it; empty for any other network."""
+    out = []
+    for table, model, name, options, hw, p_params, p_madds in TASK_TABLE:
+        if arch.hw != hw or not arch.name.startswith(name):
+            continue
+        ref = _task_arch(name, options, hw)
+        if ref.name == arch.name and ref == arch:
+            out.append({"table": table, "model": model, **_versus(summary(arch), p_params, p_madds)})
+    return out

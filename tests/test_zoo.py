@@ -85,7 +85,13 @@ def test_width_conventions_differ_where_documented():
     assert paper.head.hidden == 1280 and tv.head.hidden == 960
     assert paper.blocks[1].exp == make_divisible(16 * 4) and tv.blocks[1].exp == make_divisible(64 * 0.75)
     assert summary(paper)["params"] != summary(tv)["params"]
-    assert get_arch("mobilenetv3_large_125").head.hidden == 1600
+    # above 1.0 the paper convention keeps the 1280/1024 conv (slim's finegrain mode), Table 9's
+    # Large 1.25 has 7.5 M params (7.55 M here; a 1600-wide head would give 8.26 M)
+    big = get_arch("mobilenetv3_large_125")
+    assert (big.head.conv, big.head.hidden) == (1200, 1280)
+    assert round(summary(big)["params"] / 1e6, 2) == 7.55
+    assert get_arch("mobilenetv3_small_125").head.hidden == 1024
+    assert get_arch("mobilenetv3_large_125", width_convention="torchvision").head.hidden == 1600
     with pytest.raises(ValueError, match="width_convention"):
         get_arch("mobilenetv3_large_075", width_convention="keras")
 

@@ -10,28 +10,34 @@ from __future__ import annotations
 from pathlib import Path
 
 from hwlat.archs.codec import decode, encode
-from hwlat.archs.ir import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec, SkipSpec
-from hwlat.archs.layers import LayerSpec, OpKind, layers, layers_frame, summary, validate
+from hwlat.archs.ir import (Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, NodeSpec, SESpec, SkipSpec,
+                            parse_resolution, resolution_str)
+from hwlat.archs.layers import LayerSpec, OpKind, layers, layers_frame, output_names, summary, validate
 from hwlat.archs.space import (SPACE_NAMES, LayerwiseSpace, SearchSpace, Space, StageChoice, StageSpace,
                                get_space, is_space_ref, parse_ref)
-from hwlat.archs.zoo import (ZOO, get_arch, make_divisible, mnasnet_a1, mobilenetv2, mobilenetv3,
-                             zoo_names)
+from hwlat.archs.zoo import (TASK_ZOO, ZOO, get_arch, make_divisible, mnasnet_a1, mobilenetv2,
+                             mobilenetv3, task_names, zoo_names)
+from hwlat.archs import tasks  # noqa: E402,F401  (registers the detection/segmentation zoo: TASK_ZOO)
 
 
-def load_arch(ref: str, resolution: int | None = None) -> ArchSpec:
+def load_arch(ref: str, resolution: "int | str | tuple[int, int] | None" = None) -> ArchSpec:
     """Resolve a zoo name, a search-space reference ``SPACE:i,j,k,...`` (see
     :func:`hwlat.archs.space.parse_ref`), a codec string or a JSON/codec file into a validated
     :class:`ArchSpec`.
 
-    ``resolution`` (pixels) overrides the input resolution.
+    ``resolution`` (pixels: an int, ``"HxW"`` or ``(H, W)``) overrides the input resolution.
     """
     if not isinstance(ref, str) or not ref.strip():
         raise ValueError("empty architecture reference")
     ref = ref.strip()
-    if ref in ZOO:
+    if resolution is not None:
+        resolution = parse_resolution(resolution)
+    if ref in ZOO or ref in TASK_ZOO:
         kw = {} if resolution is None else {"resolution": resolution}
         return validate(get_arch(ref, **kw))
-    if is_space_ref(ref):
+    if is_space_ref(ref):  # a space decodes at a square size; another one is set afterwards
+        if isinstance(resolution, tuple):
+            return validate(parse_ref(ref).with_resolution(resolution))
         return parse_ref(ref, resolution)
     if ref.startswith("in") and "," in ref:
         arch = decode(ref)
@@ -50,8 +56,9 @@ def load_arch(ref: str, resolution: int | None = None) -> ArchSpec:
 
 
 __all__ = [
-    "Act", "ArchSpec", "BlockSpec", "ConvSpec", "HeadSpec", "SESpec", "SkipSpec", "LayerSpec", "OpKind",
-    "layers", "layers_frame", "summary", "validate", "encode", "decode", "ZOO", "zoo_names", "get_arch",
+    "Act", "ArchSpec", "BlockSpec", "ConvSpec", "HeadSpec", "NodeSpec", "SESpec", "SkipSpec", "LayerSpec",
+    "OpKind", "layers", "layers_frame", "output_names", "summary", "validate", "encode", "decode", "ZOO",
+    "TASK_ZOO", "zoo_names", "task_names", "parse_resolution", "resolution_str", "get_arch",
     "load_arch", "make_divisible", "mobilenetv3", "mobilenetv2", "mnasnet_a1", "Space", "SearchSpace",
     "StageChoice", "StageSpace", "LayerwiseSpace", "SPACE_NAMES", "get_space", "parse_ref",
 ]

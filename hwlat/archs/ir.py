@@ -2,19 +2,22 @@
 
 An :class:`ArchSpec` is a stem convolution, a sequence of blocks — inverted-residual bottlenecks
 (:class:`BlockSpec`, grouped 1×1 convs and channel shuffle included) and FBNet-style ``skip``
-layers (:class:`SkipSpec`) — a last stage (:class:`HeadSpec`) and a classifier. Every channel
+layers (:class:`SkipSpec`) — then either a last stage (:class:`HeadSpec`) and a classifier, or
+task heads: a graph of :class:`NodeSpec` layers that read feature taps of the backbone, with one
+or more named ``outputs`` (SSDLite detection, LR-ASPP segmentation). The input is square
+(``resolution`` an int) or ``(H, W)``. Every channel
 count is an absolute integer: width multipliers and rounding are applied by the factories in
 :mod:`hwlat.archs.zoo` and :mod:`hwlat.archs.space`, never here. Shapes are worked out once, by :func:`hwlat.archs.layers.layers`.
 
 JSON form: ``to_dict()`` / ``ArchSpec.from_dict()`` (schema ``hwlat.arch/1``; a skip layer is a
-block object with ``"type": "skip"``); the compact string form lives in :mod:`hwlat.archs.codec`.
+block object with ``"type": "skip"``; a non-square resolution is ``[H, W]``); the compact string form lives in :mod:`hwlat.archs.codec`.
 """
 from __future__ import annotations
 
 import enum
 import json
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Sequence
 
 from hwlat.errors import InvalidArchError
 
@@ -169,35 +172,133 @@ class HeadSpec:
         """True when the widest 1×1 conv runs after pooling (the paper's efficient last stage)."""
         return self.hidden > 0
 
+NODE_OPS = ("conv", "dwconv", "avgpool", "resize", "mul", "add", "concat", "anchors")
+"""Operations of task-head nodes (see :class:`NodeSpec`)."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One layer of a task head, reading named tensors (``inputs``) and named ``name``.
+
+    A name in ``inputs`` is ``"input"`` (the image), a backbone layer (``"blocks.12.expand"``: the
+    expansion output of block 12 after its activation; ``"blocks.5.dw"``; ``"stem"``), a whole block
+    (``"blocks.5"``: its output after the residual add) or an earlier node. ``op``:
+
+    * ``conv`` — k×k conv (``kernel``, ``stride`` 1 or 2, ``dilation``) to ``out`` channels, then
+      BatchNorm (``bn=True``) or a bias (``bn=False``), then ``act``;
+    * ``dwconv`` — depthwise k×k conv (the same fields but ``out``: it keeps the input width);
+    * ``avgpool`` — average pooling, VALID, ``kernel`` and ``stride`` each an int or ``(h, w)``; a
+      kernel larger than the input is clipped to it (as TF-slim's ``reduce_to_1x1``);
+    * ``resize`` — bilinear resize (half-pixel centres, PyTorch ``align_corners=False``) to the
+      spatial size of the tensor named by ``like``;
+    * ``mul`` — ``inputs[0] · inputs[1]``, the second broadcast over H×W when it is 1×1 (a gate);
+    * ``add`` — ``inputs[0] + inputs[1]``, equal shapes;
+    * ``concat`` — concatenation of all inputs along ``axis``: ``"c"`` channels (equal H×W) or
+      ``"w"`` (equal C and H; used after ``anchors``);
+    * ``anchors`` — SSD box-predictor layout: a ``(A·out, H, W)`` map becomes ``(out, 1, H·W·A)``,
+      position-major then anchor (the NHWC reshape ``[1, H·W·A, out]`` of TFLite and TF).
+
+    A field that the op does not use keeps its default (validation says so otherwise).
+    """
+
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    out: int = 0
+    kernel: int | tuple[int, int] = 1
+    stride: int | tuple[int, int] = 1
+    dilation: int = 1
+    act: Act = Act.IDENTITY
+    bn: bool = True
+    like: str = ""
+    axis: str = "c"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "act", Act.parse(self.act, f"node {self.name}.act"))
+        if isinstance(self.inputs, str):
+            raise InvalidArchError(f"node {self.name}.inputs: expected a list of names, got a string")
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        for f in ("kernel", "stride"):
+            v = getattr(self, f)
+            if isinstance(v, list):
+                v = tuple(v)
+            if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1]:
+                v = v[0]
+            object.__setattr__(self, f, v)
+
+
+def parse_resolution(value: "int | str | Sequence[int]", where: str = "resolution") -> "int | tuple[int, int]":
+    """An input size: an int (square), ``"HxW"`` or ``(H, W)``; a square ``(R, R)`` becomes ``R``.
+
+    Raises :class:`InvalidArchError` naming ``where`` otherwise.
+    """
+    v = value
+    if isinstance(v, str):
+        parts = v.lower().split("x")
+        try:
+            v = tuple(int(p) for p in parts) if len(parts) == 2 else int(v)
+        except ValueError:
+            raise InvalidArchError(f"{where}: expected pixels R or HxW (e.g. 224 or 1024x2048), got {value!r}") from None
+    if isinstance(v, list):
+        v = tuple(v)
+    if isinstance(v, tuple):
+        if len(v) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+            raise InvalidArchError(f"{where}: expected (H, W) integers, got {value!r}")
+        return v[0] if v[0] == v[1] else v
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise InvalidArchError(f"{where}: expected pixels R or HxW, got {value!r}")
+    return v
+
+
+def resolution_str(resolution: "int | tuple[int, int]") -> str:
+    """``224`` → ``"224"``, ``(1024, 2048)`` → ``"1024x2048"``."""
+    return f"{resolution[0]}x{resolution[1]}" if isinstance(resolution, tuple) else str(resolution)
+
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """A whole network: input ``resolution`` (square, pixels), stem, blocks, head, classes."""
+    """A whole network: input ``resolution`` (pixels: an int for a square input, else ``(H, W)``),
+    stem, blocks, then a classification ``head`` with ``num_classes`` classes, or (``head=None``)
+    task-head ``nodes`` and the names of the network's ``outputs``."""
 
     name: str
-    resolution: int
+    resolution: int | tuple[int, int]
     stem: ConvSpec
     blocks: tuple[BlockSpec | SkipSpec, ...]
-    head: HeadSpec
+    head: HeadSpec | None
     num_classes: int = 1000
     in_channels: int = 3
+    nodes: tuple[NodeSpec, ...] = ()
+    outputs: tuple[str, ...] = ()
     meta: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "blocks", tuple(self.blocks))
+        object.__setattr__(self, "nodes", tuple(self.nodes))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        if isinstance(self.resolution, (list, tuple, str)):
+            object.__setattr__(self, "resolution", parse_resolution(self.resolution, "arch.resolution"))
         if isinstance(self.meta, dict):
             object.__setattr__(self, "meta", tuple(sorted(self.meta.items())))
 
     # -- convenience -------------------------------------------------------------------------
-    def with_resolution(self, resolution: int) -> "ArchSpec":
-        """The same network at another input resolution."""
-        return replace(self, resolution=resolution)
+    @property
+    def hw(self) -> tuple[int, int]:
+        """Input ``(height, width)`` in pixels."""
+        r = self.resolution
+        return (r[0], r[1]) if isinstance(r, tuple) else (r, r)
+
+    def with_resolution(self, resolution: "int | str | tuple[int, int]") -> "ArchSpec":
+        """The same network at another input resolution (an int, ``"HxW"`` or ``(H, W)``)."""
+        return replace(self, resolution=parse_resolution(resolution))
 
     # -- JSON --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (enums as their names); inverse of :meth:`from_dict`."""
         d = asdict(self)
         d["meta"] = dict(self.meta)
+        if not self.nodes and not self.outputs:
+            del d["nodes"], d["outputs"]
         d["blocks"] = [{"type": "skip", **b} if isinstance(blk, SkipSpec) else b
                        for blk, b in zip(self.blocks, d["blocks"])]
         return {"schema": SCHEMA, **_enum_to_str(d)}
@@ -237,15 +338,27 @@ class ArchSpec:
                 b["se"] = _build(SESpec, b["se"], f"{where}.se")
             out.append(_build(BlockSpec, b, where))
         for key, typ in (("stem", ConvSpec), ("head", HeadSpec)):
+            if key == "head" and d.get(key) is None:
+                continue
             if not isinstance(d.get(key), dict):
                 raise InvalidArchError(f"arch.{key}: expected an object")
             _check_keys(d[key], typ, key)
+        nodes = d.get("nodes", [])
+        if not isinstance(nodes, list):
+            raise InvalidArchError("arch.nodes: expected a list")
+        for i, n in enumerate(nodes):
+            _check_keys(n, NodeSpec, f"node {i}")
+        outputs = d.get("outputs", [])
+        if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
+            raise InvalidArchError("arch.outputs: expected a list of names")
         return _build(
             cls,
             {
                 **d,
                 "stem": _build(ConvSpec, d["stem"], "stem"),
-                "head": _build(HeadSpec, d["head"], "head"),
+                "head": None if d.get("head") is None else _build(HeadSpec, d["head"], "head"),
+                "nodes": tuple(_build(NodeSpec, n, f"node {i}") for i, n in enumerate(nodes)),
+                "outputs": tuple(outputs),
                 "blocks": tuple(out),
                 "meta": tuple(sorted((d.get("meta") or {}).items())),
             },

@@ -1,7 +1,9 @@
 """Build a PyTorch ``nn.Module`` from an :class:`ArchSpec`, layer by layer from :func:`layers`.
 
 The module's parameter count equals the analytic count of :mod:`hwlat.archs.layers`. Input is
-NCHW float32 at any resolution the network can downsample; output is ``(N, num_classes)`` logits.
+NCHW float32 at the network's resolution (a classifier takes any resolution it can downsample);
+output is ``(N, num_classes)`` logits, or for a task-head network its ``outputs`` in order (one
+tensor, or a tuple of several), each NCHW with the row's ``(C, H, W)``.
 """
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import copy
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from hwlat.archs.ir import Act, ArchSpec, SkipSpec
-from hwlat.archs.layers import LayerSpec, layers
+from hwlat.archs.layers import LayerSpec, OpKind, layers
 
 _ACT_MODULES = {
     Act.RELU: nn.ReLU,
@@ -69,6 +72,63 @@ class ChannelShuffle(nn.Module):
         return x.reshape(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
+class AvgPool(nn.AvgPool2d):
+    """Average pooling of a task-head row (VALID, kernel and stride possibly non-square)."""
+
+    def __init__(self, row: LayerSpec):
+        super().__init__(row.kernel, row.stride)
+
+
+class Resize(nn.Module):
+    """Bilinear resize to the row's output size (half-pixel centres: ``align_corners=False``)."""
+
+    def __init__(self, row: LayerSpec):
+        super().__init__()
+        self.size = tuple(row.out_shape[1:])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+
+
+class Anchors(nn.Module):
+    """SSD predictor layout: ``(N, A·k, H, W)`` → ``(N, k, 1, H·W·A)``, position-major then
+    anchor (the NHWC reshape to ``[N, H·W·A, k]``, stored channels-first)."""
+
+    def __init__(self, row: LayerSpec):
+        super().__init__()
+        self.k = row.cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        return x.permute(0, 2, 3, 1).reshape(n, -1, self.k).permute(0, 2, 1).unsqueeze(2)
+
+
+class Combine(nn.Module):
+    """The multi-input task-head rows: gate multiplication (broadcast), addition, concatenation
+    (along channels, or along W when the channel count is unchanged)."""
+
+    def __init__(self, row: LayerSpec):
+        super().__init__()
+        self.op = row.op
+        self.dim = 1 if row.cout != row.cin else 3
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        if self.op is OpKind.MUL:
+            return xs[0] * xs[1]
+        if self.op is OpKind.ADD:
+            return xs[0] + xs[1]
+        return torch.cat(xs, dim=self.dim)
+
+
+def task_module(row: LayerSpec) -> nn.Module:
+    """The module of a weightless task-head row (avgpool, resize, anchors, mul, add, concat)."""
+    kinds = {OpKind.AVGPOOL: AvgPool, OpKind.RESIZE: Resize, OpKind.ANCHORS: Anchors,
+             OpKind.MUL: Combine, OpKind.ADD: Combine, OpKind.CONCAT: Combine}
+    if row.op not in kinds:
+        raise ValueError(f"{row.name}: op {row.op.value!r} is not a task-head op")
+    return kinds[row.op](row)
+
+
 class InvertedResidual(nn.Module):
     """One bottleneck, built from its rows of the layer table."""
 
@@ -85,6 +145,18 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.project(self.se(self.dw(self.shuffle(self.expand(x)))))
         return x + y if self.residual else y
+
+    def forward_named(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The output and the tensors of its steps by role (``expand``, ``dw``, ``se.scale``...)."""
+        t: dict[str, torch.Tensor] = {}
+        y = t["expand"] = self.expand(x)
+        y = t["shuffle"] = self.shuffle(y)
+        y = t["dw"] = self.dw(y)
+        y = t["se.scale"] = self.se(y)
+        y = t["project"] = self.project(y)
+        if self.residual:
+            y = t["add"] = x + y
+        return y, t
 
 
 class Skip(nn.Module):
@@ -114,6 +186,11 @@ class Net(nn.Module):
         blocks = [Skip(br) if isinstance(blk, SkipSpec) else InvertedResidual(br)
                   for blk, br in zip(arch.blocks, block_rows)]
         self.features = nn.Sequential(ConvBNAct(stem[0]), *blocks)
+        self.arch = arch
+        if arch.head is None:
+            self._task_init(rows)
+            return
+        self.task_rows = ()
         self.head_conv = ConvBNAct(head["head.conv"]) if "head.conv" in head else nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head_hidden = ConvBNAct(head["head.hidden"]) if "head.hidden" in head else nn.Identity()
@@ -122,10 +199,39 @@ class Net(nn.Module):
         self.classifier = nn.Linear(fc.cin, fc.cout)
         self.arch = arch
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _task_init(self, rows: tuple[LayerSpec, ...]) -> None:
+        self.task_rows = tuple(r for r in rows if r.stage == "task")
+        self.nodes = nn.ModuleDict({
+            key(r.name): ConvBNAct(r) if r.op in (OpKind.CONV, OpKind.DWCONV) else task_module(r)
+            for r in self.task_rows})
+        self.needed = {x for r in self.task_rows for x in r.inputs}
+
+    def forward(self, x: torch.Tensor):
+        if self.task_rows:
+            return self._forward_task(x)
         x = self.pool(self.head_conv(self.features(x)))
         x = self.head_hidden(x).flatten(1)
         return self.classifier(self.dropout(x))
+
+    def _forward_task(self, x: torch.Tensor):
+        env = {"input": x}
+        x = self.features[0](x)
+        env["stem"] = x
+        for i, blk in enumerate(self.features[1:]):
+            if isinstance(blk, InvertedResidual):
+                x, named = blk.forward_named(x)
+                env.update({n: v for role, v in named.items() if (n := f"blocks.{i}.{role}") in self.needed})
+            else:
+                x = env[f"blocks.{i}.conv"] = blk(x)
+        for r in self.task_rows:
+            env[r.name] = self.nodes[key(r.name)](*(env[n] for n in r.inputs))
+        outs = tuple(env[name] for name in self.arch.outputs)
+        return outs[0] if len(outs) == 1 else outs
+
+
+def key(name: str) -> str:
+    """A row name as a module key (``aspp.conv`` → ``aspp_conv``; ModuleDict keys have no dots)."""
+    return name.replace(".", "_")
 
 
 def build_torch(arch: ArchSpec, seed: int | None = 0) -> Net:

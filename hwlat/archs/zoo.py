@@ -10,10 +10,12 @@ Width-multiplier conventions (implementations disagree; the reference README lis
     every layer's output channels, the stem and the pre-pooling 1×1 conv included, become
     ``make_divisible(c·m, 8)``; expansion channels are ``make_divisible(scaled_input · ratio, 8)``
     with the table's ratio (e.g. 184/80); SE squeeze is ``make_divisible(exp/4, 8)``. The widest
-    1×1 conv of the last stage (1280 Large, 1024 Small, 1280 MobileNetV2) is never shrunk, only
-    grown for m > 1 (slim's ``finegrain_classification_mode``). This is what reproduces the
-    published parameter counts of the 0.75 models (Large 4.0 M, Small 2.0 M, paper v5 Table 3);
-    shrinking the head too would give 3.4 M / 1.7 M.
+    1×1 conv of the V3 last stage (1280 Large, 1024 Small) keeps its width at every multiplier:
+    slim's ``finegrain_classification_mode`` replaces that layer's multiplier with the identity,
+    below *and* above 1.0. This reproduces the published parameter counts of the 0.75 models (Large
+    4.0 M, Small 2.0 M, paper v5 Table 3; shrinking the head too would give 3.4 M / 1.7 M) and of
+    Large 1.25 (7.55 M, Table 9: 7.5 M; growing the head to 1600 would give 8.26 M). MobileNetV2's
+    1280 conv follows slim's ``mobilenet_v2`` instead: kept below 1.0, grown above (V2 1.4: 1792).
 ``"torchvision"`` — torchvision's ``mobilenet_v3_*`` / ``mobilenet_v2``: the table's expansion
     channels are scaled directly (``make_divisible(exp·m, 8)``), the pre-pooling 1×1 conv is 6× the
     scaled last bottleneck width and the 1280/1024 head is scaled by m as well; V2 expands with
@@ -218,7 +220,7 @@ def _v3_last_stage(family: str, blocks: list[BlockSpec], width_mult: float, widt
     conv, hidden = _V3_HEAD[family]
     last = blocks[-1].out
     conv = make_divisible(conv * width_mult) if width_convention == "paper" else 6 * last
-    hidden = make_divisible(hidden * (max(1.0, width_mult) if width_convention == "paper" else width_mult))
+    hidden = hidden if width_convention == "paper" else make_divisible(hidden * width_mult)
     if last_stage == "original":
         blocks.append(BlockSpec(exp=conv, out=2 * last, kernel=3, stride=1, act=act))
         return HeadSpec(conv=hidden, conv_act=act, hidden=0, dropout=dropout)
@@ -345,6 +347,10 @@ def _register() -> tuple[dict[str, Callable[..., ArchSpec]], dict[str, tuple[str
 
 
 ZOO, _FAMILIES = _register()
+TASK_ZOO: dict[str, Callable[..., ArchSpec]] = {}
+"""The detection and segmentation networks of the paper's Section 6, apart from :data:`ZOO` (the
+classifiers, which ``@zoo`` and the zoo grid cover); :mod:`hwlat.archs.tasks`, which builds on the
+factories here, registers them when the package is imported."""
 
 
 def zoo_family(name: str) -> tuple[str, float] | None:
@@ -370,18 +376,23 @@ def ablation_variants() -> list[tuple[str, str, dict, dict]]:
 
 
 def zoo_names() -> list[str]:
-    """All registered zoo names."""
+    """The registered classifiers (:data:`ZOO`)."""
     return list(ZOO)
 
 
+def task_names() -> list[str]:
+    """The registered detection and segmentation networks (:data:`TASK_ZOO`)."""
+    return list(TASK_ZOO)
+
+
 def get_arch(name: str, **options) -> ArchSpec:
-    """Build the zoo architecture ``name`` with keyword ``options`` (e.g. ``resolution=192``)."""
-    try:
-        factory = ZOO[name]
-    except KeyError:
-        raise ValueError(f"unknown architecture {name!r}; `hwlat arch list` shows the zoo") from None
+    """Build the zoo architecture ``name`` (:data:`ZOO` or :data:`TASK_ZOO`) with keyword
+    ``options`` (e.g. ``resolution=192``, or ``(1024, 2048)``)."""
+    factory = ZOO.get(name) or TASK_ZOO.get(name)
+    if factory is None:
+        raise ValueError(f"unknown architecture {name!r}; `hwlat arch list` shows the zoo")
     fn = factory.func if isinstance(factory, functools.partial) else factory
-    allowed = set(inspect.signature(fn).parameters) - {"family"}
+    allowed = set(inspect.signature(fn).parameters) - {"family", "backbone"}
     bad = set(options) - allowed
     if bad:
         raise ValueError(f"{name}: unknown option(s) {sorted(bad)} (allowed: {sorted(allowed)})")

@@ -43,6 +43,13 @@ from hwlat.latency_models import persist
 FAR_OUTSIDE = 2.0
 
 
+def side(arch: ArchSpec) -> int:
+    """The input size as one side in pixels: ``R`` for a square input, else ``round(√(H·W))``
+    (the square of the same pixel count); the resolution range of a predictor is in these."""
+    h, w = arch.hw
+    return h if h == w else round((h * w) ** 0.5)
+
+
 def as_list(X) -> tuple[list[ArchSpec], bool]:
     """``(archs, was_single)`` for one ``ArchSpec`` or a sequence of them."""
     if isinstance(X, ArchSpec):
@@ -70,7 +77,7 @@ class Predictor(RegressorMixin, BaseEstimator):
         self.fingerprint_ = dict(fingerprint or {})
         self.runtime_ = runtime
         self.train_archs_, self.train_latency_ms_, self.train_pieces_ = archs, y, pieces
-        res = [a.resolution for a in archs]
+        res = [side(a) for a in archs]
         self.resolution_range_ = (min(res), max(res))
         self._fit(archs, y, pieces)
         return self
@@ -99,7 +106,7 @@ class Predictor(RegressorMixin, BaseEstimator):
     # -- extrapolation ---------------------------------------------------------------------------
     def _warn_resolution(self, archs: Sequence[ArchSpec]) -> None:
         lo, hi = self.resolution_range_
-        far = sorted(r for r in {a.resolution for a in archs}
+        far = sorted(r for r in {side(a) for a in archs}
                      if not lo / FAR_OUTSIDE <= r <= hi * FAR_OUTSIDE)
         if far:
             shown = ", ".join(map(str, far[:5])) + (", ..." if len(far) > 5 else "")

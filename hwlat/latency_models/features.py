@@ -1,13 +1,16 @@
 """The pieces of a network as predictors see them, and their features.
 
-Pieces: a network is split into blocks (the stem, each bottleneck, the last stage); at
-``granularity="block"`` each block is one piece, at ``"kernel"`` its runtime ops are. A block's
-pieces depend only on the block's config and its input shape, so :func:`piece_groups` caches them
-per (block config, input channels, input height): a new network whose blocks were seen before is
-decomposed by dictionary lookups alone (no layer pass, no JSON, no hashing of keys).
+Pieces: a network is split into blocks (the stem, each bottleneck, the last stage, or the blocks
+of its task heads); at ``granularity="block"`` each block is one piece, at ``"kernel"`` its
+runtime ops are. A block's pieces depend only on the block's config and its input shape, so
+:func:`piece_groups` caches them per (block config, input channels, height, width): a new network
+whose blocks were seen before is decomposed by dictionary lookups alone (no layer pass, no JSON,
+no hashing of keys). The task heads of a detection or segmentation network are decomposed from
+its layer table each time (they are a graph, not a chain of block configs).
 
 Piece features (one row per piece; sizes in elements, bytes for float32 tensors):
-``type`` (stem/bneck/head for blocks; conv/dwconv/act/se/add/pool/fc for kernels), ``h, w, cin,
+``type`` (stem/bneck/head/task for blocks; conv/dwconv/act/se/add/pool/fc and the task-head ops
+avgpool/resize/mul/concat/anchors for kernels), ``h, w, cin,
 cexp, cout, k, stride, se, act`` (integer code), ``madds, params, elementwise, in_bytes,
 out_bytes, act_bytes`` (all intermediate outputs). :data:`INCREASING` names the features that
 never decrease when any channel width or the input size grows (the monotone constraints).
@@ -40,7 +43,7 @@ INCREASING = ["h", "w", "cin", "cexp", "cout", "madds", "params", "elementwise",
 def piece_type(w: Workload) -> str:
     r = w.rows[0]
     if w.granularity == "block":
-        return "stem" if r.stage == "stem" else "head" if r.stage == "head" else "bneck"
+        return {"stem": "stem", "head": "head", "task": "task"}.get(r.stage, "bneck")
     if role(r) == "se.pool":
         return "se"
     return r.op.value
@@ -57,7 +60,7 @@ def piece_features(rows: Sequence[LayerSpec]) -> dict:
     return {
         "h": r0.in_shape[1], "w": r0.in_shape[2], "cin": r0.in_shape[0],
         "cexp": max(r.out_shape[0] for r in rows), "cout": rows[-1].out_shape[0],
-        "k": main.kernel, "stride": max(r.stride for r in rows),
+        "k": _largest(main.kernel), "stride": max(_largest(r.stride) for r in rows),
         "se": int(any(role(r) == "se.pool" for r in rows)),
         "act": ACT_CODE[next((r.act for r in rows if r.act is not Act.IDENTITY), Act.IDENTITY)],
         "madds": sum(r.madds for r in rows), "params": sum(r.params for r in rows),
@@ -65,6 +68,11 @@ def piece_features(rows: Sequence[LayerSpec]) -> dict:
         "in_bytes": 4 * _numel(r0.in_shape), "out_bytes": 4 * _numel(rows[-1].out_shape),
         "act_bytes": 4 * sum(_numel(r.out_shape) for r in rows),
     }
+
+
+def _largest(v) -> int:
+    """A kernel or stride as one number: a pooling's ``(h, w)`` by its larger side."""
+    return max(v) if isinstance(v, tuple) else v
 
 
 def pieces_frame(workloads: Sequence[Workload]) -> pd.DataFrame:
@@ -100,7 +108,7 @@ class PieceGroup:
     params: int
 
 
-# (block config, input channels, input height) -> (group, output channels, output height). A block
+# (block config, input channels, height, width) -> (group, output channels, height, width). A block
 # config is the tuple (class, *fields): hashing and comparing it runs in C, unlike the dataclass's
 # generated __hash__/__eq__ (2.5x faster lookups; equal tuples <=> equal frozen dataclasses).
 _GROUPS: dict[str, dict[tuple, tuple[PieceGroup, int, int]]] = {g: {} for g in GRANULARITIES}
@@ -118,13 +126,15 @@ def piece_groups(arch: ArchSpec, granularity: str = "block") -> list[PieceGroup]
         raise ValueError(f"granularity: expected 'block' or 'kernel', got {granularity!r}")
     try:   # the hot path of every prediction: lookups only
         stem, head = arch.stem, arch.head
-        g, c, h = cache[(stem.__class__, *stem.__dict__.values(), arch.in_channels, arch.resolution)]
+        r = arch.resolution
+        h, w = r if r.__class__ is tuple else (r, r)
+        g, c, h, w = cache[(stem.__class__, *stem.__dict__.values(), arch.in_channels, h, w)]
         out = [g]
         add = out.append
         for b in arch.blocks:
-            g, c, h = cache[(b.__class__, *b.__dict__.values(), c, h)]
+            g, c, h, w = cache[(b.__class__, *b.__dict__.values(), c, h, w)]
             add(g)
-        add(cache[(head.__class__, *head.__dict__.values(), arch.num_classes, c, h)][0])
+        add(cache[(head.__class__, *head.__dict__.values(), arch.num_classes, c, h, w)][0])
         if len(out) > 2:
             return out
     except (KeyError, TypeError, AttributeError):   # an unseen block, or a malformed one
@@ -136,10 +146,10 @@ def _fill(arch: ArchSpec, granularity: str, cache: dict) -> list[PieceGroup]:
     rows = layers(arch)   # validates: a malformed network raises here, naming the block and field
     if len(cache) > _MAX_GROUPS:
         cache.clear()
-    by_block = {(g[0].stage, g[0].block): g for g in block_groups(rows)}
+    by_block = {(g[0].stage, g[0].block): g for g in block_groups(rows) if g[0].stage != "task"}
     make = (lambda grp: (block_workload(grp),)) if granularity == "block" else kernels_of
 
-    def group(spec, extra: tuple, grp, c, h) -> tuple[PieceGroup, int, int]:
+    def group(spec, extra: tuple, grp, c, h, w) -> tuple[PieceGroup, int, int, int]:
         key = (spec.__class__, *spec.__dict__.values(), *extra)
         try:
             hit = cache.get(key)
@@ -147,20 +157,30 @@ def _fill(arch: ArchSpec, granularity: str, cache: dict) -> list[PieceGroup]:
             key, hit = None, None
         if hit is None:
             pieces = tuple(make(grp)) if grp else ()
-            c, h = (grp[-1].out_shape[0], grp[-1].out_shape[1]) if grp else (c, h)
-            hit = (PieceGroup(pieces, (c, h), sum(w.madds for w in pieces), sum(w.params for w in pieces)), c, h)
+            c, h, w = grp[-1].out_shape if grp else (c, h, w)
+            hit = (_group(pieces, (c, h)), c, h, w)
             if key is not None:
                 cache[key] = hit
         return hit
 
-    c, h = arch.in_channels, arch.resolution
-    g, c, h = group(arch.stem, (c, h), by_block[("stem", -1)], c, h)
+    c, (h, w) = arch.in_channels, arch.hw
+    g, c, h, w = group(arch.stem, (c, h, w), by_block[("stem", -1)], c, h, w)
     out = [g]
     for i, b in enumerate(arch.blocks):
-        g, c, h = group(b, (c, h), by_block.get(("block", i)), c, h)
+        g, c, h, w = group(b, (c, h, w), by_block.get(("block", i)), c, h, w)
         out.append(g)
-    out.append(group(arch.head, (arch.num_classes, c, h), by_block[("head", -1)], c, h)[0])
+    if arch.head is None:   # task heads: one group per block of the graph, not cached
+        for grp in block_groups(rows):
+            if grp[0].stage == "task":
+                pieces = tuple(make(grp))
+                out.append(_group(pieces, grp[-1].out_shape[:2]))
+        return out
+    out.append(group(arch.head, (arch.num_classes, c, h, w), by_block[("head", -1)], c, h, w)[0])
     return out
+
+
+def _group(pieces: tuple[Workload, ...], out: tuple[int, int]) -> PieceGroup:
+    return PieceGroup(pieces, tuple(out), sum(p.madds for p in pieces), sum(p.params for p in pieces))
 
 
 def clear_piece_cache() -> None:

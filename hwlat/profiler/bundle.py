@@ -60,7 +60,7 @@ def write_workloads(workloads: Iterable[Workload], out_dir: str | Path,
     entries = []
     for w in workloads:
         path = out / "models" / _file_name(w.key)
-        path.write_bytes(tflite_segment(w.rows))
+        path.write_bytes(tflite_segment(w.rows, outputs=w.outputs or None))
         c, h, wd = w.rows[0].in_shape
         entries.append({"key": w.key, "file": f"models/{path.name}", "granularity": w.granularity,
                         "label": w.label, "madds": w.madds, "params": w.params,
@@ -163,8 +163,9 @@ def _main(argv=None):
                 it = Interpreter(model_path=_os.path.join(here, w["file"]), num_threads=args.threads,
                                  experimental_op_resolver_type=kind)
                 it.allocate_tensors()
-                x = np.random.default_rng(0).standard_normal(w["input_nhwc"], dtype=np.float32)
-                it.set_tensor(it.get_input_details()[0]["index"], x)
+                rng = np.random.default_rng(0)
+                for d in it.get_input_details():  # pieces of task heads can have several inputs
+                    it.set_tensor(d["index"], rng.standard_normal(d["shape"], dtype=np.float32))
                 invokes[key], holders[key] = it.invoke, it
             except Exception as exc:
                 write({"type": "failure", "run_id": run_id, "key": key, "variant": variant,

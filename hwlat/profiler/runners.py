@@ -29,9 +29,13 @@ RUNTIMES = ("litert", "onnxruntime", "torch")
 Prepared = tuple[Callable[[], object], Callable[[], None]]
 
 
-def _input(w: Workload, seed: int = 0) -> np.ndarray:
-    c, h, wd = w.rows[0].in_shape
-    return np.random.default_rng(seed).standard_normal((1, c, h, wd), dtype=np.float32)
+def _inputs(w: Workload, seed: int = 0) -> list[np.ndarray]:
+    """Random NCHW inputs of a workload, one per input of its segment (several for some pieces of a
+    task head)."""
+    from hwlat.profiler.segments import segment_inputs
+
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((1, *shape), dtype=np.float32) for _, shape in segment_inputs(w.rows)]
 
 
 def _version(dist: str) -> str:
@@ -92,13 +96,14 @@ class LiteRTRunner(Runner):
         from hwlat.profiler.tflite_export import tflite_segment
 
         kind = OpResolverType.AUTO if self.xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        model = tflite_segment(w.rows, quantize=self.quantize, grouped="conv" if self.xnnpack else "split")
+        model = tflite_segment(w.rows, quantize=self.quantize, outputs=w.outputs or None,
+                               grouped="conv" if self.xnnpack else "split")
         interp = Interpreter(model_content=model,
                              num_threads=self.threads,
                              experimental_op_resolver_type=kind)
         interp.allocate_tensors()
-        inp = interp.get_input_details()[0]
-        interp.set_tensor(inp["index"], _input(w).transpose(0, 2, 3, 1).copy())
+        for inp, x in zip(interp.get_input_details(), _inputs(w), strict=True):
+            interp.set_tensor(inp["index"], x.transpose(0, 2, 3, 1).copy())
         holder = [interp]
 
         def release() -> None:
@@ -130,15 +135,19 @@ class OnnxRuntimeRunner(Runner):
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(onnx_segment(w.rows), so, providers=["CPUExecutionProvider"])
-        x = ort.OrtValue.ortvalue_from_numpy(_input(w))
+        sess = ort.InferenceSession(onnx_segment(w.rows, outputs=w.outputs or None), so,
+                                    providers=["CPUExecutionProvider"])
+        xs = [ort.OrtValue.ortvalue_from_numpy(x) for x in _inputs(w)]
         io = sess.io_binding()
-        io.bind_ortvalue_input(sess.get_inputs()[0].name, x)
-        io.bind_output(sess.get_outputs()[0].name)
-        sess.run_with_iobinding(io)  # allocate the output once
-        out = io.get_outputs()[0]
-        io.bind_ortvalue_output(sess.get_outputs()[0].name, out)
-        holder = [sess, io, x, out]
+        for inp, x in zip(sess.get_inputs(), xs, strict=True):
+            io.bind_ortvalue_input(inp.name, x)
+        for o in sess.get_outputs():
+            io.bind_output(o.name)
+        sess.run_with_iobinding(io)  # allocate the outputs once
+        outs = io.get_outputs()
+        for o, v in zip(sess.get_outputs(), outs):
+            io.bind_ortvalue_output(o.name, v)
+        holder = [sess, io, xs, outs]
 
         def invoke() -> None:
             sess.run_with_iobinding(io)
@@ -185,13 +194,13 @@ class TorchRunner(Runner):
 
         from hwlat.profiler.segments import torch_segment
 
-        mod = torch_segment(w.rows)
-        x = torch.from_numpy(_input(w))
-        holder = [mod, x]
+        mod = torch_segment(w.rows, outputs=w.outputs or None)
+        xs = [torch.from_numpy(x) for x in _inputs(w)]
+        holder = [mod, xs]
 
         def invoke() -> None:
             with torch.inference_mode():
-                mod(x)
+                mod(*xs)
 
         def release() -> None:
             holder.clear()

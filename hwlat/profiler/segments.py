@@ -15,6 +15,17 @@ shape. Their meaning, shared by the torch reference below and the TFLite exporte
 * ``fc`` row: ``x = linear(flatten(x))``.
 * ``add`` row: ``x = x + s`` where ``s`` is the input of the current block (the tensor that entered
   the segment's first row with the same ``block`` index, or the segment input).
+* a row with ``inputs`` (a task-head row, see :class:`hwlat.archs.ir.NodeSpec`) reads the named
+  tensors instead of ``x``: ``"input"`` is the segment input and every other name the output of
+  the step that ends with the row of that name. Its ops: ``conv``/``dwconv`` as above,
+  ``avgpool`` (VALID), ``resize`` (bilinear, half-pixel centres), ``mul`` (a gate broadcast over
+  H×W), ``add``, ``concat`` (channels, or W when C is unchanged) and ``anchors`` (``(A·k, H, W)``
+  → ``(k, 1, H·W·A)``, position-major then anchor).
+* The segment's output is its last step's, or the tensors named by ``outputs`` (a whole task-head
+  network: :func:`hwlat.archs.layers.output_names`).
+* Its inputs (:func:`segment_inputs`): ``input`` with ``rows[0].in_shape`` when the first row
+  reads the previous tensor, then every name a task-head row reads that no row of the segment
+  writes (a block of a task head, e.g. the SSD ``boxes`` concatenation, has several).
 
 Weights are indexed by the row's position in the segment: ``{i: (weight, bias)}`` in PyTorch
 layout (OIHW for convs, ``[out, in]`` for FC), float32 numpy arrays.
@@ -36,8 +47,9 @@ SE_ROLES = ("se.pool", "se.reduce", "se.expand", "se.scale")
 
 @dataclass(frozen=True)
 class SegmentOp:
-    """One step of a segment: ``kind`` in conv | act | shuffle | se | pool | fc | add, with its row
-    indices."""
+    """One step of a segment: ``kind`` in conv | act | shuffle | se | pool | fc | add, or a
+    task-head op (avgpool | resize | mul | concat | anchors; add and conv rows with ``inputs``),
+    with its row indices."""
 
     kind: str
     index: tuple[int, ...]
@@ -66,21 +78,65 @@ def segment_ops(rows: Sequence[LayerSpec]) -> list[SegmentOp]:
             continue
         kind = {OpKind.CONV: "conv", OpKind.DWCONV: "conv", OpKind.ACT: "act", OpKind.POOL: "pool",
                 OpKind.FC: "fc", OpKind.ADD: "add", OpKind.SHUFFLE: "shuffle"}.get(r.op)
+        if r.inputs:
+            kind = _TASK_KINDS.get(r.op)
         if kind is None:
-            raise ValueError(f"row {i} ({r.name}): op {r.op.value!r} cannot run outside a squeeze-excite group")
+            raise ValueError(f"row {i} ({r.name}): op {r.op.value!r} cannot run "
+                             + ("outside a squeeze-excite group" if r.op is OpKind.MUL and not r.inputs
+                                else "without the names of its inputs" if not r.inputs else "in a segment"))
         ops.append(SegmentOp(kind, (i,)))
         i += 1
     for prev, op in zip(ops, ops[1:]):
         a, b = rows[prev.index[-1]], rows[op.index[0]]
+        if b.inputs:  # a task-head row says what it reads
+            continue
         want = rows[prev.index[0]].in_shape if prev.kind == "se" else a.out_shape
         if b.in_shape != want:
             raise ValueError(f"row {op.index[0]} ({b.name}): input {b.in_shape} does not follow {want}")
     return ops
 
 
+_TASK_KINDS = {OpKind.CONV: "conv", OpKind.DWCONV: "conv", OpKind.AVGPOOL: "avgpool",
+               OpKind.RESIZE: "resize", OpKind.MUL: "mul", OpKind.ADD: "add", OpKind.CONCAT: "concat",
+               OpKind.ANCHORS: "anchors"}
+
+
+def step_name(rows: Sequence[LayerSpec], op: SegmentOp) -> str:
+    """The name under which a step's output can be read by a later row (its last row's name)."""
+    return rows[op.index[-1]].name
+
+
+def check_outputs(rows: Sequence[LayerSpec], outputs: Sequence[str] | None) -> tuple[str, ...]:
+    """The names of the segment's outputs (default: the last step's); ``ValueError`` for a name
+    that no step of ``rows`` ends with."""
+    ops = segment_ops(rows)
+    if not outputs:
+        return (step_name(rows, ops[-1]),)
+    known = {step_name(rows, op) for op in ops}
+    for o in outputs:
+        if o not in known:
+            raise ValueError(f"outputs: {o!r} is not the output of a step of the segment")
+    return tuple(outputs)
+
+
 def input_shape(rows: Sequence[LayerSpec]) -> tuple[int, int, int]:
-    """``(C, H, W)`` of the segment input."""
-    return rows[0].in_shape
+    """``(C, H, W)`` of the segment's first input."""
+    return segment_inputs(rows)[0][1]
+
+
+def segment_inputs(rows: Sequence[LayerSpec]) -> list[tuple[str, tuple[int, int, int]]]:
+    """``(name, (C, H, W))`` of every input of the segment, in order (module docstring)."""
+    out: dict[str, tuple[int, int, int]] = {}
+    if not rows[0].inputs:
+        out["input"] = rows[0].in_shape
+    written: set[str] = set()
+    for r in rows:
+        shapes = r.input_shapes or (r.in_shape,) * len(r.inputs)
+        for name, shape in zip(r.inputs, shapes):
+            if name not in written and name not in out:
+                out[name] = tuple(shape)
+        written.add(r.name)
+    return list(out.items())
 
 
 def param_rows(rows: Sequence[LayerSpec]) -> list[int]:
@@ -113,15 +169,30 @@ def canonical(rows: Sequence[LayerSpec]) -> list[dict]:
     (``dw``, ``se.reduce``, ``stem``, ``head.conv``…) and ``b`` the block index relative to the
     segment's first block (-1 outside bottlenecks)."""
     first = next((r.block for r in rows if r.block >= 0), 0)
+    # names read from outside the rows become in0, in1... (a piece's key is its computation,
+    # not where it sat in a network)
+    outside = {n: f"in{i}" for i, (n, _) in enumerate(segment_inputs(rows)) if rows[0].inputs}
     recs = []
     for r in rows:
-        recs.append({
+        rec = {
             "role": role(r), "b": r.block - first if r.block >= 0 else -1,
-            "op": r.op.value, "in": list(r.in_shape), "out": list(r.out_shape), "k": r.kernel,
-            "s": r.stride, "d": r.dilation, "g": r.groups, "act": r.act.value, "bn": r.bn, "bias": r.bias, "madds": r.madds, "params": r.params,
+            "op": r.op.value, "in": list(r.in_shape), "out": list(r.out_shape), "k": _json(r.kernel),
+            "s": _json(r.stride), "d": r.dilation, "g": r.groups, "act": r.act.value, "bn": r.bn, "bias": r.bias, "madds": r.madds, "params": r.params,
             "elementwise": r.elementwise,
-        })
+        }
+        if r.inputs:  # only task-head rows: the records (and keys) of other rows are unchanged
+            rec["inputs"] = [outside.get(n, n) for n in r.inputs]
+            rec["in_shapes"] = [list(x) for x in r.input_shapes]
+        recs.append(rec)
     return recs
+
+
+def _json(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _tuple(v):
+    return tuple(v) if isinstance(v, list) else v
 
 
 def rows_from_canonical(recs: Sequence[dict]) -> tuple[LayerSpec, ...]:
@@ -130,25 +201,34 @@ def rows_from_canonical(recs: Sequence[dict]) -> tuple[LayerSpec, ...]:
     for r in recs:
         b = r["b"]
         name = f"blocks.{b}.{r['role']}" if b >= 0 else r["role"]
-        stage = "block" if b >= 0 else "stem" if r["role"].startswith("stem") else "head"
+        stage = "block" if b >= 0 else "stem" if r["role"].startswith("stem") else \
+            "task" if "inputs" in r else "head"
         rows.append(LayerSpec(name=name, stage=stage, block=b,
                               op=OpKind(r["op"]), in_shape=tuple(r["in"]), out_shape=tuple(r["out"]),
-                              kernel=r["k"], stride=r["s"], dilation=r["d"], groups=r["g"],
+                              kernel=_tuple(r["k"]), stride=_tuple(r["s"]), dilation=r["d"], groups=r["g"],
                               act=Act(r["act"]), bn=r["bn"], bias=r["bias"], madds=r["madds"],
-                              params=r["params"], elementwise=r["elementwise"]))
+                              params=r["params"], elementwise=r["elementwise"],
+                              inputs=tuple(r.get("inputs", ())),
+                              input_shapes=tuple(tuple(x) for x in r.get("in_shapes", ()))))
     return tuple(rows)
 
 
 # --- the torch reference -----------------------------------------------------------------------
 
-def torch_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, seed: int = 0):
-    """An eval-mode ``nn.Module`` computing the segment (NCHW input, batch of any size)."""
+def torch_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, seed: int = 0,
+                  outputs: Sequence[str] | None = None):
+    """An eval-mode ``nn.Module`` computing the segment (NCHW input, batch of any size); it returns
+    one tensor, or a tuple when ``outputs`` names several."""
     import torch
     from torch import nn
 
-    from hwlat.archs.torch_builder import ChannelShuffle, act_module
+    from hwlat.archs.torch_builder import ChannelShuffle, act_module, task_module
 
     ops = segment_ops(rows)
+    outputs = check_outputs(rows, outputs)
+    names = [step_name(rows, op) for op in ops]
+    in_names = [n for n, _ in segment_inputs(rows)]
+    needed = {x for r in rows for x in r.inputs} | set(outputs)
     weights = random_weights(rows, seed) if weights is None else weights
 
     def conv(row: LayerSpec, i: int) -> nn.Conv2d:
@@ -166,6 +246,7 @@ def torch_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, see
             self.steps = nn.ModuleList()
             self.kinds: list[str] = []
             self.block_of: list[int] = []
+            self.reads: list[tuple[str, ...]] = []
             for op in ops:
                 r = rows[op.index[0]]
                 if op.kind == "conv":
@@ -184,18 +265,25 @@ def torch_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, see
                     with torch.no_grad():
                         mod.weight.copy_(torch.from_numpy(w))
                         mod.bias.copy_(torch.from_numpy(b))
+                elif r.inputs:
+                    mod = task_module(r)
                 else:
                     mod = nn.Identity()
                 self.steps.append(mod)
                 self.kinds.append(op.kind)
                 self.block_of.append(r.block)
+                self.reads.append(r.inputs)
 
-        def forward(self, x):
+        def forward(self, *xs):
+            x = xs[0]
             block, block_in = None, x
-            for kind, blk, mod in zip(self.kinds, self.block_of, self.steps):
+            env = dict(zip(in_names, xs))
+            for kind, blk, mod, reads, name in zip(self.kinds, self.block_of, self.steps, self.reads, names):
                 if blk != block:
                     block, block_in = blk, x
-                if kind == "se":
+                if reads:
+                    x = mod(*(env[n] for n in reads))
+                elif kind == "se":
                     x = x * mod(x.mean((2, 3), keepdim=True))
                 elif kind == "pool":
                     x = x.mean((2, 3), keepdim=True)
@@ -205,7 +293,10 @@ def torch_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, see
                     x = x + block_in
                 else:
                     x = mod(x)
-            return x
+                if name in needed:
+                    env[name] = x
+            outs = tuple(env[o] for o in outputs)
+            return outs[0] if len(outs) == 1 else outs
 
     return Segment().eval()
 
@@ -215,14 +306,18 @@ def weights_from_torch(net, rows: Sequence[LayerSpec]) -> Weights:
 
     ``net`` should be BatchNorm-folded (:func:`~hwlat.archs.torch_builder.fold_bn`).
     """
-    mods = {
-        "stem": net.features[0][0], "head.conv": getattr(net.head_conv, "0", None),
-        "head.hidden": getattr(net.head_hidden, "0", None), "classifier": net.classifier,
-    }
+    mods = {"stem": net.features[0][0]}
+    if not net.task_rows:
+        mods.update({"head.conv": getattr(net.head_conv, "0", None),
+                     "head.hidden": getattr(net.head_hidden, "0", None), "classifier": net.classifier})
     out: Weights = {}
     for i in param_rows(rows):
         r = rows[i]
-        if r.stage == "block":
+        if r.stage == "task":
+            from hwlat.archs.torch_builder import key
+
+            m = net.nodes[key(r.name)][0]
+        elif r.stage == "block":
             blk = net.features[r.block + 1]
             rl = role(r)
             m = blk.se.reduce[0] if rl == "se.reduce" else blk.se.expand[0] if rl == "se.expand" \

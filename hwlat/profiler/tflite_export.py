@@ -5,7 +5,8 @@ The graph is assembled with the flatbuffer object API that ships with LiteRT
 :func:`hwlat.profiler.segments.torch_segment` computes (see that module for the meaning of a
 segment). Layout and conventions:
 
-* input: one float32 tensor ``[1, H, W, C]`` (NHWC) named ``input``; output ``[1, H, W, C]``, or
+* input: one float32 tensor ``[1, H, W, C]`` (NHWC) named ``input`` (a piece of a task head: one
+  per tensor it reads, named so, see :func:`~hwlat.profiler.segments.segment_inputs`); output ``[1, H, W, C]``, or
   ``[1, N]`` after an FC row, named ``output``;
 * ``CONV_2D`` filters are OHWI, ``DEPTHWISE_CONV_2D`` filters ``[1, kH, kW, C]`` (depth multiplier
   1), ``FULLY_CONNECTED`` weights ``[out, in]``; every conv/FC has a float32 bias;
@@ -21,7 +22,12 @@ segment). Layout and conventions:
   sigmoid is ``LOGISTIC``, swish is ``x · LOGISTIC(x)`` and hard-sigmoid (no builtin) is
   ``ADD(x, 3)`` with fused RELU6 followed by ``MUL(·, 1/6)``;
 * squeeze-excite: ``MEAN`` over H, W (keep dims) → two 1×1 ``CONV_2D`` with biases → ``MUL`` with
-  broadcasting.
+  broadcasting;
+* task-head rows: ``AVERAGE_POOL_2D`` (VALID), ``RESIZE_BILINEAR`` (half-pixel centres, as
+  PyTorch's ``align_corners=False``), ``MUL`` (broadcast gate), ``ADD``, ``CONCATENATION`` (axis 3,
+  or 2 after ``anchors``), and ``anchors`` as one ``RESHAPE`` ``[1, H, W, A·k]`` →
+  ``[1, 1, H·W·A, k]``; a task-head network has one output per name of ``arch.outputs``
+  (tensors and signature outputs named so).
 
 Optionally (``quantize="int8"``) the graph is post-training quantised: per-output-channel
 symmetric int8 weights, int32 biases, per-tensor asymmetric int8 activations whose min/max come
@@ -34,6 +40,7 @@ hard-swish runs on LiteRT's own kernels, as in converter-made int8 MobileNetV3 m
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Sequence
 
 import flatbuffers
@@ -42,8 +49,8 @@ from ai_edge_litert import schema_py_generated as fb
 
 from hwlat.archs.ir import Act, ArchSpec
 from hwlat.archs.layers import LayerSpec, OpKind, layers
-from hwlat.profiler.segments import (Weights, param_rows, random_weights, segment_ops, weight_shape,
-                                     weights_from_torch)
+from hwlat.profiler.segments import (Weights, check_outputs, param_rows, random_weights, segment_inputs,
+                                     segment_ops, weight_shape, weights_from_torch)
 
 _OP = fb.BuiltinOperator
 _ACT = fb.ActivationFunctionType
@@ -114,13 +121,14 @@ class _Graph:
             o.builtinOptions = options
         self.operators.append(o)
 
-    def finish(self, inp: int, out: int, description: str = "hwlat") -> bytes:
+    def finish(self, inps: Sequence[int], outs: Sequence[int], description: str = "hwlat") -> bytes:
         sg = fb.SubGraphT()
         sg.tensors, sg.operators, sg.inputs, sg.outputs, sg.name = (
-            self.tensors, self.operators, [inp], [out], "main")
+            self.tensors, self.operators, list(inps), list(outs), "main")
         sig = fb.SignatureDefT()
         sig.signatureKey, sig.subgraphIndex = "serving_default", 0
-        sig.inputs, sig.outputs = [_tensor_map("input", inp)], [_tensor_map("output", out)]
+        sig.inputs = [_tensor_map(self.tensors[i].name, i) for i in inps]
+        sig.outputs = [_tensor_map(self.tensors[o].name.removesuffix("_int8"), o) for o in outs]
         model = fb.ModelT()
         model.version, model.description = 3, description
         model.operatorCodes, model.subgraphs, model.buffers = self.codes, [sg], self.buffers
@@ -302,10 +310,14 @@ class _Emitter:
         s = self.conv(s, exp, w_exp, where)
         return self.binary(_OP.MUL, x, s, f"{exp.name.rsplit('.', 1)[0]}.scale")
 
-    def segment(self, x: int, rows: Sequence[LayerSpec], weights: Weights) -> int:
-        """Emit every step of ``rows`` (see :mod:`hwlat.profiler.segments`)."""
+    def segment(self, inputs: dict[str, int], rows: Sequence[LayerSpec], weights: Weights,
+                outputs: Sequence[str] = ()) -> list[int]:
+        """Emit every step of ``rows`` (see :mod:`hwlat.profiler.segments`) reading the tensors
+        ``inputs`` (by name); return the tensors of ``outputs`` (default: the last step's)."""
+        x = next(iter(inputs.values()))
         block, block_in = None, x
         weighted = set(param_rows(rows))
+        env = dict(inputs)
         for op in segment_ops(rows):
             i = op.index[0]
             r = rows[i]
@@ -314,7 +326,9 @@ class _Emitter:
                 block, block_in = r.block, x
             if any(j in weighted and j not in weights for j in op.index):
                 raise ValueError(f"{where}: no weights given for op {r.op.value!r}")
-            if op.kind == "conv":
+            if r.inputs:
+                x = self.task(r, [env[n] for n in r.inputs], weights.get(i), where)
+            elif op.kind == "conv":
                 x = self.conv(x, r, weights[i], where)
             elif op.kind == "act":
                 x = self.act(x, r.act, r.name)
@@ -333,22 +347,56 @@ class _Emitter:
                 x = self.binary(_OP.ADD, x, block_in, r.name)
             else:  # pragma: no cover - segment_ops knows no other kinds
                 raise ValueError(f"{where}: op {r.op.value!r} cannot be exported to TFLite")
-        return x
+            env[rows[op.index[-1]].name] = x
+        return [env[o] for o in outputs] if outputs else [x]
+
+    def task(self, r: LayerSpec, xs: list[int], wb, where: str) -> int:
+        """One task-head row reading the tensors ``xs``."""
+        x = xs[0]
+        if r.op in (OpKind.CONV, OpKind.DWCONV):
+            return self.conv(x, r, wb, where)
+        c, oh, ow = r.out_shape
+        if r.op is OpKind.AVGPOOL:
+            (kh, kw), (sh, sw) = ((v, v) if isinstance(v, int) else v for v in (r.kernel, r.stride))
+            out = self.new(x, r.name, (1, oh, ow, c))
+            self.g.op(_OP.AVERAGE_POOL_2D, [x], [out], _options(
+                fb.Pool2DOptionsT, padding=fb.Padding.VALID, strideH=sh, strideW=sw, filterHeight=kh,
+                filterWidth=kw, fusedActivationFunction=_ACT.NONE))
+            return out
+        if r.op is OpKind.RESIZE:
+            out = self.new(x, r.name, (1, oh, ow, c))
+            size = self.g.const(np.array([oh, ow], np.int32), f"{r.name}/size")
+            self.g.op(_OP.RESIZE_BILINEAR, [x, size], [out], _options(
+                fb.ResizeBilinearOptionsT, alignCorners=False, halfPixelCenters=True), version=3)
+            return out
+        if r.op in (OpKind.MUL, OpKind.ADD):
+            if r.op is OpKind.MUL and self.g.shape(xs[1]) != self.g.shape(x):
+                return self.binary(_OP.MUL, x, xs[1], r.name)  # broadcast gate (1, 1, 1, C)
+            return self.binary(_OP.MUL if r.op is OpKind.MUL else _OP.ADD, x, xs[1], r.name)
+        if r.op is OpKind.CONCAT:
+            axis = 3 if r.cout != r.cin else 2
+            out = self.new(x, r.name, (1, oh, ow, c))
+            self.g.op(_OP.CONCATENATION, xs, [out], _options(fb.ConcatenationOptionsT, axis=axis))
+            return out
+        if r.op is OpKind.ANCHORS:
+            return self.reshape(x, (1, 1, ow, c), r.name)
+        raise ValueError(f"{where}: op {r.op.value!r} cannot be exported to TFLite")
 
 
-def _float_graph(rows: Sequence[LayerSpec], weights: Weights,
-                 grouped: str = "conv") -> tuple[_Graph, int, int]:
+def _float_graph(rows: Sequence[LayerSpec], weights: Weights, grouped: str = "conv",
+                 outputs: Sequence[str] | None = None) -> tuple[_Graph, list[int], list[int]]:
     """The float32 graph of a segment and its input and output tensor indices."""
     rows = list(rows)
     g = _Graph()
-    c, h, w = rows[0].in_shape
-    inp = g.tensor((1, h, w, c), "input")
+    inps = {name: g.tensor((1, h, w, c), name) for name, (c, h, w) in segment_inputs(rows)}
     em = _Emitter(g, grouped)
-    out = em.segment(inp, rows, weights)
-    if out == inp:  # an identity segment: the output still needs its own tensor
-        out = em.reshape(out, g.shape(out), "identity")
-    g.tensors[out].name = "output"
-    return g, inp, out
+    names = check_outputs(rows, outputs) if outputs else ("output",)
+    outs = em.segment(inps, rows, weights, tuple(outputs or ()))
+    if len(outs) == 1 and outs[0] in inps.values():  # an identity segment: the output needs its own tensor
+        outs = [em.reshape(outs[0], g.shape(outs[0]), "identity")]
+    for o, name in zip(outs, names):
+        g.tensors[o].name = name
+    return g, list(inps.values()), outs
 
 
 # --- int8 post-training quantisation ------------------------------------------------------------
@@ -358,6 +406,9 @@ _INT8_VERSION = {_OP.CONV_2D: 3, _OP.DEPTHWISE_CONV_2D: 3, _OP.FULLY_CONNECTED: 
                  _OP.MUL: 2, _OP.LOGISTIC: 2, _OP.MEAN: 2, _OP.PAD: 2, _OP.RELU: 2, _OP.RELU6: 2,
                  _OP.DEQUANTIZE: 2, _OP.TRANSPOSE: 2, _OP.SPLIT: 2, _OP.CONCATENATION: 2}
 _WEIGHTED = {_OP.CONV_2D: 0, _OP.FULLY_CONNECTED: 0, _OP.DEPTHWISE_CONV_2D: 3}  # output-channel axis
+
+
+_SAME_SCALE = (_OP.PAD, _OP.RESHAPE, _OP.TRANSPOSE, _OP.AVERAGE_POOL_2D, _OP.RESIZE_BILINEAR)
 
 
 def _qparams(scale, zero_point, axis: int = 0) -> fb.QuantizationParametersT:
@@ -388,12 +439,15 @@ def _calibrate(model: bytes, tensors: Sequence[int],
     interp = Interpreter(model_content=model, experimental_preserve_all_tensors=True,
                          experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     interp.allocate_tensors()
-    index = interp.get_input_details()[0]["index"]
+    details = interp.get_input_details()
+    rng = np.random.default_rng(0)  # the other inputs of a multi-input piece: standard normal
     ranges: dict[int, tuple[float, float]] = {}
     for batch in samples:
         batch = np.asarray(batch, np.float32)
         for x in batch.reshape(-1, *batch.shape[-3:]):
-            interp.set_tensor(index, np.ascontiguousarray(x.transpose(1, 2, 0)[None]))
+            interp.set_tensor(details[0]["index"], np.ascontiguousarray(x.transpose(1, 2, 0)[None]))
+            for d in details[1:]:
+                interp.set_tensor(d["index"], rng.standard_normal(d["shape"], dtype=np.float32))
             interp.invoke()
             for t in tensors:
                 v = interp.get_tensor(t)
@@ -408,11 +462,12 @@ def _calibrate(model: bytes, tensors: Sequence[int],
 _MAX_RESCALE = 128.0
 
 
-def _quantize_graph(g: _Graph, inp: int, out: int, ranges: dict[int, tuple[float, float]]) -> int:
-    """Turn the float graph into an int8 one in place; return the new (float32) output tensor.
+def _quantize_graph(g: _Graph, inps: list[int], outs: list[int],
+                    ranges: dict[int, tuple[float, float]]) -> list[int]:
+    """Turn the float graph into an int8 one in place; return the new (float32) output tensors.
 
-    Activations get asymmetric per-tensor int8 parameters from ``ranges`` (PAD, RESHAPE, TRANSPOSE
-    and SPLIT keep their input's, LOGISTIC outputs are fixed to 1/256 and -128 as TFLite requires,
+    Activations get asymmetric per-tensor int8 parameters from ``ranges`` (PAD, RESHAPE, TRANSPOSE,
+    AVERAGE_POOL_2D, RESIZE_BILINEAR and SPLIT keep their input's, LOGISTIC outputs are fixed to 1/256 and -128 as TFLite requires,
     a CONCATENATION and its inputs share the union of their ranges); weights are
     symmetric per-output-channel int8, biases int32 at ``input_scale · weight_scale``; the float
     input and output are bridged by ``QUANTIZE`` and ``DEQUANTIZE``.
@@ -425,10 +480,13 @@ def _quantize_graph(g: _Graph, inp: int, out: int, ranges: dict[int, tuple[float
         g.buffers[g.tensors[t].buffer].data = np.frombuffer(array.tobytes(), np.uint8)
         g.tensors[t].type, g.tensors[t].quantization = dtype, q
 
-    act = {inp: _asymmetric(*ranges[inp])}  # tensor -> (scale, zero point), in execution order
+    act = {inp: _asymmetric(*ranges[inp]) for inp in inps}  # tensor -> (scale, zero point)
     codes = [c.builtinCode for c in g.codes]
+    producer: dict[int, fb.OperatorT] = {}
+    readers = Counter(t for op in g.operators for t in op.inputs)
     for op in g.operators:
         code, x, o = codes[op.opcodeIndex], op.inputs[0], op.outputs[0]
+        producer.update((t, op) for t in op.outputs)
         if code == _OP.SPLIT:  # inputs: axis, tensor
             for t in op.outputs:
                 act[t] = act[op.inputs[1]]
@@ -439,9 +497,15 @@ def _quantize_graph(g: _Graph, inp: int, out: int, ranges: dict[int, tuple[float
             shared = _asymmetric(lo, hi, min_scale=max(act[t][0] for t in op.inputs))
             for t in (*op.inputs, o):
                 act[t] = shared
+                # back through the ops that keep their input's scale (the anchors RESHAPE), as far
+                # as the tensors feed nothing else
+                while t in producer and codes[producer[t].opcodeIndex] in _SAME_SCALE \
+                        and readers[producer[t].inputs[0]] == 1:
+                    t = producer[t].inputs[0]
+                    act[t] = shared
             continue
         in_scale = act[x][0]
-        if code in (_OP.PAD, _OP.RESHAPE, _OP.TRANSPOSE):
+        if code in _SAME_SCALE:
             act[o] = act[x]
             continue
         if code == _OP.LOGISTIC:
@@ -475,22 +539,26 @@ def _quantize_graph(g: _Graph, inp: int, out: int, ranges: dict[int, tuple[float
         act[o] = _asymmetric(*ranges[o], min_scale=max(scale_in / _MAX_RESCALE, 1e-6))
     for t, (scale, zp) in act.items():
         g.tensors[t].type, g.tensors[t].quantization = _I8, _qparams(scale, zp)
-    # float32 input -> QUANTIZE -> int8 graph -> DEQUANTIZE -> float32 output
-    q_in = g.tensor(g.shape(inp), "input_int8", _I8, quant=g.tensors[inp].quantization)
-    g.tensors[inp].type, g.tensors[inp].quantization = _F32, None
-    for op in g.operators:
-        op.inputs = [q_in if t == inp else t for t in op.inputs]
-    g.op(_OP.QUANTIZE, [inp], [q_in], fb.QuantizeOptionsT())
-    g.operators.insert(0, g.operators.pop())
-    g.tensors[out].name = "output_int8"
-    f_out = g.tensor(g.shape(out), "output")
-    g.op(_OP.DEQUANTIZE, [out], [f_out], fb.DequantizeOptionsT())
+    # float32 inputs -> QUANTIZE -> int8 graph -> DEQUANTIZE -> float32 outputs
+    for inp in inps:
+        q_in = g.tensor(g.shape(inp), f"{g.tensors[inp].name}_int8", _I8, quant=g.tensors[inp].quantization)
+        g.tensors[inp].type, g.tensors[inp].quantization = _F32, None
+        for op in g.operators:
+            op.inputs = [q_in if t == inp else t for t in op.inputs]
+        g.op(_OP.QUANTIZE, [inp], [q_in], fb.QuantizeOptionsT())
+        g.operators.insert(0, g.operators.pop())
+    f_outs = []
+    for out in outs:
+        name = g.tensors[out].name
+        g.tensors[out].name = f"{name}_int8"
+        f_outs.append(g.tensor(g.shape(out), name))
+        g.op(_OP.DEQUANTIZE, [out], [f_outs[-1]], fb.DequantizeOptionsT())
     for c in g.codes:
         c.version = max(c.version, _INT8_VERSION.get(c.builtinCode, 1))
         if c.builtinCode == _OP.MUL and any(_mul_rescale(g, op) >= 1.0 for op in g.operators
                                             if g.codes[op.opcodeIndex] is c):
             c.version = 3  # int8 MUL whose input-to-output rescale is >= 1
-    return f_out
+    return f_outs
 
 
 def _mul_rescale(g: _Graph, op: fb.OperatorT) -> float:
@@ -502,7 +570,7 @@ def _mul_rescale(g: _Graph, op: fb.OperatorT) -> float:
 
 def tflite_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, seed: int = 0,
                    quantize: str | None = None, calibration: Sequence[np.ndarray] | None = None,
-                   grouped: str = "conv") -> bytes:
+                   grouped: str = "conv", outputs: Sequence[str] | None = None) -> bytes:
     """The ``.tflite`` flatbuffer of a segment.
 
     Parameters
@@ -522,6 +590,9 @@ def tflite_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, se
     grouped : {"conv", "split"}
         How grouped (not depthwise) convs are written: one grouped ``CONV_2D``, or ``SPLIT`` →
         ``CONV_2D`` per group → ``CONCATENATION``.
+    outputs : sequence of str, optional
+        Names of the steps whose tensors are the outputs (default: the last step's, named
+        ``output``); several give a multi-output model with outputs named so.
 
     Returns
     -------
@@ -536,16 +607,16 @@ def tflite_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, se
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize: expected None or 'int8', got {quantize!r}")
     weights = random_weights(rows, seed) if weights is None else weights
-    g, inp, out = _float_graph(rows, weights, grouped)
-    model = g.finish(inp, out)
+    g, inp, outs = _float_graph(rows, weights, grouped, outputs)
+    model = g.finish(inp, outs)
     if quantize is None:
         return model
     if calibration is None:
-        c, h, w = rows[0].in_shape
+        c, h, w = segment_inputs(rows)[0][1]
         calibration = [np.random.default_rng(seed).standard_normal((8, c, h, w), dtype=np.float32)]
     activations = [t for t, ten in enumerate(g.tensors) if ten.buffer == 0 and ten.type == _F32]
-    out = _quantize_graph(g, inp, out, _calibrate(model, activations, calibration))
-    return g.finish(inp, out, "hwlat int8")
+    outs = _quantize_graph(g, inp, outs, _calibrate(model, activations, calibration))
+    return g.finish(inp, outs, "hwlat int8")
 
 
 def build_tflite(arch: ArchSpec, weights: Weights | None = None, seed: int = 0, **kw) -> bytes:
@@ -553,14 +624,15 @@ def build_tflite(arch: ArchSpec, weights: Weights | None = None, seed: int = 0, 
 
     Default weights are those of ``fold_bn(build_torch(arch, seed))`` so that the model computes
     what the torch builder computes; ``weights`` is indexed like ``layers(arch)``. Extra keyword
-    arguments (``quantize``, ``calibration``, ``grouped``) go to :func:`tflite_segment`. Output ``[1, classes]``.
+    arguments (``quantize``, ``calibration``, ``grouped``) go to :func:`tflite_segment`. Output
+    ``[1, classes]``, or the task-head outputs (``arch.outputs``, NHWC, named so).
     """
     rows = layers(arch)
     if weights is None:
         from hwlat.archs.torch_builder import build_torch, fold_bn
 
         weights = weights_from_torch(fold_bn(build_torch(arch, seed)), rows)
-    return tflite_segment(rows, weights, seed, **kw)
+    return tflite_segment(rows, weights, seed, outputs=arch.outputs or None, **kw)
 
 
 def op_names(model_bytes: bytes) -> list[str]:
@@ -572,6 +644,13 @@ def op_names(model_bytes: bytes) -> list[str]:
 
 def run_tflite(model_bytes: bytes, x_nchw: np.ndarray, use_xnnpack: bool = True,
                num_threads: int = 1) -> np.ndarray:
+    """Run a model from this module with LiteRT on an NCHW float32 batch; its first output
+    (:func:`run_tflite_outputs` gives them all; parameters and layout there)."""
+    return run_tflite_outputs(model_bytes, x_nchw, use_xnnpack, num_threads)[0]
+
+
+def run_tflite_outputs(model_bytes: bytes, x_nchw: np.ndarray, use_xnnpack: bool = True,
+                       num_threads: int = 1) -> list[np.ndarray]:
     """Run a model from this module with LiteRT on an NCHW float32 batch.
 
     Parameters
@@ -587,8 +666,9 @@ def run_tflite(model_bytes: bytes, x_nchw: np.ndarray, use_xnnpack: bool = True,
 
     Returns
     -------
-    ndarray
-        ``[N, C, H, W]`` for spatial outputs, ``[N, classes]`` after an FC row; float32.
+    list of ndarray
+        Every output in the model's order: ``[N, C, H, W]`` for spatial outputs (NHWC transposed
+        back), ``[N, classes]`` after an FC row; float32.
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -602,5 +682,5 @@ def run_tflite(model_bytes: bytes, x_nchw: np.ndarray, use_xnnpack: bool = True,
     interp.allocate_tensors()
     interp.set_tensor(inp["index"], x)
     interp.invoke()
-    y = interp.get_tensor(interp.get_output_details()[0]["index"])
-    return np.array(y.transpose(0, 3, 1, 2) if y.ndim == 4 else y)
+    ys = [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
+    return [np.array(y.transpose(0, 3, 1, 2) if y.ndim == 4 else y) for y in ys]

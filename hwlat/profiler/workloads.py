@@ -4,10 +4,13 @@
   conv with its ReLU/ReLU6 fused (a stride-2 conv includes its explicit PAD), a standalone
   activation where the runtime cannot fuse it (h-swish, h-sigmoid, swish, sigmoid), a whole
   squeeze-excite, a residual add, a pooling, an FC layer.
-  A channel shuffle is its own kernel (LiteRT: RESHAPE, TRANSPOSE, RESHAPE).
+  A channel shuffle is its own kernel (LiteRT: RESHAPE, TRANSPOSE, RESHAPE), and so is each
+  task-head op (average pooling, resize, gate multiply, add, concatenation, anchor reshape).
 * ``block`` — the stem, one bottleneck or skip conv, or the last stage with the classifier, at its
-  input shape. An identity skip layer computes nothing and has no workload.
-* ``model`` — the whole network.
+  input shape; in a detection or segmentation network each block of its task heads (the nodes
+  sharing the first part of their names: ``extra1``, ``box0``, ``aspp``…), with one input per
+  tensor it reads from outside. An identity skip layer computes nothing and has no workload.
+* ``model`` — the whole network (all its outputs).
 
 ``kernels(arch)`` and ``blocks(arch)`` decompose a network; their workloads, summed, cover the
 network exactly once (``sum(w.madds) == summary(arch)['madds']``), which is what the predictors
@@ -24,9 +27,9 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from hwlat.archs.codec import encode
-from hwlat.archs.ir import Act, ArchSpec
+from hwlat.archs.ir import Act, ArchSpec, resolution_str
 from hwlat.archs.layers import LayerSpec, OpKind, block_groups, layers
-from hwlat.profiler.segments import canonical, role, rows_from_canonical, segment_ops
+from hwlat.profiler.segments import canonical, role, rows_from_canonical, segment_inputs, segment_ops
 
 GRANULARITIES = ("kernel", "block", "model")
 # activations that LiteRT (and ONNX Runtime) fuse into the preceding conv
@@ -42,6 +45,7 @@ class Workload:
     rows: tuple[LayerSpec, ...]
     label: str
     arch: str | None = None  # codec string, for model workloads
+    outputs: tuple[str, ...] = ()  # a task-head network's outputs (model workloads); () = the last step
 
     @property
     def madds(self) -> int:
@@ -65,9 +69,10 @@ def from_spec(key: str, spec: dict) -> Workload:
     if spec.get("arch"):
         from hwlat.archs.codec import decode
 
-        rows = tuple(layers(decode(spec["arch"])))
-    else:
-        rows = rows_from_canonical(spec["rows"])
+        arch = decode(spec["arch"])
+        return Workload(key, spec["granularity"], tuple(layers(arch)), spec.get("label", key),
+                        spec["arch"], tuple(arch.outputs))
+    rows = rows_from_canonical(spec["rows"])
     return Workload(key, spec["granularity"], rows, spec.get("label", key), spec.get("arch"))
 
 
@@ -97,6 +102,8 @@ def _label(rows: Sequence[LayerSpec]) -> str:
         return f"{r.act.value} @{_shape(r.in_shape)}"
     if r.op is OpKind.SHUFFLE:
         return f"shuffle g{r.groups} @{_shape(r.in_shape)}"
+    if r.inputs:  # a task-head op: what it reads and writes
+        return f"{r.op.value} {'+'.join(_shape(s) for s in r.input_shapes)}->{_shape(r.out_shape)}"
     return f"{r.op.value} @{_shape(r.in_shape)}"
 
 
@@ -131,9 +138,12 @@ def block_workload(rows: Sequence[LayerSpec]) -> Workload:
     """One block of a network (rows from :func:`hwlat.archs.layers.block_groups`) as a workload."""
     rows = tuple(rows)
     r0 = rows[0]
-    name = "stem" if r0.stage == "stem" else "head" if r0.stage == "head" else "bneck"
+    name = {"stem": "stem", "head": "head", "task": "task"}.get(r0.stage, "bneck")
     dw = next((r for r in rows if r.op is OpKind.DWCONV), None)
-    if name == "bneck" and dw is None:  # a skip layer's 1×1 conv
+    if name == "task":  # a block of a task head: its name and what it reads
+        ins = "+".join(_shape(s) for _, s in segment_inputs(rows))
+        label = f"task {r0.name.split('.', 1)[0]} {ins}->{_shape(rows[-1].out_shape)}"
+    elif name == "bneck" and dw is None:  # a skip layer's 1×1 conv
         label = f"skip s{r0.stride} {r0.cin}->{r0.cout} {r0.act.value} @{_shape(r0.in_shape)}"
     elif name == "bneck":
         se = "_se" if any(role(r) == "se.pool" for r in rows) else ""
@@ -149,7 +159,7 @@ def model(arch: ArchSpec) -> Workload:
     """The whole network as one workload; its key is the architecture's codec string hash."""
     code = encode(arch)
     return Workload(_key("model", [{"arch": code}]), "model", tuple(layers(arch)),
-                    f"{arch.name} @{arch.resolution}", arch=code)
+                    f"{arch.name} @{resolution_str(arch.resolution)}", arch=code, outputs=tuple(arch.outputs))
 
 
 def collect(archs: Iterable[ArchSpec], granularity: str) -> list[Workload]:
