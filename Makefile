@@ -19,12 +19,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m hwlat demo
 
-# serial: the Ray fault test (a SIGKILL mid-measurement) misses its window under a second worker
+# two workers, each test file whole on one of them and the Ray files together (tests/conftest.py)
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"  # two workers (tests/conftest.py)
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -11,7 +11,7 @@ import json
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -161,29 +161,51 @@ def zoo_vs_table3() -> pd.DataFrame:
 # its input size: 320×320 is SSDLite's (the TF detection zoo's ssd_mobilenet_v3 configs). Tables
 # 7/8 "(f)" is full Cityscapes resolution 1024×2048, "(h)" half, 512×1024; Table 8 prints no params.
 TASK_SOURCE = f"{V5} Tables 6-8 (ar5iv rendering, index id 70253733526)"
-TASK_TABLE: tuple[tuple[str, str, str, dict, tuple[int, int], float | None, float], ...] = (
-    ("Table6", "V3", "ssdlite_mobilenetv3_large", {}, (320, 320), 4.97, 0.62),
-    ("Table6", "V3 dagger (reduced tail)", "ssdlite_mobilenetv3_large_reduced", {}, (320, 320), 3.22, 0.51),
-    ("Table6", "V3-Small", "ssdlite_mobilenetv3_small", {}, (320, 320), 2.49, 0.21),
-    ("Table6", "V3-Small dagger (reduced tail)", "ssdlite_mobilenetv3_small_reduced", {}, (320, 320), 1.77, 0.16),
-    ("Table6", "V2", "ssdlite_mobilenetv2_100", {}, (320, 320), 4.3, 0.80),
-    ("Table6", "V2 0.5", "ssdlite_mobilenetv2_050", {}, (320, 320), 1.54, 0.27),
-    ("Table6", "V2 0.35", "ssdlite_mobilenetv2_035", {}, (320, 320), 0.93, 0.16),
-    ("Table6", "MnasNet", "ssdlite_mnasnet_a1", {}, (320, 320), 4.88, 0.84),
-    ("Table6", "MnasNet 0.5", "ssdlite_mnasnet_a1_050", {}, (320, 320), 1.68, 0.29),
-    ("Table6", "MnasNet 0.35", "ssdlite_mnasnet_a1_035", {}, (320, 320), 1.02, 0.18),
+class TaskRow(NamedTuple):
+    """One row of the paper's Tables 6–8 (see :data:`TASK_TABLE`)."""
+
+    table: str
+    model: str                  # the paper's row, as printed
+    name: str                   # hwlat's zoo name
+    options: dict               # factory options (filters, output_stride)
+    hw: tuple[int, int]         # input H×W
+    params_M: float | None      # published params (millions); Table 8 prints none
+    madds_B: float              # published MAdds (billions)
+    source_row: tuple[str, float]  # (model, multiplier) of its rows in data/paper_tables.csv
+
+
+TASK_TABLE: tuple[TaskRow, ...] = tuple(TaskRow(*r) for r in (
+    ("Table6", "V3", "ssdlite_mobilenetv3_large", {}, (320, 320), 4.97, 0.62, ("SSDLite-V3 (Large)", 1.0)),
+    ("Table6", "V3 dagger (reduced tail)", "ssdlite_mobilenetv3_large_reduced", {}, (320, 320), 3.22, 0.51,
+     ("SSDLite-V3 (Large) dagger", 1.0)),
+    ("Table6", "V3-Small", "ssdlite_mobilenetv3_small", {}, (320, 320), 2.49, 0.21, ("SSDLite-V3-Small", 1.0)),
+    ("Table6", "V3-Small dagger (reduced tail)", "ssdlite_mobilenetv3_small_reduced", {}, (320, 320), 1.77, 0.16,
+     ("SSDLite-V3-Small dagger", 1.0)),
+    ("Table6", "V2", "ssdlite_mobilenetv2_100", {}, (320, 320), 4.3, 0.80, ("SSDLite-V2", 1.0)),
+    ("Table6", "V2 0.5", "ssdlite_mobilenetv2_050", {}, (320, 320), 1.54, 0.27, ("SSDLite-V2", 0.5)),
+    ("Table6", "V2 0.35", "ssdlite_mobilenetv2_035", {}, (320, 320), 0.93, 0.16, ("SSDLite-V2", 0.35)),
+    ("Table6", "MnasNet", "ssdlite_mnasnet_a1", {}, (320, 320), 4.88, 0.84, ("SSDLite-MnasNet", 1.0)),
+    ("Table6", "MnasNet 0.5", "ssdlite_mnasnet_a1_050", {}, (320, 320), 1.68, 0.29, ("SSDLite-MnasNet", 0.5)),
+    ("Table6", "MnasNet 0.35", "ssdlite_mnasnet_a1_035", {}, (320, 320), 1.02, 0.18, ("SSDLite-MnasNet", 0.35)),
     ("Table7", "row 7: V3, RF2, LR-ASPP, F=256", "lraspp_mobilenetv3_large_reduced", {"filters": 256},
-     (1024, 2048), 1.63, 10.33),
-    ("Table7", "row 8: V3, RF2, LR-ASPP, F=128", "lraspp_mobilenetv3_large_reduced", {}, (1024, 2048), 1.51, 9.74),
+     (1024, 2048), 1.63, 10.33, ("row7: V3 (Large) RF2=yes head=LR-ASPP F=256", 1.0)),
+    ("Table7", "row 8: V3, RF2, LR-ASPP, F=128", "lraspp_mobilenetv3_large_reduced", {}, (1024, 2048), 1.51, 9.74,
+     ("row8: V3 (Large) RF2=yes head=LR-ASPP F=128", 1.0)),
     ("Table7", "row 11: V3-Small, RF2, LR-ASPP, F=128", "lraspp_mobilenetv3_small_reduced", {},
-     (1024, 2048), 0.47, 2.90),
-    ("Table8", "V3, OS=16 (h)", "lraspp_mobilenetv3_large_reduced", {}, (512, 1024), None, 2.48),
-    ("Table8", "V3, OS=32 (f)", "lraspp_mobilenetv3_large_reduced", {"output_stride": 32}, (1024, 2048), None, 7.74),
-    ("Table8", "V3, OS=32 (h)", "lraspp_mobilenetv3_large_reduced", {"output_stride": 32}, (512, 1024), None, 1.98),
-    ("Table8", "V3-Small, OS=16 (h)", "lraspp_mobilenetv3_small_reduced", {}, (512, 1024), None, 0.74),
-    ("Table8", "V3-Small, OS=32 (f)", "lraspp_mobilenetv3_small_reduced", {"output_stride": 32}, (1024, 2048), None, 2.06),
-    ("Table8", "V3-Small, OS=32 (h)", "lraspp_mobilenetv3_small_reduced", {"output_stride": 32}, (512, 1024), None, 0.53),
-)
+     (1024, 2048), 0.47, 2.90, ("row11: V3-Small RF2=yes head=LR-ASPP F=128", 1.0)),
+    ("Table8", "V3, OS=16 (h)", "lraspp_mobilenetv3_large_reduced", {}, (512, 1024), None, 2.48,
+     ("V3 (Large) OS=16", 1.0)),
+    ("Table8", "V3, OS=32 (f)", "lraspp_mobilenetv3_large_reduced", {"output_stride": 32}, (1024, 2048), None, 7.74,
+     ("V3 (Large) OS=32", 1.0)),
+    ("Table8", "V3, OS=32 (h)", "lraspp_mobilenetv3_large_reduced", {"output_stride": 32}, (512, 1024), None, 1.98,
+     ("V3 (Large) OS=32", 1.0)),
+    ("Table8", "V3-Small, OS=16 (h)", "lraspp_mobilenetv3_small_reduced", {}, (512, 1024), None, 0.74,
+     ("V3-Small OS=16", 1.0)),
+    ("Table8", "V3-Small, OS=32 (f)", "lraspp_mobilenetv3_small_reduced", {"output_stride": 32}, (1024, 2048), None,
+     2.06, ("V3-Small OS=32", 1.0)),
+    ("Table8", "V3-Small, OS=32 (h)", "lraspp_mobilenetv3_small_reduced", {"output_stride": 32}, (512, 1024), None,
+     0.53, ("V3-Small OS=32", 1.0)),
+))
 
 
 def _task_arch(name: str, options: dict, hw: tuple[int, int]):
@@ -198,10 +220,42 @@ def zoo_vs_tasks() -> pd.DataFrame:
     ``paper_params_M`` and ``params_diff_pct`` (NaN where the paper prints none).
     """
     rows = []
-    for table, model, name, options, hw, p_params, p_madds in TASK_TABLE:
+    for table, model, name, options, hw, p_params, p_madds, _ in TASK_TABLE:
         arch = _task_arch(name, options, hw)
         rows.append({"table": table, "model": model, "arch": arch.name, "resolution": f"{hw[0]}x{hw[1]}",
                      **_versus(summary(arch), p_params, p_madds)})
+    return pd.DataFrame(rows)
+
+
+def task_published() -> pd.DataFrame:
+    """The Section 6 networks with the paper's accuracy and phone latency, one row per :data:`TASK_TABLE` row.
+
+    Columns: ``table``, ``model`` (the paper's row), ``name`` (zoo), ``resolution`` (``HxW``),
+    ``arch`` (codec string of the exact network), ``task`` (``detection``/``segmentation``),
+    ``metric`` (``COCO mAP``, ``Cityscapes val mIOU`` for Table 7, ``Cityscapes test mIOU`` for
+    Table 8), ``accuracy`` (mAP points or %), ``paper_ms`` (phone latency, ms) and ``paper_device``
+    (Table 6 does not print its phone; Tables 7/8 time one Pixel 3 CPU core at the row's resolution).
+    """
+    from hwlat.archs import encode
+
+    tabs = paper_tables()
+    rows = []
+    for r in TASK_TABLE:
+        model, mult = r.source_row
+        g = tabs[(tabs["table"] == r.table) & (tabs["model"] == model)
+                 & (tabs["multiplier"].astype(float) == mult)]
+        v = dict(zip(g["metric"], g["value"].astype(float)))
+        if r.table == "Table6":
+            acc, metric, ms, dev = v.get("coco_mAP"), "COCO mAP", v.get("latency"), "phone (not printed)"
+        else:
+            full = r.hw == (1024, 2048)
+            metric = "Cityscapes val mIOU" if r.table == "Table7" else "Cityscapes test mIOU"
+            ms = v.get("cpu_time_pixel3_full_res", float("nan")) * 1000 if full else v.get("cpu_time_pixel3_half_res")
+            acc, dev = v.get("mIOU"), "Pixel 3 CPU"
+        rows.append({"table": r.table, "model": r.model, "name": r.name, "resolution": f"{r.hw[0]}x{r.hw[1]}",
+                     "arch": encode(_task_arch(r.name, r.options, r.hw)),
+                     "task": "detection" if r.table == "Table6" else "segmentation", "metric": metric,
+                     "accuracy": acc, "paper_ms": ms, "paper_device": dev})
     return pd.DataFrame(rows)
 
 
@@ -216,7 +270,7 @@ def paper_task_rows(arch) -> list[dict]:
     """The Tables 6–8 rows that describe ``arch`` (same network and input size), each as
     :func:`zoo_vs_tasks` computes it; empty for any other network."""
     out = []
-    for table, model, name, options, hw, p_params, p_madds in TASK_TABLE:
+    for table, model, name, options, hw, p_params, p_madds, _ in TASK_TABLE:
         if arch.hw != hw or not arch.name.startswith(name):
             continue
         ref = _task_arch(name, options, hw)

@@ -127,6 +127,31 @@ def test_ablations_have_paper_deltas_and_madds():
     assert "not measured" in _note_text(fig)
 
 
+def test_task_section_joins_published_accuracy_and_reduced_tail():
+    from hwlat.archs import encode
+
+    pub = D.task_points(pd.DataFrame(columns=D.MODEL_COLUMNS))
+    assert len(pub) == 19 and (pub.source == "missing").all()
+    v3 = pub[pub.model == "V3"].iloc[0]
+    assert (v3.metric, v3.accuracy, v3.paper_ms) == ("COCO mAP", 22.0, 137.0)
+    half = pub[pub.model == "V3-Small, OS=16 (h)"].iloc[0]
+    assert (half.accuracy, half.paper_ms, half.resolution) == (69.4, 327.0, "512x1024")
+    assert F.is_note(F.task_latency(pub, D.reduced_tail(None)))
+    # two measured networks: the exact codec strings match, nothing else does
+    full, red = (get_arch(n, resolution=(320, 320)) for n in ("ssdlite_mobilenetv3_small",
+                                                              "ssdlite_mobilenetv3_small_reduced"))
+    models = pd.DataFrame([{"arch": encode(full), "median_ms": 40.0}, {"arch": encode(red), "median_ms": 30.0}])
+    pts = D.task_points(models)
+    assert pts[pts.source == "measured"]["here_ms"].tolist() == [40.0, 30.0]
+    tail = D.reduced_tail(models).set_index("network")
+    row = tail.loc["ssdlite_mobilenetv3_small"]
+    assert row.source == "measured" and row.saving_pct == pytest.approx(25.0)
+    assert row.paper_saving_pct == pytest.approx(100 * (1 - 43 / 52))
+    assert np.isnan(tail.loc["lraspp_mobilenetv3_small", "paper_saving_pct"])
+    fig = F.task_latency(pts, D.reduced_tail(models))
+    assert not F.is_note(fig) and {"detection, measured", "saved here", "saved (paper)"} <= {t.name for t in fig.data}
+
+
 # -- the tiny real store ---------------------------------------------------------------------------
 def test_models_and_blocks_from_store(tiny):
     from hwlat.profiler.store import Store

@@ -231,6 +231,80 @@ def ablations(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _latency_here(archs: list, codes: list[str], meas: dict, predictor) -> list[tuple[str, float]]:
+    """(source, ms) per network: the store's measurement, else the predictor's, else ('missing', NaN)."""
+    out = []
+    for a, code in zip(archs, codes):
+        if code in meas:
+            out.append(("measured", float(meas[code])))
+            continue
+        try:
+            out.append(("predicted", float(predictor.predict_many([a])[0])) if predictor is not None
+                       else ("missing", np.nan))
+        except (HwlatError, ValueError):
+            out.append(("missing", np.nan))
+    return out
+
+
+def task_points(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
+    """The paper's detection and segmentation networks (Tables 6–8) with their latency here.
+
+    One row per :func:`hwlat.reference.task_published` row, with ``source``/``here_ms`` as in
+    :func:`ablations` (measured, else predicted, else missing) beside the published accuracy and
+    phone latency (``paper_ms``).
+    """
+    from hwlat.archs import decode
+    from hwlat.reference import task_published
+
+    pub = task_published()
+    meas = {} if model_df is None or model_df.empty else dict(zip(model_df["arch"], model_df["median_ms"]))
+    here = _latency_here([decode(a, name=n) for a, n in zip(pub["arch"], pub["name"])], list(pub["arch"]),
+                         meas, predictor)
+    return pub.assign(source=[s for s, _ in here], here_ms=[m for _, m in here])
+
+
+# The paper's reduced-tail ablation (the blocks between C4 and C5 at half width): detection in
+# Table 6 (V3 vs V3 dagger, 320x320), segmentation in Table 7 rows 5 -> 6 (RF2, with R-ASPP F=256,
+# Pixel 3 at half resolution). hwlat re-measures the same pairs, LR-ASPP F=128 for segmentation.
+REDUCED_TAIL_PAIRS = (
+    ("detection", "ssdlite_mobilenetv3_large", (320, 320), ("Table6", "SSDLite-V3 (Large)", "SSDLite-V3 (Large) dagger",
+                                                            "latency", 1.0)),
+    ("detection", "ssdlite_mobilenetv3_small", (320, 320), ("Table6", "SSDLite-V3-Small", "SSDLite-V3-Small dagger",
+                                                            "latency", 1.0)),
+    ("segmentation", "lraspp_mobilenetv3_large", (512, 1024),
+     ("Table7", "row5: V3 (Large) RF2=no head=R-ASPP F=256", "row6: V3 (Large) RF2=yes head=R-ASPP F=256",
+      "cpu_time_pixel3_half_res", 1.0)),
+    ("segmentation", "lraspp_mobilenetv3_small", (512, 1024), None),
+)
+
+
+def reduced_tail(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
+    """The reduced-tail ablation here beside the paper's, one row per :data:`REDUCED_TAIL_PAIRS` entry.
+
+    Columns ``task, network, resolution, source`` (of both latencies: measured, predicted or
+    missing), ``full_ms, reduced_ms, saving_pct`` (100·(1 − reduced/full)) and ``paper_saving_pct``
+    (NaN where the paper has no pair).
+    """
+    from hwlat.archs import encode, get_arch
+
+    meas = {} if model_df is None or model_df.empty else dict(zip(model_df["arch"], model_df["median_ms"]))
+    tabs = paper_tables()
+    rows = []
+    for task, name, hw, paper in REDUCED_TAIL_PAIRS:
+        a, b = get_arch(name, resolution=hw), get_arch(name + "_reduced", resolution=hw)
+        (sa, ma), (sb, mb) = _latency_here([a, b], [encode(a), encode(b)], meas, predictor)
+        saving = np.nan
+        if paper is not None:
+            table, full, red, metric, mult = paper
+            g = tabs[(tabs["table"] == table) & (tabs["metric"] == metric) & (tabs["multiplier"].astype(float) == mult)]
+            v = dict(zip(g["model"], g["value"].astype(float)))
+            saving = 100 * (1 - v[red] / v[full])
+        rows.append({"task": task, "network": name, "resolution": f"{hw[0]}x{hw[1]}",
+                     "source": sa if sa == sb else f"{sa}/{sb}", "full_ms": ma, "reduced_ms": mb,
+                     "saving_pct": 100 * (1 - mb / ma), "paper_saving_pct": saving})
+    return pd.DataFrame(rows)
+
+
 HISTORY_COLUMNS = ["step", "phase", "latency_ms", "measured_ms", "accuracy", "reward", "proposal", "arch"]
 _METRICS = ("latency_ms", "latency", "predicted_ms", "accuracy", "acc", "top1", "reward")
 

@@ -296,6 +296,49 @@ def ablation_deltas(abl: pd.DataFrame, device: str = "this device") -> go.Figure
     return fig
 
 
+def task_latency(points: pd.DataFrame, tail: pd.DataFrame, device: str = "this device") -> go.Figure:
+    """The paper's detection and segmentation networks: latency here (ms, log axis) against the
+    published COCO mAP / Cityscapes mIOU, and the reduced-tail saving (%) here beside the paper's.
+
+    ``points`` is :func:`hwlat.dashboards.data.task_points`, ``tail`` :func:`~hwlat.dashboards.data.reduced_tail`.
+    Filled markers are measured here, open ones predicted; the hover gives the paper's phone latency.
+    """
+    title = f"Detection and segmentation (paper Section 6) on {device}"
+    if points is None or points.empty or points["here_ms"].isna().all():
+        return note_figure(title, "No latency for the detection/segmentation networks: none is measured "
+                                  "(hwlat profile models ssdlite_mobilenetv3_large ...) and no predictor was given.")
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=3, column_widths=[0.36, 0.36, 0.28], horizontal_spacing=0.07,
+                        subplot_titles=["SSDLite, COCO (Table 6)", "LR-ASPP, Cityscapes (Tables 7, 8)",
+                                        "reduced tail: latency saved (%)"])
+    for col, task in ((1, "detection"), (2, "segmentation")):
+        for src, symbol in (("measured", "circle"), ("predicted", "circle-open")):
+            g = points[(points["task"] == task) & (points["source"] == src) & points["here_ms"].notna()]
+            if g.empty:
+                continue
+            text = [f"{m} @{r}<br>{ms:.1f} ms here ({src})<br>{acc} {met}<br>paper: {p:.0f} ms on {d}"
+                    for m, r, ms, acc, met, p, d in zip(g["model"], g["resolution"], g["here_ms"], g["accuracy"],
+                                                        g["metric"], g["paper_ms"], g["paper_device"])]
+            fig.add_trace(go.Scatter(x=g["here_ms"], y=g["accuracy"], mode="markers", name=f"{task}, {src}",
+                                     marker={"symbol": symbol, "size": 10,
+                                             "color": "#1f77b4" if task == "detection" else "#2ca02c"},
+                                     text=text, hoverinfo="text"), row=1, col=col)
+    t = tail[tail["full_ms"].notna() | tail["paper_saving_pct"].notna()] if tail is not None else tail
+    if t is not None and not t.empty:
+        x = [f"{n.split('_', 1)[0]} {n.rsplit('_', 1)[1]} @{r}" for n, r in zip(t["network"], t["resolution"])]
+        fig.add_trace(go.Bar(x=x, y=t["saving_pct"], name="saved here", text=t["source"], marker_color="#1f77b4",
+                             hovertemplate="%{x}: %{y:.1f} % (%{text})"), row=1, col=3)
+        fig.add_trace(go.Bar(x=x, y=t["paper_saving_pct"], name="saved (paper)", marker_color="#aaa",
+                             hovertemplate="%{x}: %{y:.1f} % (paper)"), row=1, col=3)
+    fig.update_xaxes(type="log", title_text="latency here (ms)", row=1, col=1)
+    fig.update_xaxes(type="log", title_text="latency here (ms)", row=1, col=2)
+    fig.update_yaxes(title_text="COCO mAP (published)", row=1, col=1)
+    fig.update_yaxes(title_text="mIOU % (published)", row=1, col=2)
+    fig.update_layout(title=title, barmode="group", height=520, hovermode="closest")
+    return fig
+
+
 def op_efficiency(eff: pd.DataFrame, device: str = "this device") -> go.Figure:
     """Efficiency (GMAC/s, log axis) of every measured kernel by op type and kernel size.
 

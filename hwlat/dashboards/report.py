@@ -116,6 +116,7 @@ def section_figures(frame: pd.DataFrame, device: str, preds: dict, histories: di
     hist = [F.search_trajectory(h, title=f"Search trajectory: {name}") for name, h in histories.items()]
     return [F.pareto(points, device), F.madds_latency(models, device), _breakdown(frame, points, first),
             err_fig, *(hist or [F.search_trajectory(None)]), F.ablation_deltas(D.ablations(models, first), device),
+            F.task_latency(D.task_points(models, first), D.reduced_tail(models, first), device),
             F.op_efficiency(efficiency(frame), device)]
 
 

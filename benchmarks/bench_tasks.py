@@ -1,0 +1,74 @@
+"""The paper's detection and segmentation networks (Section 6) on this machine, beside the paper.
+
+Measures, whole and with LiteRT on one core, every SSDLite network of Table 6 at 320×320 and the
+LR-ASPP networks of Tables 7/8 at half Cityscapes resolution (512×1024; ``--full`` adds
+1024×2048), plus the non-reduced LR-ASPP networks for the reduced-tail ablation. Each network is
+measured ``--repeats`` times in fresh interpreters, the repeats in separate passes over all the
+networks (minutes apart), so a slow phase of the machine cannot decide one network alone.
+
+Printed: per network, the latency here (median of the repeats) and the spread of the repeats (the
+noise floor of this run), the paper's phone latency and published accuracy, and the ratio here /
+paper; then the reduced-tail ablation, the latency saved here beside the saving the paper reports
+(Table 6 for detection; Table 7 rows 5 → 6 for segmentation, which use R-ASPP).
+
+Reproduce (quiet machine): .venv/bin/python benchmarks/bench_tasks.py --store out/tasks.db [--full]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import pandas as pd
+
+from hwlat.archs import decode, encode, get_arch
+from hwlat.dashboards import data as D
+from hwlat.profiler.profile import profile
+from hwlat.profiler.store import open_store
+from hwlat.reference import task_published
+
+
+def networks(full: bool) -> list:
+    """Every Tables 6–8 network at 320×320 / 512×1024 (and 1024×2048 with ``full``), and the pairs
+    of the reduced-tail ablation."""
+    pub = task_published()
+    keep = pub if full else pub[pub["resolution"] != "1024x2048"]
+    archs = {a: decode(a, name=n) for a, n in zip(keep["arch"], keep["name"])}
+    for _, name, hw, _ in D.REDUCED_TAIL_PAIRS:
+        for n in (name, name + "_reduced"):
+            a = get_arch(n, resolution=hw)
+            archs.setdefault(encode(a), a)
+    return list(archs.values())
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--store", default="out/tasks.db", help="measurement store (created; resumes)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--full", action="store_true", help="also the 1024x2048 rows of Tables 7/8")
+    args = ap.parse_args(argv)
+
+    archs = networks(args.full)
+    t0 = time.perf_counter()
+    profile(archs, "model", args.store, "litert", repeats=args.repeats)
+    wall = time.perf_counter() - t0
+    with open_store(args.store, readonly=True) as st:
+        frame = st.frame(runtime="litert")
+    models = D.models(frame)
+    whole = frame[frame["granularity"] == "model"]
+    spread = dict(zip(whole["spec"].map(lambda s: json.loads(s)["arch"]), whole["spread_pct"]))
+    pts = D.task_points(models)
+    pts = pts[pts["source"] == "measured"].assign(spread_pct=lambda d: d["arch"].map(spread),
+                                                  here_over_paper=lambda d: d["here_ms"] / d["paper_ms"])
+    pd.set_option("display.width", 200)
+    print(f"# LiteRT 1 thread, {len(archs)} networks x {args.repeats} repeats, {wall / 60:.1f} min; "
+          f"store {args.store}")
+    print(pts[["table", "model", "resolution", "here_ms", "spread_pct", "paper_ms", "paper_device",
+               "here_over_paper", "metric", "accuracy"]].to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    tail = D.reduced_tail(models)
+    print("\n# reduced tail (blocks between C4 and C5 at half width): latency saved, here and in the paper")
+    print(tail.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+
+
+if __name__ == "__main__":
+    main()
