@@ -24,7 +24,8 @@ import pandas as pd
 from hwlat.archs import decode, encode, get_arch
 from hwlat.dashboards import data as D
 from hwlat.profiler.profile import profile
-from hwlat.profiler.store import open_store
+from hwlat.latency_models.data import phase_normalised
+from hwlat.profiler.store import aggregate_repeats, open_store
 from hwlat.reference import task_published
 
 
@@ -53,21 +54,33 @@ def main(argv=None) -> None:
     profile(archs, "model", args.store, "litert", repeats=args.repeats)
     wall = time.perf_counter() - t0
     with open_store(args.store, readonly=True) as st:
-        frame = st.frame(runtime="litert")
-    models = D.models(frame)
-    whole = frame[frame["granularity"] == "model"]
-    spread = dict(zip(whole["spec"].map(lambda s: json.loads(s)["arch"]), whole["spread_pct"]))
-    pts = D.task_points(models)
-    pts = pts[pts["source"] == "measured"].assign(spread_pct=lambda d: d["arch"].map(spread),
-                                                  here_over_paper=lambda d: d["here_ms"] / d["paper_ms"])
-    pd.set_option("display.width", 200)
+        reps = st.frame(runtime="litert", granularity="model", repeats=True)
+    # as measured, and each repeat rescaled to the typical phase by the reference timed in its rounds
+    frames = {"": aggregate_repeats(reps),
+              "norm_": aggregate_repeats(reps.assign(median_ms=phase_normalised(reps)))}
+    pts, tails = None, {}
+    for prefix, frame in frames.items():
+        spread = dict(zip(frame["spec"].map(lambda s: json.loads(s)["arch"]), frame["spread_pct"]))
+        p = D.task_points(D.models(frame))
+        p = p[p["source"] == "measured"].assign(spread_pct=lambda d: d["arch"].map(spread))
+        p = p.rename(columns={"here_ms": prefix + "here_ms", "spread_pct": prefix + "spread_pct"})
+        pts = p if pts is None else pts.merge(p[["arch", "norm_here_ms", "norm_spread_pct"]], on="arch")
+        tails[prefix] = D.reduced_tail(D.models(frame))
+    pts["norm_over_paper"] = pts["norm_here_ms"] / pts["paper_ms"]
+    ref = reps["ref_ms"].dropna()
+    pd.set_option("display.width", 220)
     print(f"# LiteRT 1 thread, {len(archs)} networks x {args.repeats} repeats, {wall / 60:.1f} min; "
           f"store {args.store}")
-    print(pts[["table", "model", "resolution", "here_ms", "spread_pct", "paper_ms", "paper_device",
-               "here_over_paper", "metric", "accuracy"]].to_string(index=False, float_format=lambda x: f"{x:.2f}"))
-    tail = D.reduced_tail(models)
+    print(f"# reference workload in the same rounds: p10-p90 {ref.quantile(0.1):.3f}-{ref.quantile(0.9):.3f} ms "
+          f"(+{100 * (ref.quantile(0.9) / ref.quantile(0.1) - 1):.0f} %); norm_ = each repeat x median(ref)/ref")
+    print("# spread_pct: (max - min) / median of the repeats, the noise floor of this run")
+    print(pts[["table", "model", "resolution", "here_ms", "spread_pct", "norm_here_ms", "norm_spread_pct",
+               "paper_ms", "paper_device", "norm_over_paper", "metric", "accuracy"]]
+          .to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     print("\n# reduced tail (blocks between C4 and C5 at half width): latency saved, here and in the paper")
-    print(tail.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+    t = tails[""].merge(tails["norm_"][["network", "saving_pct"]].rename(columns={"saving_pct": "norm_saving_pct"}),
+                        on="network")
+    print(t.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
 
 
 if __name__ == "__main__":

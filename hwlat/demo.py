@@ -5,7 +5,7 @@
    (a rerun reuses the store and measures only what is missing);
 2. fit the predictors and score them on held-out networks beside the MAdds proxy;
 3. run NetAdapt on the built-in digits task with the fitted predictor, measure the seed and the
-   result with LiteRT, and train uniform width scaling at the same predicted latency beside it;
+   result with LiteRT, and train uniform width scaling at the same measured latency beside it;
 4. build the self-contained HTML report.
 
 Everything is written under ``out`` (default ``out/demo``). ``quick=True`` is a small version of the
@@ -117,7 +117,7 @@ def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool =
 def _netadapt(out: Path, pred, quick: bool) -> None:
     """NetAdapt to 0.8 of the seed's predicted latency (or as close as cuts can reach, said up
     front), the long fine-tune, the seed and result measured with LiteRT, and uniform width scaling
-    at the same predicted latency beside it (:func:`hwlat.search.compare.compare`, NAS skipped)."""
+    at the same measured latency beside it (:func:`hwlat.search.compare.compare`, NAS skipped)."""
     from hwlat.search.compare import CompareConfig, compare
     from hwlat.search.netadapt import channel_floor
 
@@ -138,7 +138,8 @@ def _netadapt(out: Path, pred, quick: bool) -> None:
           f"{na['final_measured_ms']:.3f} ms, acc {na['final_accuracy']:.3f} ({na['steps']} steps; "
           f"measured ratio {na['measured_ratio']:.2f}, target <= 0.80)")
     if un:
-        print(f"      uniform width x{un['width_mult']:g}: {un['predicted_ms']:.3f} ms predicted / "
+        print(f"      uniform width x{un['width_mult']:g} (the widest not slower than NetAdapt's result, measured): "
+              f"{un['predicted_ms']:.3f} ms predicted / "
               f"{un['measured_ms']:.3f} ms measured ({un['measured_ms'] / na['seed_measured_ms']:.2f} of "
               f"the seed), acc {un['accuracy']:.3f}, trained {un['train_steps']} steps from scratch")
     print(f"      history: {run / 'netadapt' / 'history.json'}; all numbers: {run / 'compare.json'}")

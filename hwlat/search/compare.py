@@ -5,8 +5,9 @@ on the built-in digits task with a fitted predictor.
   (``DIR/netadapt/history.json``); the seed and the result are measured with LiteRT on this
   machine (``DIR/measure.db``).
 - Uniform width scaling: the largest multiplier of the widths NetAdapt cuts (:func:`uniform_scale`)
-  whose predicted latency is at most NetAdapt's final one, trained from scratch for as many steps as NetAdapt's seed plus its
-  long fine-tune, and measured too. It is recorded beside the run in its history (``baselines``),
+  whose *measured* latency is at most NetAdapt's measured result (:func:`uniform_at_measured`,
+  starting from the multiplier matched on the predictor), trained from scratch for as many steps
+  as NetAdapt's seed plus its long fine-tune. It is recorded beside the run in its history (``baselines``),
   so the report draws it next to the NetAdapt trajectory.
 - NAS: each controller on the small search space with a cheap evaluator
   (``DIR/nas_<controller>/history.json``).
@@ -114,18 +115,50 @@ def uniform_baseline(pred, seed, max_ms: float) -> tuple[float, object] | None:
     return None
 
 
+def uniform_at_measured(seed, budget_ms: float, measure: Callable[[object], float], start: float = 1.0,
+                        step: float = 0.025, lowest: float = 0.1) -> tuple[float | None, dict[float, float]]:
+    """The largest multiplier ``m`` (steps of ``step``, at most 1) whose :func:`uniform_scale` of
+    ``seed`` *measures* at most ``budget_ms``, searched from ``start`` (e.g. the multiplier matched on
+    the predictor); returns it (None if even ``lowest`` measures above) and every (m, measured ms) tried."""
+    tried: dict[float, float] = {}
+
+    def ms(m: float) -> float:
+        m = round(m, 3)
+        if m not in tried:
+            tried[m] = float(measure(uniform_scale(seed, m)))
+        return tried[m]
+
+    m = round(start, 3)
+    if ms(m) <= budget_ms:
+        while m + step <= 1.0 + 1e-9 and ms(m + step) <= budget_ms:
+            m = round(m + step, 3)
+        return m, tried
+    while ms(m) > budget_ms:
+        m = round(m - step, 3)
+        if m < lowest - 1e-9:
+            return None, tried
+    return m, tried
+
+
 def _uniform(pred, task, seed, cfg: CompareConfig, out: Path, na: dict) -> dict | None:
+    """Uniform width scaling at NetAdapt's *measured* latency: the multiplier matched on the predictor
+    is the start, then LiteRT measurements move it to the largest that is not slower than NetAdapt's
+    result; that network is trained from scratch for the seed's and the long fine-tune's steps."""
     from hwlat.archs import summary
     from hwlat.search.netadapt import measure_litert, record_baseline
 
     found = uniform_baseline(pred, seed, na["final_predicted_ms"])
-    if found is None:
+    measure = lambda a: measure_litert(a, out / "measure.db", max_seconds=cfg.max_seconds)  # noqa: E731
+    m, tried = uniform_at_measured(seed, na["final_measured_ms"], measure, start=found[0] if found else 1.0)
+    if m is None:
         return None
-    m, arch = found
+    arch = uniform_scale(seed, m)
     steps = cfg.seed_steps + cfg.long_steps
     model = task.train(arch, steps)
     rec = {"width_mult": m, "predicted_ms": pred.predict(arch), "accuracy": task.accuracy(model),
-           "measured_ms": measure_litert(arch, out / "measure.db", max_seconds=cfg.max_seconds),
+           "measured_ms": tried[m], "matched_on": "measured latency",
+           "predicted_match_mult": found[0] if found else None,
+           "tried_ms": {f"{k:g}": v for k, v in sorted(tried.items())},
            "train_steps": steps, "params": summary(arch)["params"]}
     record_baseline(out / "netadapt", "uniform", rec)
     return rec
