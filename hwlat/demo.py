@@ -9,7 +9,7 @@
 4. build the self-contained HTML report.
 
 Everything is written under ``out`` (default ``out/demo``). ``quick=True`` is a small version of the
-same path (about 3 minutes) used by the tests.
+same path (about 3-4 minutes) used by the tests.
 """
 from __future__ import annotations
 
@@ -36,6 +36,10 @@ cores."""
 QUICK_NETADAPT_SEED = ("mobilenetv3_small_050", 96)
 
 
+DEMO_RATIO = 0.75
+"""NetAdapt's target in the demo, as a share of the seed's predicted latency (the goal: ≤ 0.80 measured)."""
+
+
 def _netadapt_seed(quick: bool):
     """The NetAdapt seed as it is trained and deployed: the digits task's 10 classes and resolution."""
     from hwlat.archs import load_arch
@@ -59,7 +63,7 @@ def _archs(quick: bool):
     archs += _ablations(quick)
     rng = np.random.default_rng(0)
     space = SearchSpace.mobilenetv3_small(resolution=128 if quick else 160)
-    archs += [space.sample_arch(rng) for _ in range(3 if quick else 20)]
+    archs += [space.sample_arch(rng) for _ in range(3 if quick else 12)]
     archs.append(_netadapt_seed(quick)[0])  # NetAdapt's seed with its 10-class head, measured too
     return list({encode(a): a for a in archs}.values())   # V3-Large 1.0 is in the grid and the ablations
 
@@ -77,7 +81,7 @@ def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool =
     store = out / "lat.db"
     t0 = time.perf_counter()
     archs = _archs(quick)
-    cfg = TimingConfig(max_seconds=1.0 if quick else 3.0)
+    cfg = TimingConfig(max_seconds=1.0 if quick else 2.0)
     print(f"[1/5] profiling {len(archs)} networks and their blocks with LiteRT on this CPU -> {store}")
     # the ablation variants and their baseline first, as one interleaved batch: the report shows
     # their latency differences, which a slow phase between separate batches would swamp
@@ -115,7 +119,7 @@ def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool =
 
 
 def _netadapt(out: Path, pred, quick: bool) -> None:
-    """NetAdapt to 0.8 of the seed's predicted latency (or as close as cuts can reach, said up
+    """NetAdapt to :data:`DEMO_RATIO` of the seed's predicted latency (or as close as cuts can reach, said up
     front), the long fine-tune, the seed and result measured with LiteRT, and uniform width scaling
     at the same measured latency beside it (:func:`hwlat.search.compare.compare`, NAS skipped)."""
     from hwlat.search.compare import CompareConfig, compare
@@ -123,7 +127,9 @@ def _netadapt(out: Path, pred, quick: bool) -> None:
 
     seed, name, res = _netadapt_seed(quick)
     floor = channel_floor(seed, pred)
-    ratio = 0.8 if floor.floor_ms < 0.75 * floor.seed_ms else \
+    # 0.75 of the predicted latency, so that the *measured* result lands at most 0.80 of the seed's
+    # despite the predictor's error on one network (0.80 predicted measured 0.82 in a quiet run)
+    ratio = DEMO_RATIO if floor.floor_ms < 0.7 * floor.seed_ms else \
         (floor.floor_ms + 0.25 * (floor.seed_ms - floor.floor_ms)) / floor.seed_ms
     print(f"      seed {name} @{res} px, 10 classes; target {ratio:.2f} of its predicted latency")
     cfg = CompareConfig(seed_arch=name, resolution=res, seed_steps=30 if quick else 150,

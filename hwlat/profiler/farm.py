@@ -261,7 +261,7 @@ def _start(fp: dict, core: int | None) -> dict:
 
 def _measure_local(device: FarmDevice, ws: Sequence[Workload], cfg: TimingConfig, variant: str,
                    reference: bool):
-    from hwlat.profiler.runners import get_runner
+    from hwlat.profiler.runners import get_runner, release_batch
 
     with measuring_core() as core:
         runner = get_runner(device.runtime, **device.options)
@@ -281,8 +281,7 @@ def _measure_local(device: FarmDevice, ws: Sequence[Workload], cfg: TimingConfig
                 else:
                     yield {"type": "failure", "key": key, "error": f"{type(res).__name__}: {res}"}
         finally:
-            for release in releases.values():
-                release()
+            release_batch(invokes, releases)
 
 
 _REFERENCES: dict = {}

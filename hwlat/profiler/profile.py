@@ -12,7 +12,7 @@ from tqdm import tqdm
 from hwlat import __version__
 from hwlat.archs.ir import ArchSpec
 from hwlat.profiler.device import pin_to_core
-from hwlat.profiler.runners import Runner, get_runner
+from hwlat.profiler.runners import Runner, get_runner, release_batch
 from hwlat.profiler.store import Store, open_store
 from hwlat.profiler.timing import PhaseReference, Stats, TimingConfig, measure_interleaved
 from hwlat.profiler.workloads import Workload, collect, reference_workload
@@ -173,8 +173,7 @@ def _measure_batch(ws: Sequence[Workload], runner: Runner, st: Store, device_id:
         measure_interleaved(invokes, config, variant=variant, on_done=done, on_fail=fail,
                             reference=ref)
     finally:
-        for release in releases.values():
-            release()
+        release_batch(invokes, releases)
 
 
 def _failed(key: str, exc: Exception, st: Store, device_id: int, variant: str, res: ProfileResult,

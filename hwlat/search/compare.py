@@ -5,9 +5,11 @@ on the built-in digits task with a fitted predictor.
   (``DIR/netadapt/history.json``); the seed and the result are measured with LiteRT on this
   machine (``DIR/measure.db``).
 - Uniform width scaling: the largest multiplier of the widths NetAdapt cuts (:func:`uniform_scale`)
-  whose *measured* latency is at most NetAdapt's measured result (:func:`uniform_at_measured`,
-  starting from the multiplier matched on the predictor), trained from scratch for as many steps
-  as NetAdapt's seed plus its long fine-tune. It is recorded beside the run in its history (``baselines``),
+  whose *measured* latency is at most NetAdapt's measured result, trained from scratch for as many
+  steps as NetAdapt's seed plus its long fine-tune. The seed, NetAdapt's result and a ladder of
+  uniform multipliers around the one matched on the predictor are measured side by side in one
+  interleaved batch with 3 repeats (``DIR/measure.db``), so their ratios do not hang on the phases
+  of the machine. It is recorded beside the run in its history (``baselines``),
   so the report draws it next to the NetAdapt trajectory.
 - NAS: each controller on the small search space with a cheap evaluator
   (``DIR/nas_<controller>/history.json``).
@@ -55,8 +57,8 @@ class CompareConfig:
             raise ValueError(f"--skip: unknown part(s) {sorted(bad)}; choose from netadapt, uniform, nas")
 
 
-def _netadapt(pred, task, seed, cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
-    from hwlat.search.netadapt import NetAdaptConfig, channel_floor, measure_litert, netadapt, record_result
+def _netadapt(pred, task, seed, cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> tuple[dict, object]:
+    from hwlat.search.netadapt import NetAdaptConfig, channel_floor, netadapt
 
     floor = channel_floor(seed, pred)
     log(f"netadapt: {floor.describe()}")
@@ -69,16 +71,11 @@ def _netadapt(pred, task, seed, cfg: CompareConfig, out: Path, log: Callable[[st
                                         f"->{s['chosen']['width']} {s['predicted_ms']:.3f} ms "
                                         f"acc {s['accuracy']:.3f}"))
     fin = r.history["final"]
-    seed_meas = measure_litert(seed, out / "measure.db", max_seconds=cfg.max_seconds)
-    fin_meas = measure_litert(r.arch, out / "measure.db", max_seconds=cfg.max_seconds)
-    record_result(out / "netadapt", measured_ms=fin_meas, seed_measured_ms=seed_meas)
     return {"seed": seed.name, "resolution": cfg.resolution, "seed_predicted_ms": floor.seed_ms,
-            "fixed_ms": floor.floor_ms, "seed_measured_ms": seed_meas,
-            "seed_accuracy": r.history["seed"]["accuracy"], "target_predicted_ms": target,
-            "final_predicted_ms": fin["predicted_ms"], "final_measured_ms": fin_meas,
-            "measured_ratio": fin_meas / seed_meas, "final_accuracy": fin["accuracy"],
+            "fixed_ms": floor.floor_ms, "seed_accuracy": r.history["seed"]["accuracy"], "target_predicted_ms": target,
+            "final_predicted_ms": fin["predicted_ms"], "final_accuracy": fin["accuracy"],
             "accuracy_before_long": fin["accuracy_before_long"], "steps": len(r.history["steps"]),
-            "seconds": time.time() - t, "final_arch": fin["arch"], "final_params": fin["params"]}
+            "seconds": time.time() - t, "final_arch": fin["arch"], "final_params": fin["params"]}, r.arch
 
 
 def uniform_scale(arch, m: float):
@@ -115,50 +112,55 @@ def uniform_baseline(pred, seed, max_ms: float) -> tuple[float, object] | None:
     return None
 
 
-def uniform_at_measured(seed, budget_ms: float, measure: Callable[[object], float], start: float = 1.0,
-                        step: float = 0.025, lowest: float = 0.1) -> tuple[float | None, dict[float, float]]:
-    """The largest multiplier ``m`` (steps of ``step``, at most 1) whose :func:`uniform_scale` of
-    ``seed`` *measures* at most ``budget_ms``, searched from ``start`` (e.g. the multiplier matched on
-    the predictor); returns it (None if even ``lowest`` measures above) and every (m, measured ms) tried."""
-    tried: dict[float, float] = {}
-
-    def ms(m: float) -> float:
-        m = round(m, 3)
-        if m not in tried:
-            tried[m] = float(measure(uniform_scale(seed, m)))
-        return tried[m]
-
-    m = round(start, 3)
-    if ms(m) <= budget_ms:
-        while m + step <= 1.0 + 1e-9 and ms(m + step) <= budget_ms:
-            m = round(m + step, 3)
-        return m, tried
-    while ms(m) > budget_ms:
-        m = round(m - step, 3)
-        if m < lowest - 1e-9:
-            return None, tried
-    return m, tried
+UNIFORM_LADDER = (-0.2, 0.1)
+"""The uniform multipliers measured beside NetAdapt's result: from the one matched on the predictor
+minus 0.2 to plus 0.1 (at most 1), in steps of 0.025."""
 
 
-def _uniform(pred, task, seed, cfg: CompareConfig, out: Path, na: dict) -> dict | None:
-    """Uniform width scaling at NetAdapt's *measured* latency: the multiplier matched on the predictor
-    is the start, then LiteRT measurements move it to the largest that is not slower than NetAdapt's
-    result; that network is trained from scratch for the seed's and the long fine-tune's steps."""
+def uniform_ladder(start: float, step: float = 0.025, lowest: float = 0.1) -> list[float]:
+    """The multipliers of :data:`UNIFORM_LADDER` around ``start``, widest first."""
+    lo, hi = max(lowest, start + UNIFORM_LADDER[0]), min(1.0, start + UNIFORM_LADDER[1])
+    return [round(float(m), 3) for m in np.arange(hi, lo - 1e-9, -step)]
+
+
+def widest_within(measured: dict[float, float], budget_ms: float) -> float | None:
+    """The largest multiplier whose measured latency (ms) is at most ``budget_ms``; None if none is."""
+    ok = [m for m, ms in measured.items() if ms <= budget_ms]
+    return max(ok) if ok else None
+
+
+def _measure(pred, seed, final, cfg: CompareConfig, out: Path, na: dict, with_uniform: bool) -> dict:
+    """The seed, NetAdapt's result and the uniform ladder measured side by side (one interleaved
+    batch, 3 passes of fresh interpreters), so their ratios do not hang on the machine's phases."""
+    from hwlat.search.netadapt import measure_litert_side_by_side, record_result
+
+    start = uniform_baseline(pred, seed, na["final_predicted_ms"])
+    ladder = uniform_ladder(start[0] if start else 1.0) if with_uniform else []
+    archs = [seed, final] + [uniform_scale(seed, m) for m in ladder]
+    ms = measure_litert_side_by_side(archs, out / "measure.db", repeats=3, max_seconds=cfg.max_seconds)
+    seed_meas, fin_meas = ms[0], ms[1]
+    record_result(out / "netadapt", measured_ms=fin_meas, seed_measured_ms=seed_meas)
+    na.update(seed_measured_ms=seed_meas, final_measured_ms=fin_meas, measured_ratio=fin_meas / seed_meas)
+    return {"ladder_ms": dict(zip(ladder, ms[2:])), "predicted_match_mult": start[0] if start else None}
+
+
+def _uniform(pred, task, seed, cfg: CompareConfig, out: Path, na: dict, measured: dict) -> dict | None:
+    """Uniform width scaling at NetAdapt's *measured* latency: the widest multiplier of the ladder
+    measured beside NetAdapt's result (:func:`_measure`) that is not slower than it, trained from
+    scratch for the seed's and the long fine-tune's steps."""
     from hwlat.archs import summary
-    from hwlat.search.netadapt import measure_litert, record_baseline
+    from hwlat.search.netadapt import record_baseline
 
-    found = uniform_baseline(pred, seed, na["final_predicted_ms"])
-    measure = lambda a: measure_litert(a, out / "measure.db", max_seconds=cfg.max_seconds)  # noqa: E731
-    m, tried = uniform_at_measured(seed, na["final_measured_ms"], measure, start=found[0] if found else 1.0)
+    m = widest_within(measured["ladder_ms"], na["final_measured_ms"])
     if m is None:
         return None
     arch = uniform_scale(seed, m)
     steps = cfg.seed_steps + cfg.long_steps
     model = task.train(arch, steps)
     rec = {"width_mult": m, "predicted_ms": pred.predict(arch), "accuracy": task.accuracy(model),
-           "measured_ms": tried[m], "matched_on": "measured latency",
-           "predicted_match_mult": found[0] if found else None,
-           "tried_ms": {f"{k:g}": v for k, v in sorted(tried.items())},
+           "measured_ms": measured["ladder_ms"][m], "matched_on": "measured latency, side by side",
+           "predicted_match_mult": measured["predicted_match_mult"],
+           "tried_ms": {f"{k:g}": v for k, v in sorted(measured["ladder_ms"].items())},
            "train_steps": steps, "params": summary(arch)["params"]}
     record_baseline(out / "netadapt", "uniform", rec)
     return rec
@@ -205,10 +207,11 @@ def compare(pred, out_dir: str | Path, cfg: CompareConfig = CompareConfig(),
     task = DigitsTask(cfg.resolution, scratch_steps=cfg.seed_steps, batch_size=32, threads=cfg.threads)
     seed = task.adapt(load_arch(cfg.seed_arch))
     if "netadapt" not in cfg.skip:
-        res["netadapt"] = _netadapt(pred, task, seed, cfg, out, log)
+        res["netadapt"], final = _netadapt(pred, task, seed, cfg, out, log)
+        measured = _measure(pred, seed, final, cfg, out, res["netadapt"], with_uniform="uniform" not in cfg.skip)
         save()
         if "uniform" not in cfg.skip:
-            res["uniform"] = _uniform(pred, task, seed, cfg, out, res["netadapt"])
+            res["uniform"] = _uniform(pred, task, seed, cfg, out, res["netadapt"], measured)
             save()
     if "nas" not in cfg.skip:
         _nas(pred, cfg, out, res, save, log)

@@ -27,7 +27,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -320,6 +320,10 @@ class ChannelFloor:
         return self.floor_ms / self.seed_ms
 
     def describe(self) -> str:
+        if self.floor_ms <= 0:   # a calibrated predictor's network term can be negative
+            return (f"channel cuts alone could take the seed's {self.seed_ms:.3f} ms predicted to "
+                    f"{self.floor_ms:.3f} ms (every prunable width at 8; the predictor's network term "
+                    f"is negative there): no fixed share limits the target")
         return (f"{self.floor_ms:.3f} ms of the seed's {self.seed_ms:.3f} ms predicted "
                 f"({self.share:.0%}) no channel cut can remove (per-op overheads, the network term, "
                 f"the layers NetAdapt does not cut: every prunable width at 8)")
@@ -577,6 +581,32 @@ def measure_litert(arch: ArchSpec, store_path: str | Path, **timing) -> float:
     if not len(sel):
         raise ValueError(f"{store_path}: no LiteRT measurement of {arch.name} (did the runtime fail?)")
     return float(sel["median_ms"].iloc[-1])
+
+
+def measure_litert_side_by_side(archs: Sequence[ArchSpec], store_path: str | Path, repeats: int = 3,
+                                **timing) -> list[float]:
+    """LiteRT latency (ms) of each of ``archs`` on this machine, all timed in one interleaved batch
+    (the same rounds, so a slow phase of the machine hits them alike) in ``repeats`` passes of fresh
+    interpreters; each value is the median of its repeats. Stored in ``store_path``; a network already
+    stored there keeps its stored value."""
+    from hwlat.profiler.profile import profile
+    from hwlat.profiler.store import open_store
+    from hwlat.profiler.timing import TimingConfig
+    from hwlat.profiler.workloads import model as model_workload
+
+    archs = list(archs)
+    profile(archs, "model", str(store_path), "litert", config=TimingConfig(**timing), batch=len(archs),
+            repeats=repeats, progress=False)
+    with open_store(store_path, readonly=True) as st:
+        df = st.frame(runtime="litert")
+    ms = dict(zip(df["key"], df["median_ms"]))
+    out = []
+    for a in archs:
+        key = model_workload(a).key
+        if key not in ms:
+            raise ValueError(f"{store_path}: no LiteRT measurement of {a.name} (did the runtime fail?)")
+        out.append(float(ms[key]))
+    return out
 
 
 def record_result(out_dir: str | Path, **fields) -> dict:
