@@ -301,8 +301,11 @@ def test_cli_netadapt_and_search_end_to_end(tmp_path, tiny, capsys):
     assert _cli(argv) == 0
     h = json.loads((out / "history.json").read_text())
     assert h["final"]["predicted_ms"] <= h["config"]["target_ms"] and (out / "arch.json").exists()
-    assert _cli(argv) == 0  # finished: returned as is
-    assert "final" in capsys.readouterr().out
+    assert _cli(argv + ["--measure"]) == 0  # finished: returned as is, then measured with its seed
+    printed = capsys.readouterr().out
+    assert "final" in printed and "ms measured" in printed
+    fin = json.loads((out / "history.json").read_text())["final"]
+    assert fin["measured_ms"] > 0 and fin["seed_measured_ms"] > 0
     with pytest.raises(ValueError, match="not below"):
         _cli(["netadapt", str(spec), "--target-ms", "1000", "--predictor", str(path), "--out", str(tmp_path / "x"),
               "-r", "16"])

@@ -50,8 +50,8 @@ def _resumable(out: Path, what: str, run):
 
 def _netadapt(args) -> int:
     from hwlat.archs import load_arch
-    from hwlat.search.netadapt import (NetAdaptConfig, channel_floor, measure_litert, netadapt,
-                                       record_measured)
+    from hwlat.search.netadapt import (NetAdaptConfig, channel_floor, measure_litert_side_by_side, netadapt,
+                                       record_result)
 
     if (args.target_ratio is None) == (args.target_ms is None):
         raise ValueError("give exactly one of --target-ratio R (0 < R < 1) or --target-ms T")
@@ -78,11 +78,13 @@ def _netadapt(args) -> int:
         res = _resumable(out, "netadapt", lambda: netadapt(arch, None, task, pred, cfg, out, callback=show,
                                                            pool=pool))
     fin = res.history["final"]
-    if args.measure:
-        ms = measure_litert(res.arch, out / "measure.db")
-        fin = record_measured(out, ms)["final"]
+    if args.measure:   # the seed and the result side by side, so their ratio does not hang on a phase
+        seed_ms, ms = measure_litert_side_by_side([arch, res.arch], out / "measure.db", repeats=3)
+        fin = record_result(out, measured_ms=ms, seed_measured_ms=seed_ms)["final"]
     seed = res.history["seed"]
-    print(f"seed {seed['predicted_ms']:.3f} ms acc {seed['accuracy']:.3f} -> final {fin['predicted_ms']:.3f} ms "
+    print(f"seed {seed['predicted_ms']:.3f} ms predicted"
+          + (f" / {fin['seed_measured_ms']:.3f} ms measured" if "seed_measured_ms" in fin else "")
+          + f", acc {seed['accuracy']:.3f} -> final {fin['predicted_ms']:.3f} ms "
           f"predicted" + (f", {fin['measured_ms']:.3f} ms measured" if "measured_ms" in fin else "")
           + f", acc {fin['accuracy']:.3f} after long-term fine-tune; wrote {out / 'arch.json'} and "
           f"{out / 'history.json'}")
@@ -219,7 +221,7 @@ def add_parsers(sub) -> None:
     n.add_argument("--decay", type=float, default=1.0, help="multiply the step reduction by this after every step")
     n.add_argument("--criterion", choices=["slope", "least_drop"], default="slope",
                    help="slope: max dAcc/|dLat| (paper); least_drop: original NetAdapt")
-    n.add_argument("--measure", action="store_true", help="measure the final network with LiteRT on this machine")
+    n.add_argument("--measure", action="store_true", help="measure the seed and the final network with LiteRT on this machine, side by side (3 repeats)")
     n.set_defaults(func=_netadapt)
 
     s = sub.add_parser("search", help="platform-aware NAS with the MnasNet reward on predicted latency")

@@ -567,22 +567,6 @@ def netadapt(seed_arch: ArchSpec, seed_model: nn.Module | None, task, predictor,
     return NetAdaptResult(arch, model, hist)
 
 
-def measure_litert(arch: ArchSpec, store_path: str | Path, **timing) -> float:
-    """Measured LiteRT median latency (ms) of ``arch`` on this machine (profiled into ``store_path``)."""
-    from hwlat.profiler.profile import profile
-    from hwlat.profiler.store import open_store
-    from hwlat.profiler.timing import TimingConfig
-    from hwlat.profiler.workloads import model as model_workload
-
-    profile([arch], "model", str(store_path), "litert", config=TimingConfig(**timing), progress=False)
-    with open_store(store_path, readonly=True) as st:
-        df = st.frame(runtime="litert")
-    sel = df[df["key"] == model_workload(arch).key]
-    if not len(sel):
-        raise ValueError(f"{store_path}: no LiteRT measurement of {arch.name} (did the runtime fail?)")
-    return float(sel["median_ms"].iloc[-1])
-
-
 def measure_litert_side_by_side(archs: Sequence[ArchSpec], store_path: str | Path, repeats: int = 3,
                                 **timing) -> list[float]:
     """LiteRT latency (ms) of each of ``archs`` on this machine, all timed in one interleaved batch
