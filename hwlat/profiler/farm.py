@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -266,6 +267,7 @@ def _measure_local(device: FarmDevice, ws: Sequence[Workload], cfg: TimingConfig
     with measuring_core() as core:
         runner = get_runner(device.runtime, **device.options)
         yield _start(runner.fingerprint(), core)
+        gc.collect()   # the previous batch's runtimes (release_batch below does not wait for it)
         invokes, releases = {}, {}
         ref = _reference(device, runner, cfg) if reference else None
         for w in ws:
@@ -281,7 +283,7 @@ def _measure_local(device: FarmDevice, ws: Sequence[Workload], cfg: TimingConfig
                 else:
                     yield {"type": "failure", "key": key, "error": f"{type(res).__name__}: {res}"}
         finally:
-            release_batch(invokes, releases)
+            release_batch(invokes, releases, collect=False)
 
 
 _REFERENCES: dict = {}

@@ -216,11 +216,14 @@ def get_runner(runtime: str, **options) -> Runner:
     return classes[runtime](**options)
 
 
-def release_batch(invokes: dict, releases: dict) -> None:
+def release_batch(invokes: dict, releases: dict, collect: bool = True) -> None:
     """Release every prepared workload of a batch left in ``releases``, drop the ``invokes``
-    (their bound methods keep the runtimes alive) and free the runtimes' memory in one collection."""
+    (their bound methods keep the runtimes alive) and, with ``collect``, free the runtimes' memory in
+    one collection (a farm worker collects at the start of its next batch instead, so a batch ends
+    as soon as its last result is sent)."""
     for release in releases.values():
         release()
     releases.clear()
     invokes.clear()
-    gc.collect()
+    if collect:
+        gc.collect()
