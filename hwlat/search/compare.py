@@ -134,7 +134,7 @@ def _measure(pred, seed, final, cfg: CompareConfig, out: Path, na: dict, with_un
     batch, 3 passes of fresh interpreters), so their ratios do not hang on the machine's phases."""
     from hwlat.search.netadapt import measure_litert_side_by_side, record_result
 
-    start = uniform_baseline(pred, seed, na["final_predicted_ms"])
+    start = uniform_baseline(pred, seed, na["final_predicted_ms"]) if with_uniform else None
     ladder = uniform_ladder(start[0] if start else 1.0) if with_uniform else []
     archs = [seed, final] + [uniform_scale(seed, m) for m in ladder]
     ms = measure_litert_side_by_side(archs, out / "measure.db", repeats=3, max_seconds=cfg.max_seconds)
