@@ -144,7 +144,7 @@ def _measure_on(core: int, archs, path: str, cfg: TimingConfig, start) -> None:
 def _medians(path: Path) -> dict:
     with Store(path) as st:
         df = st.frame()
-    return dict(zip(df["key"], df["median_ms"]))
+    return dict(zip(df["key"], df["latency_ms"]))
 
 
 def interference(quick: bool, tmp: Path) -> None:

@@ -57,7 +57,7 @@ def main(argv=None) -> None:
         reps = st.frame(runtime="litert", granularity="model", repeats=True)
     # as measured, and each repeat rescaled to the typical phase by the reference timed in its rounds
     frames = {"": aggregate_repeats(reps),
-              "norm_": aggregate_repeats(reps.assign(median_ms=phase_normalised(reps)))}
+              "norm_": aggregate_repeats(reps.assign(latency_ms=phase_normalised(reps)))}
     pts, tails = None, {}
     for prefix, frame in frames.items():
         spread = dict(zip(frame["spec"].map(lambda s: json.loads(s)["arch"]), frame["spread_pct"]))

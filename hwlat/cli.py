@@ -223,7 +223,7 @@ def _profile_anomalies(args) -> int:
         else:
             print(f"{len(found)} kernels at least {args.factor:g}x slower than expected for their op "
                   f"type and size:")
-            cols = ["device", "label", "gmacs", "median_ms", "expected_ms", "slowdown"]
+            cols = ["device", "label", "gmacs", "latency_ms", "expected_ms", "slowdown"]
             print(found[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     return 0
 
@@ -278,7 +278,7 @@ def _profile_show(args) -> int:
     df["label"] = [json.loads(spec).get("label", "") for spec in df["spec"]]
     if args.json:  # a JSON list, one object per measurement (as `arch madds --json`, `predict --json`)
         cols = ["key", "granularity", "variant", "runtime", "runtime_version", "device", "device_key",
-                "median_ms", "p10_ms", "p90_ms", "n", "repeats", "spread_pct", "ref_ms", "steal_pct",
+                "latency_ms", "median_ms", "p10_ms", "p90_ms", "n", "repeats", "spread_pct", "ref_ms", "steal_pct",
                 "madds", "params", "label"]
         print(df[[c for c in cols if c in df.columns]].to_json(orient="records", indent=1))
         return 0
@@ -288,7 +288,7 @@ def _profile_show(args) -> int:
     df["precision"] = [(fps.get(d, {}).get("extra") or {}).get("precision", "float32") for d in df["device_id"]]
     summary = df.groupby(["device", "device_key", "runtime", "delegate", "precision", "granularity",
                           "variant"], dropna=False).agg(
-        workloads=("key", "nunique"), median_ms_total=("median_ms", "sum"),
+        workloads=("key", "nunique"), latency_ms_total=("latency_ms", "sum"),
         repeats=("repeats", "median"),
         spread_pct_median=("spread_pct", "median"), spread_pct_max=("spread_pct", "max")).reset_index()
     unstable = unstable_workloads(df)
@@ -296,9 +296,9 @@ def _profile_show(args) -> int:
         print(summary.to_string(index=False))
     if len(unstable):
         print(f"{len(unstable)} workloads whose repeats disagree by more than {UNSTABLE_SPREAD_PCT:g} % "
-              f"(spread = (max - min) / median of the repeats), widest first:")
+              f"(spread = (max - min) / median of the repeats' latencies), widest first:")
         for r in unstable.head(10).itertuples():
-            print(f"  {r.spread_pct:5.1f} %  {r.repeats} repeats  {r.median_ms:.3f} ms  {r.label}")
+            print(f"  {r.spread_pct:5.1f} %  {r.repeats} repeats  {r.latency_ms:.3f} ms  {r.label}")
     return 0
 
 
@@ -463,7 +463,8 @@ def _evaluate(args) -> int:
     rows = [{k: v for k, v in r.items() if not k.startswith("floor_")} for r in rows]
     with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
         print(pd.DataFrame(rows).to_string(index=False))
-    print("truth: the median of each network's repeats")
+    print("truth: each network's latency, the median of its repeats' p10 "
+          "(hwlat.profiler.store.LATENCY_STATISTIC)")
     if floor is None:
         print("noise floor: unknown (no two test networks measured twice; measure them with "
               "`hwlat profile models ... --repeats 3` to see it)")
@@ -658,7 +659,7 @@ def _measure_args(q) -> None:
     q.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     q.add_argument("--repeats", type=_positive_int, default=1, metavar="R",
                    help="measure each workload R times, in fresh runtime instances spread over "
-                        "the run (R passes); its value is the median (default 1)")
+                        "the run (R passes); its latency is the median of theirs (default 1)")
     _farm_args(q)
 
 

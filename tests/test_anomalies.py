@@ -27,7 +27,7 @@ def _frame(arch, ms_per_madd: dict, overhead_ms=0.01):
         rate = ms_per_madd.get((main_row["op"], main_row["k"]), 1e-7)
         rows.append({"key": w.key, "granularity": "kernel", "variant": "warm", "device": "dev",
                      "device_key": "d1", "runtime": "litert", "madds": w.madds,
-                     "median_ms": overhead_ms + rate * w.madds, "spec": json.dumps(spec)})
+                     "latency_ms": overhead_ms + rate * w.madds, "spec": json.dumps(spec)})
     return pd.DataFrame(rows)
 
 

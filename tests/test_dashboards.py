@@ -140,7 +140,7 @@ def test_task_section_joins_published_accuracy_and_reduced_tail():
     # two measured networks: the exact codec strings match, nothing else does
     full, red = (get_arch(n, resolution=(320, 320)) for n in ("ssdlite_mobilenetv3_small",
                                                               "ssdlite_mobilenetv3_small_reduced"))
-    models = pd.DataFrame([{"arch": encode(full), "median_ms": 40.0}, {"arch": encode(red), "median_ms": 30.0}])
+    models = pd.DataFrame([{"arch": encode(full), "latency_ms": 40.0}, {"arch": encode(red), "latency_ms": 30.0}])
     pts = D.task_points(models)
     assert pts[pts.source == "measured"]["here_ms"].tolist() == [40.0, 30.0]
     tail = D.reduced_tail(models).set_index("network")
@@ -162,7 +162,7 @@ def test_models_and_blocks_from_store(tiny):
     assert sorted(zip(m.family, m.multiplier, m.resolution)) == [("small", 0.35, 96), ("small", 1.0, 96),
                                                                    ("small", 1.0, 128)]
     b = D.measured_blocks(frame, tiny["arch"])
-    assert len(b) > 5 and b["median_ms"].notna().all()
+    assert len(b) > 5 and b["latency_ms"].notna().all()
     assert D.measured_blocks(frame, get_arch("mobilenetv3_large_100")).empty
     pts = D.pareto_points(m)
     assert pts["measured_ms"].notna().sum() == 2  # small 1.0 @96 and @128 are in Table 9

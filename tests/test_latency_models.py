@@ -442,17 +442,21 @@ def test_state_round_trip_is_json_and_refits_identically(fitted, data):
     assert isinstance(reg.get_state()["params"]["estimator"], dict)   # the CV's choice, a parameter
 
 
-def test_version_1_files_still_load(fitted, tmp_path):
+def test_version_1_and_2_files_still_load(fitted, tmp_path):
     cal = fitted["calibrated"]
     s = cal.get_state()
+    old_pieces = [{("median_ms" if k == "latency_ms" else k): v for k, v in p.items()} for p in s["pieces"]]
     v1 = {"schema": "hwlat.predictor", "version": 1, "hwlat_version": "0.1.0", "class": "LookupTable",
           "params": {k: v for k, v in s["params"].items() if k != "estimator"},
           "fingerprint": s["fingerprint"], "runtime": s["runtime"],
           "train": {"archs": s["train"]["archs"], "latency_ms": s["train"]["latency_ms"]},
-          "estimator_choices": s["params"]["estimator"], "pieces": s["pieces"]}
-    (tmp_path / "v1.json").write_text(json.dumps(v1))
-    back = load(tmp_path / "v1.json")
-    assert np.array_equal(back.predict_many(_TRAIN), cal.predict_many(_TRAIN))
+          "estimator_choices": s["params"]["estimator"], "pieces": old_pieces}
+    v2 = {"schema": "hwlat.predictor", "version": 2, "hwlat_version": "0.1.0", "class": "LookupTable",
+          "state": {**s, "pieces": old_pieces}}
+    for name, doc in (("v1", v1), ("v2", v2)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(doc))
+        back = load(tmp_path / f"{name}.json")
+        assert np.array_equal(back.predict_many(_TRAIN), cal.predict_many(_TRAIN)), name
 
 
 @pytest.mark.parametrize("damage, field", [

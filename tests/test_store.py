@@ -431,10 +431,10 @@ def test_pin_to_core():
 
 def test_repeats_are_rows_and_frame_gives_their_median(tmp_path):
     with Store(tmp_path / "s.db") as s:
-        dev = fill(s, n=3)
-        for r, ms in ((1, 1.2), (2, 0.7)):   # two more repeats of kernel:0 (repeat 0 is 1.0 ms)
-            assert s.add_measurement("kernel:0", dev, {**STATS, "median_ms": ms, "ref_ms": 0.1,
-                                                       "steal_pct": 2.0}, "run2", repeat=r)
+        dev = fill(s, n=3)   # repeat 0 of kernel:0: median 1.0 ms, p10 1.0 ms
+        for r, ms in ((1, 1.2), (2, 0.7)):   # two more repeats of kernel:0, p10 0.8 x their median
+            assert s.add_measurement("kernel:0", dev, {**STATS, "median_ms": ms, "p10_ms": 0.8 * ms,
+                                                       "ref_ms": 0.1, "steal_pct": 2.0}, "run2", repeat=r)
         assert not s.add_measurement("kernel:0", dev, {**STATS, "median_ms": 9.0}, "run3", repeat=2)
         raw = s.frame(repeats=True)
         assert list(raw.columns) == REPEAT_COLUMNS and len(raw) == 5
@@ -442,8 +442,11 @@ def test_repeats_are_rows_and_frame_gives_their_median(tmp_path):
         df = s.frame().set_index("key")
         assert list(s.frame().columns) == FRAME_COLUMNS and len(df) == 3
         assert df.loc["kernel:0", "median_ms"] == pytest.approx(1.0)      # median of 1.0, 1.2, 0.7
+        # its latency: the median of the repeats' p10 (1.0, 0.96, 0.56), the spread between them
+        assert raw[raw.key == "kernel:0"].latency_ms.tolist() == pytest.approx([1.0, 0.96, 0.56])
+        assert df.loc["kernel:0", "latency_ms"] == pytest.approx(0.96)
         assert df.loc["kernel:0", "repeats"] == 3 and df.loc["block:1", "repeats"] == 1
-        assert df.loc["kernel:0", "spread_pct"] == pytest.approx(50.0)   # (1.2 - 0.7) / 1.0
+        assert df.loc["kernel:0", "spread_pct"] == pytest.approx(100 * (1.0 - 0.56) / 0.96)
         assert df.loc["kernel:0", "n"] == 150
         assert s.measured(dev, repeat=2) == {"kernel:0"}
         assert s.measured(dev) == {"kernel:0", "block:1", "model:2"}
@@ -477,6 +480,7 @@ def test_schema_1_store_is_upgraded_in_place_losing_nothing(tmp_path):
     with Store(path, create=False) as s:
         df = s.frame()
         assert len(df) == 1 and df.median_ms[0] == 2.5 and df.repeats[0] == 1
+        assert df.latency_ms[0] == 2.5                  # no p10 stored: its latency is the median
         assert s.add_measurement("kernel:0", 1, {"median_ms": 2.7, "n": 5}, "r2", repeat=1)
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

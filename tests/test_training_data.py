@@ -15,19 +15,20 @@ from hwlat.profiler.device import fingerprint
 from hwlat.profiler.store import Store
 from hwlat.profiler.workloads import model
 
-STATS = {"p10_ms": 1.0, "p90_ms": 1.5, "mean_ms": 1.3, "std_ms": 0.2, "n": 50, "warmup": 10,
-         "ci95_ms": 0.05, "started_at": "2025-01-01T00:00:00+00:00"}
+STATS = {"std_ms": 0.2, "n": 50, "warmup": 10, "ci95_ms": 0.05, "started_at": "2025-01-01T00:00:00+00:00"}
 
 
 def _store(path, repeats: dict[str, list[tuple[float, float]]]):
-    """Networks (by zoo multiplier) with their repeats as (median_ms, ref_ms)."""
+    """Networks (by zoo multiplier) with their repeats as (latency_ms, ref_ms): the latency is the
+    repeat's p10, its median and p90 are 10 % and 50 % above it."""
     with Store(path) as s:
         dev = s.add_device(fingerprint("litert", "1.0", threads=1))
         for mult, reps in repeats.items():
             w = model(mobilenetv3("small", width_mult=float(mult), resolution=96))
             s.add_workload(w.key, w.granularity, w.spec(), w.madds, w.params)
             for r, (ms, ref) in enumerate(reps):
-                s.add_measurement(w.key, dev, {**STATS, "median_ms": ms, "ref_ms": ref}, "run", repeat=r)
+                s.add_measurement(w.key, dev, {**STATS, "p10_ms": ms, "median_ms": 1.1 * ms,
+                                                       "p90_ms": 1.5 * ms, "mean_ms": 1.2 * ms, "ref_ms": ref}, "run", repeat=r)
     return path
 
 
@@ -56,10 +57,10 @@ def test_unstable_repeats_are_kept_with_a_warning_naming_them(tmp_path, capsys):
 
 
 def test_phase_normalisation_rescales_by_the_reference_of_the_same_rounds(tmp_path):
-    df = pd.DataFrame({"median_ms": [2.0, 4.0, 3.0, 5.0], "ref_ms": [0.1, 0.2, np.nan, 0.1]})
+    df = pd.DataFrame({"latency_ms": [2.0, 4.0, 3.0, 5.0], "ref_ms": [0.1, 0.2, np.nan, 0.1]})
     # the typical reference is the median of the known ones (0.1): the slow-phase row is halved
     assert phase_normalised(df) == pytest.approx([2.0, 2.0, 3.0, 5.0])
-    assert phase_normalised(df.assign(ref_ms=np.nan)) == pytest.approx(df["median_ms"])
+    assert phase_normalised(df.assign(ref_ms=np.nan)) == pytest.approx(df["latency_ms"])
     db = _store(tmp_path / "s.db", {"0.5": [(1.0, 0.1)], "0.75": [(4.0, 0.2)], "1.0": [(3.0, 0.1)]})
     raw = TrainingData.from_store(db).latency_ms
     norm = TrainingData.from_store(db, normalise_phase=True).latency_ms

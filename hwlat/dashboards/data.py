@@ -19,7 +19,7 @@ from hwlat.reference import family_label, paper_spellings, paper_tables, paper_z
 from hwlat.errors import HwlatError
 
 MODEL_COLUMNS = ["name", "family", "multiplier", "resolution", "arch", "madds", "params",
-                 "median_ms", "p10_ms", "p90_ms", "runtime", "device"]
+                 "latency_ms", "p10_ms", "p90_ms", "runtime", "device"]
 def models(frame: pd.DataFrame) -> pd.DataFrame:
     """Whole-network warm measurements of a :meth:`Store.frame`, one row per network and device.
 
@@ -37,7 +37,7 @@ def models(frame: pd.DataFrame) -> pd.DataFrame:
         res = re.match(r"in(\d+)", spec.get("arch", ""))
         rows.append({"name": name, "family": fam, "multiplier": mult,
                      "resolution": int(res.group(1)) if res else 0, "arch": spec.get("arch", ""),
-                     "madds": int(r.madds), "params": int(r.params), "median_ms": r.median_ms,
+                     "madds": int(r.madds), "params": int(r.params), "latency_ms": r.latency_ms,
                      "p10_ms": r.p10_ms, "p90_ms": r.p90_ms, "runtime": r.runtime, "device": r.device})
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
 
@@ -87,7 +87,7 @@ def pareto_points(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
 
     pub = published()
     meas = {} if model_df is None or model_df.empty else \
-        {a: ms for a, ms in zip(model_df["arch"], model_df["median_ms"])}
+        {a: ms for a, ms in zip(model_df["arch"], model_df["latency_ms"])}
     out = []
     for r in pub.to_dict("records"):
         arch = get_arch(r["name"], resolution=r["resolution"])
@@ -117,22 +117,22 @@ def pareto_front(x, y) -> np.ndarray:
 
 
 def measured_blocks(frame: pd.DataFrame, arch) -> pd.DataFrame:
-    """Warm block measurements of ``arch`` in store order: ``block`` (index), ``label``, ``median_ms``.
+    """Warm block measurements of ``arch`` in store order: ``block`` (index), ``label``, ``latency_ms``.
 
     Rows are the stem, each bottleneck and the head as :func:`hwlat.profiler.workloads.blocks`
-    decomposes ``arch``; a block not in ``frame`` has ``median_ms`` NaN. Empty when none is measured.
+    decomposes ``arch``; a block not in ``frame`` has ``latency_ms`` NaN. Empty when none is measured.
     """
     from hwlat.profiler.workloads import blocks
 
-    cols = ["block", "label", "median_ms"]
+    cols = ["block", "label", "latency_ms"]
     if frame is None or frame.empty:
         return pd.DataFrame(columns=cols)
     b = frame[(frame["granularity"] == "block") & (frame["variant"] == "warm")]
-    ms = dict(zip(b["key"], b["median_ms"]))
-    rows = [{"block": i, "label": w.label, "median_ms": ms.get(w.key, np.nan)}
+    ms = dict(zip(b["key"], b["latency_ms"]))
+    rows = [{"block": i, "label": w.label, "latency_ms": ms.get(w.key, np.nan)}
             for i, w in enumerate(blocks(arch))]
     df = pd.DataFrame(rows, columns=cols)
-    return df if df["median_ms"].notna().any() else pd.DataFrame(columns=cols)
+    return df if df["latency_ms"].notna().any() else pd.DataFrame(columns=cols)
 
 
 def block_index(arch) -> dict[str, int]:
@@ -176,7 +176,7 @@ def predictor_errors(model_df: pd.DataFrame, predictors: dict) -> pd.DataFrame:
             except (HwlatError, ValueError):
                 continue
             rows.append({"predictor": label, "name": r.name, "resolution": r.resolution,
-                         "measured_ms": r.median_ms, "predicted_ms": p, "trained": r.arch in seen})
+                         "measured_ms": r.latency_ms, "predicted_ms": p, "trained": r.arch in seen})
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -209,7 +209,7 @@ def ablations(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
     from hwlat.archs import encode, mobilenetv3, summary
     from hwlat.archs.zoo import ablation_variants
 
-    meas = {} if model_df is None or model_df.empty else dict(zip(model_df["arch"], model_df["median_ms"]))
+    meas = {} if model_df is None or model_df.empty else dict(zip(model_df["arch"], model_df["latency_ms"]))
     paper = _paper_ablation_deltas()
     rows = []
     for abl, var, kw, base_kw in ablation_variants():
@@ -257,7 +257,7 @@ def task_points(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
     from hwlat.reference import task_published
 
     pub = task_published()
-    meas = {} if model_df is None or model_df.empty else dict(zip(model_df["arch"], model_df["median_ms"]))
+    meas = {} if model_df is None or model_df.empty else dict(zip(model_df["arch"], model_df["latency_ms"]))
     here = _latency_here([decode(a, name=n) for a, n in zip(pub["arch"], pub["name"])], list(pub["arch"]),
                          meas, predictor)
     return pub.assign(source=[s for s, _ in here], here_ms=[m for _, m in here])
@@ -287,7 +287,7 @@ def reduced_tail(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
     """
     from hwlat.archs import encode, get_arch
 
-    meas = {} if model_df is None or model_df.empty else dict(zip(model_df["arch"], model_df["median_ms"]))
+    meas = {} if model_df is None or model_df.empty else dict(zip(model_df["arch"], model_df["latency_ms"]))
     tabs = paper_tables()
     rows = []
     for task, name, hw, paper in REDUCED_TAIL_PAIRS:

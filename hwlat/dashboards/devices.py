@@ -33,7 +33,7 @@ def _networks(frame: pd.DataFrame) -> tuple[list, np.ndarray]:
     m = frame[(frame["granularity"] == "model") & (frame["variant"] == "warm")]
     specs = [json.loads(s) for s in m["spec"]]
     archs = [decode(s["arch"], name=s.get("name", "custom")) for s in specs]
-    return archs, m["median_ms"].to_numpy(float)
+    return archs, m["latency_ms"].to_numpy(float)
 
 
 def _device_key(pred) -> str | None:

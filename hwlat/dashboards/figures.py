@@ -119,10 +119,10 @@ def madds_latency(model_df: pd.DataFrame, device: str = "this device") -> go.Fig
     df = model_df.assign(madds_M=model_df["madds"] / 1e6, top1=np.nan)
     fig = go.Figure()
     for fam, g in df.groupby("family"):
-        fig.add_trace(go.Scatter(x=g["madds_M"], y=g["median_ms"], mode="markers", name=fam,
+        fig.add_trace(go.Scatter(x=g["madds_M"], y=g["latency_ms"], mode="markers", name=fam,
                                  marker={"color": COLORS.get(fam, "#333"), "size": 7, "opacity": 0.8},
-                                 text=_hover(g, "median_ms"), hoverinfo="text"))
-    k, b = np.polyfit(df["madds_M"], df["median_ms"], 1)
+                                 text=_hover(g, "latency_ms"), hoverinfo="text"))
+    k, b = np.polyfit(df["madds_M"], df["latency_ms"], 1)
     xs = np.linspace(df["madds_M"].min(), df["madds_M"].max(), 20)
     fig.add_trace(go.Scatter(x=xs, y=k * xs + b, mode="lines", name=f"fit: {k * 100:.2f} ms / 100 M MAdds",
                              line={"color": "black", "dash": "dash"}, hoverinfo="skip"))
@@ -148,7 +148,7 @@ def layer_breakdown(predicted: pd.DataFrame | None, measured: pd.DataFrame | Non
     labels = {}
     if has_m:
         labels = {int(i): f"{i}: {lab}" for i, lab in zip(measured["block"], measured["label"])}
-        fig.add_trace(go.Bar(x=list(labels.values()), y=measured["median_ms"], name="measured (block alone)",
+        fig.add_trace(go.Bar(x=list(labels.values()), y=measured["latency_ms"], name="measured (block alone)",
                              marker_color="#1f77b4"))
     if has_p:
         key = "block_index" if "block_index" in predicted else "block"

@@ -105,7 +105,7 @@ def section_figures(frame: pd.DataFrame, device: str, preds: dict, histories: di
         from hwlat.archs import decode
 
         base = make_predictor("madds").fit([decode(a, name=n) for a, n in zip(models["arch"], models["name"])],
-                                           models["median_ms"].to_numpy())
+                                           models["latency_ms"].to_numpy())
         errs = pd.concat([errs, D.predictor_errors(models, {"madds baseline (fitted here)": base})])
     if errs.empty:
         err_fig = F.predictor_error(errs)

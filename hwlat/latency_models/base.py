@@ -160,7 +160,7 @@ class Predictor(RegressorMixin, BaseEstimator):
                       "names": [a.name for a in self.train_archs_],
                       "latency_ms": [float(v) for v in self.train_latency_ms_]},
             "pieces": None if pieces is None else [  # exact floats: json, not pandas' to_json
-                {**r, "median_ms": float(r["median_ms"])} for r in
+                {**r, "latency_ms": float(r["latency_ms"])} for r in
                 pieces[list(persist.PIECE_FIELDS)].to_dict("records")],
         }
 

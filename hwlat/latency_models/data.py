@@ -2,11 +2,12 @@
 
 A :class:`TrainingData` holds, for one device and runtime:
 
-* ``pieces`` — measured kernels/blocks: ``key, granularity, variant ('warm'|'cold'), median_ms, spec``;
-* ``models`` — measured whole networks: ``arch`` (codec string), ``median_ms``;
+* ``pieces`` — measured kernels/blocks: ``key, granularity, variant ('warm'|'cold'), latency_ms, spec``;
+* ``models`` — measured whole networks: ``arch`` (codec string), ``latency_ms``;
 * ``fingerprint`` — the device the numbers came from.
 
-Latencies in milliseconds. Workloads whose repeats disagree (spread above
+Latencies in milliseconds: the store's ``latency_ms`` (a low quantile of each repeat's samples, the
+median over repeats: :data:`hwlat.profiler.store.LATENCY_STATISTIC`). Workloads whose repeats disagree (spread above
 :data:`hwlat.profiler.store.UNSTABLE_SPREAD_PCT`) are kept, with a :class:`UnstableWarning` naming
 them. ``normalise_phase=True`` rescales each measurement to the device's typical phase: its time
 × (median reference time of the device) / (reference time in its own rounds), the reference being
@@ -40,7 +41,7 @@ class TrainingData:
 
     @property
     def latency_ms(self):
-        return self.models["median_ms"].to_numpy(dtype=float)
+        return self.models["latency_ms"].to_numpy(dtype=float)
 
     @classmethod
     def from_store(cls, store, runtime: str | None = None, device: str | None = None,
@@ -67,15 +68,15 @@ class TrainingData:
         fp = json.loads(row["fingerprint"])
         _warn_unstable(df, store)
         if normalise_phase:
-            df = df.assign(median_ms=phase_normalised(df))
+            df = df.assign(latency_ms=phase_normalised(df))
         models = df[(df["granularity"] == "model") & (df["variant"] == "warm")]
         specs = [json.loads(s) for s in models["spec"]]
         return cls(
-            pieces=df[df["granularity"] != "model"][["key", "granularity", "variant", "median_ms", "spec"]]
+            pieces=df[df["granularity"] != "model"][["key", "granularity", "variant", "latency_ms", "spec"]]
             .reset_index(drop=True),
             models=pd.DataFrame({"arch": [s["arch"] for s in specs],
                                  "name": [s.get("name", "custom") for s in specs],
-                                 "median_ms": models["median_ms"].to_numpy()}),
+                                 "latency_ms": models["latency_ms"].to_numpy()}),
             fingerprint=fp, device_key=device_key, runtime=row["runtime"],
         )
 
@@ -97,10 +98,10 @@ def _warn_unstable(df: pd.DataFrame, store) -> None:
 
 
 def phase_normalised(df: pd.DataFrame) -> np.ndarray:
-    """``median_ms`` of a store frame rescaled to the typical phase: × median(ref_ms) / ref_ms per
+    """``latency_ms`` of a store frame rescaled to the typical phase: × median(ref_ms) / ref_ms per
     row; rows without a reference time keep their value."""
     ref = pd.to_numeric(df["ref_ms"], errors="coerce").to_numpy(float)
-    ms = df["median_ms"].to_numpy(float)
+    ms = df["latency_ms"].to_numpy(float)
     ok = np.isfinite(ref) & (ref > 0)
     if not ok.any():
         return ms

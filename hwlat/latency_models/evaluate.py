@@ -98,7 +98,7 @@ def repeat_against_repeat(raw: pd.DataFrame, archs: set[str] | None = None) -> d
     raw = raw.assign(arch=[json.loads(s)["arch"] for s in raw["spec"]])
     if archs is not None:
         raw = raw[raw["arch"].isin(archs)]
-    wide = raw.pivot_table(index="arch", columns="repeat", values="median_ms")
+    wide = raw.pivot_table(index="arch", columns="repeat", values="latency_ms")
     if 0 not in wide.columns or 1 not in wide.columns:
         return None
     both = wide[[0, 1]].dropna()

@@ -1,10 +1,12 @@
 """Predictor files: JSON I/O and schema checks, nothing else (no predictor classes here).
 
-A file is ``{"schema": "hwlat.predictor", "version": 2, "hwlat_version", "class", "state"}``; the
+A file is ``{"schema": "hwlat.predictor", "version": 3, "hwlat_version", "class", "state"}``; the
 state is what :meth:`hwlat.latency_models.base.Predictor.get_state` returns: the constructor
 parameters, the device, the training networks and pieces. No pickles: loading refits the predictor
 from its state, deterministically, so a file keeps working across hwlat and scikit-learn upgrades.
-Version 1 files (the state spread over the top level) are read too.
+Older files are read too: version 1 spread the state over the top level, and versions 1–2 named a
+piece's latency ``median_ms`` (it was the median of its samples then; version 3 calls it
+``latency_ms``, whatever statistic the store used).
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from hwlat.errors import FileFormatError
 from hwlat.files import atomic_write_text
 
 SCHEMA = "hwlat.predictor"
-VERSION = 2
-PIECE_FIELDS = ("key", "granularity", "variant", "median_ms", "spec")
+VERSION = 3
+PIECE_FIELDS = ("key", "granularity", "variant", "latency_ms", "spec")
 
 
 def write(path, cls_name: str, state: dict) -> Path:
@@ -49,6 +51,8 @@ def read(path) -> tuple[str, dict]:
         raise FileFormatError(f"{path}: predictor schema version {version} is newer than this hwlat "
                               f"understands ({VERSION}); upgrade hwlat")
     state = _from_v1(doc) if version == 1 else doc.get("state")
+    if version < 3:
+        state = _pieces_to_v3(state)
     if not isinstance(doc.get("class"), str):
         raise FileFormatError(f"{path}: class: expected a predictor class name")
     check_state(state, path)
@@ -62,6 +66,15 @@ def _from_v1(doc: dict) -> dict:
     if isinstance(params, dict) and choices:
         params = {**params, "estimator": choices}
     return {k: doc.get(k) for k in ("fingerprint", "runtime", "train", "pieces")} | {"params": params}
+
+
+def _pieces_to_v3(state):
+    """A version 1–2 state with its pieces' ``median_ms`` renamed ``latency_ms`` (else unchanged)."""
+    if not isinstance(state, dict) or not isinstance(state.get("pieces"), list):
+        return state
+    pieces = [{("latency_ms" if k == "median_ms" else k): v for k, v in p.items()}
+              if isinstance(p, dict) else p for p in state["pieces"]]
+    return {**state, "pieces": pieces}
 
 
 def check_state(state, path) -> None:
@@ -102,8 +115,8 @@ def check_state(state, path) -> None:
     for i, p in enumerate(pieces):
         if not isinstance(p, dict) or set(PIECE_FIELDS) - set(p):
             raise bad(f"state.pieces[{i}]", f"an object with {', '.join(PIECE_FIELDS)}", p)
-        if not _number(p["median_ms"]):
-            raise bad(f"state.pieces[{i}].median_ms", "a number (ms)", p["median_ms"])
+        if not _number(p["latency_ms"]):
+            raise bad(f"state.pieces[{i}].latency_ms", "a number (ms)", p["latency_ms"])
         if not all(isinstance(p[k], str) for k in ("key", "granularity", "variant")):
             raise bad(f"state.pieces[{i}]", "string key, granularity and variant", p)
         if not isinstance(p["spec"], (str, dict)):

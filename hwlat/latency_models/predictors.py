@@ -263,15 +263,15 @@ class _PieceSum(Predictor):
                              f"type, got {self.estimator!r}")
 
     def _training_pieces(self, pieces: pd.DataFrame | None) -> tuple[list[Workload], np.ndarray]:
-        """The measured pieces of this granularity, one per key (the median of its measurements)."""
+        """The measured pieces of this granularity, one per key (the median of its latencies)."""
         if pieces is None or len(pieces) == 0:
             raise ValueError(f"{type(self).__name__} needs measured pieces: pass pieces=TrainingData.pieces")
         p = pieces[(pieces["granularity"] == self.granularity) & (pieces["variant"] == "warm")]
         if p.empty:
             raise ValueError(f"no measured {self.granularity}s to learn from (profile them first)")
-        p = p.groupby("key", sort=False).agg(median_ms=("median_ms", "median"), spec=("spec", "first"))
+        p = p.groupby("key", sort=False).agg(latency_ms=("latency_ms", "median"), spec=("spec", "first"))
         ws = [from_spec(k, json.loads(s) if isinstance(s, str) else s) for k, s in zip(p.index, p["spec"])]
-        return ws, p["median_ms"].to_numpy(float)
+        return ws, p["latency_ms"].to_numpy(float)
 
     def _fit_regressor(self, ws: list[Workload], ms: np.ndarray) -> PieceRegressor:
         return PieceRegressor(self.estimator, self.random_state).fit(pieces_frame(ws), ms)

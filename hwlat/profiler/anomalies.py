@@ -1,6 +1,6 @@
 """Efficiency of measured kernels by op type and kernel size, and the workloads far below it.
 
-Efficiency is multiply-adds per second (GMAC/s = MAdds / median seconds / 1e9) of the kernel
+Efficiency is multiply-adds per second (GMAC/s = MAdds / latency in seconds / 1e9, the store's ``latency_ms``) of the kernel
 workloads of a store (one runtime op each: a convolution with its fused activation, a depthwise
 convolution, the classifier). Small kernels are dominated by per-op overhead, so efficiency is
 judged against the size: per device and op type (``conv1x1``, ``convKxK``, ``dwconv``, ``se``, ``fc``) a
@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.linear_model import QuantileRegressor
 
 EFFICIENCY_COLUMNS = ["device", "device_key", "runtime", "key", "label", "op", "kernel", "stride",
-                      "madds", "median_ms", "gmacs", "expected_ms", "slowdown"]
+                      "madds", "latency_ms", "gmacs", "expected_ms", "slowdown"]
 EXPECTED_QUANTILE = 0.25
 MIN_PER_OP = 4
 """Fewer kernels of an op type than this on a device: no line, no anomalies for that type."""
@@ -51,24 +51,24 @@ def efficiency(frame: pd.DataFrame) -> pd.DataFrame:
     for r in df.itertuples(index=False):
         spec = json.loads(r.spec)
         cls = _op_class(spec)
-        if cls is None or not r.median_ms > 0:
+        if cls is None or not r.latency_ms > 0:
             continue
         recs.append({"device": r.device, "device_key": r.device_key, "runtime": r.runtime,
                      "key": r.key, "label": spec.get("label", r.key), "op": cls[0], "kernel": cls[1],
-                     "stride": cls[2], "madds": int(r.madds), "median_ms": float(r.median_ms)})
+                     "stride": cls[2], "madds": int(r.madds), "latency_ms": float(r.latency_ms)})
     out = pd.DataFrame(recs, columns=EFFICIENCY_COLUMNS)
     if out.empty:
         return out
-    out["gmacs"] = out["madds"] / (out["median_ms"] * 1e-3) / 1e9
+    out["gmacs"] = out["madds"] / (out["latency_ms"] * 1e-3) / 1e9
     out["expected_ms"] = np.nan
     for _, g in out.groupby(["device_key", "runtime", "op"]):
         if len(g) < MIN_PER_OP or g["madds"].nunique() < 2:
             continue
         x = np.log(g["madds"].to_numpy(float)).reshape(-1, 1)
-        y = np.log(g["median_ms"].to_numpy(float))
+        y = np.log(g["latency_ms"].to_numpy(float))
         fit = QuantileRegressor(quantile=EXPECTED_QUANTILE, alpha=0.0, solver="highs").fit(x, y)
         out.loc[g.index, "expected_ms"] = np.exp(fit.predict(x))
-    out["slowdown"] = out["median_ms"] / out["expected_ms"]
+    out["slowdown"] = out["latency_ms"] / out["expected_ms"]
     return out
 
 
