@@ -150,6 +150,21 @@ def test_task_section_joins_published_accuracy_and_reduced_tail():
     assert np.isnan(tail.loc["lraspp_mobilenetv3_small", "paper_saving_pct"])
     fig = F.task_latency(pts, D.reduced_tail(models))
     assert not F.is_note(fig) and {"detection, measured", "saved here", "saved (paper)"} <= {t.name for t in fig.data}
+    # a MAdds proxy fitted on small classifiers predicts the rest far outside what it learned from:
+    # marked 'extrapolated' in the figure, with no warning per network
+    import warnings
+
+    from hwlat.latency_models import make_predictor
+
+    small = [get_arch(n, resolution=r) for n in ("mobilenetv3_small_050", "mobilenetv3_small_100") for r in (96, 128)]
+    proxy = make_predictor("madds").fit(small, np.array([1.0, 1.6, 2.0, 3.1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pts = D.task_points(models, proxy)
+    assert (pts.source == "measured").sum() == 2 and (pts.source == "extrapolated").sum() == len(pts) - 2
+    assert (pts[pts.source == "extrapolated"]["here_ms"] > 0).all()
+    fig = F.task_latency(pts, D.reduced_tail(models, proxy))
+    assert "segmentation, extrapolated" in {t.name for t in fig.data}
 
 
 # -- the tiny real store ---------------------------------------------------------------------------

@@ -232,17 +232,33 @@ def ablations(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
 
 
 def _latency_here(archs: list, codes: list[str], meas: dict, predictor) -> list[tuple[str, float]]:
-    """(source, ms) per network: the store's measurement, else the predictor's, else ('missing', NaN)."""
+    """(source, ms) per network: the store's measurement, else the predictor's ('predicted', or
+    'extrapolated' where the predictor warned that the network is far outside what it learned
+    from: the figure shows it, instead of a warning per network), else ('missing', NaN)."""
+    import warnings
+
+    from hwlat.errors import ExtrapolationWarning
+
     out = []
     for a, code in zip(archs, codes):
         if code in meas:
             out.append(("measured", float(meas[code])))
             continue
+        if predictor is None:
+            out.append(("missing", np.nan))
+            continue
         try:
-            out.append(("predicted", float(predictor.predict_many([a])[0])) if predictor is not None
-                       else ("missing", np.nan))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ExtrapolationWarning)
+                ms = float(predictor.predict_many([a])[0])
         except (HwlatError, ValueError):
             out.append(("missing", np.nan))
+            continue
+        far = any(issubclass(w.category, ExtrapolationWarning) for w in caught)
+        for w in caught:   # anything else is passed on
+            if not issubclass(w.category, ExtrapolationWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        out.append(("extrapolated" if far else "predicted", ms))
     return out
 
 

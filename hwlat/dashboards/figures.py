@@ -301,7 +301,8 @@ def task_latency(points: pd.DataFrame, tail: pd.DataFrame, device: str = "this d
     published COCO mAP / Cityscapes mIOU, and the reduced-tail saving (%) here beside the paper's.
 
     ``points`` is :func:`hwlat.dashboards.data.task_points`, ``tail`` :func:`~hwlat.dashboards.data.reduced_tail`.
-    Filled markers are measured here, open ones predicted; the hover gives the paper's phone latency.
+    Filled markers are measured here, open ones predicted, crosses predicted far outside what the
+    predictor learned from (extrapolated); the hover gives the paper's phone latency.
     """
     title = f"Detection and segmentation (paper Section 6) on {device}"
     if points is None or points.empty or points["here_ms"].isna().all():
@@ -313,7 +314,7 @@ def task_latency(points: pd.DataFrame, tail: pd.DataFrame, device: str = "this d
                         subplot_titles=["SSDLite, COCO (Table 6)", "LR-ASPP, Cityscapes (Tables 7, 8)",
                                         "reduced tail: latency saved (%)"])
     for col, task in ((1, "detection"), (2, "segmentation")):
-        for src, symbol in (("measured", "circle"), ("predicted", "circle-open")):
+        for src, symbol in (("measured", "circle"), ("predicted", "circle-open"), ("extrapolated", "x-thin-open")):
             g = points[(points["task"] == task) & (points["source"] == src) & points["here_ms"].notna()]
             if g.empty:
                 continue
