@@ -14,8 +14,11 @@ Prints, in one run:
 - the calibrated predictor and the MAdds proxy against the median of the repeats, per subset
   (Large / Small / with 7×7 / without), beside the targets, with and without the phase
   normalisation (entries scaled by the reference network timed in the same rounds);
-- the same with the candidates' networks in training as well (``--with-candidates``: fitted on
-  a seeded half, scored on the other half).
+- the same with the candidates' networks in training as well (fitted on a seeded half, scored on
+  the other half).
+
+``--block-repeats R`` measures the candidates' blocks R times, in passes minutes apart, so that a
+block's latency (the median of its repeats) does not come from one phase of the machine.
 
 Reproduce (quiet machine only; the stores are reused, a rerun measures what is missing):
     .venv/bin/python benchmarks/bench_fidelity.py --large 60 --small 60 --repeats 3 --out out/fidelity
@@ -79,7 +82,9 @@ def main() -> None:
     ap.add_argument("--large", type=int, default=60)
     ap.add_argument("--small", type=int, default=60)
     ap.add_argument("--calibration", type=int, default=24, help="networks per space")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of each candidate network (the truth)")
+    ap.add_argument("--block-repeats", type=int, default=1,
+                    help="repeats of each candidate block (fresh instances in passes minutes apart)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="out/fidelity")
     args = ap.parse_args()
@@ -97,8 +102,11 @@ def main() -> None:
         profile(cal, ("model", "block"), train_db, "litert")
         print(f"   calibration set {name} ({len(cal)} networks with their blocks) profiled (or resumed) in "
               f"{(time.perf_counter() - t) / 60:.1f} min (target <= 5 min for one set on 2 cores)")
-    print(f"2. the {len(cands)} candidates' blocks (no candidate network in training)")
-    profile(cands, "block", train_db, "litert")
+    print(f"2. the {len(cands)} candidates' blocks, {args.block_repeats} repeat(s) "
+          f"(no candidate network in training)")
+    t = time.perf_counter()
+    profile(cands, "block", train_db, "litert", repeats=args.block_repeats)
+    print(f"   measured (or resumed) in {(time.perf_counter() - t) / 60:.1f} min")
     print(f"3. the candidates end to end, {args.repeats} repeats (the truth, separate store)")
     profile(cands, "model", truth_db, "litert", repeats=args.repeats)
 
