@@ -42,6 +42,13 @@ def models(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
 
 
+def measured_by_arch(model_df: pd.DataFrame | None) -> dict[str, float]:
+    """Codec string -> measured latency (ms) of the networks of :func:`models` (empty without any)."""
+    if model_df is None or model_df.empty:
+        return {}
+    return dict(zip(model_df["arch"], model_df["latency_ms"]))
+
+
 def published() -> pd.DataFrame:
     """Published top-1 (%) and Pixel-1 latency (ms) per (family, multiplier, resolution).
 
@@ -86,8 +93,7 @@ def pareto_points(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
     from hwlat.archs import encode, get_arch, summary
 
     pub = published()
-    meas = {} if model_df is None or model_df.empty else \
-        {a: ms for a, ms in zip(model_df["arch"], model_df["latency_ms"])}
+    meas = measured_by_arch(model_df)
     out = []
     for r in pub.to_dict("records"):
         arch = get_arch(r["name"], resolution=r["resolution"])
@@ -209,7 +215,7 @@ def ablations(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
     from hwlat.archs import encode, mobilenetv3, summary
     from hwlat.archs.zoo import ablation_variants
 
-    meas = {} if model_df is None or model_df.empty else dict(zip(model_df["arch"], model_df["latency_ms"]))
+    meas = measured_by_arch(model_df)
     paper = _paper_ablation_deltas()
     rows = []
     for abl, var, kw, base_kw in ablation_variants():
@@ -273,7 +279,7 @@ def task_points(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
     from hwlat.reference import task_published
 
     pub = task_published()
-    meas = {} if model_df is None or model_df.empty else dict(zip(model_df["arch"], model_df["latency_ms"]))
+    meas = measured_by_arch(model_df)
     here = _latency_here([decode(a, name=n) for a, n in zip(pub["arch"], pub["name"])], list(pub["arch"]),
                          meas, predictor)
     return pub.assign(source=[s for s, _ in here], here_ms=[m for _, m in here])
@@ -303,7 +309,7 @@ def reduced_tail(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
     """
     from hwlat.archs import encode, get_arch
 
-    meas = {} if model_df is None or model_df.empty else dict(zip(model_df["arch"], model_df["latency_ms"]))
+    meas = measured_by_arch(model_df)
     tabs = paper_tables()
     rows = []
     for task, name, hw, paper in REDUCED_TAIL_PAIRS:

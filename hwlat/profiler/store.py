@@ -641,7 +641,8 @@ class Store:
 
         One row per (workload, device, variant), columns :data:`FRAME_COLUMNS`: ``latency_ms`` is
         the median of the repeats' latencies (:data:`LATENCY_STATISTIC`), ``median_ms`` the median
-        of their medians (p10/p90/mean/std/ci95/ref/steal their medians, ``n`` their total samples). ``repeats=True`` gives every stored repeat instead
+        of their medians (p10/p90/mean/std/ci95/ref/steal their medians, ``n`` their total
+        samples). ``repeats=True`` gives every stored repeat instead
         (:data:`REPEAT_COLUMNS`). ``spec`` is the workload's JSON text.
         """
         where, params = [], []

@@ -571,8 +571,8 @@ def measure_litert_side_by_side(archs: Sequence[ArchSpec], store_path: str | Pat
                                 **timing) -> list[float]:
     """LiteRT latency (ms) of each of ``archs`` on this machine, all timed in one interleaved batch
     (the same rounds, so a slow phase of the machine hits them alike) in ``repeats`` passes of fresh
-    interpreters; each value is its latency in the store (the median of its repeats' low quantiles). Stored in ``store_path``; a network already
-    stored there keeps its stored value."""
+    interpreters; each value is its latency in the store (the median of its repeats' low
+    quantiles). Stored in ``store_path``; a network already stored there keeps its stored value."""
     from hwlat.profiler.profile import profile
     from hwlat.profiler.store import open_store
     from hwlat.profiler.timing import TimingConfig
