@@ -176,7 +176,9 @@ def _profile_run(args, archs=None) -> int:
 def _profile_report(res, archs, what: str, device: str = "") -> int:
     extra = "".join(f", {len(v)} {k}" for k, v in (("duplicates dropped", res.duplicates),
                                                     ("resubmitted", res.resubmitted)) if v)
-    print(f"{device}{res.total} distinct {what} of {len(archs)} archs: {len(res.measured)} measured, "
+    measured = len(set(res.measured))
+    rows = f" ({len(res.measured)} repeats)" if len(res.measured) != measured else ""
+    print(f"{device}{res.total} distinct {what} of {len(archs)} archs: {measured} measured{rows}, "
           f"{len(res.skipped)} already stored, {len(res.failed)} failed{extra}; results in {res.store}")
     for key, err in list(res.failed.items())[:5]:
         print(f"  failed {key}: {err}")
@@ -648,18 +650,21 @@ def _arch_args(q) -> None:
 
 
 def _measure_args(q) -> None:
+    from hwlat.profiler.profile import CLI_REPEATS
+
     q.add_argument("--runtime", default="litert", help="litert | onnxruntime | torch")
     q.add_argument("--store", required=True, help="SQLite measurement store (created if missing)")
     q.add_argument("--variant", choices=["warm", "cold"], default="warm",
                    help="cold: evict caches before every invocation")
-    q.add_argument("--target", type=float, default=0.02, help="relative 95%% CI of the median")
+    q.add_argument("--target", type=float, default=0.02, help="sample until the 95%% CI of each repeat's p10 (its latency) is within this "
+                   "fraction of it (default 0.02), or --max-seconds")
     q.add_argument("--max-seconds", type=float, default=10.0, help="cap per workload")
     q.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
     q.add_argument("--quantize", choices=["int8"], help="LiteRT int8 post-training quantized models")
     q.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    q.add_argument("--repeats", type=_positive_int, default=1, metavar="R",
+    q.add_argument("--repeats", type=_positive_int, default=CLI_REPEATS, metavar="R",
                    help="measure each workload R times, in fresh runtime instances spread over "
-                        "the run (R passes); its latency is the median of theirs (default 1)")
+                        f"the run (R passes); its latency is the median of theirs (default {CLI_REPEATS})")
     _farm_args(q)
 
 

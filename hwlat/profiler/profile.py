@@ -17,6 +17,12 @@ from hwlat.profiler.store import Store, open_store
 from hwlat.profiler.timing import PhaseReference, Stats, TimingConfig, measure_interleaved
 from hwlat.profiler.workloads import Workload, collect, reference_workload
 
+CLI_REPEATS = 3
+"""Fresh runtime instances per workload that the ``hwlat profile`` commands take by default: the
+median of 3 repeats minutes apart does not hang on one phase of the machine (README, "Repeats and
+phases"). The library call :func:`profile` keeps 1 for callers that set their own time budget
+(``make demo``, NetAdapt's side-by-side measurements)."""
+
 log = logging.getLogger(__name__)
 
 
