@@ -20,8 +20,8 @@ from hwlat.profiler.workloads import Workload, collect, reference_workload
 CLI_REPEATS = 3
 """Fresh runtime instances per workload that the ``hwlat profile`` commands take by default: the
 median of 3 repeats minutes apart does not hang on one phase of the machine (README, "Repeats and
-phases"). The library call :func:`profile` keeps 1 for callers that set their own time budget
-(``make demo``, NetAdapt's side-by-side measurements)."""
+phases"). The library call :func:`profile` keeps 1: its callers set their own (``make demo``
+profiles with 1 for its time budget)."""
 
 log = logging.getLogger(__name__)
 
