@@ -657,8 +657,8 @@ def _measure_args(q) -> None:
     q.add_argument("--variant", choices=["warm", "cold"], default="warm",
                    help="cold: evict caches before every invocation")
     q.add_argument("--target", type=float, default=0.02,
-                   help="sample until the 95%% CI of each repeat's p10 (its latency) is within "
-                        "this fraction of it (default 0.02), or --max-seconds")
+                   help="sample until the 95%% CI of each repeat's median is within this "
+                        "fraction of it (default 0.02), or --max-seconds")
     q.add_argument("--max-seconds", type=float, default=10.0, help="cap per workload")
     q.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
     q.add_argument("--quantize", choices=["int8"], help="LiteRT int8 post-training quantized models")

@@ -136,8 +136,7 @@ LATENCY_STATISTIC = "p10_ms"
 row has none, e.g. an imported table). Interference on a shared host only ever adds time, so a low
 quantile is what fresh instances agree on. On 120 search-space networks measured 3× on this
 project's 2-core VM, one repeat was within 10 % of another for 82 % of them by p10 against 41 %
-by the median (``benchmarks/bench_fidelity.py``). Sampling stops when it is known
-(:data:`hwlat.profiler.timing.LATENCY_QUANTILE`). A workload's latency over R repeats is the
+by the median (``benchmarks/bench_fidelity.py``). A workload's latency over R repeats is the
 median of its repeats' latencies."""
 UNSTABLE_SPREAD_PCT = 10.0
 """Repeats of one workload whose (max - min) / median exceeds this (%) are unstable: ``profile

@@ -2,11 +2,10 @@
 
 One *sample* is the mean time of ``inner`` back-to-back invocations, with ``inner`` chosen so that a
 sample lasts at least ``min_sample_ms`` (tiny kernels are otherwise dominated by timer jitter).
-Sampling stops when the 95 % confidence half-width of the 10th percentile (``LATENCY_QUANTILE``, the
-latency the store keeps; distribution-free, binomial order statistics, so at least 35 samples) is
-within ``target`` of it, or when ``max_samples`` or ``max_seconds`` per workload is reached. Rounds
-are interleaved across the workloads of a batch so that a slow phase of the machine hits all of
-them alike.
+Sampling stops when the 95 % confidence half-width of the median (distribution-free,
+binomial order statistics) is within ``target`` of the median, or when ``max_samples`` or
+``max_seconds`` per workload is reached. Rounds are interleaved across the workloads of a batch
+so that a slow phase of the machine hits all of them alike.
 
 Phases of the machine. A shared host has slow phases (±35 % for seconds to minutes). Two
 indicators are kept with every measurement: ``ref_ms``, the median time of a fixed *reference*
@@ -30,16 +29,12 @@ import numpy as np
 
 Invoke = Callable[[], object]
 
-LATENCY_QUANTILE = 0.10
-"""The quantile of a workload's samples that is its latency (``Stats.p10_ms``, the store's
-``LATENCY_STATISTIC``); sampling stops when it is known to ``TimingConfig.target``."""
-
 
 @dataclass(frozen=True)
 class TimingConfig:
     """How precisely to measure. Times in milliseconds unless named otherwise."""
 
-    target: float = 0.02  # relative 95 % CI half-width of the 10th percentile (LATENCY_QUANTILE)
+    target: float = 0.02  # relative 95 % CI half-width of the median
     min_samples: int = 10
     max_samples: int = 200
     max_seconds: float = 10.0  # per workload
@@ -74,33 +69,22 @@ class Stats:
         return dict(self.__dict__)
 
 
-def quantile_ci_halfwidth(samples: np.ndarray, q: float = 0.5) -> float:
-    """Half-width of the distribution-free 95 % confidence interval of the ``q``-quantile (binomial
-    order statistics, normal approximation; ranks clipped to the samples)."""
+def median_ci_halfwidth(samples: np.ndarray) -> float:
+    """Half-width of the distribution-free 95 % confidence interval of the median."""
     x = np.sort(samples)
     n = len(x)
     if n < 6:
         return math.inf
-    d = 1.96 * math.sqrt(n * q * (1 - q))
-    lo, hi = max(0, int(math.floor(n * q - d))), min(n - 1, int(math.ceil(n * q + d)))
+    d = 1.96 * math.sqrt(n) / 2
+    lo, hi = max(0, int(math.floor(n / 2 - d))), min(n - 1, int(math.ceil(n / 2 + d)))
     return float(x[hi] - x[lo]) / 2
-
-
-def median_ci_halfwidth(samples: np.ndarray) -> float:
-    """Half-width of the distribution-free 95 % confidence interval of the median."""
-    return quantile_ci_halfwidth(samples, 0.5)
-
-
-def min_samples_for(q: float) -> int:
-    """The fewest samples whose 95 % interval of the ``q``-quantile has both ends inside them."""
-    return math.ceil(1.96 ** 2 * max(q, 1 - q) / min(q, 1 - q))
 
 
 def summarize(samples: list[float], warmup: int, inner: int, started: float,
               ref_ms: float | None = None, steal_pct: float | None = None) -> Stats:
     x = np.asarray(samples, dtype=np.float64)
     return Stats(
-        median_ms=float(np.median(x)), p10_ms=float(np.quantile(x, LATENCY_QUANTILE)),
+        median_ms=float(np.median(x)), p10_ms=float(np.percentile(x, 10)),
         p90_ms=float(np.percentile(x, 90)), mean_ms=float(x.mean()),
         std_ms=float(x.std(ddof=1)) if len(x) > 1 else 0.0, ci95_ms=median_ci_halfwidth(x),
         n=len(x), warmup=warmup, inner=inner, started_at=started, finished_at=time.time(),
@@ -188,11 +172,10 @@ def _done(job: _Job, cfg: TimingConfig) -> bool:
     if n >= cfg.max_samples or time.perf_counter() - job.t0 > cfg.max_seconds:
         return True
     normal = job.normal()
-    if len(normal) < max(cfg.min_samples, min_samples_for(LATENCY_QUANTILE)):
+    if len(normal) < cfg.min_samples:
         return False
     x = np.asarray(normal)
-    low = float(np.quantile(x, LATENCY_QUANTILE))
-    return quantile_ci_halfwidth(x, LATENCY_QUANTILE) <= cfg.target * low
+    return median_ci_halfwidth(x) <= cfg.target * float(np.median(x))
 
 
 def measure_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingConfig(),
