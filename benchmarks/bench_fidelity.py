@@ -25,7 +25,7 @@ block's latency (the median of its repeats) does not come from one phase of the 
 
 Reproduce (quiet machine only; the stores are reused, a rerun measures what is missing):
     .venv/bin/python benchmarks/bench_fidelity.py --large 60 --small 60 --repeats 3 --out out/fidelity
-    (``--train-candidates 0`` skips the fourth store, about 25 minutes of measuring)
+    (``--train-candidates 0`` skips the third store, about 20 minutes of measuring)
 """
 from __future__ import annotations
 
@@ -179,15 +179,16 @@ def main() -> None:
         with_training_candidates(args, out / "train_candidates.db", data, cands, y)
 
 
-def with_training_candidates(args, store: Path, data: TrainingData, cands: list, y: np.ndarray) -> None:
+def with_training_candidates(args, store: Path, data: TrainingData, cands: list,
+                             y: np.ndarray) -> None:
     """Fit with ``args.train_candidates`` other candidates (their own seed), measured whole with
     their blocks in ``store``, added to the zoo and calibration networks; score on ``cands``."""
     n_small = args.train_candidates // 2
     more = candidates(args.train_candidates - n_small, n_small, args.seed + 1000)
     test_codes = {encode(c) for c in cands}
     more = [c for c in more if encode(c) not in test_codes]
-    print(f"\n4. {len(more)} other candidates (seed {args.seed + 1000}) measured whole with their blocks, "
-          f"{args.train_repeats} repeat(s), for training")
+    print(f"\n4. {len(more)} other candidates (seed {args.seed + 1000}) measured whole with their "
+          f"blocks, {args.train_repeats} repeat(s), for training")
     t = time.perf_counter()
     profile(more, ("model", "block"), store, "litert", repeats=args.train_repeats)
     print(f"   measured (or resumed) in {(time.perf_counter() - t) / 60:.1f} min")
@@ -200,8 +201,8 @@ def with_training_candidates(args, store: Path, data: TrainingData, cands: list,
                                             fingerprint=joined.fingerprint, runtime="litert")
     m = score(pred, cands, y)
     gap = m["acc10"] - 0.97
-    print(f"with {len(extra.models)} other candidate networks in training as well ({len(models)} networks, "
-          f"{len(pieces)} pieces), scored on all {len(cands)}:\n   calibrated {fmt(m)}\n"
+    print(f"with {len(extra.models)} other candidate networks in training as well ({len(models)} "
+          f"networks, {len(pieces)} pieces), scored on all {len(cands)}:\n   calibrated {fmt(m)}\n"
           f"   target acc10 >= 0.97: {m['acc10']:.3f} ({'met' if gap >= 0 else f'missed by {-gap:.3f}'})")
 
 
