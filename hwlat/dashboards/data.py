@@ -241,9 +241,7 @@ def _latency_here(archs: list, codes: list[str], meas: dict, predictor) -> list[
     """(source, ms) per network: the store's measurement, else the predictor's ('predicted', or
     'extrapolated' where the predictor warned that the network is far outside what it learned
     from: the figure shows it, instead of a warning per network), else ('missing', NaN)."""
-    import warnings
-
-    from hwlat.errors import ExtrapolationWarning
+    from hwlat.latency_models.base import predict_noting_extrapolation
 
     out = []
     for a, code in zip(archs, codes):
@@ -254,17 +252,11 @@ def _latency_here(archs: list, codes: list[str], meas: dict, predictor) -> list[
             out.append(("missing", np.nan))
             continue
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ExtrapolationWarning)
-                ms = float(predictor.predict_many([a])[0])
+            ms, far = predict_noting_extrapolation(predictor, [a])
         except (HwlatError, ValueError):
             out.append(("missing", np.nan))
             continue
-        far = any(issubclass(w.category, ExtrapolationWarning) for w in caught)
-        for w in caught:   # anything else is passed on
-            if not issubclass(w.category, ExtrapolationWarning):
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        out.append(("extrapolated" if far else "predicted", ms))
+        out.append(("extrapolated" if far else "predicted", float(ms[0])))
     return out
 
 

@@ -61,6 +61,23 @@ def as_list(X) -> tuple[list[ArchSpec], bool]:
     return archs, False
 
 
+def predict_noting_extrapolation(predictor, archs: Sequence[ArchSpec]
+                                 ) -> tuple[np.ndarray, str | None]:
+    """``predictor.predict_many(archs)`` (ms) and, instead of raising its
+    :class:`~hwlat.errors.ExtrapolationWarning`, that warning's message (None without one), for
+    callers that show extrapolation themselves. Any other warning is passed on."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExtrapolationWarning)
+        ms = np.asarray(predictor.predict_many(archs), dtype=float)
+    extrapolated = None
+    for w in caught:
+        if issubclass(w.category, ExtrapolationWarning):
+            extrapolated = str(w.message)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return ms, extrapolated
+
+
 class Predictor(RegressorMixin, BaseEstimator):
     """The interface of the module docstring; subclasses implement ``_fit``, ``_predict``, ``_layers``."""
 

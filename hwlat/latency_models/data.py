@@ -9,10 +9,10 @@ A :class:`TrainingData` holds, for one device and runtime:
 Latencies in milliseconds: the store's ``latency_ms`` (a low quantile of each repeat's samples,
 the median over repeats: :data:`hwlat.profiler.store.LATENCY_STATISTIC`). Workloads whose repeats
 disagree (spread above :data:`hwlat.profiler.store.UNSTABLE_SPREAD_PCT`) are kept, with a
-:class:`UnstableWarning` naming them. ``normalise_phase=True`` rescales each measurement to the device's typical phase: its time
-× (median reference time of the device) / (reference time in its own rounds), the reference being
-the fixed workload :class:`hwlat.profiler.timing.PhaseReference` timed in every round. Rows measured
-without a reference are left as they are.
+:class:`UnstableWarning` naming them. ``normalise_phase=True`` rescales each measurement to the
+device's typical phase: its time × (median reference time of the device) / (reference time in its
+own rounds), the reference being the fixed workload :class:`hwlat.profiler.timing.PhaseReference`
+timed in every round. Rows measured without a reference are left as they are.
 """
 from __future__ import annotations
 

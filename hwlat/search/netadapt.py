@@ -38,6 +38,7 @@ from hwlat.archs import ArchSpec, encode, make_divisible, summary, validate
 from hwlat.archs.layers import residual_applies
 from hwlat.errors import ExtrapolationWarning, FileFormatError
 from hwlat.files import atomic_write, atomic_write_text
+from hwlat.latency_models.base import predict_noting_extrapolation
 from hwlat.search import history as H
 
 
@@ -458,15 +459,7 @@ def _fine_tune_all(model, arch, proposals, task, config: NetAdaptConfig, k: int,
 def _predict_proposals(predictor, archs: list[ArchSpec], first: bool) -> tuple[np.ndarray, str | None]:
     """Predicted ms of a step's proposals, and the predictor's extrapolation warning, if any: shown
     at the first step only (every step's is kept in its record), so a run does not repeat it."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ExtrapolationWarning)
-        ms = np.asarray(predictor.predict_many(archs), dtype=float)
-    extrapolated = None
-    for w in caught:
-        if issubclass(w.category, ExtrapolationWarning):
-            extrapolated = str(w.message)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    ms, extrapolated = predict_noting_extrapolation(predictor, archs)
     if extrapolated and first:
         warnings.warn(f"NetAdapt's proposals: {extrapolated} (each step records it in history.json "
                       f"as 'extrapolated')", ExtrapolationWarning, stacklevel=3)
