@@ -550,6 +550,7 @@ def _demo(args) -> int:
 
     from hwlat.demo import run_demo
     from hwlat.reference import zoo_vs_table3
+    from hwlat.search.cli import EXIT_SHORT
 
     df = zoo_vs_table3()
     print("hwlat demo: analytic MAdds and params of the zoo beside the paper's Table 3 "
@@ -563,7 +564,8 @@ def _demo(args) -> int:
         out = Path(args.out)
         if out.exists() and not out.is_dir():
             raise FileFormatError(f"--out {out}: is a file; the demo needs a folder")
-        run_demo(out, quick=args.quick, progress=not args.quiet)
+        if not run_demo(out, quick=args.quick, progress=not args.quiet).complete:
+            return EXIT_SHORT
     return 0
 
 
@@ -842,7 +844,8 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    """Run the CLI; return the exit status (0 ok, 2 bad input, 3 finished short of its goal with the
+    results written: a NetAdapt run short of its target, a demo with a stage that failed; 130 interrupted)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -7,7 +7,7 @@ from hwlat.cli import main
 
 
 @pytest.mark.slow
-def test_quick_demo_end_to_end(tmp_path, capsys):
+def test_quick_demo_end_to_end(tmp_path, capsys, monkeypatch):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out), "-q"]) == 0
     printed = capsys.readouterr().out
@@ -27,3 +27,18 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(out), "-q"]) == 0
     again = capsys.readouterr().out
     assert " 0 workloads measured" in again and " 0 failed" in again
+    assert "every stage ran" in again.splitlines()[-1]
+    # a stage that fails does not end the demo: the rest runs, the report says what did not, exit 3
+    import hwlat.demo
+
+    def broken(*a, **k):
+        raise OSError("the phones' table is unreadable")
+
+    monkeypatch.setattr(hwlat.demo, "_phones", broken)
+    report.unlink()
+    assert main(["demo", "--quick", "--out", str(out), "-q"]) == 3
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "NOT every stage ran" in last and "phones: FAILED" in last and str(report.resolve()) in last
+    html = report.read_text()
+    assert "Stage phones: FAILED" in html and "the phones&#39; table is unreadable" in html
+    assert "Search trajectory" in html                  # the stages after it still ran

@@ -141,7 +141,7 @@ def render_report(notes: list[str], sections: list[dict]) -> str:
 
 
 def build_report(store, predictor_paths=(), runs_dir=None, out="report.html", runtime=None,
-                 device=None) -> Path:
+                 device=None, notes=()) -> Path:
     """Write the HTML report of ``store`` (path or :class:`Store`) and return its path.
 
     Parameters
@@ -159,12 +159,14 @@ def build_report(store, predictor_paths=(), runs_dir=None, out="report.html", ru
         Only this runtime (``litert``, ``onnxruntime``, ``torch``); default every runtime stored.
     device : str, optional
         Only this device (a name or a device key, :mod:`hwlat.profiler.device_select`).
+    notes : sequence of str
+        Lines shown first, e.g. which stages of a run did not finish.
     """
     from hwlat.profiler.store import open_store
 
     with open_store(store, readonly=True) as st:
         frame, devices = st.frame(), st.devices()
-    notes = []
+    notes = list(notes)
     if device is not None:
         from hwlat.profiler.device_select import select_device
 

@@ -31,11 +31,15 @@ def load_predictor(path: str, runtime: str | None, allow_other: bool):
     return pred
 
 
-def _task(spec: str, resolution: int | None, args, steps_attr: str):
+EXIT_SHORT = 3
+"""Exit status of a run that finished short of its target: its best network and history are written."""
+
+
+def _task(spec: str, resolution: int | None, args, steps_attr: str, **kw):
     from hwlat.search.evaluators import make_task
 
     return make_task(spec, resolution, scratch_steps=getattr(args, steps_attr), seed=args.seed,
-                     progress=args.progress)
+                     progress=args.progress, **kw)
 
 
 def _resumable(out: Path, what: str, run):
@@ -50,15 +54,15 @@ def _resumable(out: Path, what: str, run):
 
 def _netadapt(args) -> int:
     from hwlat.archs import load_arch
-    from hwlat.search.netadapt import (NetAdaptConfig, channel_floor, measure_litert_side_by_side, netadapt,
-                                       record_result)
+    from hwlat.search.netadapt import (NetAdaptConfig, channel_floor, describe_noise, measure_litert_side_by_side,
+                                       netadapt, outcome, record_result)
 
     if (args.target_ratio is None) == (args.target_ms is None):
         raise ValueError("give exactly one of --target-ratio R (0 < R < 1) or --target-ms T")
     if args.target_ratio is not None and not (0 < args.target_ratio < 1):
         raise ValueError(f"--target-ratio must be between 0 and 1 (exclusive), got {args.target_ratio}")
     pred = load_predictor(args.predictor, args.runtime, args.allow_other_device)
-    task = _task(args.task, args.resolution, args, "seed_steps")
+    task = _task(args.task, args.resolution, args, "seed_steps", holdout_fraction=args.holdout)
     arch = task.adapt(load_arch(args.arch))
     floor = channel_floor(arch, pred)
     target = args.target_ms if args.target_ms is not None else args.target_ratio * floor.seed_ms
@@ -66,13 +70,20 @@ def _netadapt(args) -> int:
     floor.check(target)
     cfg = NetAdaptConfig(target_ms=float(target), delta_fraction=args.delta, decay=args.decay,
                          short_steps=args.short_steps, long_steps=args.long_steps, criterion=args.criterion,
-                         seed=args.seed)
+                         seed=args.seed, **{k: getattr(args, k) for k in ("min_proposals", "max_steps")
+                                            if getattr(args, k) is not None})
     out = Path(args.out)
+
+    print(f"proposals ranked on {task.holdout_name}")
 
     def show(step):
         c = step["chosen"]
+        halved = f", step halved {step['halvings']}x" if step["halvings"] else ""
         print(f"step {step['step']:3d}: {c['kind']} {c['key']} -> {c['width']:4d}  "
-              f"{step['predicted_ms']:.3f} ms  acc {step['accuracy']:.3f}  ({len(step['candidates'])} proposals)")
+              f"{step['predicted_ms']:.3f} ms  acc {step['accuracy']:.3f}  ({len(step['candidates'])} proposals, "
+              f"holdout accuracy spread {step['accuracy_spread']:.3f}{halved})")
+        if "noise" in step:
+            print(f"evaluation noise: {describe_noise(step['noise'])}")
 
     with _pool(args, task, "proposals") as pool:
         res = _resumable(out, "netadapt", lambda: netadapt(arch, None, task, pred, cfg, out, callback=show,
@@ -88,7 +99,8 @@ def _netadapt(args) -> int:
           f"predicted" + (f", {fin['measured_ms']:.3f} ms measured" if "measured_ms" in fin else "")
           + f", acc {fin['accuracy']:.3f} after long-term fine-tune; wrote {out / 'arch.json'} and "
           f"{out / 'history.json'}")
-    return 0
+    print(outcome(res.history))
+    return 0 if fin["reached_target"] else EXIT_SHORT
 
 
 def _search(args) -> int:
@@ -219,6 +231,11 @@ def add_parsers(sub) -> None:
     n.add_argument("--long-steps", type=int, default=300, help="final long-term fine-tune steps")
     n.add_argument("--delta", type=float, default=0.01, help="per-step reduction as a fraction of the seed latency")
     n.add_argument("--decay", type=float, default=1.0, help="multiply the step reduction by this after every step")
+    n.add_argument("--min-proposals", type=int, default=None,
+                   help="halve a step while fewer proposals than this can meet it (default: NetAdaptConfig.min_proposals)")
+    n.add_argument("--max-steps", type=int, default=None, help="stop short after this many steps (default: NetAdaptConfig.max_steps)")
+    n.add_argument("--holdout", type=float, default=0.2,
+                   help="share of the training images held out to rank proposals (0: the validation split)")
     n.add_argument("--criterion", choices=["slope", "least_drop"], default="slope",
                    help="slope: max dAcc/|dLat| (paper); least_drop: original NetAdapt")
     n.add_argument("--measure", action="store_true", help="measure the seed and the final network with LiteRT on this machine, side by side (3 repeats)")

@@ -34,7 +34,9 @@ from hwlat.search import history as H
 @dataclass
 class CompareConfig:
     """Settings of :func:`compare` (steps are training steps; ``ratio`` of the seed's predicted
-    latency is NetAdapt's target; ``max_seconds`` caps each LiteRT measurement)."""
+    latency is NetAdapt's target; ``delta`` and ``decay`` its step schedule; ``holdout`` the share of
+    the training images that ranks NetAdapt's proposals; ``max_seconds`` caps each LiteRT
+    measurement)."""
 
     seed_arch: str = "mobilenetv3_small_050"
     resolution: int = 96
@@ -42,6 +44,8 @@ class CompareConfig:
     short_steps: int = 5
     long_steps: int = 100
     delta: float = 0.03
+    decay: float = 1.0
+    holdout: float = 0.2
     ratio: float = 0.8
     nas_budget: int = 200
     nas_steps: int = 3
@@ -58,23 +62,32 @@ class CompareConfig:
 
 
 def _netadapt(pred, task, seed, cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> tuple[dict, object]:
-    from hwlat.search.netadapt import NetAdaptConfig, channel_floor, netadapt
+    from hwlat.search.netadapt import NetAdaptConfig, channel_floor, describe_noise, netadapt, outcome
 
     floor = channel_floor(seed, pred)
     log(f"netadapt: {floor.describe()}")
     target = cfg.ratio * floor.seed_ms
-    na_cfg = NetAdaptConfig(target_ms=target, delta_fraction=cfg.delta, short_steps=cfg.short_steps,
-                            long_steps=cfg.long_steps)
+    na_cfg = NetAdaptConfig(target_ms=target, delta_fraction=cfg.delta, decay=cfg.decay,
+                            short_steps=cfg.short_steps, long_steps=cfg.long_steps)
     t = time.time()
-    r = netadapt(seed, None, task, pred, na_cfg, out / "netadapt", seed_train_steps=cfg.seed_steps,
-                 callback=lambda s: log(f"  step {s['step']}: {s['chosen']['kind']} {s['chosen']['key']}"
-                                        f"->{s['chosen']['width']} {s['predicted_ms']:.3f} ms "
-                                        f"acc {s['accuracy']:.3f}"))
+
+    def show(s: dict) -> None:
+        c, cut = s["chosen"], (f", step halved {s['halvings']}x to {s['step_ms']:.3f} ms" if s["halvings"] else "")
+        log(f"  step {s['step']}: {c['kind']} {c['key']}->{c['width']} {s['predicted_ms']:.3f} ms, "
+            f"acc {s['accuracy']:.3f} ({len(s['candidates'])} proposals, holdout accuracy spread "
+            f"{s['accuracy_spread']:.3f}{cut})")
+        if "noise" in s:
+            log(f"  evaluation noise: {describe_noise(s['noise'])}")
+
+    r = netadapt(seed, None, task, pred, na_cfg, out / "netadapt", seed_train_steps=cfg.seed_steps, callback=show)
     fin = r.history["final"]
+    log(f"netadapt: {outcome(r.history)}")
     return {"seed": seed.name, "resolution": cfg.resolution, "seed_predicted_ms": floor.seed_ms,
             "fixed_ms": floor.floor_ms, "seed_accuracy": r.history["seed"]["accuracy"], "target_predicted_ms": target,
             "final_predicted_ms": fin["predicted_ms"], "final_accuracy": fin["accuracy"],
             "accuracy_before_long": fin["accuracy_before_long"], "steps": len(r.history["steps"]),
+            "reached_target": fin["reached_target"], "stopped": fin.get("stopped"),
+            "evaluation_noise": next((s["noise"] for s in r.history["steps"] if "noise" in s), None),
             "seconds": time.time() - t, "final_arch": fin["arch"], "final_params": fin["params"]}, r.arch
 
 
@@ -204,7 +217,8 @@ def compare(pred, out_dir: str | Path, cfg: CompareConfig = CompareConfig(),
     out = H.out_dir(out_dir)
     res: dict = {}
     save = lambda: atomic_write_json(out / "compare.json", res)  # noqa: E731
-    task = DigitsTask(cfg.resolution, scratch_steps=cfg.seed_steps, batch_size=32, threads=cfg.threads)
+    task = DigitsTask(cfg.resolution, scratch_steps=cfg.seed_steps, batch_size=32, threads=cfg.threads,
+                      holdout_fraction=cfg.holdout)
     seed = task.adapt(load_arch(cfg.seed_arch))
     if "netadapt" not in cfg.skip:
         res["netadapt"], final = _netadapt(pred, task, seed, cfg, out, log)

@@ -51,7 +51,8 @@ def _progress(it, enabled: bool, desc: str):
 class TrainableTask:
     """A classification dataset held in memory as float tensors, with training and evaluation.
 
-    Subclasses fill ``train_x`` (N, 3, R, R), ``train_y``, ``val_x``, ``val_y``.
+    Subclasses fill ``train_x`` (N, 3, R, R), ``train_y``, ``val_x``, ``val_y``, then call
+    :meth:`_hold_out` (``holdout_fraction`` of the training split ranks NetAdapt's proposals).
     """
 
     name = "task"
@@ -156,14 +157,36 @@ class TrainableTask:
         return self.fine_tune(model, self.scratch_steps if steps is None else steps, seed=seed,
                               desc=f"train {arch.name}")
 
+    @staticmethod
     @torch.no_grad()
-    def accuracy(self, model: nn.Module) -> float:
-        """Top-1 accuracy on the validation split (eval mode)."""
+    def _top1(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         model.eval()
         correct = 0
-        for i in range(0, len(self.val_y), 256):
-            correct += int((model(self.val_x[i:i + 256]).argmax(1) == self.val_y[i:i + 256]).sum())
-        return correct / max(1, len(self.val_y))
+        for i in range(0, len(y), 256):
+            correct += int((model(x[i:i + 256]).argmax(1) == y[i:i + 256]).sum())
+        return correct / max(1, len(y))
+
+    def accuracy(self, model: nn.Module) -> float:
+        """Top-1 accuracy on the validation split (eval mode)."""
+        return self._top1(model, self.val_x, self.val_y)
+
+    def _hold_out(self, fraction: float, seed: int) -> None:
+        """Move a seeded ``fraction`` of the training split into a holdout set, on which
+        :meth:`holdout_accuracy` ranks NetAdapt's proposals (the NetAdapt paper's holdout from the
+        training set), so the choice never looks at the validation split; 0 keeps no holdout."""
+        if not 0 <= fraction < 1:
+            raise ValueError(f"holdout_fraction must be in [0, 1), got {fraction}")
+        if fraction == 0 or len(self.train_y) < 2:
+            self.holdout_x, self.holdout_y, self.holdout_name = self.val_x, self.val_y, "the validation split"
+            return
+        keep, hold = _split(len(self.train_y), fraction, seed + 1)
+        self.holdout_x, self.holdout_y = self.train_x[hold], self.train_y[hold]
+        self.train_x, self.train_y = self.train_x[keep], self.train_y[keep]
+        self.holdout_name = f"a holdout of {len(hold)} training images"
+
+    def holdout_accuracy(self, model: nn.Module) -> float:
+        """Top-1 accuracy on the holdout set (the validation split when the task keeps none)."""
+        return self._top1(model, self.holdout_x, self.holdout_y)
 
     def evaluate(self, arch: ArchSpec, model: nn.Module | None = None) -> float:
         if model is None:
@@ -186,7 +209,8 @@ class DigitsTask(TrainableTask):
 
     name = "digits"
 
-    def __init__(self, resolution: int = 32, *, val_fraction: float = 0.2, split_seed: int = 0, **kw):
+    def __init__(self, resolution: int = 32, *, val_fraction: float = 0.2, split_seed: int = 0,
+                 holdout_fraction: float = 0.0, **kw):
         from sklearn.datasets import load_digits
 
         super().__init__(resolution, 10, **kw)
@@ -198,6 +222,7 @@ class DigitsTask(TrainableTask):
         tr, va = _split(len(y), val_fraction, split_seed)
         self.train_x, self.train_y = x[tr], y[tr]
         self.val_x, self.val_y = x[va], y[va]
+        self._hold_out(holdout_fraction, split_seed)
         self.shift = max(0, min(self.shift, self.resolution // 8))
 
 
@@ -213,7 +238,7 @@ class ImageFolderTask(TrainableTask):
     flip = True
 
     def __init__(self, root: str | Path, resolution: int = 64, *, val_fraction: float = 0.2, split_seed: int = 0,
-                 **kw):
+                 holdout_fraction: float = 0.0, **kw):
         from PIL import Image, UnidentifiedImageError
 
         root = Path(root)
@@ -249,6 +274,7 @@ class ImageFolderTask(TrainableTask):
         tr, va = _split(len(y), val_fraction, split_seed)
         self.train_x, self.train_y = x[tr], y[tr]
         self.val_x, self.val_y = x[va], y[va]
+        self._hold_out(holdout_fraction, split_seed)
 
 
 class PublishedTable:

@@ -6,9 +6,24 @@ layer; (2) shrink the bottleneck width of every block that shares it (stem inclu
 residual connections valid. Each proposal is the smallest cut (channels in multiples of 8) that
 meets the step's target on the predictor; all candidate widths of a step are predicted in one
 batch. Filters are removed by L2 magnitude and the survivors inherit their weights
-(:func:`inherit_weights`); each proposal is fine-tuned for ``T`` steps and the one with the
-largest ΔAcc/|ΔLatency| (``criterion="slope"``, the paper) or the least accuracy drop
-(``"least_drop"``, original NetAdapt) is kept. Repeat until the target, then fine-tune long-term.
+(:func:`inherit_weights`); each proposal is fine-tuned for ``T`` steps, scored on a holdout of
+the training images (never the validation split), and the one with the largest ΔAcc/|ΔLatency|
+(``criterion="slope"``, the paper) or the least accuracy drop (``"least_drop"``, original
+NetAdapt) is kept. Repeat until the target, then fine-tune long-term.
+
+**The schedule never dead-ends.** When fewer than ``min_proposals`` proposals can meet ``δ_k``,
+the step halves (down to the smallest cut one layer allows, 8 channels), so a step stays a choice
+between layers and a cut that ruins accuracy does not win for being the only one left
+(:func:`meeting_proposals`). A run that cannot go on (no cut lowers the predicted latency, or
+``max_steps``) stops short: its last network is fine-tuned long-term and written as ``final`` with
+the reason (:func:`outcome`). The reference implementation (denru01/netadapt) instead takes a
+proposal that misses its step with a warning (each block's smallest width when no width meets
+it) and raises when none lowers the resource; it decays the step by 0.96 per iteration from
+0.025·L by default, where hwlat follows MobileNetV3's 0.01·L without decay.
+
+**Evaluation noise.** Step 0's pick is fine-tuned again with ``noise_repeats`` other seeds
+(:func:`evaluation_noise`); every step records the spread of its proposals' holdout accuracies
+beside it, so a run shows whether its choices rise above chance.
 
 Before anything is trained, :func:`channel_floor` predicts the seed with every prunable width at
 its minimum (8): that share of the latency (per-op overheads, the predictor's network term, the
@@ -110,12 +125,16 @@ def candidates(arch: ArchSpec) -> list[tuple[str, int, int, ArchSpec]]:
     return out
 
 
-def smallest_reachable(arch: ArchSpec) -> ArchSpec:
-    """``arch`` with every prunable width at its minimum (8, or the smallest that keeps the block
-    structure): the smallest valid cut of every proposal kind, applied until nothing shrinks."""
+def _shrink_all(arch: ArchSpec, bottlenecks_first: bool) -> ArchSpec:
+    """Apply the smallest valid cut of every proposal kind until nothing shrinks, expansions or
+    bottleneck widths (smallest first) first."""
     for _ in range(100):
         changed = False
-        for kind, key, width in proposal_kinds(arch):
+        kinds = proposal_kinds(arch)
+        if bottlenecks_first:
+            kinds = sorted((k for k in kinds if k[0] == "bottleneck"), key=lambda k: k[1]) + \
+                [k for k in kinds if k[0] == "expansion"]
+        for kind, key, width in kinds:
             cur = width if kind == "expansion" else key
             for new in range(8, cur, 8):
                 cand = apply_proposal(arch, kind, key, new)
@@ -125,6 +144,18 @@ def smallest_reachable(arch: ArchSpec) -> ArchSpec:
         if not changed:
             break
     return arch
+
+
+def floor_candidates(arch: ArchSpec) -> list[ArchSpec]:
+    """``arch`` with every prunable width at its minimum (8, or the smallest that keeps the block
+    structure), reached in two orders: bottleneck widths are keyed by their value, so cuts that make
+    two widths equal tie them from then on, and which minimum is reached depends on the order."""
+    return [_shrink_all(arch, False), _shrink_all(arch, True)]
+
+
+def smallest_reachable(arch: ArchSpec) -> ArchSpec:
+    """The one of :func:`floor_candidates` with the fewest MAdds."""
+    return min(floor_candidates(arch), key=lambda a: summary(a)["madds"])
 
 
 # -- weight surgery ------------------------------------------------------------------------------
@@ -267,10 +298,19 @@ def inherit_weights(model: nn.Module, old: ArchSpec, new: ArchSpec, seed: int = 
 # -- the search ----------------------------------------------------------------------------------
 @dataclass
 class NetAdaptConfig:
-    """``target_ms`` predicted latency to reach; ``delta_fraction``·L_seed is the first step's
-    minimum reduction, multiplied by ``decay`` after every step (1.0: constant, the paper);
-    ``short_steps`` T (paper: 10000) fine-tunes each proposal, ``long_steps`` the final network;
-    ``criterion`` ``"slope"`` (max ΔAcc/|ΔLat|, the paper) or ``"least_drop"`` (original NetAdapt)."""
+    """Settings of :func:`netadapt`; latencies in ms (predicted), steps in training minibatches.
+
+    ``target_ms`` is the predicted latency to reach. Step ``k`` must cut at least
+    ``delta_fraction · L_seed · decay**k`` (the paper: 0.01, no decay). When fewer than
+    ``min_proposals`` proposals can meet that, the step halves (down to the smallest cut one layer
+    allows, 8 channels), so a step stays a choice between layers; only when no cut lowers the
+    predicted latency at all does the run stop short. ``short_steps`` T (paper: 10000) fine-tunes
+    each proposal at learning rate ``short_lr`` (None: the task's, meant for training from scratch,
+    which undoes more of a trained network in a few steps than it recovers), ``long_steps`` the
+    final network at the task's rate; ``criterion`` ``"slope"`` (max ΔAcc/|ΔLat|,
+    the paper) or ``"least_drop"`` (original NetAdapt). ``noise_repeats`` extra fine-tunes of step
+    0's pick, with other seeds, estimate how much a proposal's accuracy moves by chance alone.
+    ``max_steps`` bounds the run: reaching it is a stop short of the target, not an error."""
 
     target_ms: float
     delta_fraction: float = 0.01
@@ -280,6 +320,9 @@ class NetAdaptConfig:
     criterion: str = "slope"
     max_steps: int = 200
     seed: int = 0
+    min_proposals: int = 3
+    noise_repeats: int = 2
+    short_lr: float | None = 3e-4
 
     def __post_init__(self):
         if self.criterion not in ("slope", "least_drop"):
@@ -288,6 +331,14 @@ class NetAdaptConfig:
             raise ValueError(f"delta_fraction must be in (0, 1), got {self.delta_fraction}")
         if not (0 < self.decay <= 1):
             raise ValueError(f"decay must be in (0, 1], got {self.decay}")
+        if self.min_proposals < 1:
+            raise ValueError(f"min_proposals must be at least 1, got {self.min_proposals}")
+        if self.noise_repeats < 0:
+            raise ValueError(f"noise_repeats must be at least 0, got {self.noise_repeats}")
+        if self.short_lr is not None and not self.short_lr > 0:
+            raise ValueError(f"short_lr must be positive, got {self.short_lr}")
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
 
 
 @dataclass
@@ -340,10 +391,10 @@ class ChannelFloor:
 
 
 def channel_floor(seed_arch: ArchSpec, predictor) -> ChannelFloor:
-    """Predict ``seed_arch`` as it is and with every prunable width at its minimum."""
-    seed_ms, floor_ms = np.asarray(predictor.predict_many([seed_arch, smallest_reachable(seed_arch)]),
-                                   dtype=float)
-    return ChannelFloor(float(seed_ms), float(floor_ms))
+    """Predict ``seed_arch`` as it is and with every prunable width at its minimum (the lower of
+    :func:`floor_candidates`; a heuristic: another order of cuts may reach a little lower)."""
+    seed_ms, *floors = np.asarray(predictor.predict_many([seed_arch, *floor_candidates(seed_arch)]), dtype=float)
+    return ChannelFloor(float(seed_ms), float(min(floors)))
 
 
 # -- the run's files -----------------------------------------------------------------------------
@@ -419,35 +470,43 @@ def _resume(out: Path, seed_code: str, cfg: dict) -> dict | None:
     return hist
 
 
+def _holdout_accuracy(task, model: nn.Module) -> float:
+    """The accuracy that ranks proposals: the task's holdout (its validation split without one)."""
+    return float(getattr(task, "holdout_accuracy", task.accuracy)(model))
+
+
 def _start(out: Path, seed_arch: ArchSpec, seed_model, task, floor: ChannelFloor, cfg: dict,
            seed_train_steps) -> tuple[dict, nn.Module]:
     """Train (or take) the seed, write the first history; ``(history, model)``."""
     model = seed_model if seed_model is not None else task.train(seed_arch, seed_train_steps)
     seed = {"predicted_ms": floor.seed_ms, "fixed_ms": floor.floor_ms, "accuracy": task.accuracy(model),
-            "params": summary(seed_arch)["params"]}
+            "holdout_accuracy": _holdout_accuracy(task, model), "params": summary(seed_arch)["params"]}
     hist = {"schema": H.SCHEMAS["netadapt"], "kind": "netadapt", "seed_arch": encode(seed_arch),
             "config": cfg, "seed": seed, "steps": [], "current_arch": seed_arch.to_dict(),
-            "weights": _save_weights(out, model, "seed"), "final": None}
+            "weights": _save_weights(out, model, "seed"), "final": None,
+            "ranked_on": getattr(task, "holdout_name", "the validation split")}
     _commit(out, hist)
     return hist, model
 
 
-def _fine_tune_all(model, arch, proposals, task, config: NetAdaptConfig, k: int, pool=None):
+def _fine_tune_all(model, arch, proposals, task, config: NetAdaptConfig, k: int, pool=None, seed_offset: int = 0):
     """Per proposal ``((kind, key), (width, arch, ms))``: the network inheriting ``model``'s
-    largest filters, fine-tuned ``short_steps`` with seed ``config.seed + k``, and its accuracy;
-    on a ``pool`` (:class:`hwlat.search.parallel.RayPool`) in parallel, with the same seeds."""
+    largest filters, fine-tuned ``short_steps`` with seed ``config.seed + k + seed_offset``, and
+    its holdout accuracy; on a ``pool`` (:class:`hwlat.search.parallel.RayPool`) in parallel,
+    with the same seeds."""
     descs = [f"step {k} {kind} {key}->{new}" for (kind, key), (new, _, _) in proposals]
+    seed = config.seed + k + seed_offset
     if pool is None:
         out = []
         for ((kind, key), (new, cand, m)), desc in zip(proposals, descs):
             net = inherit_weights(model, arch, cand, seed=config.seed)
-            task.fine_tune(net, config.short_steps, seed=config.seed + k, desc=desc)
-            out.append((net, task.accuracy(net)))
+            task.fine_tune(net, config.short_steps, seed=seed, lr=config.short_lr, desc=desc)
+            out.append((net, _holdout_accuracy(task, net)))
         return out
     from hwlat.archs.torch_builder import build_torch
 
     cands = [cand for _, (_, cand, _) in proposals]
-    done = pool.fine_tune_many(model, arch, cands, config.short_steps, config.seed, config.seed + k, descs)
+    done = pool.fine_tune_many(model, arch, cands, config.short_steps, config.seed, seed, descs, config.short_lr)
     out = []
     for cand, (acc, weights) in zip(cands, done):
         net = build_torch(cand)
@@ -466,66 +525,150 @@ def _predict_proposals(predictor, archs: list[ArchSpec], first: bool) -> tuple[n
     return ms, extrapolated
 
 
+MAX_HALVINGS = 40
+"""How often a step may halve: 2**-40 of any step is far below the smallest cut one layer allows."""
+
+
+def meeting_proposals(cands, ms, lat: float, delta: float, min_proposals: int,
+                      min_gain: float) -> tuple[dict, float, int]:
+    """The proposals of a step and the reduction they meet: ``(best, step_ms, halvings)``.
+
+    ``best`` maps each proposal ``(kind, key)`` to its largest width ``(width, arch, ms)`` whose
+    predicted ``ms`` is at most ``lat - step_ms``. The step starts at ``delta`` and halves while
+    fewer than ``min(min_proposals, kinds that some cut speeds up by more than min_gain)`` proposals
+    meet it; at the end every kind whose smallest (8-channel) cut lowers the latency is proposed.
+    ``best`` is empty only when no cut lowers the predicted latency by more than ``min_gain`` ms.
+    """
+    gains = lat - np.asarray(ms, dtype=float)
+    kinds = {(kind, key) for (kind, key, _, _), g in zip(cands, gains) if g > min_gain}
+    need = min(min_proposals, len(kinds))
+    step, halvings = float(delta), 0
+    while True:
+        best: dict[tuple, tuple] = {}
+        for (kind, key, new, cand), m, g in zip(cands, ms, gains):
+            if g >= step and g > min_gain and ((kind, key) not in best or new > best[(kind, key)][0]):
+                best[(kind, key)] = (new, cand, float(m))
+        if len(best) >= need or halvings >= MAX_HALVINGS:
+            return best, step, halvings
+        step, halvings = step / 2, halvings + 1
+
+
+MIN_GAIN_FRACTION = 1e-4
+"""A cut that lowers the predicted latency by at most this share of the seed's lowers nothing."""
+
+
+def evaluation_noise(model, arch: ArchSpec, proposal, accuracy: float, task, config: NetAdaptConfig,
+                     k: int) -> dict:
+    """How much a proposal's holdout accuracy moves by chance: ``proposal`` (step ``k``'s pick,
+    ``accuracy`` with the run's seed) fine-tuned again with ``config.noise_repeats`` other seeds;
+    ``std`` is the sample standard deviation of all its accuracies (fractions), ``binomial_se`` the
+    standard error of one accuracy on a holdout of that size."""
+    again = [_fine_tune_all(model, arch, [proposal], task, config, k, None, seed_offset=1_000 + i)[0]
+             for i in range(config.noise_repeats)]   # serial: a pool gives every proposal one seed
+    accs = [accuracy] + [a for _, a in again]
+    n = len(getattr(task, "holdout_y", getattr(task, "val_y", ())))
+    p = float(np.mean(accs))
+    (kind, key), (new, _, _) = proposal
+    return {"proposal": f"{kind} {key}->{new}", "holdout_accuracies": accs, "std": float(np.std(accs, ddof=1)),
+            "binomial_se": float(np.sqrt(p * (1 - p) / n)) if n else None, "holdout_size": n}
+
+
+def describe_noise(noise: dict) -> str:
+    """One line on a run's evaluation noise (:func:`evaluation_noise`)."""
+    accs = ", ".join(f"{a:.3f}" for a in noise["holdout_accuracies"])
+    se = f"; binomial SE on {noise['holdout_size']} images {noise['binomial_se']:.3f}" if noise.get("binomial_se") else ""
+    return (f"std {noise['std']:.3f} over {len(noise['holdout_accuracies'])} fine-tunes of {noise['proposal']} "
+            f"({accs}){se}")
+
+
+class _Stop(Exception):
+    """A step found no cut: the run stops short with this reason."""
+
+
 def _step(k: int, arch: ArchSpec, model: nn.Module, lat: float, acc_prev: float, seed_ms: float,
           task, predictor, config: NetAdaptConfig, pool=None) -> tuple[dict, ArchSpec, nn.Module]:
     """One NetAdapt step from ``arch`` at ``lat`` ms: ``(step record, new arch, new model)``;
-    the proposals fine-tuned on ``pool`` when given (see :func:`_fine_tune_all`)."""
+    the proposals fine-tuned on ``pool`` when given (see :func:`_fine_tune_all`). Raises
+    :class:`_Stop` with the reason when no channel cut lowers the predicted latency."""
     delta = config.delta_fraction * seed_ms * config.decay ** k
-    goal = lat - delta
     t0 = time.time()
     cands = candidates(arch)
     if not cands:
-        raise ValueError(f"step {k}: no channel can be cut further at {lat:.3f} ms "
-                         f"(target {config.target_ms:.3f} ms)")
+        raise _Stop("every prunable width is at its minimum (8 channels)")
     ms, extrapolated = _predict_proposals(predictor, [c[3] for c in cands], first=k == 0)
-    best: dict[tuple, tuple] = {}  # per proposal the largest width meeting the goal
-    for (kind, key, new, cand), m in zip(cands, ms):
-        if m <= goal and ((kind, key) not in best or new > best[(kind, key)][0]):
-            best[(kind, key)] = (new, cand, float(m))
+    best, step_ms, halvings = meeting_proposals(cands, ms, lat, delta, config.min_proposals,
+                                                MIN_GAIN_FRACTION * seed_ms)
     if not best:
-        raise ValueError(f"step {k}: no proposal cuts {delta:.3f} ms from {lat:.3f} ms "
-                         f"(target {config.target_ms:.3f} ms is unreachable by channel cuts)")
+        raise _Stop(f"no channel cut lowers the predicted latency below {lat:.3f} ms "
+                    f"(by more than {MIN_GAIN_FRACTION * seed_ms * 1e3:.2f} us)")
     considered, chosen = [], None
     proposals = sorted(best.items())
+    parent, parent_model = arch, model
     tuned = _fine_tune_all(model, arch, proposals, task, config, k, pool)
     for ((kind, key), (new, cand, m)), (net, a) in zip(proposals, tuned):
-        rec = {"kind": kind, "key": int(key), "width": int(new), "predicted_ms": m, "accuracy": a,
+        rec = {"kind": kind, "key": int(key), "width": int(new), "predicted_ms": m, "holdout_accuracy": a,
                "score": _score(config.criterion, a, acc_prev, lat - m)}
         considered.append(rec)
         if chosen is None or rec["score"] > chosen[0]["score"]:
-            chosen = (rec, cand, net)
-    rec, arch, model = chosen
-    step = {"step": k, "delta_ms": delta, "goal_ms": goal, "chosen": rec, "predicted_ms": rec["predicted_ms"],
-            "accuracy": rec["accuracy"], "params": summary(arch)["params"], "arch": encode(arch),
-            "candidates": considered, "n_predicted": len(cands), "seconds": time.time() - t0}
+            chosen = (rec, cand, net, ((kind, key), (new, cand, m)))
+    rec, arch, model, pick = chosen
+    accs = [c["holdout_accuracy"] for c in considered]
+    step = {"step": k, "delta_ms": delta, "step_ms": step_ms, "halvings": halvings, "goal_ms": lat - step_ms,
+            "chosen": rec, "predicted_ms": rec["predicted_ms"], "holdout_accuracy": rec["holdout_accuracy"],
+            "accuracy": task.accuracy(model), "accuracy_spread": max(accs) - min(accs),
+            "params": summary(arch)["params"], "arch": encode(arch), "candidates": considered,
+            "n_predicted": len(cands), "seconds": time.time() - t0}
+    if k == 0 and config.noise_repeats:
+        step["noise"] = evaluation_noise(parent_model, parent, pick, rec["holdout_accuracy"], task, config, k)
     if extrapolated:
         step["extrapolated"] = extrapolated
     return step, arch, model
 
 
 def _finish(out: Path, hist: dict, arch: ArchSpec, model: nn.Module, task, predictor,
-            config: NetAdaptConfig) -> None:
-    """Long-term fine-tune, then record the final network (weights, arch.json, history)."""
+            config: NetAdaptConfig, stopped: str | None) -> None:
+    """Long-term fine-tune, then record the final network (weights, arch.json, history); a run that
+    stopped short of its target records why (``stopped``) beside what it reached."""
     acc_before = hist["steps"][-1]["accuracy"] if hist["steps"] else hist["seed"]["accuracy"]
     task.fine_tune(model, config.long_steps, seed=config.seed + 10_000, desc="long-term fine-tune")
     ms = float(predictor.predict(arch))
     s = summary(arch)
+    reached = bool(ms <= config.target_ms)
     hist["final"] = {"predicted_ms": ms, "accuracy_before_long": acc_before, "accuracy": task.accuracy(model),
                      "params": s["params"], "madds": s["madds"], "arch": encode(arch),
-                     "reached_target": bool(ms <= config.target_ms)}
+                     "target_ms": config.target_ms, "reached_target": reached,
+                     "stopped": None if reached else stopped}
     hist["weights"] = _save_weights(out, model, "final")
     atomic_write_text(out / "arch.json", arch.to_json())
     _commit(out, hist)
+
+
+def outcome(hist: dict) -> str:
+    """One line: what a finished run reached, its target, and why it stopped short if it did."""
+    fin, seed = hist["final"], hist["seed"]
+    n = len(hist["steps"])
+    reached = (f"{fin['predicted_ms']:.3f} ms predicted ({fin['predicted_ms'] / seed['predicted_ms']:.2f} of "
+               f"the seed's {seed['predicted_ms']:.3f} ms) in {n} step{'s' * (n != 1)}")
+    target = fin.get("target_ms", hist["config"]["target_ms"])
+    if fin["reached_target"]:
+        return f"NetAdapt reached its target {target:.3f} ms: {reached}"
+    return f"NetAdapt stopped short of its target {target:.3f} ms at {reached}: {fin.get('stopped')}"
+
+
 def netadapt(seed_arch: ArchSpec, seed_model: nn.Module | None, task, predictor, config: NetAdaptConfig,
              out_dir: str | Path, callback: Callable[[dict], None] | None = None,
              seed_train_steps: int | None = None, pool=None) -> NetAdaptResult:
     """Run (or resume) NetAdapt from ``seed_arch`` down to ``config.target_ms`` predicted latency.
 
     ``seed_model`` is the trained seed; None trains it from scratch with ``task.train``.
-    ``callback(step_record)`` is called after every step. A target that channel cuts cannot reach
-    (:func:`channel_floor`) fails before anything is trained. With a ``pool``
-    (:class:`hwlat.search.parallel.RayPool`) the proposals of a step are fine-tuned in parallel,
-    with the seeds of the serial run: the result is the same.
+    ``callback(step_record)`` is called after every step. A run never dead-ends on its schedule
+    (see :class:`NetAdaptConfig`): one that cannot go on (no cut lowers the predicted latency, or
+    ``max_steps``) stops short, keeps its last network, fine-tunes it long-term and writes
+    ``final`` with ``reached_target`` False and the reason in ``stopped`` (:func:`outcome` says it
+    in one line). A target at or above the seed's prediction, or below what channel cuts can reach
+    (:func:`channel_floor`), fails before anything is trained. With a
+    ``pool`` (:class:`hwlat.search.parallel.RayPool`) the proposals of a step are fine-tuned in
+    parallel, with the seeds of the serial run: the result is the same.
     """
     out = H.out_dir(out_dir)
     seed_arch = validate(seed_arch)
@@ -542,21 +685,30 @@ def netadapt(seed_arch: ArchSpec, seed_model: nn.Module | None, task, predictor,
         if hist["final"] is not None:
             return NetAdaptResult(arch, model, hist)
     seed_ms = hist["seed"]["predicted_ms"]
+    stopped = None
     while True:
         steps = hist["steps"]
         lat = steps[-1]["predicted_ms"] if steps else seed_ms
-        if lat <= config.target_ms or len(steps) >= config.max_steps:
+        if lat <= config.target_ms:
             break
-        acc_prev = steps[-1]["accuracy"] if steps else hist["seed"]["accuracy"]
-        step, arch, model = _step(len(steps), arch, model, lat, acc_prev, seed_ms, task, predictor, config,
-                                  pool)
+        if len(steps) >= config.max_steps:
+            stopped = f"max_steps ({config.max_steps}) reached"
+            break
+        prev = steps[-1] if steps else hist["seed"]
+        acc_prev = prev.get("holdout_accuracy", prev["accuracy"])
+        try:
+            step, arch, model = _step(len(steps), arch, model, lat, acc_prev, seed_ms, task, predictor, config,
+                                      pool)
+        except _Stop as e:
+            stopped = str(e)
+            break
         steps.append(step)
         hist["current_arch"] = arch.to_dict()
         hist["weights"] = _save_weights(out, model, f"step_{step['step']:04d}")
         _commit(out, hist)
         if callback:
             callback(step)
-    _finish(out, hist, arch, model, task, predictor, config)
+    _finish(out, hist, arch, model, task, predictor, config, stopped)
     return NetAdaptResult(arch, model, hist)
 
 

@@ -26,7 +26,7 @@ def _evaluate(task, arch: ArchSpec, seed: int) -> tuple[float, str]:
 
 
 def _fine_tune(task, state: dict, old: ArchSpec, new: ArchSpec, steps: int, inherit_seed: int,
-               seed: int, desc: str) -> tuple[float, dict, str]:
+               seed: int, desc: str, lr: float | None = None) -> tuple[float, dict, str]:
     """NetAdapt's short-term step for one proposal: ``new`` inherits the largest-L2 filters of the
     model ``state`` of ``old``, is fine-tuned ``steps`` with ``seed``; returns (accuracy, weights,
     host)."""
@@ -37,8 +37,8 @@ def _fine_tune(task, state: dict, old: ArchSpec, new: ArchSpec, steps: int, inhe
     model.load_state_dict(state)
     model.eval()
     net = inherit_weights(model, old, new, seed=inherit_seed)
-    task.fine_tune(net, steps, seed=seed, desc=desc)
-    return float(task.accuracy(net)), net.state_dict(), socket.gethostname()
+    task.fine_tune(net, steps, seed=seed, lr=lr, desc=desc)
+    return float(task.holdout_accuracy(net)), net.state_dict(), socket.gethostname()
 
 
 class RayPool:
@@ -112,16 +112,18 @@ class RayPool:
         return [got[t] for t in order]
 
     def fine_tune_many(self, model, old: ArchSpec, news: Sequence[ArchSpec], steps: int,
-                       inherit_seed: int, seed: int, descs: Sequence[str]) -> list[tuple[float, dict]]:
+                       inherit_seed: int, seed: int, descs: Sequence[str],
+                       lr: float | None = None) -> list[tuple[float, dict]]:
         """NetAdapt: each of ``news`` inherits from ``model`` (an ``old`` net) and is fine-tuned in
-        parallel with the given seeds; returns (accuracy, state dict) per proposal, in order."""
+        parallel with the given seeds and learning rate (None: the task's); returns (holdout
+        accuracy, state dict) per proposal, in order."""
         state = self.ray.put({k: v.detach().clone() for k, v in model.state_dict().items()})
         todo, refs, out = deque(zip(news, descs)), [], {}
         while todo or len(out) < len(refs):
             while todo and len(self._flying) < self.workers:
                 new, desc = todo.popleft()
                 refs.append(self._fine_tune.remote(self._task_ref, state, old, new, steps,
-                                                   inherit_seed, seed, desc))
+                                                   inherit_seed, seed, desc, lr))
                 self._flying[refs[-1]] = (None, desc)
             self._show()
             ready, _ = self.ray.wait(list(self._flying), num_returns=1)
