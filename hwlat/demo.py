@@ -235,7 +235,7 @@ def _netadapt(out: Path, pred, quick: bool):
     cfg = CompareConfig(seed_arch=name, resolution=res, seed_steps=30 if quick else 150,
                         short_steps=SHORT_STEPS[quick], long_steps=10 if quick else 100, delta=DEMO_DELTA,
                         ratio=ratio, skip=frozenset({"nas"}), max_seconds=1.0 if quick else 3.0,
-                        threads=1 if quick else 2)
+                        threads=1 if quick else None)
     run = out / f"netadapt_{name}_{res}"   # a folder per seed: a rerun with another seed starts afresh
     r = compare(pred, run, cfg, log=lambda s: print(f"      {s}"))
     na, un = r["netadapt"], r.get("uniform")

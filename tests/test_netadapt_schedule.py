@@ -149,3 +149,12 @@ def test_cli_exits_3_for_a_run_short_of_its_target(tiny, fixed_cost_pred, tmp_pa
     assert "stopped short" in out and "max_steps (1) reached" in out and "proposals ranked on a holdout" in out
     assert json.loads((tmp_path / "o" / "history.json").read_text())["final"]["reached_target"] is False
     assert np.isfinite(json.loads((tmp_path / "o" / "history.json").read_text())["final"]["accuracy"])
+
+
+def test_training_threads_are_measured_not_assumed(tiny, task):
+    import torch
+
+    before = torch.get_num_threads()
+    assert task.fastest_threads(tiny, choices=(1, 2), steps=1) in (1, 2)
+    assert task.fastest_threads(tiny, choices=(1,)) == 1
+    assert torch.get_num_threads() == before

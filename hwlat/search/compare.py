@@ -35,8 +35,9 @@ from hwlat.search import history as H
 class CompareConfig:
     """Settings of :func:`compare` (steps are training steps; ``ratio`` of the seed's predicted
     latency is NetAdapt's target; ``delta`` and ``decay`` its step schedule; ``holdout`` the share of
-    the training images that ranks NetAdapt's proposals; ``max_seconds`` caps each LiteRT
-    measurement)."""
+    the training images that ranks NetAdapt's proposals; ``threads`` torch threads for training, None:
+    the fastest on this host, measured (:meth:`~hwlat.search.evaluators.TrainableTask.fastest_threads`);
+    ``max_seconds`` caps each LiteRT measurement)."""
 
     seed_arch: str = "mobilenetv3_small_050"
     resolution: int = 96
@@ -51,7 +52,7 @@ class CompareConfig:
     nas_steps: int = 3
     nas_resolution: int = 32
     controllers: tuple[str, ...] = ("random", "evolution", "rl")
-    threads: int = 1
+    threads: int | None = 1
     skip: frozenset[str] = field(default_factory=frozenset)
     max_seconds: float = 10.0
 
@@ -220,6 +221,10 @@ def compare(pred, out_dir: str | Path, cfg: CompareConfig = CompareConfig(),
     task = DigitsTask(cfg.resolution, scratch_steps=cfg.seed_steps, batch_size=32, threads=cfg.threads,
                       holdout_fraction=cfg.holdout)
     seed = task.adapt(load_arch(cfg.seed_arch))
+    if cfg.threads is None:    # what trains fastest here now: a busy core makes 2 threads slower than 1
+        task.threads = task.fastest_threads(seed)
+        log(f"training with {task.threads} torch thread(s), the fastest on this host now")
+    res["train_threads"] = task.threads
     if "netadapt" not in cfg.skip:
         res["netadapt"], final = _netadapt(pred, task, seed, cfg, out, log)
         measured = _measure(pred, seed, final, cfg, out, res["netadapt"], with_uniform="uniform" not in cfg.skip)

@@ -147,6 +147,41 @@ class TrainableTask:
         model.eval()
         return model
 
+    def fastest_threads(self, arch: ArchSpec, choices: tuple[int, ...] | None = None, steps: int = 3) -> int:
+        """The torch thread count (of ``choices``, default 1 up to the cores this process may use)
+        that trains ``arch`` fastest on this host now: ``steps`` minibatch steps each, after one
+        warm-up step, timed interleaved twice. A core busy with other work makes more threads
+        slower, not faster, so this is measured rather than assumed."""
+        import os
+        import time
+
+        from hwlat.archs.torch_builder import build_torch
+
+        choices = choices or tuple(range(1, len(os.sched_getaffinity(0)) + 1))
+        if len(choices) == 1:
+            return choices[0]
+        self._check(arch)
+        model = build_torch(arch, seed=self.seed).train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)   # timing only: the weights stay as they are
+        gen = torch.Generator().manual_seed(self.seed)
+        old = torch.get_num_threads()
+        best: dict[int, float] = {}
+        try:
+            for _ in range(2):
+                for n in choices:
+                    torch.set_num_threads(n)
+                    for i in range(steps + 1):
+                        if i == 1:
+                            t0 = time.perf_counter()
+                        x, y = self._batch(gen)
+                        F.cross_entropy(model(x), y).backward()
+                        opt.step()
+                        opt.zero_grad(set_to_none=True)
+                    best[n] = min(best.get(n, float("inf")), time.perf_counter() - t0)
+        finally:
+            torch.set_num_threads(old)
+        return min(best, key=best.get)
+
     def train(self, arch: ArchSpec, steps: int | None = None, *, seed: int | None = None) -> nn.Module:
         """A freshly initialised model of ``arch`` trained from scratch for ``steps`` (default ``scratch_steps``)."""
         from hwlat.archs.torch_builder import build_torch
