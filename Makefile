@@ -4,16 +4,19 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hwlat-installed
 
-.PHONY: demo test test-fast venv clean
+.PHONY: demo test test-fast venv clean lock
 
 venv: $(STAMP)
 
 # torch first, pinned: the CPU wheel on this machine; an unpinned torch pulls a CUDA build.
-$(STAMP): pyproject.toml
+# Every other package at the version of the lock (`make lock` writes it; README: "Pinned versions").
+TORCH := torch==2.13.0
+LOCK := requirements/lock.txt
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -c $(LOCK) $(TORCH)
+	$(PY) -m pip install --quiet -c $(LOCK) -e '.[test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -28,3 +31,20 @@ test-fast: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Rewrite $(LOCK): every package of '.[test]' and '.[ray]' and $(TORCH), resolved by pip-tools'
+# pip-compile (pip's resolver, so it sees the local CPU wheel) in a throwaway venv, $(LOCK_VENV).
+# Pins already in the file are kept unless pyproject.toml no longer allows them;
+# LOCK_ARGS=--upgrade moves every package to its newest release, LOCK_ARGS='-P numpy' one.
+# torch's local label (+cpu) is dropped: the pin holds for whichever build the first step installed.
+LOCK_VENV ?= build/lock-venv
+PIP_TOOLS ?= pip==26.3 pip-tools==7.6.2
+LOCK_ARGS ?=
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
+	  $(LOCK_VENV)/bin/python -m pip install --quiet $(PIP_TOOLS); }
+	mkdir -p $(dir $(LOCK))
+	echo '$(TORCH)' | CUSTOM_COMPILE_COMMAND='make lock' $(LOCK_VENV)/bin/pip-compile --quiet \
+	  --extra test --extra ray --strip-extras --allow-unsafe --no-emit-index-url \
+	  --no-emit-find-links --no-emit-trusted-host $(LOCK_ARGS) -o $(LOCK) pyproject.toml -
+	sed -i 's/^\(torch==[^+ ]*\)+[^ ]*$$/\1/' $(LOCK)

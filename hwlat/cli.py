@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 from hwlat.errors import FileFormatError, HwlatError
+from hwlat.files import dumps_strict, finite_or_none
 
 log = logging.getLogger("hwlat")
 
@@ -76,7 +77,7 @@ def _arch_madds(args) -> int:
                                                "paper_params_M", "params_diff_pct")} for p in paper]
         out.append(rec)
     if args.json:
-        print(json.dumps(out, indent=2, default=lambda v: None))
+        print(dumps_strict(finite_or_none(out), indent=2, default=lambda v: None))
     else:
         for o in out:
             print(f"{o['name']:36s} {resolution_str(o['resolution']):>4s}px {o['madds'] / 1e6:9.2f} M MAdds "
@@ -432,7 +433,7 @@ def _predict(args) -> int:
             rec["layers"] = pred.predict_layers(arch)[["name", "op", "latency_ms"]].to_dict("records")
         out.append(rec)
     if args.json:
-        print(json.dumps(out, indent=1))
+        print(dumps_strict(finite_or_none(out), indent=1))
         return 0
     for rec in out:
         print(f"{rec['name']:36s} {resolution_str(rec['resolution']):>4s}px {rec['latency_ms']:9.3f} ms")
@@ -460,7 +461,7 @@ def _evaluate(args) -> int:
         rows.append({"predictor": str(path), "kind": pred.kind, **score(pred, archs, y),
                      **{f"floor_{k}": (floor or {}).get(k) for k in ("n", "acc5", "acc10", "kendall_tau")}})
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(dumps_strict(finite_or_none(rows), indent=1))
         return 0
     rows = [{k: v for k, v in r.items() if not k.startswith("floor_")} for r in rows]
     with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
@@ -503,7 +504,7 @@ def _suggest(args) -> int:
     if args.output:
         write_csv(picks, args.space, args.output)
     if args.json:
-        print(json.dumps([{"ref": p.ref, "name": p.arch.name, "predicted_ms": p.predicted_ms}
+        print(dumps_strict([{"ref": p.ref, "name": p.arch.name, "predicted_ms": p.predicted_ms}
                           for p in picks], indent=1))
         return 0
     for p in picks:

@@ -304,7 +304,7 @@ class ArchSpec:
         return {"schema": SCHEMA, **_enum_to_str(d)}
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ArchSpec":

@@ -17,6 +17,7 @@ import pandas as pd
 from hwlat.archs.zoo import zoo_names
 from hwlat.reference import family_label, paper_spellings, paper_tables, paper_zoo_name
 from hwlat.errors import HwlatError
+from hwlat.files import dumps_strict, finite_or_none
 
 MODEL_COLUMNS = ["name", "family", "multiplier", "resolution", "arch", "madds", "params",
                  "latency_ms", "p10_ms", "p90_ms", "runtime", "device"]
@@ -398,7 +399,9 @@ def read_history(path) -> pd.DataFrame | None:
     for key in ("proposal", "arch", "phase"):
         if key not in df:
             df[key] = None
-        df[key] = [v if v is None or isinstance(v, str) else json.dumps(v) for v in df[key]]
+        # a record without the key is NaN here: None (was the text "NaN"); objects as strict JSON
+        df[key] = [v if v is None or isinstance(v, str) else None if finite_or_none(v) is None
+                   else dumps_strict(finite_or_none(v)) for v in df[key]]
     if "step" not in df:
         df["step"] = np.arange(len(df))
     return df

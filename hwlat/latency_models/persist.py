@@ -7,16 +7,22 @@ from its state, deterministically, so a file keeps working across hwlat and scik
 Older files are read too: version 1 spread the state over the top level, and versions 1–2 named a
 piece's latency ``median_ms`` (it was the median of its samples then; version 3 calls it
 ``latency_ms``, whatever statistic the store used).
+
+The file is strict JSON (no NaN or Infinity). A constructor parameter set to infinity (e.g.
+``EndToEnd(block_ridge=inf)``: that term off) is written as the string ``"inf"`` (``"-inf"``) in
+its ``params`` object and read back as the float; older files wrote ``Infinity``, read as well.
+Any other NaN or infinity is a ``ValueError`` naming the file and the field.
 """
 from __future__ import annotations
 
 import json
+import math
 import numbers
 from pathlib import Path
 
 from hwlat import __version__
 from hwlat.errors import FileFormatError
-from hwlat.files import atomic_write_text
+from hwlat.files import atomic_write_json
 
 SCHEMA = "hwlat.predictor"
 VERSION = 3
@@ -26,8 +32,30 @@ PIECE_FIELDS = ("key", "granularity", "variant", "latency_ms", "spec")
 def write(path, cls_name: str, state: dict) -> Path:
     """Write a predictor's ``state`` (JSON-ready) to ``path`` atomically."""
     doc = {"schema": SCHEMA, "version": VERSION, "hwlat_version": __version__, "class": cls_name,
-           "state": state}
-    return atomic_write_text(path, json.dumps(doc))
+           "state": _params(state, _inf_out)}
+    return atomic_write_json(path, doc, indent=None)
+
+
+_INF = {"inf": math.inf, "-inf": -math.inf}
+
+
+def _inf_out(v):
+    return ("inf" if v > 0 else "-inf") if isinstance(v, float) and math.isinf(v) else v
+
+
+def _inf_in(v):
+    return _INF[v] if isinstance(v, str) and v in _INF else v
+
+
+def _params(obj, conv):
+    """``obj`` with ``conv`` applied to the values of every ``params`` object in it (a transfer
+    predictor's sources keep their own states, params included)."""
+    if isinstance(obj, dict):
+        return {k: ({pk: conv(pv) for pk, pv in v.items()} if k == "params" and isinstance(v, dict)
+                    else _params(v, conv)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_params(v, conv) for v in obj]
+    return obj
 
 
 def read(path) -> tuple[str, dict]:
@@ -44,6 +72,7 @@ def read(path) -> tuple[str, dict]:
         raise FileFormatError(f"{path}: not an hwlat predictor file (not JSON)") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise FileFormatError(f"{path}: not an hwlat predictor file")
+    doc = _params(doc, _inf_in)
     version = doc.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise FileFormatError(f"{path}: version: expected a positive integer, got {version!r}")

@@ -146,8 +146,8 @@ def _main(argv=None):
     run_id = _uuid.uuid4().hex[:12]
     out = open(args.out, "a")
 
-    def write(rec):
-        out.write(_json.dumps(rec) + "\n")
+    def write(rec):  # strict JSON: Stats.as_dict() has None, never NaN or Infinity
+        out.write(_json.dumps(rec, allow_nan=False) + "\n")
         out.flush()
         _os.fsync(out.fileno())
 

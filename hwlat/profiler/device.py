@@ -153,9 +153,9 @@ def fingerprint(runtime: str, runtime_version: str, threads: int = 1, delegate: 
         raise ValueError(f"threads must be a positive int, got {threads!r}")
     extra = dict(extra or {})
     try:
-        json.dumps(extra, sort_keys=True)
+        json.dumps(extra, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"extra must be JSON-serialisable: {e}") from None
+        raise ValueError(f"extra must be JSON-serialisable (strict: no NaN or infinity): {e}") from None
     blocks = _cpuinfo()
     affinity = _affinity()
     freq_cpu = affinity[0] if affinity else 0
@@ -184,7 +184,7 @@ def device_key(fp: dict) -> str:
     """16 hex digits: SHA-256 of the :data:`KEY_FIELDS` of ``fp`` (missing fields count as None)."""
     ident = {k: fp.get(k) for k in KEY_FIELDS}
     ident["extra"] = ident["extra"] or {}
-    blob = json.dumps(ident, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    blob = json.dumps(ident, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

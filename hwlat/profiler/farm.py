@@ -49,6 +49,7 @@ from typing import Iterable, Iterator, Sequence
 from hwlat import __version__
 from hwlat.archs.ir import ArchSpec
 from hwlat.errors import ClusterError
+from hwlat.files import dumps_strict
 from hwlat.profiler.device import device_key, device_label, pin_to_core
 from hwlat.profiler.profile import ProfileResult, batches, group_workloads
 from hwlat.profiler.store import Store, open_store
@@ -292,7 +293,7 @@ once (an ONNX export of it takes seconds) and kept across batches, as one profil
 
 
 def _reference(device: FarmDevice, runner, cfg: TimingConfig) -> PhaseReference:
-    key = (device.runtime, json.dumps(device.options, sort_keys=True), cfg)
+    key = (device.runtime, dumps_strict(device.options, sort_keys=True), cfg)
     if key not in _REFERENCES:
         invoke, _release = runner.prepare(reference_workload())
         _REFERENCES[key] = PhaseReference(invoke, cfg)
@@ -535,7 +536,7 @@ class _Driver:
             q = self.queues[d.name]
             while q and running < self.info[d.name]["slots"]:
                 ws, repeat, attempt = q.popleft()
-                items = [(w.key, json.dumps(w.spec())) for w in ws]
+                items = [(w.key, dumps_strict(w.spec())) for w in ws]
                 gen = self.task.options(resources={d.resource: 1}).remote(
                     d, items, self.config, self.variant, self.reference)
                 self.flights[gen] = _Flight(d, {w.key: w for w in ws}, repeat, attempt)

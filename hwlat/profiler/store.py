@@ -45,7 +45,7 @@ import pandas as pd
 
 from hwlat import __version__
 from hwlat.errors import StoreError
-from hwlat.files import atomic_write
+from hwlat.files import atomic_write, dumps_strict
 from hwlat.profiler.device import device_key, device_label
 from hwlat.profiler.workloads import GRANULARITIES
 
@@ -158,7 +158,7 @@ def canonical_json(value) -> str:
     if isinstance(value, (str, bytes)):
         value = json.loads(value)
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return dumps_strict(value, sort_keys=True, separators=(",", ":"))
     except TypeError as e:
         raise ValueError(f"not JSON-serialisable: {e}") from None
 
@@ -494,7 +494,8 @@ class Store:
 
         ``stats`` holds :data:`STATS_FIELDS`: ``median_ms`` and ``n`` (samples) are required;
         ``p10_ms``, ``p90_ms``, ``mean_ms``, ``std_ms`` and ``ci95_ms`` are milliseconds (None or
-        NaN = unknown; ``ci95_ms`` may also be inf = not computable, stored as NULL),
+        NaN = unknown; ``ci95_ms`` is None when not computable, and inf, as older bundles wrote it,
+        is read as None too),
         ``warmup`` and ``inner`` are invocation counts, ``started_at`` / ``finished_at`` an
         ISO string, datetime or Unix seconds (finished defaults to now), ``ref_ms`` the reference
         workload's time in the same rounds and ``steal_pct`` the CPU steal time (%). Other keys

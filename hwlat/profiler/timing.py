@@ -49,14 +49,17 @@ class TimingConfig:
 
 @dataclass
 class Stats:
-    """Robust statistics of one workload's samples (milliseconds per invocation)."""
+    """Robust statistics of one workload's samples (milliseconds per invocation).
+
+    ``ci95_ms`` is None when too few samples bound the median (fewer than 6); :meth:`as_dict` is
+    strict-JSON ready (no NaN or infinity: None instead)."""
 
     median_ms: float
     p10_ms: float
     p90_ms: float
     mean_ms: float
     std_ms: float
-    ci95_ms: float
+    ci95_ms: float | None
     n: int
     warmup: int
     inner: int
@@ -66,11 +69,13 @@ class Stats:
     steal_pct: float | None = None  # CPU steal time of the measuring core while sampling (%)
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                for k, v in self.__dict__.items()}
 
 
 def median_ci_halfwidth(samples: np.ndarray) -> float:
-    """Half-width of the distribution-free 95 % confidence interval of the median."""
+    """Half-width of the distribution-free 95 % confidence interval of the median (inf for fewer
+    than 6 samples: no order statistics bound it)."""
     x = np.sort(samples)
     n = len(x)
     if n < 6:
@@ -83,10 +88,11 @@ def median_ci_halfwidth(samples: np.ndarray) -> float:
 def summarize(samples: list[float], warmup: int, inner: int, started: float,
               ref_ms: float | None = None, steal_pct: float | None = None) -> Stats:
     x = np.asarray(samples, dtype=np.float64)
+    ci = median_ci_halfwidth(x)
     return Stats(
         median_ms=float(np.median(x)), p10_ms=float(np.percentile(x, 10)),
         p90_ms=float(np.percentile(x, 90)), mean_ms=float(x.mean()),
-        std_ms=float(x.std(ddof=1)) if len(x) > 1 else 0.0, ci95_ms=median_ci_halfwidth(x),
+        std_ms=float(x.std(ddof=1)) if len(x) > 1 else 0.0, ci95_ms=ci if math.isfinite(ci) else None,
         n=len(x), warmup=warmup, inner=inner, started_at=started, finished_at=time.time(),
         ref_ms=ref_ms, steal_pct=steal_pct,
     )

@@ -77,7 +77,7 @@ def from_spec(key: str, spec: dict) -> Workload:
 
 
 def _key(granularity: str, recs: list[dict]) -> str:
-    blob = json.dumps(recs, sort_keys=True, separators=(",", ":"))
+    blob = json.dumps(recs, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return f"{granularity}:{hashlib.sha1(blob.encode()).hexdigest()[:20]}"
 
 

@@ -96,7 +96,9 @@ def read(path: str | Path, kind: str) -> dict | None:
 
 
 def write(path: str | Path, hist: dict) -> Path:
-    """Write ``hist`` atomically (a reader sees the previous step or this one, never half)."""
+    """Write ``hist`` atomically (a reader sees the previous step or this one, never half), as
+    strict JSON: a NaN or infinity in it is a ``ValueError`` naming the file and the field, and
+    the previous file stays."""
     return atomic_write_json(path, hist)
 
 
