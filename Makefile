@@ -25,9 +25,14 @@ demo: $(STAMP)
 # two workers, each test file whole on one of them and the Ray files together (tests/conftest.py)
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
+# then the float-kernel tests again on other kernels: scalar ATen, AVX2 oneDNN, Sandy Bridge OpenBLAS
+	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Sandybridge \
+		$(PY) -m pytest -q -n 2 --dist loadfile -m numerics
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"
+	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Sandybridge \
+		$(PY) -m pytest -q -n 2 --dist loadfile -m "numerics and not slow"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

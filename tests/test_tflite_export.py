@@ -15,8 +15,7 @@ from hwlat.archs.torch_builder import build_torch, fold_bn
 from hwlat.profiler.segments import random_weights, torch_segment
 from hwlat.profiler.tflite_export import build_tflite, op_names, run_tflite, tflite_segment
 from strategies import archs
-
-TOL = 1e-4
+from tolerances import assert_float32_close, reduction_length
 
 
 def _x(shape, seed=0, scale=1.0):
@@ -33,33 +32,36 @@ def _torch_seg(rows, x, weights=None):
         return torch_segment(rows, weights).eval()(torch.from_numpy(x)).numpy()
 
 
-def _check(y, ref, tol=TOL):
-    assert y.shape == ref.shape
-    err = float(np.abs(y - ref).max())
-    assert err <= tol * max(1.0, float(np.abs(ref).max())), err
-    return err
+def _check(y, ref, rows):
+    """LiteRT's float32 kernels (XNNPACK or builtin) against torch's: the same arithmetic in
+    another order, so rounding only; ``rows`` (or an arch) give the reductions of the bound
+    (:func:`tolerances.float32_atol`: eps·√ΣK scaled to max|ref|)."""
+    return assert_float32_close(y, ref, reduction_length(rows))
 
 
 # --- whole networks -----------------------------------------------------------------------------
 
+@pytest.mark.numerics
 def test_zoo_matches_folded_torch(zoo_name):
     arch = get_arch(zoo_name, resolution=160)
     x = _x((3, 160, 160))
     y, ref = run_tflite(build_tflite(arch), x), _torch_net(arch, x)
     assert y.shape == (1, arch.num_classes)
-    assert float(np.abs(y - ref).max()) <= TOL
+    _check(y, ref, arch)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", ["mobilenetv3_large_100", "mobilenetv3_small_100"])
 def test_224_with_and_without_xnnpack(name):
     arch = get_arch(name, resolution=224)
     x = _x((3, 224, 224), seed=1)
     model, ref = build_tflite(arch), _torch_net(arch, x)
-    assert float(np.abs(run_tflite(model, x) - ref).max()) <= TOL
+    _check(run_tflite(model, x), ref, arch)
     if name == "mobilenetv3_large_100":
-        assert float(np.abs(run_tflite(model, x, use_xnnpack=False) - ref).max()) <= TOL
+        _check(run_tflite(model, x, use_xnnpack=False), ref, arch)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", ["mobilenetv3_large_100", "mnasnet_a1"])
 def test_whole_network_with_random_weights(name):
     """He-initialised weights with biases keep activations O(1) through the network, unlike the
@@ -69,17 +71,19 @@ def test_whole_network_with_random_weights(name):
     x = _x((3, 128, 128), seed=3)
     ref = _torch_seg(rows, x, w)
     assert np.abs(ref).max() > 0.1
-    _check(run_tflite(tflite_segment(rows, w), x), ref)
+    _check(run_tflite(tflite_segment(rows, w), x), ref, rows)
 
 
+@pytest.mark.numerics
 def test_batch_is_resized():
     rows = [r for r in layers(get_arch("mobilenetv3_small_050", resolution=96)) if r.block == 3]
     x = np.concatenate([_x(rows[0].in_shape, seed=s) for s in range(3)])
-    _check(run_tflite(tflite_segment(rows), x), _torch_seg(rows, x))
+    _check(run_tflite(tflite_segment(rows), x), _torch_seg(rows, x), rows)
 
 
 # --- segments -----------------------------------------------------------------------------------
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", ["mobilenetv3_large_100", "mobilenetv3_small_100", "mnasnet_a1",
                                   "mobilenetv2_100"])
 def test_every_block_and_head_row(name):
@@ -89,16 +93,17 @@ def test_every_block_and_head_row(name):
     for seg in segments:
         x = _x(seg[0].in_shape, seed=len(seg))
         for use_xnnpack in (True, False):
-            _check(run_tflite(tflite_segment(seg), x, use_xnnpack), _torch_seg(seg, x))
+            _check(run_tflite(tflite_segment(seg), x, use_xnnpack), _torch_seg(seg, x), seg)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("act", list(Act))
 def test_act_rows(act):
     shape = (8, 6, 6)
     row = LayerSpec("blocks.0.act", "block", 0, OpKind.ACT, shape, shape, act=act)
     x = _x(shape, scale=4.0)  # spans the kinks of hard-swish / hard-sigmoid at ±3
     for use_xnnpack in (True, False):
-        _check(run_tflite(tflite_segment([row]), x, use_xnnpack), _torch_seg([row], x))
+        _check(run_tflite(tflite_segment([row]), x, use_xnnpack), _torch_seg([row], x), [row])
 
 
 def _conv_row(cin, cout, h, k, s, d=1, dw=False, act=Act.IDENTITY):
@@ -109,6 +114,7 @@ def _conv_row(cin, cout, h, k, s, d=1, dw=False, act=Act.IDENTITY):
                      kernel=k, stride=s, dilation=d, groups=cin if dw else 1, act=act, bias=True)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("k,s,d,dw,h", [
     (3, 1, 2, True, 13), (5, 1, 2, True, 12), (3, 2, 2, True, 15), (5, 2, 1, True, 17),
     (7, 2, 1, True, 16), (5, 2, 1, False, 11), (7, 2, 1, False, 14), (3, 2, 1, False, 9),
@@ -118,9 +124,10 @@ def _conv_row(cin, cout, h, k, s, d=1, dw=False, act=Act.IDENTITY):
 def test_conv_rows(k, s, d, dw, h, act):
     row = _conv_row(16, 16 if dw else 24, h, k, s, d, dw, act)
     x = _x(row.in_shape)
-    _check(run_tflite(tflite_segment([row]), x), _torch_seg([row], x))
+    _check(run_tflite(tflite_segment([row]), x), _torch_seg([row], x), [row])
 
 
+@pytest.mark.numerics
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(archs())
 def test_random_arch_blocks(arch):
@@ -130,9 +137,10 @@ def test_random_arch_blocks(arch):
     for _, g in groupby([r for r in rows if r.stage == "block"], key=lambda r: r.block):
         seg = list(g)
         x = _x(seg[0].in_shape)
-        _check(run_tflite(tflite_segment(seg, seed=1), x), _torch_seg(seg, x, random_weights(seg, 1)))
+        _check(run_tflite(tflite_segment(seg, seed=1), x), _torch_seg(seg, x, random_weights(seg, 1)), seg)
 
 
+@pytest.mark.numerics
 def test_identity_segment_has_an_output():
     shape = (4, 3, 3)
     row = LayerSpec("act", "block", 0, OpKind.ACT, shape, shape, act=Act.IDENTITY)
@@ -212,6 +220,7 @@ def _rel_rms(y, ref):
     return float(np.sqrt(((y - ref) ** 2).mean() / (ref ** 2).mean()))
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", ["mobilenetv3_large_100", "mnasnet_a1"])
 def test_int8_blocks_track_float(name):
     rows = layers(get_arch(name, resolution=64))
@@ -225,6 +234,7 @@ def test_int8_blocks_track_float(name):
         assert _rel_rms(y, y_ref_kernels) < 0.03, seg[0].name  # XNNPACK vs builtin int8 kernels
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("act", list(Act))
 def test_int8_act_rows(act):
     shape = (8, 6, 6)
@@ -234,6 +244,7 @@ def test_int8_act_rows(act):
     assert _rel_rms(y, _torch_seg([row], x)) < 0.02
 
 
+@pytest.mark.numerics
 def test_int8_whole_network_and_file():
     arch = get_arch("mobilenetv3_small_100", resolution=96)
     calib = [_x((3, 96, 96), seed=s) for s in range(4)]
@@ -280,6 +291,7 @@ def test_int8_logistic_output_params_and_bad_mode():
         tflite_segment([row], quantize="fp16")
 
 
+@pytest.mark.numerics
 def test_int8_degenerate_ranges_still_load_in_xnnpack():
     """ReLU outputs that are zero on every calibration sample used to get a ~0 scale, whose
     requantisation multiplier XNNPACK refuses at prepare time."""

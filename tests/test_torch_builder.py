@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hwlat.archs import get_arch, summary
 from hwlat.archs.torch_builder import build_torch, count_params, fold_bn
 from strategies import archs
+from tolerances import assert_float32_close, reduction_length
 
 
 def fvcore_conv_fc_madds(model, x) -> int:
@@ -16,6 +17,7 @@ def fvcore_conv_fc_madds(model, x) -> int:
     return by_op.get("conv", 0) + by_op.get("linear", 0)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("res", [160])
 def test_build_params_forward_and_fvcore(zoo_name, res):
     arch = get_arch(zoo_name, resolution=res)
@@ -29,7 +31,8 @@ def test_build_params_forward_and_fvcore(zoo_name, res):
     folded = fold_bn(model)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     with torch.no_grad():
-        torch.testing.assert_close(folded(x), y, rtol=1e-4, atol=1e-4)
+        # folded weights are rounded once more and BN's few ops vanish: float32 rounding only
+        assert_float32_close(folded(x), y, reduction_length(arch))
     assert fvcore_conv_fc_madds(folded, x[:1]) == s["madds"]
 
 
@@ -61,6 +64,7 @@ def test_seeded_init_is_deterministic():
     assert not torch.equal(next(a.parameters()), next(c.parameters()))
 
 
+@pytest.mark.numerics
 def test_fold_bn_with_trained_statistics():
     arch = get_arch("mobilenetv3_small_035", resolution=96)
     model = build_torch(arch)
@@ -70,5 +74,5 @@ def test_fold_bn_with_trained_statistics():
             model(torch.randn(4, 3, 96, 96) * 3 + 1)
     model.eval()
     x = torch.randn(2, 3, 96, 96)
-    with torch.no_grad():
-        torch.testing.assert_close(fold_bn(model)(x), model(x), rtol=1e-4, atol=1e-4)
+    with torch.no_grad():  # a fold that drops the shift (bias - mean)·scale is off by O(max|y|)
+        assert_float32_close(fold_bn(model)(x), model(x), reduction_length(arch))

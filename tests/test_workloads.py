@@ -47,6 +47,7 @@ def test_keys_dedupe_across_architectures():
         collect(grid, "layer")
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", ["mobilenetv3_large_075", "mobilenetv3_small_100", "mnasnet_a1"])
 def test_torch_segment_of_all_rows_equals_the_built_network(name):
     arch = get_arch(name, resolution=128)
@@ -58,6 +59,7 @@ def test_torch_segment_of_all_rows_equals_the_built_network(name):
         assert torch.equal(seg(x), net(x))
 
 
+@pytest.mark.numerics
 def test_block_segments_chain_to_the_model():
     arch = get_arch("mobilenetv3_small_075", resolution=96)
     rows = layers(arch)
