@@ -165,6 +165,7 @@ def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool =
     notes = [f"Stage {s.line()}." for s in stages if s.status not in ("ran",)]
     report = _stage(stages, "report", lambda: _report(out, store, paths, notes))
     result = DemoResult(report, stages)
+    print("      stage times: " + ", ".join(f"{s.name} {s.seconds / 60:.1f} min" for s in stages))
     took = f"done in {(time.perf_counter() - t0) / 60:.1f} min"
     if result.complete:
         print(f"{took}, every stage ran; report: {report.resolve()}")
