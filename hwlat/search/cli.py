@@ -54,7 +54,7 @@ def _resumable(out: Path, what: str, run):
 
 def _netadapt(args) -> int:
     from hwlat.archs import load_arch
-    from hwlat.search.netadapt import (NetAdaptConfig, channel_floor, describe_noise, measure_litert_side_by_side,
+    from hwlat.search.netadapt import (NetAdaptConfig, channel_floor, describe_step, measure_litert_side_by_side,
                                        netadapt, outcome, record_result)
 
     if (args.target_ratio is None) == (args.target_ms is None):
@@ -77,13 +77,7 @@ def _netadapt(args) -> int:
     print(f"proposals ranked on {task.holdout_name}")
 
     def show(step):
-        c = step["chosen"]
-        halved = f", step halved {step['halvings']}x" if step["halvings"] else ""
-        print(f"step {step['step']:3d}: {c['kind']} {c['key']} -> {c['width']:4d}  "
-              f"{step['predicted_ms']:.3f} ms  acc {step['accuracy']:.3f}  ({len(step['candidates'])} proposals, "
-              f"holdout accuracy spread {step['accuracy_spread']:.3f}{halved})")
-        if "noise" in step:
-            print(f"evaluation noise: {describe_noise(step['noise'])}")
+        print("\n".join(describe_step(step)))
 
     with _pool(args, task, "proposals") as pool:
         res = _resumable(out, "netadapt", lambda: netadapt(arch, None, task, pred, cfg, out, callback=show,

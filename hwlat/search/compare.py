@@ -63,7 +63,7 @@ class CompareConfig:
 
 
 def _netadapt(pred, task, seed, cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> tuple[dict, object]:
-    from hwlat.search.netadapt import NetAdaptConfig, channel_floor, describe_noise, netadapt, outcome
+    from hwlat.search.netadapt import NetAdaptConfig, channel_floor, describe_step, netadapt, outcome
 
     floor = channel_floor(seed, pred)
     log(f"netadapt: {floor.describe()}")
@@ -72,13 +72,9 @@ def _netadapt(pred, task, seed, cfg: CompareConfig, out: Path, log: Callable[[st
                             short_steps=cfg.short_steps, long_steps=cfg.long_steps)
     t = time.time()
 
-    def show(s: dict) -> None:
-        c, cut = s["chosen"], (f", step halved {s['halvings']}x to {s['step_ms']:.3f} ms" if s["halvings"] else "")
-        log(f"  step {s['step']}: {c['kind']} {c['key']}->{c['width']} {s['predicted_ms']:.3f} ms, "
-            f"acc {s['accuracy']:.3f} ({len(s['candidates'])} proposals, holdout accuracy spread "
-            f"{s['accuracy_spread']:.3f}{cut})")
-        if "noise" in s:
-            log(f"  evaluation noise: {describe_noise(s['noise'])}")
+    def show(step: dict) -> None:
+        for line in describe_step(step):
+            log(f"  {line}")
 
     r = netadapt(seed, None, task, pred, na_cfg, out / "netadapt", seed_train_steps=cfg.seed_steps, callback=show)
     fin = r.history["final"]

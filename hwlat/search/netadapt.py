@@ -581,6 +581,19 @@ def describe_noise(noise: dict) -> str:
             f"({accs}){se}")
 
 
+def describe_step(step: dict) -> list[str]:
+    """The lines a run prints after a step: its pick, predicted ms, accuracy, the proposals' spread
+    of holdout accuracy, the halved step if it was, and at step 0 the evaluation noise."""
+    c = step["chosen"]
+    halved = f", step halved {step['halvings']}x to {step['step_ms']:.3f} ms" if step["halvings"] else ""
+    lines = [f"step {step['step']}: {c['kind']} {c['key']}->{c['width']} {step['predicted_ms']:.3f} ms, "
+             f"acc {step['accuracy']:.3f} ({len(step['candidates'])} proposals, holdout accuracy spread "
+             f"{step['accuracy_spread']:.3f}{halved})"]
+    if "noise" in step:
+        lines.append(f"evaluation noise: {describe_noise(step['noise'])}")
+    return lines
+
+
 class _Stop(Exception):
     """A step found no cut: the run stops short with this reason."""
 
