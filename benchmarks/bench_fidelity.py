@@ -4,7 +4,7 @@ The user's workflow: the zoo and hwlat's calibration set are measured end to end
 the candidates' blocks are measured, and no candidate network is measured for training. The
 candidates (seeded Large- and Small-space samples at mixed resolutions) are then measured end to end
 in a separate store with ``--repeats`` fresh instances each: the truth is each network's latency in
-the store, the median of its repeats' p10 (:data:`hwlat.profiler.store.LATENCY_STATISTIC`).
+the store, the median of its repeats' p10 (:data:`hwlat.profiler.storage.store.LATENCY_STATISTIC`).
 
 Prints, in one run:
 - the cost of profiling the calibration set with its blocks;
@@ -44,8 +44,8 @@ from hwlat.archs.space import get_space
 from hwlat.latency_models import TrainingData, make_predictor
 from hwlat.latency_models.evaluate import repeat_against_repeat
 from hwlat.latency_models.metrics import metrics
-from hwlat.profiler.profile import profile
-from hwlat.profiler.store import open_store
+from hwlat.profiler.measure.profile import profile
+from hwlat.profiler.storage.store import open_store
 
 TARGETS = {"acc10": 0.95, "acc5": 0.80, "kendall_tau": 0.95}
 RESOLUTIONS = (160, 192, 224)

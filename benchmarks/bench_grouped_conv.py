@@ -11,7 +11,7 @@ machine (LiteRT, one thread), each variant with XNNPACK and with the builtin ker
 3. whole FBNet networks made of ``_g2`` blocks only, where the choice matters most.
 
 Every case runs in fresh interpreters in each of ``--repeats`` rounds, and within a round all
-variants of all cases are timed interleaved (:func:`hwlat.profiler.timing.measure_interleaved`), so a
+variants of all cases are timed interleaved (:func:`hwlat.profiler.measure.timing.measure_interleaved`), so a
 slow phase of the machine hits them alike; the table gives the median over rounds and the
 split/conv ratio (< 1: split is faster).
 
@@ -28,9 +28,9 @@ import numpy as np
 from hwlat.archs import get_space
 from hwlat.archs.ir import Act
 from hwlat.archs.layers import LayerSpec, OpKind
-from hwlat.profiler.tflite_export import op_names, tflite_segment
-from hwlat.profiler.timing import TimingConfig, measure_interleaved
-from hwlat.profiler.workloads import blocks
+from hwlat.profiler.export.tflite import op_names, tflite_segment
+from hwlat.profiler.measure.timing import TimingConfig, measure_interleaved
+from hwlat.archs.pieces import blocks
 
 VARIANTS = ("conv", "split")
 

@@ -31,7 +31,7 @@ from hwlat.errors import ExtrapolationWarning
 from hwlat.latency_models import TrainingData, make_predictor
 from hwlat.latency_models.features import clear_piece_cache
 from hwlat.latency_models.space_table import compile_space
-from hwlat.profiler.workloads import blocks
+from hwlat.archs.pieces import blocks
 
 TARGETS = {"lut": 20_000, "regression": 10_000}
 

@@ -24,8 +24,8 @@ from hwlat.archs import SearchSpace, mobilenetv3
 from hwlat.latency_models import TrainingData
 from hwlat.latency_models.evaluate import holdout
 from hwlat.latency_models.features import clear_piece_cache
-from hwlat.profiler.profile import profile
-from hwlat.profiler.store import Store
+from hwlat.profiler.measure.profile import profile
+from hwlat.profiler.storage.store import Store
 
 TARGETS = {"acc10": 0.95, "acc5": 0.75, "kendall_tau": 0.95}
 

@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 from hwlat.archs import get_arch, mobilenetv3
-from hwlat.profiler.profile import profile
-from hwlat.profiler.store import Store
-from hwlat.profiler.timing import TimingConfig
-from hwlat.profiler.workloads import blocks
+from hwlat.profiler.measure.profile import profile
+from hwlat.profiler.storage.store import Store
+from hwlat.profiler.measure.timing import TimingConfig
+from hwlat.archs.pieces import blocks
 
 RUNTIMES = ("litert", "onnxruntime", "torch")
 

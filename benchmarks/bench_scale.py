@@ -9,7 +9,7 @@ Prints, measured in one run on this machine with a local Ray cluster:
    profiling the zoo grid's blocks into one store, against one process profiling both in turn;
 4. interference: the same blocks measured by one slot alone, again alone (the noise floor), and
    by two slots at once on two cores; per workload the ratio to the first one-slot run, median
-   over workloads. This is the number `hwlat.profiler.farm.INTERFERENCE` quotes.
+   over workloads. This is the number `hwlat.profiler.measure.farm.INTERFERENCE` quotes.
 
 Reproduce on a quiet machine: .venv/bin/python benchmarks/bench_scale.py [--quick] [--only nas,...]
     [--farm-networks N]
@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from hwlat.archs import SearchSpace, mobilenetv3
-from hwlat.profiler.profile import profile
-from hwlat.profiler.store import Store
-from hwlat.profiler.timing import TimingConfig
+from hwlat.profiler.measure.profile import profile
+from hwlat.profiler.storage.store import Store
+from hwlat.profiler.measure.timing import TimingConfig
 
 SECTIONS = ("nas", "netadapt", "farm", "interference")
 
@@ -41,7 +41,7 @@ def _grid(quick: bool) -> list:
 
 
 def _with_cluster(fn, **kw):
-    from hwlat.profiler import farm
+    from hwlat.profiler.measure import farm
 
     farm.connect(num_cpus=2, **kw)
     try:
@@ -106,7 +106,7 @@ def netadapt_step(quick: bool, tmp: Path) -> None:
 
 
 def farm_vs_serial(quick: bool, tmp: Path, networks: int | None = None) -> None:
-    from hwlat.profiler import farm
+    from hwlat.profiler.measure import farm
 
     archs = _grid(quick)
     if networks:   # an evenly spread subset of the grid

@@ -22,11 +22,11 @@ import time
 import pandas as pd
 
 from hwlat.archs import decode, encode, get_arch
-from hwlat.dashboards import data as D
-from hwlat.profiler.profile import profile
-from hwlat.latency_models.data import phase_normalised
-from hwlat.profiler.store import aggregate_repeats, open_store
-from hwlat.reference import task_published
+from hwlat.dashboards import frames as D
+from hwlat.profiler.measure.profile import profile
+from hwlat.latency_models.training_data import phase_normalised
+from hwlat.profiler.storage.store import aggregate_repeats, open_store
+from hwlat.paper import task_published
 
 
 def networks(full: bool) -> list:

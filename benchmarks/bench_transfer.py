@@ -41,9 +41,9 @@ from threadpoolctl import threadpool_limits
 from hwlat.errors import ExtrapolationWarning
 from hwlat.latency_models import EndToEnd, MAddsProxy, Transfer, load
 from hwlat.latency_models.metrics import metrics
-from hwlat.latency_models.shipped import fbnet_archs
+from tools/build_shipped_predictors.py import fbnet_archs
 from hwlat.latency_models.suggest import suggest
-from hwlat.reference import fbnet_latencies
+from hwlat.paper import fbnet_latencies
 
 TARGETS = ("samsung_a50", "pixel2", "pixel3", "raspi4")
 NS = (5, 10, 20, 50, 100, 900)

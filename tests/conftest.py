@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,8 @@ from hypothesis import settings
 settings.register_profile("ci", max_examples=60, deadline=None)
 settings.load_profile("ci")
 torch.set_num_threads(1)
+# the build scripts in tools/ (not part of the package) are imported by the tests that check their output
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 from hwlat.archs import zoo_names  # noqa: E402
 

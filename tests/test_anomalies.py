@@ -8,11 +8,11 @@ import pytest
 from hwlat.archs import SearchSpace, get_arch
 from hwlat.cli import main
 from hwlat.dashboards import figures as F
-from hwlat.profiler.anomalies import anomalies, efficiency, efficiency_summary
-from hwlat.profiler.profile import profile
-from hwlat.profiler.store import Store
-from hwlat.profiler.timing import TimingConfig
-from hwlat.profiler.workloads import kernels
+from hwlat.profiler.analysis.anomalies import anomalies, efficiency, efficiency_summary
+from hwlat.profiler.measure.profile import profile
+from hwlat.profiler.storage.store import Store
+from hwlat.profiler.measure.timing import TimingConfig
+from hwlat.archs.pieces import kernels
 
 FAST = TimingConfig(max_seconds=0.3, min_sample_ms=0.2, target=0.05)
 

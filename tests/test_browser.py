@@ -6,7 +6,7 @@ import time
 import pytest
 
 from hwlat.archs import get_arch
-from hwlat.dashboards import browser as B
+import browser as B
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(B.available() is not None, reason=f"no headless browser: {B.available()}")]
@@ -14,8 +14,8 @@ pytestmark = [pytest.mark.slow,
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    from hwlat.profiler.profile import profile
-    from hwlat.profiler.timing import TimingConfig
+    from hwlat.profiler.measure.profile import profile
+    from hwlat.profiler.measure.timing import TimingConfig
 
     db = tmp_path_factory.mktemp("browser") / "lat.db"
     cfg = TimingConfig(max_seconds=0.3, target=0.05)

@@ -10,8 +10,8 @@ import pytest
 
 from hwlat.archs import get_arch
 from hwlat.cli import main
-from hwlat.profiler.store import Store
-from hwlat.profiler.workloads import collect
+from hwlat.profiler.storage.store import Store
+from hwlat.archs.pieces import collect
 
 
 def _bundle(tmp_path, capsys):

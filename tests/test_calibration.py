@@ -5,7 +5,7 @@ import pytest
 from hwlat.archs import SearchSpace, encode
 from hwlat.archs.calibration import calibration_set, coverage_report, coverage_tokens, weight_bytes
 from hwlat.cli import main
-from hwlat.profiler.store import Store
+from hwlat.profiler.storage.store import Store
 
 POOL = 400  # smaller than the default pool: fast tests
 

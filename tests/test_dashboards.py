@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from hwlat.archs import get_arch
-from hwlat.dashboards import data as D
+from hwlat.dashboards import frames as D
 from hwlat.dashboards import figures as F
 from hwlat.dashboards.report import build_report
 
@@ -18,8 +18,8 @@ from hwlat.dashboards.report import build_report
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     from hwlat.latency_models import TrainingData, make_predictor
-    from hwlat.profiler.profile import profile
-    from hwlat.profiler.timing import TimingConfig
+    from hwlat.profiler.measure.profile import profile
+    from hwlat.profiler.measure.timing import TimingConfig
 
     d = tmp_path_factory.mktemp("dash")
     db = d / "lat.db"
@@ -169,7 +169,7 @@ def test_task_section_joins_published_accuracy_and_reduced_tail():
 
 # -- the tiny real store ---------------------------------------------------------------------------
 def test_models_and_blocks_from_store(tiny):
-    from hwlat.profiler.store import Store
+    from hwlat.profiler.storage.store import Store
 
     with Store(tiny["db"], create=False) as st:
         frame = st.frame()
@@ -205,7 +205,7 @@ def test_report_is_self_contained(tiny, tmp_path):
 
 
 def test_report_notes_bad_input(tiny, tmp_path):
-    from hwlat.profiler.store import Store
+    from hwlat.profiler.storage.store import Store
 
     empty = tmp_path / "empty.db"
     Store(empty, create=True).close()
@@ -221,7 +221,7 @@ def test_report_notes_bad_input(tiny, tmp_path):
 
 
 def test_cli_build(tiny, tmp_path, capsys):
-    from hwlat.dashboards.cli import add_parsers
+    from hwlat.cli.dashboards import add_parsers
 
     class P(argparse.ArgumentParser):
         def error(self, message):
@@ -255,8 +255,8 @@ def test_app_budget_and_click(tiny):
 
 def test_predicted_blocks_align_with_measured_blocks(tiny):
     from hwlat.latency_models import load
-    from hwlat.profiler.store import Store
-    from hwlat.profiler.workloads import blocks
+    from hwlat.profiler.storage.store import Store
+    from hwlat.archs.pieces import blocks
 
     arch = tiny["arch"]
     idx = D.block_index(arch)

@@ -29,12 +29,12 @@ def test_quick_demo_end_to_end(tmp_path, capsys, monkeypatch):
     assert " 0 workloads measured" in again and " 0 failed" in again
     assert "every stage ran" in again.splitlines()[-1]
     # a stage that fails does not end the demo: the rest runs, the report says what did not, exit 3
-    import hwlat.demo
+    import hwlat.experiments.demo
 
     def broken(*a, **k):
         raise OSError("the phones' table is unreadable")
 
-    monkeypatch.setattr(hwlat.demo, "_phones", broken)
+    monkeypatch.setattr(hwlat.experiments.demo, "_phones", broken)
     report.unlink()
     assert main(["demo", "--quick", "--out", str(out), "-q"]) == 3
     last = capsys.readouterr().out.strip().splitlines()[-1]

@@ -14,11 +14,11 @@ from hwlat.cli import main
 from hwlat.errors import ExtrapolationWarning
 from hwlat.latency_models import EndToEnd, MAddsProxy, TrainingData, Transfer, load
 from hwlat.latency_models.metrics import metrics
-from hwlat.latency_models.shipped import fbnet_archs, split
-from hwlat.profiler.device import device_key
-from hwlat.profiler.store import Store
-from hwlat.profiler.tables import TableError, import_table, table_fingerprint
-from hwlat.reference import data_file, fbnet_latencies
+from build_shipped_predictors import fbnet_archs, split
+from hwlat.profiler.storage.device import device_key
+from hwlat.profiler.storage.store import Store
+from hwlat.profiler.storage.tables import TableError, import_table, table_fingerprint
+from hwlat.paper import data_file, fbnet_latencies
 
 SPACE = "fbnet_cifar100"
 OPS = [f"op{i}" for i in range(22)]
@@ -263,7 +263,7 @@ def test_shipped_block_tables_are_exact_on_rows_they_were_not_fitted_on(table, n
 @pytest.mark.slow
 def test_shipped_tables_are_what_the_build_gives_and_exact_on_every_held_out_row(table):
     from hwlat.latency_models.e2e import arch_blocks
-    from hwlat.latency_models.shipped import build
+    from build_shipped_predictors import build
 
     _, held = split(len(table))
     archs = fbnet_archs(held)
@@ -409,7 +409,7 @@ def test_a_non_editable_install_ships_the_table_and_the_block_tables(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(root)], check=True, timeout=600, cwd=tmp_path)
-    code = ("import hwlat, hwlat.reference as r; from hwlat.latency_models import load; "
+    code = ("import hwlat, hwlat.paper as r; from hwlat.latency_models import load; "
             "assert 'site' in hwlat.__file__; print(len(r.fbnet_latencies()), r.shipped_predictors(), "
             "load('@pixel3').kind, r.data_file('LICENSE.HELP-MIT.txt').is_file())")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(target)},

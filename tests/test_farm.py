@@ -16,12 +16,12 @@ import pytest
 
 from hwlat.archs import decode
 from hwlat.errors import ClusterError
-from hwlat.profiler.store import Store
-from hwlat.profiler.timing import TimingConfig
-from hwlat.profiler.workloads import collect
+from hwlat.profiler.storage.store import Store
+from hwlat.profiler.measure.timing import TimingConfig
+from hwlat.archs.pieces import collect
 
 ray = pytest.importorskip("ray")
-from hwlat.profiler import farm  # noqa: E402 - after the skip
+from hwlat.profiler.measure import farm  # noqa: E402 - after the skip
 
 TINY = ("in32,stem_k3_s2_c16_hs,ir_k3_s1_e16_c16_re,ir_k3_s2_e64_c24_se16_re,ir_k3_s1_e72_c24_hs,"
         "ir_k5_s2_e96_c40_se24_hs,head_c96_hs_h128_hs,fc10")
@@ -133,7 +133,7 @@ def test_sigkilled_worker_loses_only_its_batch(cluster, tiny, tmp_path, caplog):
 
     t = threading.Thread(target=killer, daemon=True)
     t.start()
-    with caplog.at_level(logging.WARNING, logger="hwlat.profiler.farm"):
+    with caplog.at_level(logging.WARNING, logger="hwlat.profiler.measure.farm"):
         res = farm.farm_profile([tiny], "block", db, [farm.FarmDevice("litert")], config=slow,
                                 batch=1, progress=False)["litert"]
     t.join(5)

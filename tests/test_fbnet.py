@@ -328,7 +328,7 @@ def test_cli_reference_errors_are_one_line(capsys):
 
 
 def test_cli_sample_space():
-    from hwlat.cli import _archs, build_parser
+    from hwlat.cli.root import _archs, build_parser
 
     archs = _archs([], None, "fbnet_cifar100:3", seed=1)
     assert archs == CIFAR.sample_archs(3, seed=1)
@@ -345,8 +345,8 @@ def test_cli_sample_space():
 @pytest.mark.numerics
 @pytest.mark.parametrize("v", [ROWS[0], (1,) * 22, (5,) * 22, (8,) * 22])
 def test_tflite_and_onnx_match_torch(v):
-    from hwlat.profiler.onnx_export import build_onnx, run_onnx
-    from hwlat.profiler.tflite_export import build_tflite, op_names, run_tflite
+    from hwlat.profiler.export.onnx import build_onnx, run_onnx
+    from hwlat.profiler.export.tflite import build_tflite, op_names, run_tflite
 
     arch = CIFAR.decode(v)
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
@@ -367,7 +367,7 @@ def test_tflite_and_onnx_match_torch(v):
 def test_grouped_conv_is_one_conv_2d_of_version_6():
     from ai_edge_litert import schema_py_generated as fb
 
-    from hwlat.profiler.tflite_export import tflite_segment
+    from hwlat.profiler.export.tflite import tflite_segment
 
     rows = [r for r in layers(CIFAR.decode((1,) * 22)) if r.block == 2]
     m = fb.ModelT.InitFromPackedBuf(tflite_segment(rows), 0)
@@ -381,8 +381,8 @@ def test_grouped_conv_is_one_conv_2d_of_version_6():
 @pytest.mark.numerics
 @pytest.mark.parametrize("grouped", ["conv", "split"])
 def test_int8_fbnet_blocks_track_float(grouped):
-    from hwlat.profiler.segments import torch_segment
-    from hwlat.profiler.tflite_export import run_tflite, tflite_segment
+    from hwlat.archs.segments import torch_segment
+    from hwlat.profiler.export.tflite import run_tflite, tflite_segment
 
     rows = layers(CIFAR.decode((1, 1, 5, 8, 1, 5, 2, 8, 5) + (1,) * 13))
     for b in range(9):
@@ -398,7 +398,7 @@ def test_int8_fbnet_blocks_track_float(grouped):
 
 # -- profiler pieces ----------------------------------------------------------------------------------
 def test_pieces_cover_the_network_and_keys_are_canonical():
-    from hwlat.profiler.workloads import blocks, kernels
+    from hwlat.archs.pieces import blocks, kernels
 
     for v in (ROWS[0], ROWS[1], (8,) * 22, (1,) * 22):
         arch, s = CIFAR.decode(v), summary(CIFAR.decode(v))
@@ -444,7 +444,7 @@ def test_profile_fbnet_sample_with_litert_and_compile_space(tmp_path, capsys):
 
 
 def test_cli_export_grouped_variants(capsys, tmp_path):
-    from hwlat.profiler.tflite_export import op_names
+    from hwlat.profiler.export.tflite import op_names
 
     ref = "fbnet_cifar100:" + ",".join(["1"] * 22)
     for grouped in ("conv", "split"):

@@ -13,9 +13,9 @@ from hwlat.archs import (ArchSpec, NodeSpec, decode, encode, get_arch, layers, l
                          task_names, zoo_names)
 from hwlat.archs.torch_builder import build_torch, count_params, fold_bn
 from hwlat.errors import InvalidArchError
-from hwlat.profiler.onnx_export import build_onnx, run_onnx_outputs
-from hwlat.profiler.tflite_export import build_tflite, op_names, run_tflite_outputs
-from hwlat.reference import paper_task_rows, zoo_vs_tasks
+from hwlat.profiler.export.onnx import build_onnx, run_onnx_outputs
+from hwlat.profiler.export.tflite import build_tflite, op_names, run_tflite_outputs
+from hwlat.paper import paper_task_rows, zoo_vs_tasks
 from tolerances import assert_float32_close, reduction_length
 
 # A tiny network that uses every task-head op: taps of a block output and of an expansion,
@@ -263,7 +263,7 @@ def test_cli_arch_madds_prints_the_paper_beside_the_count():
 
 def test_task_network_pieces_cover_it_once():
     from hwlat.latency_models.features import piece_groups
-    from hwlat.profiler.workloads import blocks, kernels, model
+    from hwlat.archs.pieces import blocks, kernels, model
 
     arch = get_arch("lraspp_mobilenetv3_small_reduced", resolution=(128, 256))
     s = summary(arch)
@@ -284,10 +284,10 @@ def test_task_network_pieces_cover_it_once():
 def test_multi_input_piece_runs_alike_everywhere():
     from ai_edge_litert.interpreter import Interpreter
 
-    from hwlat.profiler.onnx_export import onnx_segment
-    from hwlat.profiler.segments import segment_inputs, torch_segment
-    from hwlat.profiler.tflite_export import tflite_segment
-    from hwlat.profiler.workloads import blocks, from_spec
+    from hwlat.profiler.export.onnx import onnx_segment
+    from hwlat.archs.segments import segment_inputs, torch_segment
+    from hwlat.profiler.export.tflite import tflite_segment
+    from hwlat.archs.pieces import blocks, from_spec
 
     arch = get_arch("ssdlite_mobilenetv3_small_reduced", resolution=288)
     boxes = next(w for w in blocks(arch) if w.label.startswith("task boxes"))
@@ -314,8 +314,8 @@ def test_multi_input_piece_runs_alike_everywhere():
 
 @pytest.mark.parametrize("runtime", ["litert", "onnxruntime", "torch"])
 def test_runners_prepare_task_pieces_and_models(runtime):
-    from hwlat.profiler.runners import get_runner
-    from hwlat.profiler.workloads import blocks, kernels, model
+    from hwlat.profiler.measure.runners import get_runner
+    from hwlat.archs.pieces import blocks, kernels, model
 
     arch = get_arch("ssdlite_mobilenetv3_small_reduced", resolution=288)
     runner = get_runner(runtime)

@@ -17,9 +17,9 @@ from hwlat.latency_models import (LookupTable, MAddsProxy, Regression, TrainingD
                                   make_predictor, metrics, noise_floor)
 from hwlat.latency_models.evaluate import holdout, split_by_arch
 from hwlat.latency_models.features import piece_groups, width_signature
-from hwlat.profiler.profile import profile
-from hwlat.profiler.segments import role
-from hwlat.profiler.timing import TimingConfig
+from hwlat.profiler.measure.profile import profile
+from hwlat.archs.segments import role
+from hwlat.profiler.measure.timing import TimingConfig
 
 from strategies import archs
 

@@ -9,8 +9,8 @@ import torch
 from hwlat.archs import Act, get_arch, layers
 from hwlat.archs.layers import LayerSpec, OpKind
 from hwlat.archs.torch_builder import build_torch, fold_bn
-from hwlat.profiler.onnx_export import build_onnx, onnx_segment, run_onnx
-from hwlat.profiler.segments import random_weights, torch_segment
+from hwlat.profiler.export.onnx import build_onnx, onnx_segment, run_onnx
+from hwlat.archs.segments import random_weights, torch_segment
 from tolerances import assert_float32_close, reduction_length
 
 # ONNX Runtime's float32 kernels (MLAS) against torch's: the same arithmetic summed in another

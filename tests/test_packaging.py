@@ -16,7 +16,7 @@ def test_non_editable_install_finds_data(tmp_path):
                     "--target", str(target), str(ROOT)], check=True, timeout=300,
                    cwd=tmp_path)
     assert (target / "hwlat" / "_data" / "paper_tables.csv").is_file()
-    code = ("import hwlat, hwlat.reference as r; "
+    code = ("import hwlat, hwlat.paper as r; "
             "assert 'site' in hwlat.__file__, hwlat.__file__; "
             "print(r.table3().shape[0], r.data_file('paper_tables.csv'))")
     env = {**os.environ, "PYTHONPATH": str(target)}

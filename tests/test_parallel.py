@@ -19,7 +19,7 @@ TINY = ("in16,stem_k3_s2_c16_hs,ir_k3_s1_e16_c16_re,ir_k3_s2_e64_c24_se16_re,ir_
 
 
 def _pred_file(tmp_path, archs):
-    from hwlat.profiler.runners import get_runner
+    from hwlat.profiler.measure.runners import get_runner
 
     pred = make_predictor("madds").fit(archs, [summary(a)["madds"] / 1e6 + 0.05 for a in archs],
                                        fingerprint=get_runner("litert").fingerprint(), runtime="litert")
@@ -55,7 +55,7 @@ def test_target_above_every_network_warns(tmp_path, capsys):
 
 
 ray = pytest.importorskip("ray")
-from hwlat.profiler import farm  # noqa: E402
+from hwlat.profiler.measure import farm  # noqa: E402
 from hwlat.search.parallel import RayPool  # noqa: E402
 
 

@@ -6,7 +6,7 @@ from hwlat.archs import BlockSpec, SearchSpace, get_arch, summary, zoo_names
 from hwlat.archs.layers import block_groups, layers
 from hwlat.errors import InvalidArchError
 from hwlat.latency_models.features import clear_piece_cache, piece_groups
-from hwlat.profiler.workloads import blocks, kernels
+from hwlat.archs.pieces import blocks, kernels
 
 from strategies import archs
 

@@ -12,10 +12,10 @@ import pytest
 
 from hwlat.archs import get_arch
 from hwlat.cli import main
-from hwlat.profiler.profile import profile
-from hwlat.profiler.store import Store
-from hwlat.profiler.timing import TimingConfig
-from hwlat.profiler.workloads import blocks, collect, model
+from hwlat.profiler.measure.profile import profile
+from hwlat.profiler.storage.store import Store
+from hwlat.profiler.measure.timing import TimingConfig
+from hwlat.archs.pieces import blocks, collect, model
 
 FAST = TimingConfig(max_seconds=0.5, min_sample_ms=0.2, target=0.05)
 
@@ -108,7 +108,7 @@ def test_two_profilers_share_a_store(tmp_path):
 
 def test_failing_workload_is_recorded_and_run_goes_on(tmp_path, monkeypatch):
     """A workload the runtime rejects (here: a .tflite the exporter corrupted) is a stored failure."""
-    import hwlat.profiler.tflite_export as tx
+    import hwlat.profiler.export.tflite as tx
 
     arch = get_arch("mobilenetv3_small_035", resolution=96)
     bad = blocks(arch)[2].key
@@ -116,8 +116,8 @@ def test_failing_workload_is_recorded_and_run_goes_on(tmp_path, monkeypatch):
 
     def corrupt(rows, *a, **k):
         data = real(rows, *a, **k)
-        from hwlat.profiler.workloads import _key
-        from hwlat.profiler.segments import canonical
+        from hwlat.archs.pieces import _key
+        from hwlat.archs.segments import canonical
         return data[:64] if _key("block", canonical(rows)) == bad else data
 
     monkeypatch.setattr(tx, "tflite_segment", corrupt)
@@ -192,7 +192,7 @@ def test_cold_weights_variant_is_stored_beside_warm(tmp_path):
     arch = get_arch("mobilenetv3_large_100", resolution=96)
     late = [w for w in blocks(arch) if "160->960" in w.label][:1]
     store = tmp_path / "s.db"
-    from hwlat.profiler.profile import _measure_batch  # noqa: F401 - same code path as profile()
+    from hwlat.profiler.measure.profile import _measure_batch  # noqa: F401 - same code path as profile()
 
     arch_blocks = collect([arch], "block")
     assert late and late[0].key in {w.key for w in arch_blocks}

@@ -21,7 +21,7 @@ from hwlat.archs import decode, get_arch, summary
 from hwlat.cli import main
 from hwlat.errors import FileFormatError, HwlatError
 from hwlat.latency_models import TrainingData, load, make_predictor
-from hwlat.profiler.store import Store, open_store
+from hwlat.profiler.storage.store import Store, open_store
 from hwlat.search import history as H
 from hwlat.search.evaluators import DigitsTask
 from hwlat.search.netadapt import NetAdaptConfig, candidates, channel_floor, netadapt
@@ -55,8 +55,8 @@ def snapshot(*paths) -> dict:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """A real LiteRT store of three tiny networks (models and blocks) and predictor files."""
-    from hwlat.profiler.profile import profile
-    from hwlat.profiler.timing import TimingConfig
+    from hwlat.profiler.measure.profile import profile
+    from hwlat.profiler.measure.timing import TimingConfig
 
     d = tmp_path_factory.mktemp("robust")
     tiny = decode(TINY, name="tiny")
@@ -134,7 +134,7 @@ def test_fit_writes_and_replaces_predictors(env, tmp_path, capsys):
 
 
 def test_save_errors_name_the_file_not_its_temporary(env, tmp_path):
-    from hwlat.cli import _save, error_message
+    from hwlat.cli.root import _save, error_message
 
     with pytest.raises(OSError) as e:
         _save(load(env["pred"]), tmp_path / "gone" / "p.json")
@@ -257,7 +257,7 @@ def test_netadapt_cli_damaged_history(env, tmp_path, capsys):
 def bundle(tmp_path_factory):
     """A bundle of the tiny network's blocks with real results from its runner (run twice: the
     second run resumes after a last line cut short, which it drops and measures again)."""
-    from hwlat.profiler.bundle import write_bundle
+    from hwlat.profiler.measure.bundle import write_bundle
 
     out = write_bundle([decode(TINY)], "block", tmp_path_factory.mktemp("bundle") / "b")
     runner = [sys.executable, str(out / "run_bundle.py")]
@@ -426,7 +426,7 @@ def test_missing_store_message(tmp_path, capsys):
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch, capsys):
-    import hwlat.cli as cli
+    import hwlat.cli.root as cli
 
     for exc in (RuntimeError("a bug"), KeyError("params")):
         def boom(args, exc=exc):
@@ -510,7 +510,7 @@ def test_latency_function_says_its_path(env):
 
 # -- the report's search section ------------------------------------------------------------------
 def test_report_reads_only_histories(na, env, tmp_path):
-    from hwlat.dashboards import data as D
+    from hwlat.dashboards import frames as D
     from hwlat.dashboards import figures as F
     from hwlat.search.netadapt import record_baseline, record_measured
 
@@ -565,7 +565,7 @@ def test_demo_compare_bad_input(env, tmp_path, capsys):
 
 
 def test_uniform_scale_keeps_structure(env):
-    from hwlat.search.compare import uniform_scale
+    from hwlat.experiments.compare import uniform_scale
     from hwlat.search.netadapt import structure
 
     for arch in (env["tiny"], get_arch("mobilenetv3_small_100"), get_arch("mobilenetv2_100")):

@@ -252,7 +252,7 @@ def test_published_table():
 
 # -- CLI ---------------------------------------------------------------------------------------------
 def _cli(argv):
-    from hwlat.search.cli import add_parsers
+    from hwlat.cli.search import add_parsers
 
     p = argparse.ArgumentParser()
     add_parsers(p.add_subparsers(dest="cmd", required=True))
@@ -279,7 +279,7 @@ def test_cli_bad_input(tmp_path, tiny):
 
 
 def _local_pred_file(tmp_path, archs):
-    from hwlat.profiler.runners import get_runner
+    from hwlat.profiler.measure.runners import get_runner
 
     p = _madds_pred(archs, fingerprint=get_runner("litert").fingerprint(), runtime="litert")
     path = tmp_path / "pred.json"
@@ -329,8 +329,8 @@ def test_cli_netadapt_and_search_end_to_end(tmp_path, tiny, capsys):
 def test_netadapt_with_profiled_regression_predictor(tmp_path, tiny, task):
     """A block-level Regression fitted on a tiny LiteRT store answers NetAdapt's unmeasured widths."""
     from hwlat.latency_models import TrainingData
-    from hwlat.profiler.profile import profile
-    from hwlat.profiler.timing import TimingConfig
+    from hwlat.profiler.measure.profile import profile
+    from hwlat.profiler.measure.timing import TimingConfig
 
     archs = [tiny, apply_proposal(tiny, "bottleneck", 24, 16), apply_proposal(tiny, "expansion", 3, 48),
              apply_proposal(tiny, "bottleneck", 40, 24)]

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hwlat.profiler import device
-from hwlat.profiler.device import KEY_FIELDS, device_key, fingerprint, pin_to_core
-from hwlat.profiler.store import FRAME_COLUMNS, REPEAT_COLUMNS, SCHEMA_VERSION, Store, StoreError
+from hwlat.profiler.storage import device
+from hwlat.profiler.storage.device import KEY_FIELDS, device_key, fingerprint, pin_to_core
+from hwlat.profiler.storage.store import FRAME_COLUMNS, REPEAT_COLUMNS, SCHEMA_VERSION, Store, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
 STATS = {"median_ms": 1.25, "p10_ms": 1.0, "p90_ms": 1.5, "mean_ms": 1.3, "std_ms": 0.2,
@@ -198,7 +198,7 @@ def test_import_rows(tmp_path):
 
 CONCURRENT_WORKER = r"""
 import json, os, random, sys, time
-from hwlat.profiler.store import Store
+from hwlat.profiler.storage.store import Store
 path, name, go = sys.argv[1:]
 keys = [f"block:shared{i}" for i in range(200)] + [f"block:{name}{i}" for i in range(100)]
 random.Random(name).shuffle(keys)
@@ -243,7 +243,7 @@ def test_two_processes_write_the_same_store(tmp_path):
 
 CRASH_WORKER = r"""
 import sys
-from hwlat.profiler.store import Store
+from hwlat.profiler.storage.store import Store
 store = Store(sys.argv[1])
 dev = store.add_device({"hostname": "test", "runtime": "none", "threads": 1})
 done = store.measured(dev)
@@ -418,7 +418,7 @@ def test_fingerprint_on_arm_without_model_name(monkeypatch):
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
 def test_pin_to_core():
-    p = spawn("import os\nfrom hwlat.profiler.device import pin_to_core\n"
+    p = spawn("import os\nfrom hwlat.profiler.storage.device import pin_to_core\n"
               "c = pin_to_core()\nprint(c, sorted(os.sched_getaffinity(0)))")
     out, err = p.communicate(timeout=30)
     core, affinity = out.split(" ", 1)
@@ -454,7 +454,7 @@ def test_repeats_are_rows_and_frame_gives_their_median(tmp_path):
 
 def _v1_store(path: Path) -> None:
     """A store as hwlat 0.1 (schema 1) wrote it, with one measurement."""
-    from hwlat.profiler import store as st_mod
+    from hwlat.profiler.storage import store as st_mod
 
     v1 = st_mod._SCHEMA.replace("    repeat INTEGER NOT NULL DEFAULT 0,      -- 0..R-1: one fresh runtime instance each\n", "") \
         .replace("    ref_ms REAL,                            -- the reference workload in the same rounds (phase)\n", "") \

@@ -11,11 +11,11 @@ import pytest
 
 from hwlat.archs import get_arch, summary, zoo_names
 from hwlat.files import atomic_write_json, dumps_strict, finite_or_none
-from hwlat.profiler.bundle import import_results, read_results, write_workloads
-from hwlat.profiler.device import fingerprint
-from hwlat.profiler.store import Store, check_stats
-from hwlat.profiler.timing import TimingConfig, summarize
-from hwlat.profiler.workloads import collect
+from hwlat.profiler.measure.bundle import import_results, read_results, write_workloads
+from hwlat.profiler.storage.device import fingerprint
+from hwlat.profiler.storage.store import Store, check_stats
+from hwlat.profiler.measure.timing import TimingConfig, summarize
+from hwlat.archs.pieces import collect
 
 
 def _refuse(constant):
@@ -169,7 +169,7 @@ def test_predictor_with_infinite_parameters_round_trips_strictly(tmp_path):
 # -- search histories and dashboards ------------------------------------------------------------
 
 def test_history_write_is_strict_and_dashboards_read_null(tmp_path):
-    from hwlat.dashboards.data import read_history
+    from hwlat.dashboards.frames import read_history
     from hwlat.search import history as H
 
     hist = {"schema": 1, "kind": "nas", "settings": {}, "budget": 2, "rng_state": {},
@@ -187,7 +187,7 @@ def test_history_write_is_strict_and_dashboards_read_null(tmp_path):
 
 
 def test_netadapt_history_with_null_measurements_reads_in_dashboards(tmp_path):
-    from hwlat.dashboards.data import read_history
+    from hwlat.dashboards.frames import read_history
 
     hist = {"schema": 2, "kind": "netadapt", "seed_arch": "s", "seed": {"predicted_ms": 3.0, "accuracy": 0.6},
             "steps": [{"step": 0, "predicted_ms": 2.5, "accuracy": 0.55, "arch": "a",

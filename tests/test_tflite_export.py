@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hwlat.archs import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, get_arch, layers
 from hwlat.archs.layers import LayerSpec, OpKind
 from hwlat.archs.torch_builder import build_torch, fold_bn
-from hwlat.profiler.segments import random_weights, torch_segment
-from hwlat.profiler.tflite_export import build_tflite, op_names, run_tflite, tflite_segment
+from hwlat.archs.segments import random_weights, torch_segment
+from hwlat.profiler.export.tflite import build_tflite, op_names, run_tflite, tflite_segment
 from strategies import archs
 from tolerances import assert_float32_close, reduction_length
 

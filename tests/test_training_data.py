@@ -10,10 +10,10 @@ import pytest
 
 from hwlat.archs import mobilenetv3
 from hwlat.cli import main
-from hwlat.latency_models.data import TrainingData, UnstableWarning, phase_normalised
-from hwlat.profiler.device import fingerprint
-from hwlat.profiler.store import Store
-from hwlat.profiler.workloads import model
+from hwlat.latency_models.training_data import TrainingData, UnstableWarning, phase_normalised
+from hwlat.profiler.storage.device import fingerprint
+from hwlat.profiler.storage.store import Store
+from hwlat.archs.pieces import model
 
 STATS = {"std_ms": 0.2, "n": 50, "warmup": 10, "ci95_ms": 0.05, "started_at": "2025-01-01T00:00:00+00:00"}
 

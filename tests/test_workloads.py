@@ -5,10 +5,10 @@ import torch
 
 from hwlat.archs import get_arch, layers, mobilenetv3, summary
 from hwlat.archs.torch_builder import build_torch, fold_bn
-from hwlat.profiler.segments import (canonical, random_weights, segment_ops, torch_segment,
+from hwlat.archs.segments import (canonical, random_weights, segment_ops, torch_segment,
                                      weights_from_torch)
-from hwlat.profiler.timing import TimingConfig, measure_interleaved, median_ci_halfwidth
-from hwlat.profiler.workloads import blocks, collect, from_spec, kernels, model
+from hwlat.profiler.measure.timing import TimingConfig, measure_interleaved, median_ci_halfwidth
+from hwlat.archs.pieces import blocks, collect, from_spec, kernels, model
 
 
 @pytest.mark.parametrize("decompose", [kernels, blocks, lambda a: [model(a)]])
@@ -95,7 +95,7 @@ def test_median_ci():
 
 
 def test_interleaved_measurement_of_real_torch_kernels():
-    from hwlat.profiler.runners import TorchRunner
+    from hwlat.profiler.measure.runners import TorchRunner
 
     runner = TorchRunner()
     ws = kernels(get_arch("mobilenetv3_small_050", resolution=96))[:6]

@@ -2,8 +2,8 @@
 import pytest
 
 from hwlat.archs import Act, get_arch, layers, make_divisible, mobilenetv3, summary, zoo_names
-from hwlat.reference import mobilenetv3_spec, table3
-from hwlat.reference import zoo_vs_table3
+from hwlat.paper import mobilenetv3_spec, table3
+from hwlat.paper import zoo_vs_table3
 
 
 def test_zoo_names():

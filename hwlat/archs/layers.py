@@ -69,7 +69,7 @@ class LayerSpec:
     """One layer of a resolved network. Shapes are ``(C, H, W)`` in elements; costs per image.
 
     ``inputs`` is empty for the backbone and classifier (a row reads the previous row's output;
-    see :mod:`hwlat.profiler.segments`); a task-head row names the tensors it reads: ``"input"``
+    see :mod:`hwlat.archs.segments`); a task-head row names the tensors it reads: ``"input"``
     or the name of an earlier row that ends a step (any row but the first three of a
     squeeze-excite), and ``input_shapes`` their shapes. ``kernel`` and ``stride`` are ``(h, w)``
     tuples only for non-square pooling.

@@ -1,14 +1,13 @@
 """Plotly dashboards: the paper's accuracy–latency views on the user's own device.
 
-* :mod:`~hwlat.dashboards.data` — tables from a store, predictors and the paper's published numbers
+* :mod:`~hwlat.dashboards.frames` — tables from a store, predictors and the paper's published numbers
   (Pareto points, block measurements, predictor errors, ablation deltas, search histories);
 * :mod:`~hwlat.dashboards.figures` — pure functions from those tables to plotly Figures; empty data
   gives a figure with a visible note, never a blank plot;
 * :mod:`~hwlat.dashboards.report` — :func:`build_report`, one self-contained HTML file (plotly.js
   embedded, works offline);
 * :mod:`~hwlat.dashboards.app` — the local Dash app (latency budget, click for the blocks);
-* :mod:`~hwlat.dashboards.cli` — ``hwlat dashboard build|serve`` (``add_parsers(sub)``);
-* :mod:`~hwlat.dashboards.browser` — headless-Chromium checks and screenshots.
+* :mod:`~hwlat.cli.dashboards` — ``hwlat dashboard build|serve`` (``add_parsers(sub)``);
 
 Latencies are milliseconds, MAdds conv + FC multiply-adds; top-1 is always the published accuracy.
 """

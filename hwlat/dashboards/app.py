@@ -11,7 +11,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from hwlat.dashboards import data as D
+from hwlat.dashboards import frames as D
 from hwlat.dashboards import figures as F
 
 log = logging.getLogger("hwlat")
@@ -21,8 +21,8 @@ def app_points(store, predictor=None, runtime: str = "litert",
                device: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(published networks with ``latency_ms`` here — measured, else predicted — , store frame);
     ``device`` (a name or key) picks one device of the store, whatever its runtime."""
-    from hwlat.profiler.device_select import select_device
-    from hwlat.profiler.store import open_store
+    from hwlat.profiler.storage.device_select import select_device
+    from hwlat.profiler.storage.store import open_store
 
     with open_store(store, readonly=True) as st:
         if device is None:

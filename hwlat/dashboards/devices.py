@@ -37,7 +37,7 @@ def _networks(frame: pd.DataFrame) -> tuple[list, np.ndarray]:
 
 
 def _device_key(pred) -> str | None:
-    from hwlat.profiler.device import device_key
+    from hwlat.profiler.storage.device import device_key
 
     return device_key(pred.fingerprint_) if getattr(pred, "fingerprint_", None) else None
 
@@ -107,7 +107,7 @@ def learning_curve(archs, y, sources, ns=CURVE_NS, test=CURVE_TEST, seed=0) -> p
 def imported_figures(frame: pd.DataFrame, fingerprint: dict, device: str, preds: dict) -> list[go.Figure]:
     """The figures of an imported device's section (module docstring)."""
     from hwlat.latency_models import MAddsProxy
-    from hwlat.profiler.device import device_key
+    from hwlat.profiler.storage.device import device_key
 
     key = device_key(fingerprint)
     archs, y = _networks(frame)

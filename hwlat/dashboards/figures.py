@@ -1,4 +1,4 @@
-"""Plotly figures: pure functions from the tables of :mod:`hwlat.dashboards.data` to Figures.
+"""Plotly figures: pure functions from the tables of :mod:`hwlat.dashboards.frames` to Figures.
 
 Latencies on the axes are milliseconds on *this* device (one core, batch 1) unless the trace says
 "Pixel-1 (paper)"; MAdds are millions (conv + FC multiply-adds); top-1 is the published ImageNet
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from hwlat.dashboards.data import pareto_front
+from hwlat.dashboards.frames import pareto_front
 
 COLORS = {"large": "#1f77b4", "small": "#d62728", "V2": "#7f7f7f", "MnasNet-A1": "#9467bd",
           "Large minimalistic": "#17becf", "Small minimalistic": "#ff7f0e", "custom": "#bcbd22"}
@@ -44,7 +44,7 @@ def _hover(df: pd.DataFrame, ms_col: str) -> list[str]:
 def pareto(points: pd.DataFrame, device: str = "this device") -> go.Figure:
     """Published top-1 (%) against latency (ms) here: the paper's Figure 7 on this device.
 
-    ``points`` is :func:`hwlat.dashboards.data.pareto_points`. Traces: measured and predicted
+    ``points`` is :func:`hwlat.dashboards.frames.pareto_points`. Traces: measured and predicted
     latency per family (V3 Large/Small), the Pareto frontier of the measured points (predicted when
     nothing is measured), reference networks, and the paper's Pixel-1 latencies (hidden; the
     buttons toggle them and pick a family).
@@ -135,8 +135,8 @@ def layer_breakdown(predicted: pd.DataFrame | None, measured: pd.DataFrame | Non
     """Per-block latency (ms), predicted against measured.
 
     ``predicted`` is a predictor's ``predict_layers`` frame with an extra ``block_index`` column
-    (:func:`hwlat.dashboards.data.block_index`; without it the rows are grouped by ``block``),
-    ``measured`` is :func:`hwlat.dashboards.data.measured_blocks`. Blocks are the stem, each
+    (:func:`hwlat.dashboards.frames.block_index`; without it the rows are grouped by ``block``),
+    ``measured`` is :func:`hwlat.dashboards.frames.measured_blocks`. Blocks are the stem, each
     bottleneck and the head, as the profiler times them.
     """
     has_p = predicted is not None and not predicted.empty
@@ -167,7 +167,7 @@ def layer_breakdown(predicted: pd.DataFrame | None, measured: pd.DataFrame | Non
 def predictor_error(errors: pd.DataFrame) -> go.Figure:
     """Predicted against measured latency (ms) per predictor, with the ±10 % band and the metrics.
 
-    ``errors`` is :func:`hwlat.dashboards.data.predictor_errors` (include a ``madds`` predictor as
+    ``errors`` is :func:`hwlat.dashboards.frames.predictor_errors` (include a ``madds`` predictor as
     the baseline). Each predictor's RMSPE, ±10 % accuracy and Kendall τ are in its legend entry,
     computed on the networks it was not trained on when there are at least 2 (``trained`` column),
     else on all of them and marked "training networks".
@@ -205,7 +205,7 @@ def predictor_error(errors: pd.DataFrame) -> go.Figure:
 
 
 def search_trajectory(steps: pd.DataFrame | None, title: str = "Search trajectory") -> go.Figure:
-    """NetAdapt / NAS progress from a history (:func:`hwlat.dashboards.data.read_history`).
+    """NetAdapt / NAS progress from a history (:func:`hwlat.dashboards.frames.read_history`).
 
     Latency (ms) and accuracy per step with the proposal (layer cut) in the hover text; when the
     steps carry a ``reward`` (NAS), the reward per step and the latency-accuracy Pareto set.
@@ -273,7 +273,7 @@ def netadapt_trajectory(steps: pd.DataFrame, title: str = "NetAdapt") -> go.Figu
 def ablation_deltas(abl: pd.DataFrame, device: str = "this device") -> go.Figure:
     """Latency (ms) and MAdds (M) deltas of the paper's ablations here, beside the paper's deltas.
 
-    ``abl`` is :func:`hwlat.dashboards.data.ablations`; deltas are variant minus V3-Large 1.0.
+    ``abl`` is :func:`hwlat.dashboards.frames.ablations`; deltas are variant minus V3-Large 1.0.
     """
     title = f"The paper's ablations on {device} (variant − V3-Large 1.0 @224)"
     if abl is None or abl.empty:
@@ -300,7 +300,7 @@ def task_latency(points: pd.DataFrame, tail: pd.DataFrame, device: str = "this d
     """The paper's detection and segmentation networks: latency here (ms, log axis) against the
     published COCO mAP / Cityscapes mIOU, and the reduced-tail saving (%) here beside the paper's.
 
-    ``points`` is :func:`hwlat.dashboards.data.task_points`, ``tail`` :func:`~hwlat.dashboards.data.reduced_tail`.
+    ``points`` is :func:`hwlat.dashboards.frames.task_points`, ``tail`` :func:`~hwlat.dashboards.frames.reduced_tail`.
     Filled markers are measured here, open ones predicted, crosses predicted far outside what the
     predictor learned from (extrapolated); the hover gives the paper's phone latency.
     """
@@ -343,7 +343,7 @@ def task_latency(points: pd.DataFrame, tail: pd.DataFrame, device: str = "this d
 def op_efficiency(eff: pd.DataFrame, device: str = "this device") -> go.Figure:
     """Efficiency (GMAC/s, log axis) of every measured kernel by op type and kernel size.
 
-    ``eff`` is :func:`hwlat.profiler.anomalies.efficiency`. Kernels at least 2× slower than expected
+    ``eff`` is :func:`hwlat.profiler.analysis.anomalies.efficiency`. Kernels at least 2× slower than expected
     for their op type and size are drawn in red: where MAdds would mislead a search.
     """
     title = f"Kernel efficiency by op type and kernel size on {device}"

@@ -16,10 +16,10 @@ import jinja2
 import pandas as pd
 import plotly.graph_objects as go
 
-from hwlat.dashboards import data as D
+from hwlat.dashboards import frames as D
 from hwlat.dashboards import figures as F
 from hwlat.files import atomic_write_text
-from hwlat.profiler.anomalies import efficiency
+from hwlat.profiler.analysis.anomalies import efficiency
 
 
 def combine(figs: list[go.Figure], labels: list[str], title: str) -> go.Figure:
@@ -158,17 +158,17 @@ def build_report(store, predictor_paths=(), runs_dir=None, out="report.html", ru
     runtime : str, optional
         Only this runtime (``litert``, ``onnxruntime``, ``torch``); default every runtime stored.
     device : str, optional
-        Only this device (a name or a device key, :mod:`hwlat.profiler.device_select`).
+        Only this device (a name or a device key, :mod:`hwlat.profiler.storage.device_select`).
     notes : sequence of str
         Lines shown first, e.g. which stages of a run did not finish.
     """
-    from hwlat.profiler.store import open_store
+    from hwlat.profiler.storage.store import open_store
 
     with open_store(store, readonly=True) as st:
         frame, devices = st.frame(), st.devices()
     notes = list(notes)
     if device is not None:
-        from hwlat.profiler.device_select import select_device
+        from hwlat.profiler.storage.device_select import select_device
 
         frame = frame[frame["device_key"] == select_device(devices, device, str(store))["device_key"]]
     if frame.empty:

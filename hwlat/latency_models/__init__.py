@@ -10,7 +10,7 @@ latencies) and ``transfer`` (a new device from a few networks and other devices'
 ``suggest`` (which networks to measure on a new device), ``shipped`` (the ``@pixel3``/``@raspi4``
 block tables).
 """
-from hwlat.latency_models.data import TrainingData
+from hwlat.latency_models.training_data import TrainingData
 from hwlat.latency_models.e2e import EndToEnd
 from hwlat.latency_models.kinds import KINDS, load, make_predictor
 from hwlat.latency_models.metrics import metrics, noise_floor

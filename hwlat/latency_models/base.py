@@ -5,7 +5,7 @@ A predictor is a scikit-learn regressor on :class:`~hwlat.archs.ir.ArchSpec` obj
 
 * ``fit(archs, latency_ms, pieces=None, fingerprint=None, runtime=None)`` — networks, their
   measured end-to-end latencies, the measured pieces (a
-  :class:`~hwlat.latency_models.data.TrainingData` ``pieces`` frame) when the kind learns from
+  :class:`~hwlat.latency_models.training_data.TrainingData` ``pieces`` frame) when the kind learns from
   them, and the device they were measured on.
 * ``predict(arch)`` → float; ``predict(list)`` / ``predict_many(list)`` → array.
 * ``predict_layers(arch)`` → DataFrame ``name, op, block, latency_ms``, summing to ``predict``.
@@ -78,10 +78,18 @@ def predict_noting_extrapolation(predictor, archs: Sequence[ArchSpec]
     return ms, extrapolated
 
 
+_CLASSES: dict[str, type["Predictor"]] = {}
+
+
 class Predictor(RegressorMixin, BaseEstimator):
     """The interface of the module docstring; subclasses implement ``_fit``, ``_predict``, ``_layers``."""
 
     kind = "base"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):  # a predictor file names its class: predictor_class()
+            _CLASSES[cls.__name__] = cls
 
     def fit(self, X, y, pieces: pd.DataFrame | None = None, fingerprint: dict | None = None,
             runtime: str | None = None):
@@ -137,7 +145,7 @@ class Predictor(RegressorMixin, BaseEstimator):
     # -- device ----------------------------------------------------------------------------------
     def check_device(self, fingerprint: dict, runtime: str | None = None, strict: bool = True) -> None:
         """Raise (``strict``) or warn when used for another device or runtime than it was fitted on."""
-        from hwlat.profiler.device import device_key
+        from hwlat.profiler.storage.device import device_key
 
         self._check_fitted()
         mine = device_key(self.fingerprint_) if self.fingerprint_ else None
@@ -207,3 +215,10 @@ class Predictor(RegressorMixin, BaseEstimator):
     def save(self, path) -> None:
         """Write the state as JSON (refitted deterministically on load)."""
         persist.write(path, type(self).__name__, self.get_state())
+
+
+def predictor_class(name: str, where: str = "predictor file") -> type[Predictor]:
+    """The :class:`Predictor` subclass called ``name`` (a predictor file's ``class``)."""
+    if name not in _CLASSES:
+        raise FileFormatError(f"{where}: unknown predictor class {name!r} (known: {', '.join(sorted(_CLASSES))})")
+    return _CLASSES[name]

@@ -48,7 +48,7 @@ from hwlat.archs.layers import LayerSpec, OpKind
 from hwlat.errors import FileFormatError
 from hwlat.latency_models import persist
 from hwlat.latency_models.base import Predictor
-from hwlat.profiler.workloads import blocks
+from hwlat.archs.pieces import blocks
 
 FEATURES = ("madds", "conv_madds", "gconv_madds", "dw_madds", "dw_out", "fc_madds", "params",
             "in_elems", "out_elems", "elementwise", "layers")
@@ -280,7 +280,7 @@ class EndToEnd(Predictor):
         return keys, ms
 
     def _ms_of(self, pieces, where: str = "network") -> np.ndarray:
-        """Latency (ms) of block workloads (:func:`hwlat.profiler.workloads.blocks`), without the
+        """Latency (ms) of block workloads (:func:`hwlat.archs.pieces.blocks`), without the
         network term: what :func:`~hwlat.latency_models.space_table.compile_space` tabulates."""
         self._check_fitted()
         return np.array([block_features(w.rows) @ self.weights_ + self.residual_ms_.get(w.key, 0.0)

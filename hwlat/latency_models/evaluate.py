@@ -16,7 +16,7 @@ import pandas as pd
 from hwlat.archs.codec import encode
 from hwlat.archs.ir import ArchSpec
 from hwlat.errors import MissingEntryError
-from hwlat.latency_models.data import TrainingData
+from hwlat.latency_models.training_data import TrainingData
 from hwlat.latency_models.kinds import make_predictor
 from hwlat.latency_models.metrics import metrics
 
@@ -83,7 +83,7 @@ def repeat_floor(store, archs: Sequence[ArchSpec], runtime: str, device_key: str
     Networks of ``archs`` measured at least twice on the device (``profile models --repeats R``);
     None when fewer than 2 are. What a perfect predictor could score against a single measurement.
     """
-    from hwlat.profiler.store import open_store
+    from hwlat.profiler.storage.store import open_store
 
     with open_store(store, readonly=True) as st:
         raw = st.frame(runtime=runtime, granularity="model", repeats=True)

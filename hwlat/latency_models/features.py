@@ -28,8 +28,8 @@ import pandas as pd
 
 from hwlat.archs.ir import Act, ArchSpec
 from hwlat.archs.layers import LayerSpec, OpKind, block_groups, layers
-from hwlat.profiler.segments import role
-from hwlat.profiler.workloads import Workload, block_workload, kernels_of
+from hwlat.archs.segments import role
+from hwlat.archs.pieces import Workload, block_workload, kernels_of
 
 GRANULARITIES = ("block", "kernel")
 ACT_CODE = {a: i for i, a in enumerate(Act)}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from hwlat.errors import FileFormatError
 from hwlat.latency_models import persist
-from hwlat.latency_models.base import Predictor
+from hwlat.latency_models.base import Predictor, predictor_class
 from hwlat.latency_models.e2e import EndToEnd
 from hwlat.latency_models.predictors import LookupTable, MAddsProxy, Regression
 from hwlat.latency_models.transfer import Transfer
@@ -49,14 +49,6 @@ def make_predictor(kind: str, **params) -> Predictor:
     return k.cls(**k.params).set_params(**params)
 
 
-def predictor_class(name: str, where: str = "predictor file") -> type[Predictor]:
-    """The predictor class called ``name`` (a file's ``class``)."""
-    classes = {k.cls.__name__: k.cls for k in KINDS.values()}
-    if name not in classes:
-        raise FileFormatError(f"{where}: unknown predictor class {name!r} (known: {', '.join(sorted(classes))})")
-    return classes[name]
-
-
 def load(path) -> Predictor:
     """Read a predictor file (:mod:`.persist`) and refit the predictor it describes.
 
@@ -69,7 +61,7 @@ def load(path) -> Predictor:
 
 def shipped_path(ref: str):
     """The file of a shipped predictor ``@NAME``."""
-    from hwlat.reference import data_file, shipped_predictors
+    from hwlat.paper import data_file, shipped_predictors
 
     names = shipped_predictors()
     if ref[1:] not in names:

@@ -49,7 +49,7 @@ from hwlat.errors import MissingEntryError
 from hwlat.latency_models.base import FAR_OUTSIDE, Predictor
 from hwlat.latency_models.features import (GRANULARITIES, INCREASING, NUMERIC, PieceGroup,
                                            pieces_frame, piece_groups, width_signature)
-from hwlat.profiler.workloads import Workload, blocks, from_spec, kernels
+from hwlat.archs.pieces import Workload, blocks, from_spec, kernels
 
 CALIBRATIONS = ("none", "offset", "footprint")
 ESTIMATORS = ("ridge", "forest", "boosting")

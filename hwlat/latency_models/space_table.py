@@ -22,7 +22,7 @@ import numpy as np
 from hwlat.archs.ir import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec
 from hwlat.archs.space import DECISIONS, LayerwiseSpace, SearchSpace, Space, expansion
 from hwlat.archs.zoo import make_divisible
-from hwlat.profiler.workloads import blocks
+from hwlat.archs.pieces import blocks
 
 
 def _probe(cin: int, h: int, bl: tuple[BlockSpec, ...], head: HeadSpec | None = None,

@@ -36,7 +36,7 @@ class Pick:
 
 
 def _space(name: str):
-    from hwlat.profiler.tables import space_of
+    from hwlat.profiler.storage.tables import space_of
 
     return space_of(name)
 

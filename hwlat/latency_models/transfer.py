@@ -30,7 +30,7 @@ from hwlat.archs.ir import ArchSpec
 from hwlat.archs.layers import layers, summary
 from hwlat.errors import FileFormatError
 from hwlat.latency_models import persist
-from hwlat.latency_models.base import Predictor
+from hwlat.latency_models.base import Predictor, predictor_class
 from hwlat.latency_models.e2e import soft_l1_weights
 
 LOSS_SCALE = 0.03
@@ -86,7 +86,7 @@ def _cv_ridge(L: np.ndarray, ly: np.ndarray, prior: np.ndarray, scale: float = L
 
 def source_label(pred) -> str:
     """A short name of a source predictor: its device's name, else its kind."""
-    from hwlat.profiler.device_select import device_name
+    from hwlat.profiler.storage.device_select import device_name
 
     fp = getattr(pred, "fingerprint_", None) or {}
     return f"{pred.kind}:{device_name(fp)}" if fp else pred.kind
@@ -145,8 +145,8 @@ class Transfer(Predictor):
     @property
     def source_devices(self) -> list[dict]:
         """Each source's device: ``name``, ``device_key``, ``kind`` (what the knowledge came from)."""
-        from hwlat.profiler.device import device_key
-        from hwlat.profiler.device_select import device_name
+        from hwlat.profiler.storage.device import device_key
+        from hwlat.profiler.storage.device_select import device_name
 
         self._check_fitted()
         return [{"name": device_name(p.fingerprint_) if p.fingerprint_ else None,
@@ -194,7 +194,6 @@ class Transfer(Predictor):
     def from_state(cls, state: dict, source: str = "state") -> "Transfer":
         """The predictor of :meth:`get_state`, its sources rebuilt from their states (no refit)."""
         from hwlat.archs.codec import decode
-        from hwlat.latency_models.kinds import predictor_class
 
         persist.check_state(state, source)
         learned = state.get("learned")

@@ -7,7 +7,7 @@ accuracy evaluators (arXiv:1905.02244v5 Sec. 4).
   proposals, L2-magnitude weight surgery (``inherit_weights``), resumable history.
 - :mod:`hwlat.search.nas` — ``mnas_reward``, ``RLController`` / ``RegularizedEvolution`` /
   ``RandomSearch``, ``search(...)``, ``latency_function``.
-- :mod:`hwlat.search.cli` — ``add_parsers(sub)``: ``hwlat netadapt`` and ``hwlat search``.
+- :mod:`hwlat.cli.search` — ``add_parsers(sub)``: ``hwlat netadapt`` and ``hwlat search``.
 """
 from hwlat.search.nas import (W_DEFAULT, W_SMALL, RandomSearch, RegularizedEvolution, RLController,
                               latency_function, make_controller, mnas_reward, search)

@@ -325,7 +325,7 @@ class PublishedTable:
     label = "published ImageNet top-1 (arXiv:1905.02244v5 Tables 9/3), not measured here"
 
     def __init__(self):
-        from hwlat.reference import paper_tables, paper_zoo_name
+        from hwlat.paper import paper_tables, paper_zoo_name
 
         table = {}
         for t in ("Table9", "Table3"):

@@ -731,10 +731,10 @@ def measure_litert_side_by_side(archs: Sequence[ArchSpec], store_path: str | Pat
     (the same rounds, so a slow phase of the machine hits them alike) in ``repeats`` passes of fresh
     interpreters; each value is its latency in the store (the median of its repeats' low
     quantiles). Stored in ``store_path``; a network already stored there keeps its stored value."""
-    from hwlat.profiler.profile import profile
-    from hwlat.profiler.store import open_store
-    from hwlat.profiler.timing import TimingConfig
-    from hwlat.profiler.workloads import model as model_workload
+    from hwlat.profiler.measure.profile import profile
+    from hwlat.profiler.storage.store import open_store
+    from hwlat.profiler.measure.timing import TimingConfig
+    from hwlat.archs.pieces import model as model_workload
 
     archs = list(archs)
     profile(archs, "model", str(store_path), "litert", config=TimingConfig(**timing), batch=len(archs),

@@ -5,7 +5,7 @@ The task object (dataset and training settings) goes to the object store once, a
 passed in, so a parallel run computes exactly what the serial one does. Ray retries a task whose
 worker died (``max_retries``); with the same seed the retry gives the same result.
 
-Connect first with :func:`hwlat.profiler.farm.connect` (an address, or a local cluster).
+Connect first with :func:`hwlat.profiler.measure.farm.connect` (an address, or a local cluster).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Sequence
 
 from hwlat.archs import ArchSpec, encode
 from hwlat.errors import ClusterError
-from hwlat.profiler.farm import require_ray
+from hwlat.profiler.measure.farm import require_ray
 
 MAX_RETRIES = 3
 
@@ -55,7 +55,7 @@ class RayPool:
 
         ray = require_ray()
         if not ray.is_initialized():
-            raise ClusterError("not connected to Ray: call hwlat.profiler.farm.connect() first")
+            raise ClusterError("not connected to Ray: call hwlat.profiler.measure.farm.connect() first")
         cpus = int(ray.cluster_resources().get("CPU", 0))
         if cpus < 1:
             raise ClusterError("the Ray cluster offers no CPU to train on (ray start --num-cpus N)")

@@ -50,11 +50,11 @@ from hwlat import __version__
 from hwlat.archs.ir import ArchSpec
 from hwlat.errors import ClusterError
 from hwlat.files import dumps_strict
-from hwlat.profiler.device import device_key, device_label, pin_to_core
-from hwlat.profiler.profile import ProfileResult, batches, group_workloads
-from hwlat.profiler.store import Store, open_store
-from hwlat.profiler.timing import PhaseReference, Stats, TimingConfig, iter_interleaved
-from hwlat.profiler.workloads import Workload, from_spec, reference_workload
+from hwlat.profiler.storage.device import device_key, device_label, pin_to_core
+from hwlat.profiler.measure.profile import ProfileResult, batches, group_workloads
+from hwlat.profiler.storage.store import Store, open_store
+from hwlat.profiler.measure.timing import PhaseReference, Stats, TimingConfig, iter_interleaved
+from hwlat.archs.pieces import Workload, from_spec, reference_workload
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def disconnect() -> None:
 @dataclass(frozen=True)
 class FarmDevice:
     """A device of the farm: the Ray resource ``device:NAME`` and the runtime to measure with there
-    (``options`` go to :func:`~hwlat.profiler.runners.get_runner`; a bundle device runs LiteRT)."""
+    (``options`` go to :func:`~hwlat.profiler.measure.runners.get_runner`; a bundle device runs LiteRT)."""
 
     name: str
     runtime: str = "litert"
@@ -196,7 +196,7 @@ class FarmDevice:
 
 def parse_device(text: str, runtime: str = "litert", options: dict | None = None) -> FarmDevice:
     """``NAME`` or ``NAME=RUNTIME`` (the CLI's ``--device``) as a :class:`FarmDevice`."""
-    from hwlat.profiler.runners import RUNTIMES
+    from hwlat.profiler.measure.runners import RUNTIMES
 
     name, _, rt = text.partition("=")
     rt = rt or runtime
@@ -234,7 +234,7 @@ def measuring_core() -> Iterator[int | None]:
     if not hasattr(os, "sched_getaffinity"):
         yield None
         return
-    from hwlat.profiler.device import _max_freq_khz
+    from hwlat.profiler.storage.device import _max_freq_khz
 
     before = os.sched_getaffinity(0)
     order = sorted(before, key=lambda c: (_max_freq_khz(c) or 0, c), reverse=True)
@@ -263,7 +263,7 @@ def _start(fp: dict, core: int | None) -> dict:
 
 def _measure_local(device: FarmDevice, ws: Sequence[Workload], cfg: TimingConfig, variant: str,
                    reference: bool):
-    from hwlat.profiler.runners import get_runner, release_batch
+    from hwlat.profiler.measure.runners import get_runner, release_batch
 
     with measuring_core() as core:
         runner = get_runner(device.runtime, **device.options)
@@ -311,7 +311,7 @@ def _die_with_parent() -> None:
 
 def _run_bundle(name: str, cmd: str, ws: Sequence[Workload], cfg: TimingConfig, variant: str):
     """Write a bundle of ``ws``, run ``cmd`` on it, and yield its records as they appear."""
-    from hwlat.profiler.bundle import RESULTS, write_workloads
+    from hwlat.profiler.measure.bundle import RESULTS, write_workloads
 
     with tempfile.TemporaryDirectory(prefix="hwlat-bundle-") as d:
         write_workloads(ws, d, cfg, variant)
@@ -359,7 +359,7 @@ def measure_batch(device: FarmDevice, items: list[tuple[str, str]], config: dict
     """The Ray task body (a generator): measure ``items`` (workload key, spec JSON) on this host's
     ``device`` and yield a ``start`` record (host, core, fingerprint), then one ``measurement``
     or ``failure`` record per workload, each as soon as it is known. ``reference``: time the
-    phase reference network in every round (local runners; see :mod:`hwlat.profiler.timing`)."""
+    phase reference network in every round (local runners; see :mod:`hwlat.profiler.measure.timing`)."""
     ws = [from_spec(key, json.loads(spec)) for key, spec in items]
     cfg = TimingConfig(**config)
     cmd = _bundle_cmd(device.name)
@@ -381,7 +381,7 @@ def probe(device: FarmDevice) -> dict:
                                f"in results.jsonl: {cmd}")
         fp, kind = recs[0]["fingerprint"], "bundle"
     else:
-        from hwlat.profiler.runners import get_runner
+        from hwlat.profiler.measure.runners import get_runner
 
         fp, kind = get_runner(device.runtime, **device.options).fingerprint(), "local"
     return {"kind": kind, "fingerprint": fp, "host": socket.gethostname(),
@@ -463,7 +463,7 @@ def farm_profile(archs: Iterable[ArchSpec], granularity: str | Sequence[str], st
     """Measure every distinct ``granularity`` workload of ``archs`` on each device of the connected
     Ray cluster (see :func:`connect`); return one :class:`ProfileResult` per device name.
 
-    Batches and ``repeats`` passes are formed as in :func:`~hwlat.profiler.profile.profile`
+    Batches and ``repeats`` passes are formed as in :func:`~hwlat.profiler.measure.profile.profile`
     (``reference`` likewise); each device runs as many batches at once as its resource has slots.
     Results are committed here as they stream in.
     """
@@ -471,7 +471,7 @@ def farm_profile(archs: Iterable[ArchSpec], granularity: str | Sequence[str], st
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     ray = require_ray()
     if not ray.is_initialized():
-        raise ClusterError("not connected to Ray: call hwlat.profiler.farm.connect() first")
+        raise ClusterError("not connected to Ray: call hwlat.profiler.measure.farm.connect() first")
     if not devices:
         raise ValueError("no devices given")
     info = check_devices(ray, devices, parallel_slots)

@@ -11,7 +11,7 @@ import socket
 
 def _build(args) -> int:
     from hwlat.dashboards.report import build_report
-    from hwlat.profiler.store import check_output
+    from hwlat.profiler.storage.store import check_output
 
     check_output(args.output)
     path = build_report(args.store, predictor_paths=args.predictor or (), runs_dir=args.runs,

@@ -1,6 +1,6 @@
 """Export segments and whole networks to ONNX, and run them with ONNX Runtime.
 
-The graph is ``torch.onnx.export`` of :func:`hwlat.profiler.segments.torch_segment`: opset 17,
+The graph is ``torch.onnx.export`` of :func:`hwlat.archs.segments.torch_segment`: opset 17,
 one self-contained file (weights inline, no external data), input ``input`` of fixed shape
 ``[1, C, H, W]`` (NCHW float32; a piece of a task head has one input per tensor it reads, named so), output ``output`` ``[1, C, H, W]`` or ``[1, classes]``; a
 task-head network has one output per name of ``arch.outputs``, named so.
@@ -22,7 +22,7 @@ import numpy as np
 
 from hwlat.archs.ir import ArchSpec
 from hwlat.archs.layers import LayerSpec, layers
-from hwlat.profiler.segments import Weights, segment_inputs, torch_segment, weights_from_torch
+from hwlat.archs.segments import Weights, segment_inputs, torch_segment, weights_from_torch
 
 OPSET = 17
 
@@ -52,7 +52,7 @@ def onnx_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, seed
         Consecutive layer rows; ``rows[0].in_shape`` ``(C, H, W)`` fixes the input ``[1, C, H, W]``.
     weights : dict, optional
         ``{row_index: (weight, bias)}`` in PyTorch layout, float32; default random weights
-        (:func:`~hwlat.profiler.segments.random_weights` with ``seed``).
+        (:func:`~hwlat.archs.segments.random_weights` with ``seed``).
     seed : int
         Seed of the default weights.
     outputs : sequence of str, optional
@@ -68,7 +68,7 @@ def build_onnx(arch: ArchSpec, weights: Weights | None = None, seed: int = 0) ->
     task-head outputs (``arch.outputs``, NCHW, named so).
 
     Default weights are those of ``fold_bn(build_torch(arch, seed))`` — the same as
-    :func:`hwlat.profiler.tflite_export.build_tflite` uses; ``weights`` is indexed like
+    :func:`hwlat.profiler.export.tflite.build_tflite` uses; ``weights`` is indexed like
     ``layers(arch)``.
     """
     rows = layers(arch)

@@ -14,7 +14,7 @@ counts follow hot-plugging on phones; ``cpu`` and ``cores`` identify the CPU ins
 affinity at fingerprint time and the core whose frequency was read. Pass anything else that
 must separate devices (e.g. the pinned core on a big.LITTLE SoC) in ``extra``.
 
-This file is also pasted into the standalone bundle runner (:mod:`hwlat.profiler.bundle`): keep it
+This file is also pasted into the standalone bundle runner (:mod:`hwlat.profiler.measure.bundle`): keep it
 standard library only, without hwlat imports and without side effects at import time.
 """
 from __future__ import annotations
@@ -191,7 +191,7 @@ def device_key(fp: dict) -> str:
 def device_label(fp: dict) -> str:
     """A short readable name, hostname and CPU: ``"lab-pc (AMD Ryzen 7 5800X)"``; on Android,
     where every hostname is ``localhost``, the board: ``"Google Pixel 7 (ARM Cortex-A55 + …)"``; a
-    device imported from a table (:mod:`hwlat.profiler.tables`): ``"samsung_a50 (imported)"``.
+    device imported from a table (:mod:`hwlat.profiler.storage.tables`): ``"samsung_a50 (imported)"``.
     """
     if fp.get("name"):                              # a device imported from a table
         return f"{fp['name']} (imported)"

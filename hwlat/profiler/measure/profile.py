@@ -11,11 +11,11 @@ from tqdm import tqdm
 
 from hwlat import __version__
 from hwlat.archs.ir import ArchSpec
-from hwlat.profiler.device import pin_to_core
-from hwlat.profiler.runners import Runner, get_runner, release_batch
-from hwlat.profiler.store import Store, open_store
-from hwlat.profiler.timing import PhaseReference, Stats, TimingConfig, measure_interleaved
-from hwlat.profiler.workloads import Workload, collect, reference_workload
+from hwlat.profiler.storage.device import pin_to_core
+from hwlat.profiler.measure.runners import Runner, get_runner, release_batch
+from hwlat.profiler.storage.store import Store, open_store
+from hwlat.profiler.measure.timing import PhaseReference, Stats, TimingConfig, measure_interleaved
+from hwlat.archs.pieces import Workload, collect, reference_workload
 
 CLI_REPEATS = 3
 """Fresh runtime instances per workload that the ``hwlat profile`` commands take by default: the
@@ -65,7 +65,7 @@ def profile(
     passes over all the workloads, so its repeats are minutes apart and its stored value (the
     median of the repeats) does not hang on one phase of the machine. ``reference``: a fixed small
     network is timed in every round, and its time stored with each measurement as the phase
-    indicator ``ref_ms`` (see :mod:`hwlat.profiler.timing`).
+    indicator ``ref_ms`` (see :mod:`hwlat.profiler.measure.timing`).
 
     Several granularities, e.g. ``("model", "block")``, measure each architecture's missing
     workloads of all of them together in one interleaved batch, so that a slow phase of the machine

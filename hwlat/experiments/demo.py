@@ -177,8 +177,8 @@ def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool =
 
 
 def _profile(archs, store: Path, quick: bool, progress: bool):
-    from hwlat.profiler.profile import profile
-    from hwlat.profiler.timing import TimingConfig
+    from hwlat.profiler.measure.profile import profile
+    from hwlat.profiler.measure.timing import TimingConfig
 
     cfg = TimingConfig(max_seconds=1.0 if quick else 2.0)
     # the ablation variants and their baseline first, as one interleaved batch: the report shows
@@ -223,9 +223,9 @@ def _report(out: Path, store: Path, paths: list[Path], notes: list[str]) -> Path
 def _netadapt(out: Path, pred, quick: bool):
     """NetAdapt to :func:`demo_target_ratio` of the seed's predicted latency, the long fine-tune, the
     seed and result measured with LiteRT, and uniform width scaling at the same measured latency
-    beside it (:func:`hwlat.search.compare.compare`, NAS skipped). A run short of its target is a
+    beside it (:func:`hwlat.experiments.compare.compare`, NAS skipped). A run short of its target is a
     result: the stage says so."""
-    from hwlat.search.compare import CompareConfig, compare
+    from hwlat.experiments.compare import CompareConfig, compare
     from hwlat.search.netadapt import channel_floor
 
     seed, name, res = _netadapt_seed(quick)
@@ -263,8 +263,8 @@ def _phones(out: Path, store: Path, quick: bool) -> list[Path]:
     from hwlat.latency_models import Transfer, TrainingData, load, make_predictor
     from hwlat.latency_models.metrics import metrics
     from hwlat.latency_models.suggest import suggest
-    from hwlat.profiler.tables import import_table
-    from hwlat.reference import fbnet_latencies
+    from hwlat.profiler.storage.tables import import_table
+    from hwlat.paper import fbnet_latencies
 
     df = fbnet_latencies()
     rows = np.sort(np.random.default_rng(0).permutation(len(df))[:300 if quick else 1000])

@@ -63,7 +63,7 @@ def _arch_show(args) -> int:
 
 def _arch_madds(args) -> int:
     from hwlat.archs import load_arch, resolution_str, summary
-    from hwlat.reference import paper_task_rows
+    from hwlat.paper import paper_task_rows
 
     out = []
     for ref in args.arch:
@@ -120,18 +120,18 @@ def _archs(refs: list[str], resolution: "int | tuple[int, int] | None", sample_s
 def _export(args) -> int:
     from hwlat.archs import load_arch
     from hwlat.files import atomic_write
-    from hwlat.profiler.store import check_output
+    from hwlat.profiler.storage.store import check_output
 
     out = check_output(args.output)
     arch = load_arch(args.arch, args.resolution)
     if (args.quantize or args.grouped != "conv") and args.format != "tflite":
         raise ValueError("--quantize and --grouped apply to tflite export only")
     if args.format == "tflite":
-        from hwlat.profiler.tflite_export import build_tflite
+        from hwlat.profiler.export.tflite import build_tflite
 
         data = build_tflite(arch, quantize=args.quantize, grouped=args.grouped)
     else:
-        from hwlat.profiler.onnx_export import build_onnx
+        from hwlat.profiler.export.onnx import build_onnx
 
         data = build_onnx(arch)
     atomic_write(out, lambda tmp: tmp.write_bytes(data))
@@ -152,9 +152,9 @@ def _positive_int(text: str) -> int:
 
 
 def _profile_run(args, archs=None) -> int:
-    from hwlat.profiler.profile import profile
-    from hwlat.profiler.runners import get_runner
-    from hwlat.profiler.timing import TimingConfig
+    from hwlat.profiler.measure.profile import profile
+    from hwlat.profiler.measure.runners import get_runner
+    from hwlat.profiler.measure.timing import TimingConfig
 
     if archs is None:
         archs = _archs(args.arch, args.resolution, args.sample_space, args.space, args.seed)
@@ -205,8 +205,8 @@ def _profile_calibration(args) -> int:
 def _profile_anomalies(args) -> int:
     import pandas as pd
 
-    from hwlat.profiler.anomalies import anomalies, efficiency, efficiency_summary
-    from hwlat.profiler.store import open_store
+    from hwlat.profiler.analysis.anomalies import anomalies, efficiency, efficiency_summary
+    from hwlat.profiler.storage.store import open_store
 
     with open_store(args.store, readonly=True) as st:
         frame = st.frame(granularity="kernel")
@@ -256,7 +256,7 @@ def _profile_farm(args, archs, gran, cfg, opts: dict, what: str) -> int:
     """``profile ... --ray [ADDRESS]``: the devices of a Ray cluster (a local one without ADDRESS)."""
     import os
 
-    from hwlat.profiler import farm
+    from hwlat.profiler.measure import farm
 
     devices = [farm.parse_device(d, args.runtime, opts) for d in args.device or [args.runtime]]
     local = {d.resource: 1 for d in devices}
@@ -270,7 +270,7 @@ def _profile_farm(args, archs, gran, cfg, opts: dict, what: str) -> int:
 def _profile_show(args) -> int:
     import pandas as pd
 
-    from hwlat.profiler.store import UNSTABLE_SPREAD_PCT, open_store, unstable_workloads
+    from hwlat.profiler.storage.store import UNSTABLE_SPREAD_PCT, open_store, unstable_workloads
 
     with open_store(args.store, readonly=True) as st:
         df = st.frame()
@@ -306,9 +306,9 @@ def _profile_show(args) -> int:
 
 
 def _profile_export(args) -> int:
-    from hwlat.profiler.store import open_store
+    from hwlat.profiler.storage.store import open_store
 
-    from hwlat.profiler.store import check_output
+    from hwlat.profiler.storage.store import check_output
 
     out = check_output(args.output)
     with open_store(args.store, readonly=True) as st:
@@ -318,7 +318,7 @@ def _profile_export(args) -> int:
 
 
 def _profile_bundle(args) -> int:
-    from hwlat.profiler.bundle import write_bundle
+    from hwlat.profiler.measure.bundle import write_bundle
 
     archs = _archs(args.arch, args.resolution, args.sample_space, args.space, args.seed)
     out = write_bundle(archs, args.granularity.rstrip("s"), args.output)
@@ -328,7 +328,7 @@ def _profile_bundle(args) -> int:
 
 
 def _profile_import(args) -> int:
-    from hwlat.profiler.bundle import import_results
+    from hwlat.profiler.measure.bundle import import_results
 
     c = import_results(args.results, args.store)
     if c["note"]:
@@ -345,7 +345,7 @@ def check_predictor_output(path: str | os.PathLike, force: bool = False) -> Path
     measurement store or a folder.
     """
     from hwlat.latency_models.persist import SCHEMA
-    from hwlat.profiler.store import check_output
+    from hwlat.profiler.storage.store import check_output
 
     path = check_output(path)
     if not os.access(path.parent, os.W_OK):
@@ -408,21 +408,21 @@ def _transfer_params(args) -> dict:
 
 
 def _device_label(fp: dict) -> str:
-    from hwlat.profiler.device_select import device_name
+    from hwlat.profiler.storage.device_select import device_name
 
     return device_name(fp)
 
 
 def _select_device(devices, ref: str, store) -> str:
     """The device key that ``--device ref`` names among a store's devices."""
-    from hwlat.profiler.device_select import select_device
+    from hwlat.profiler.storage.device_select import select_device
 
     return select_device(devices, ref, str(store))["device_key"]
 
 
 def _predict(args) -> int:
     from hwlat.archs import resolution_str
-    from hwlat.search.cli import load_predictor
+    from hwlat.cli.search import load_predictor
 
     pred = load_predictor(args.predictor, args.runtime, args.allow_other_device)
     archs = _archs(args.arch, args.resolution)
@@ -467,7 +467,7 @@ def _evaluate(args) -> int:
     with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
         print(pd.DataFrame(rows).to_string(index=False))
     print("truth: each network's latency, the median of its repeats' p10 "
-          "(hwlat.profiler.store.LATENCY_STATISTIC)")
+          "(hwlat.profiler.storage.store.LATENCY_STATISTIC)")
     if floor is None:
         print("noise floor: unknown (no two test networks measured twice; measure them with "
               "`hwlat profile models ... --repeats 3` to see it)")
@@ -479,13 +479,13 @@ def _evaluate(args) -> int:
 
 
 def _device_of(pred) -> str | None:
-    from hwlat.profiler.device import device_key
+    from hwlat.profiler.storage.device import device_key
 
     return device_key(pred.fingerprint_) if pred.fingerprint_ else None
 
 
 def _profile_import_table(args) -> int:
-    from hwlat.profiler.tables import import_table
+    from hwlat.profiler.storage.tables import import_table
 
     c = import_table(args.table, args.store, args.device, args.column, space=args.space,
                      source=args.source, runtime=args.runtime)
@@ -549,9 +549,9 @@ def _add_device_parsers(sub, psub) -> None:
 def _demo(args) -> int:
     import pandas as pd
 
-    from hwlat.demo import run_demo
-    from hwlat.reference import zoo_vs_table3
-    from hwlat.search.cli import EXIT_SHORT
+    from hwlat.experiments.demo import run_demo
+    from hwlat.paper import zoo_vs_table3
+    from hwlat.cli.search import EXIT_SHORT
 
     df = zoo_vs_table3()
     print("hwlat demo: analytic MAdds and params of the zoo beside the paper's Table 3 "
@@ -583,8 +583,8 @@ def _farm_args(q) -> None:
 
 
 def _demo_compare(args) -> int:
-    from hwlat.search.cli import load_predictor
-    from hwlat.search.compare import CompareConfig, compare
+    from hwlat.cli.search import load_predictor
+    from hwlat.experiments.compare import CompareConfig, compare
 
     cfg = CompareConfig(seed_arch=args.seed_arch, resolution=args.resolution, seed_steps=args.seed_steps,
                         short_steps=args.short_steps, long_steps=args.long_steps, delta=args.delta,
@@ -653,7 +653,7 @@ def _arch_args(q) -> None:
 
 
 def _measure_args(q) -> None:
-    from hwlat.profiler.profile import CLI_REPEATS
+    from hwlat.profiler.measure.profile import CLI_REPEATS
 
     q.add_argument("--runtime", default="litert", help="litert | onnxruntime | torch")
     q.add_argument("--store", required=True, help="SQLite measurement store (created if missing)")
@@ -813,8 +813,8 @@ def _add_demo(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hwlat.dashboards.cli import add_parsers as add_dashboard
-    from hwlat.search.cli import add_parsers as add_search
+    from hwlat.cli.dashboards import add_parsers as add_dashboard
+    from hwlat.cli.search import add_parsers as add_search
 
     p = _Parser(prog="hwlat", description="Hardware-aware latency modeling for mobile networks.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")

@@ -27,8 +27,8 @@ import pandas as pd
 from hwlat.archs.codec import decode
 from hwlat.archs.ir import ArchSpec
 from hwlat.errors import FileFormatError
-from hwlat.profiler.store import Store
-from hwlat.profiler.workloads import model
+from hwlat.profiler.storage.store import Store
+from hwlat.archs.pieces import model
 
 ARCH_COLUMN = "arch"
 NAME_COLUMN = "name"
@@ -167,7 +167,7 @@ def import_table(path: str | Path, store: str | Path | Store, device: str, colum
     own = not isinstance(store, Store)
     st = Store(store) if own else store
     try:
-        from hwlat.profiler.device import device_key
+        from hwlat.profiler.storage.device import device_key
 
         key = device_key(fp)
         stored = st.frame(granularity="model")

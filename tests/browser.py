@@ -1,7 +1,7 @@
 """Headless Chromium checks of the report and the app (used by ``tests/test_browser.py`` and to
 make the README screenshot). Needs Debian's ``chromium`` and ``chromium-driver`` and ``selenium``.
 
-    python -m hwlat.dashboards.browser report.html docs/report.png
+    python tests/browser.py report.html docs/report.png
 """
 from __future__ import annotations
 

@@ -7,11 +7,11 @@ A :class:`TrainingData` holds, for one device and runtime:
 * ``fingerprint`` — the device the numbers came from.
 
 Latencies in milliseconds: the store's ``latency_ms`` (a low quantile of each repeat's samples,
-the median over repeats: :data:`hwlat.profiler.store.LATENCY_STATISTIC`). Workloads whose repeats
-disagree (spread above :data:`hwlat.profiler.store.UNSTABLE_SPREAD_PCT`) are kept, with a
+the median over repeats: :data:`hwlat.profiler.storage.store.LATENCY_STATISTIC`). Workloads whose repeats
+disagree (spread above :data:`hwlat.profiler.storage.store.UNSTABLE_SPREAD_PCT`) are kept, with a
 :class:`UnstableWarning` naming them. ``normalise_phase=True`` rescales each measurement to the
 device's typical phase: its time × (median reference time of the device) / (reference time in its
-own rounds), the reference being the fixed workload :class:`hwlat.profiler.timing.PhaseReference`
+own rounds), the reference being the fixed workload :class:`hwlat.profiler.measure.timing.PhaseReference`
 timed in every round. Rows measured without a reference are left as they are.
 """
 from __future__ import annotations
@@ -49,12 +49,12 @@ class TrainingData:
         """Read one device's measurements.
 
         ``device`` is a device key, a prefix of one, or a name (an imported device's name, a host
-        name, a board; :mod:`hwlat.profiler.device_select`); ``runtime`` restricts the candidates.
+        name, a board; :mod:`hwlat.profiler.storage.device_select`); ``runtime`` restricts the candidates.
         Without ``device`` the store (or its devices of ``runtime``) must hold exactly one device.
         ``normalise_phase``: rescale each row by its reference workload (module docstring).
         """
-        from hwlat.profiler.device_select import select_device
-        from hwlat.profiler.store import open_store
+        from hwlat.profiler.storage.device_select import select_device
+        from hwlat.profiler.storage.store import open_store
 
         with open_store(store, readonly=True) as st:
             df = st.frame(runtime=runtime)
@@ -86,7 +86,7 @@ class UnstableWarning(UserWarning):
 
 
 def _warn_unstable(df: pd.DataFrame, store) -> None:
-    from hwlat.profiler.store import UNSTABLE_SPREAD_PCT, unstable_workloads
+    from hwlat.profiler.storage.store import UNSTABLE_SPREAD_PCT, unstable_workloads
 
     bad = unstable_workloads(df)
     if len(bad):

@@ -27,11 +27,11 @@ from hwlat import __version__
 from hwlat.archs.ir import ArchSpec
 from hwlat.errors import FileFormatError
 from hwlat.files import atomic_write_json, atomic_write_text
-from hwlat.profiler import device as _device_mod
-from hwlat.profiler import timing as _timing_mod
-from hwlat.profiler.store import VARIANTS, Store, check_stats, open_store
-from hwlat.profiler.timing import TimingConfig
-from hwlat.profiler.workloads import Workload, collect
+from hwlat.profiler.storage import device as _device_mod
+from hwlat.profiler.measure import timing as _timing_mod
+from hwlat.profiler.storage.store import VARIANTS, Store, check_stats, open_store
+from hwlat.profiler.measure.timing import TimingConfig
+from hwlat.archs.pieces import Workload, collect
 
 SCHEMA = "hwlat.bundle/1"
 RESULTS = "results.jsonl"
@@ -51,7 +51,7 @@ def write_workloads(workloads: Iterable[Workload], out_dir: str | Path,
                     config: TimingConfig = TimingConfig(), variant: str = "warm",
                     granularity: str | None = None) -> Path:
     """Write a bundle of the given workloads (any granularities); return its folder."""
-    from hwlat.profiler.tflite_export import tflite_segment
+    from hwlat.profiler.export.tflite import tflite_segment
 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
@@ -84,9 +84,9 @@ def runner_source() -> str:
         "#!/usr/bin/env python3",
         '"""hwlat bundle runner: times every .tflite of manifest.json with LiteRT, one thread."""',
         "from __future__ import annotations",
-        "# ---- hwlat/profiler/device.py ----",
+        "# ---- hwlat/profiler/storage/device.py ----",
         _module_body(_device_mod),
-        "# ---- hwlat/profiler/timing.py ----",
+        "# ---- hwlat/profiler/measure/timing.py ----",
         _module_body(_timing_mod),
         "# ---- bundle main ----",
         _MAIN,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from hwlat.archs.zoo import zoo_names
-from hwlat.reference import family_label, paper_spellings, paper_tables, paper_zoo_name
+from hwlat.paper import family_label, paper_spellings, paper_tables, paper_zoo_name
 from hwlat.errors import HwlatError
 from hwlat.files import dumps_strict, finite_or_none
 
@@ -126,10 +126,10 @@ def pareto_front(x, y) -> np.ndarray:
 def measured_blocks(frame: pd.DataFrame, arch) -> pd.DataFrame:
     """Warm block measurements of ``arch`` in store order: ``block`` (index), ``label``, ``latency_ms``.
 
-    Rows are the stem, each bottleneck and the head as :func:`hwlat.profiler.workloads.blocks`
+    Rows are the stem, each bottleneck and the head as :func:`hwlat.archs.pieces.blocks`
     decomposes ``arch``; a block not in ``frame`` has ``latency_ms`` NaN. Empty when none is measured.
     """
-    from hwlat.profiler.workloads import blocks
+    from hwlat.archs.pieces import blocks
 
     cols = ["block", "label", "latency_ms"]
     if frame is None or frame.empty:
@@ -189,7 +189,7 @@ def predictor_errors(model_df: pd.DataFrame, predictors: dict) -> pd.DataFrame:
 
 def _paper_ablation_deltas() -> dict[str, dict]:
     """The paper's reported deltas (Pixel-1 ms, MAdds M) of each variant against V3-Large 1.0."""
-    from hwlat.reference import constants, paper_tables
+    from hwlat.paper import constants, paper_tables
 
     t5 = paper_tables("Table5")
     lat = {m.split(": ", 1)[1]: v for m, v in zip(t5[t5.metric == "latency_pixel1"]["model"],
@@ -264,12 +264,12 @@ def _latency_here(archs: list, codes: list[str], meas: dict, predictor) -> list[
 def task_points(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
     """The paper's detection and segmentation networks (Tables 6–8) with their latency here.
 
-    One row per :func:`hwlat.reference.task_published` row, with ``source``/``here_ms`` as in
+    One row per :func:`hwlat.paper.task_published` row, with ``source``/``here_ms`` as in
     :func:`ablations` (measured, else predicted, else missing) beside the published accuracy and
     phone latency (``paper_ms``).
     """
     from hwlat.archs import decode
-    from hwlat.reference import task_published
+    from hwlat.paper import task_published
 
     pub = task_published()
     meas = measured_by_arch(model_df)

@@ -24,8 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from hwlat.profiler.device import fingerprint
-from hwlat.profiler.workloads import Workload
+from hwlat.profiler.storage.device import fingerprint
+from hwlat.archs.pieces import Workload
 
 RUNTIMES = ("litert", "onnxruntime", "torch")
 Prepared = tuple[Callable[[], object], Callable[[], None]]
@@ -34,7 +34,7 @@ Prepared = tuple[Callable[[], object], Callable[[], None]]
 def _inputs(w: Workload, seed: int = 0) -> list[np.ndarray]:
     """Random NCHW inputs of a workload, one per input of its segment (several for some pieces of a
     task head)."""
-    from hwlat.profiler.segments import segment_inputs
+    from hwlat.archs.segments import segment_inputs
 
     rng = np.random.default_rng(seed)
     return [rng.standard_normal((1, *shape), dtype=np.float32) for _, shape in segment_inputs(w.rows)]
@@ -95,7 +95,7 @@ class LiteRTRunner(Runner):
     def prepare(self, w: Workload) -> Prepared:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        from hwlat.profiler.tflite_export import tflite_segment
+        from hwlat.profiler.export.tflite import tflite_segment
 
         kind = OpResolverType.AUTO if self.xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         model = tflite_segment(w.rows, quantize=self.quantize, outputs=w.outputs or None,
@@ -129,7 +129,7 @@ class OnnxRuntimeRunner(Runner):
     def prepare(self, w: Workload) -> Prepared:
         import onnxruntime as ort
 
-        from hwlat.profiler.onnx_export import onnx_segment
+        from hwlat.profiler.export.onnx import onnx_segment
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
@@ -192,7 +192,7 @@ class TorchRunner(Runner):
     def prepare(self, w: Workload) -> Prepared:
         import torch
 
-        from hwlat.profiler.segments import torch_segment
+        from hwlat.archs.segments import torch_segment
 
         mod = torch_segment(w.rows, outputs=w.outputs or None)
         xs = [torch.from_numpy(x) for x in _inputs(w)]

@@ -5,7 +5,7 @@ sums of per-block lookup-table entries, so an :class:`~hwlat.latency_models.e2e.
 :data:`N_TRAIN` of their rows recovers every block's cost. The shipped files hold that fitted state
 (no training rows: they are the published CSV's rows listed in ``provenance``).
 
-Rebuild them with ``python -m hwlat.latency_models.shipped`` (about a minute).
+Rebuild them with ``python tools/build_shipped_predictors.py`` (about a minute).
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ def split(n_rows: int) -> tuple[np.ndarray, np.ndarray]:
 
 def fbnet_archs(rows=None) -> list:
     """The architectures of the published table (``rows``: their positions), decoded by the space."""
-    from hwlat.profiler.tables import space_of
-    from hwlat.reference import fbnet_latencies
+    from hwlat.profiler.storage.tables import space_of
+    from hwlat.paper import fbnet_latencies
 
     df = fbnet_latencies()
     sp = space_of(SPACE)
@@ -45,8 +45,8 @@ def fbnet_archs(rows=None) -> list:
 def build(column: str) -> dict:
     """The predictor state of the block table of ``column``, fitted on the training rows (without
     the training networks themselves: ``provenance`` names the rows of the shipped CSV)."""
-    from hwlat.profiler.tables import table_fingerprint
-    from hwlat.reference import fbnet_latencies
+    from hwlat.profiler.storage.tables import table_fingerprint
+    from hwlat.paper import fbnet_latencies
 
     df = fbnet_latencies()
     tr, _ = split(len(df))
@@ -63,7 +63,7 @@ def build(column: str) -> dict:
 
 def main(out: str | Path | None = None) -> None:
     """Write ``data/predictors/{pixel3,raspi4}.json`` of this checkout (or ``out``)."""
-    folder = Path(out) if out else Path(__file__).resolve().parents[2] / "data" / "predictors"
+    folder = Path(out) if out else Path(__file__).resolve().parents[1] / "data" / "predictors"
     folder.mkdir(parents=True, exist_ok=True)
     for col in COLUMNS:
         path = persist.write(folder / f"{col}.json", EndToEnd.__name__, build(col))

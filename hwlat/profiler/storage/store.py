@@ -8,7 +8,7 @@ per (workload, device, variant, repeat); adding it again is a no-op that returns
 what lets an interrupted run resume (:meth:`Store.measured`).
 
 Repeats. A workload measured R times (fresh runtime instances, spread over a run: see
-:func:`hwlat.profiler.profile.profile`) has R rows, ``repeat`` 0..R-1; its latency is the median
+:func:`hwlat.profiler.measure.profile.profile`) has R rows, ``repeat`` 0..R-1; its latency is the median
 of their latencies (each a low quantile of its samples, :data:`LATENCY_STATISTIC`), which
 :meth:`Store.frame` returns with the spread between them. Each row also keeps
 the phase of the machine while it was measured: ``ref_ms``, the time of a fixed reference workload
@@ -46,8 +46,8 @@ import pandas as pd
 from hwlat import __version__
 from hwlat.errors import StoreError
 from hwlat.files import atomic_write, dumps_strict
-from hwlat.profiler.device import device_key, device_label
-from hwlat.profiler.workloads import GRANULARITIES
+from hwlat.profiler.storage.device import device_key, device_label
+from hwlat.archs.pieces import GRANULARITIES
 
 APP = "hwlat"
 SCHEMA_VERSION = 2
@@ -66,7 +66,7 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE devices (
     id INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
-    fingerprint TEXT NOT NULL,              -- JSON, see hwlat.profiler.device.fingerprint
+    fingerprint TEXT NOT NULL,              -- JSON, see hwlat.profiler.storage.device.fingerprint
     first_seen TEXT NOT NULL
 );
 CREATE TABLE workloads (

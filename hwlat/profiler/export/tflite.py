@@ -2,11 +2,11 @@
 
 The graph is assembled with the flatbuffer object API that ships with LiteRT
 (``ai_edge_litert.schema_py_generated``) and computes exactly what
-:func:`hwlat.profiler.segments.torch_segment` computes (see that module for the meaning of a
+:func:`hwlat.archs.segments.torch_segment` computes (see that module for the meaning of a
 segment). Layout and conventions:
 
 * input: one float32 tensor ``[1, H, W, C]`` (NHWC) named ``input`` (a piece of a task head: one
-  per tensor it reads, named so, see :func:`~hwlat.profiler.segments.segment_inputs`); output ``[1, H, W, C]``, or
+  per tensor it reads, named so, see :func:`~hwlat.archs.segments.segment_inputs`); output ``[1, H, W, C]``, or
   ``[1, N]`` after an FC row, named ``output``;
 * ``CONV_2D`` filters are OHWI, ``DEPTHWISE_CONV_2D`` filters ``[1, kH, kW, C]`` (depth multiplier
   1), ``FULLY_CONNECTED`` weights ``[out, in]``; every conv/FC has a float32 bias;
@@ -49,7 +49,7 @@ from ai_edge_litert import schema_py_generated as fb
 
 from hwlat.archs.ir import Act, ArchSpec
 from hwlat.archs.layers import LayerSpec, OpKind, layers
-from hwlat.profiler.segments import (Weights, check_outputs, param_rows, random_weights, segment_inputs,
+from hwlat.archs.segments import (Weights, check_outputs, param_rows, random_weights, segment_inputs,
                                      segment_ops, weight_shape, weights_from_torch)
 
 _OP = fb.BuiltinOperator
@@ -312,7 +312,7 @@ class _Emitter:
 
     def segment(self, inputs: dict[str, int], rows: Sequence[LayerSpec], weights: Weights,
                 outputs: Sequence[str] = ()) -> list[int]:
-        """Emit every step of ``rows`` (see :mod:`hwlat.profiler.segments`) reading the tensors
+        """Emit every step of ``rows`` (see :mod:`hwlat.archs.segments`) reading the tensors
         ``inputs`` (by name); return the tensors of ``outputs`` (default: the last step's)."""
         x = next(iter(inputs.values()))
         block, block_in = None, x
@@ -579,7 +579,7 @@ def tflite_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, se
         Consecutive layer rows; ``rows[0].in_shape`` ``(C, H, W)`` fixes the input ``[1, H, W, C]``.
     weights : dict, optional
         ``{row_index: (weight, bias)}`` in PyTorch layout (OIHW / ``[out, in]``), float32; default
-        :func:`~hwlat.profiler.segments.random_weights` ``(rows, seed)``.
+        :func:`~hwlat.archs.segments.random_weights` ``(rows, seed)``.
     seed : int
         Seed of the default random weights and of random calibration data.
     quantize : {None, "int8"}

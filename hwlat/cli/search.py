@@ -15,7 +15,7 @@ def load_predictor(path: str, runtime: str | None, allow_other: bool):
     predictor of a device imported from a table (``@raspi4``, a phone's ``e2e``) is for that device,
     which is what the search targets: no check."""
     from hwlat.latency_models import load
-    from hwlat.profiler.runners import get_runner
+    from hwlat.profiler.measure.runners import get_runner
 
     if not path.startswith("@") and not Path(path).is_file():
         raise ValueError(f"{path}: no such predictor file (hwlat fit ... -o {path})")
@@ -183,7 +183,7 @@ def _pool(args, task, desc: str):
         if args.workers:
             raise ValueError("--workers applies with --ray only")
         return _Serial()
-    from hwlat.profiler.farm import session
+    from hwlat.profiler.measure.farm import session
     from hwlat.search.parallel import RayPool
 
     @contextlib.contextmanager

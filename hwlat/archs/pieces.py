@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 from hwlat.archs.codec import encode
 from hwlat.archs.ir import Act, ArchSpec, resolution_str
 from hwlat.archs.layers import LayerSpec, OpKind, block_groups, layers
-from hwlat.profiler.segments import canonical, role, rows_from_canonical, segment_inputs, segment_ops
+from hwlat.archs.segments import canonical, role, rows_from_canonical, segment_inputs, segment_ops
 
 GRANULARITIES = ("kernel", "block", "model")
 # activations that LiteRT (and ONNX Runtime) fuse into the preceding conv
@@ -38,7 +38,7 @@ FUSED_ACTS = (Act.IDENTITY, Act.RELU, Act.RELU6)
 
 @dataclass(frozen=True)
 class Workload:
-    """One thing to time: ``rows`` (a segment, see :mod:`hwlat.profiler.segments`) at its input shape."""
+    """One thing to time: ``rows`` (a segment, see :mod:`hwlat.archs.segments`) at its input shape."""
 
     key: str
     granularity: str
@@ -180,7 +180,7 @@ that exercises every op type of the zoo; timed in every round of a profiling run
 
 
 def reference_workload() -> Workload:
-    """The model workload of :data:`REFERENCE_ARCH` (see :mod:`hwlat.profiler.timing` on phases)."""
+    """The model workload of :data:`REFERENCE_ARCH` (see :mod:`hwlat.profiler.measure.timing` on phases)."""
     from hwlat.archs.zoo import get_arch
 
     name, resolution = REFERENCE_ARCH
