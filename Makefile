@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hwlat-installed
 
-.PHONY: demo test test-fast venv clean lock
+.PHONY: demo test test-fast venv clean lock arm-check
 
 venv: $(STAMP)
 
@@ -36,6 +36,16 @@ test-fast: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The bundle on aarch64 under qemu-user, not part of `make test` (tools/arm/check.py, ~2 min): an
+# arm64 root (Debian 12 packages + PyPI wheels, cached in .cache/arm64-sysroot/) runs bundles of
+# float32 and int8 kernels, blocks and networks; their results are imported, their outputs compared
+# with x86 LiteRT. As root it installs qemu-user-static and adds dpkg's arm64 architecture if missing.
+arm-check: $(STAMP)
+	command -v qemu-aarch64-static >/dev/null || { apt-get update -qq && \
+	  apt-get install -y -qq --no-install-recommends qemu-user-static >/dev/null; }
+	$(PY) tools/arm/sysroot.py --setup >/dev/null
+	HWLAT_ARM_CHECK=1 $(PY) -m pytest -q -s -p no:cacheprovider tests/test_arm.py
 
 # Rewrite $(LOCK): every package of '.[test]' and '.[ray]' and $(TORCH), resolved by pip-tools'
 # pip-compile (pip's resolver, so it sees the local CPU wheel) in a throwaway venv, $(LOCK_VENV).

@@ -8,6 +8,7 @@ Reproduce: .venv/bin/python benchmarks/bench_counting.py
 """
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 
@@ -16,6 +17,8 @@ from fvcore.nn import FlopCountAnalysis
 
 from hwlat.archs import get_arch, summary, zoo_names
 from hwlat.archs.torch_builder import build_torch, fold_bn
+
+import stamp  # benchmarks/stamp.py: writes the stamped results file
 
 
 def _time(fn, repeat: int) -> float:
@@ -28,6 +31,13 @@ def _time(fn, repeat: int) -> float:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args = ap.parse_args()
+    with stamp.results(__file__, {}, runtime="torch", packages=("fvcore",)):
+        bench(args)
+
+
+def bench(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     x = torch.randn(1, 3, 224, 224)
     print(f"{'model':32s} {'analytic_ms':>12s} {'fvcore_ms':>10s} {'ratio':>8s}")
@@ -47,12 +57,11 @@ def main() -> None:
     print(f"median speed-up of analytic counting over build+fvcore: {statistics.median(ratios):.0f}x")
     t_grid = time.perf_counter()
     n = 0
-    for fam in ("large", "small"):
-        for m in (0.35, 0.5, 0.75, 1.0, 1.25):
-            for r in (96, 128, 160, 192, 224, 256):
-                from hwlat.archs import mobilenetv3
-                summary(mobilenetv3(fam, width_mult=m, resolution=r))
-                n += 1
+    from hwlat.archs.zoo import paper_grid
+
+    for name, r in paper_grid():
+        summary(get_arch(name, resolution=r))
+        n += 1
     dt = time.perf_counter() - t_grid
     print(f"zoo grid (2 families x 5 multipliers x 6 resolutions = {n} archs): {dt * 1e3:.1f} ms "
           f"({dt / n * 1e3:.2f} ms per arch, factory + count)")

@@ -32,6 +32,8 @@ from hwlat.profiler.export.tflite import op_names, tflite_segment
 from hwlat.profiler.measure.timing import TimingConfig, measure_interleaved
 from hwlat.archs.pieces import blocks
 
+import stamp  # benchmarks/stamp.py: writes the stamped results file
+
 VARIANTS = ("conv", "split")
 
 
@@ -124,6 +126,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="rounds in fresh interpreters")
     ap.add_argument("--target", type=float, default=0.02, help="relative 95 %% CI of each median")
     a = ap.parse_args()
+    with stamp.results(__file__, {"quick": a.quick, "repeats": 1 if a.quick else a.repeats},
+                       runtime="litert", delegate="xnnpack+none"):
+        bench(a)
+
+
+def bench(a: argparse.Namespace) -> None:
     repeats = 1 if a.quick else a.repeats
     cfg = TimingConfig(target=a.target, max_seconds=2.0 if a.quick else 10.0)
     g2 = get_space("fbnet_cifar100").decode((1,) * 22)

@@ -1,4 +1,4 @@
-"""predict_many speed on new ArchSpec objects (issue 9): the new path beside the old, in one run.
+"""predict_many speed on never-seen ArchSpec objects: the current path beside the old, in one run.
 
 Fits each predictor kind on a measurement store, then predicts networks sampled (seeded) from the
 Large search space at 224 px, every one a new ArchSpec object never predicted before:
@@ -7,7 +7,7 @@ Large search space at 224 px, every one a new ArchSpec object never predicted be
   networks in batches of 100, as a search asks: the first batches pay a layer pass per network
   with an unseen block, and the estimate of every new piece;
 * ``steady``      — the next 20,000 new networks in one call, once the blocks of the space have been
-  seen: the issue's target (lut >= 20,000/s, regression >= 10,000/s);
+  seen: the rate with a target (lut >= 20,000/s, regression >= 10,000/s);
 * ``old path``    — the pre-change hot path on 500 of those networks, timed inline: per network
   ``blocks()`` (a layer pass, then a JSON + SHA-1 key per block), the pieces looked up by key,
   the network term from the pieces; its piece memo is pre-filled, so only per-network work is timed;
@@ -32,6 +32,8 @@ from hwlat.latency_models import TrainingData, make_predictor
 from hwlat.latency_models.features import clear_piece_cache
 from hwlat.latency_models.space_table import compile_space
 from hwlat.archs.pieces import blocks
+
+import stamp  # benchmarks/stamp.py: writes the stamped results file
 
 TARGETS = {"lut": 20_000, "regression": 10_000}
 
@@ -64,7 +66,11 @@ def main() -> None:
     ap.add_argument("--old", type=int, default=500, help="networks timed on the old path")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    with stamp.results(__file__, {"n": args.n, "seed": args.seed}):
+        bench(args)
 
+
+def bench(args: argparse.Namespace) -> None:
     warnings.simplefilter("ignore", ExtrapolationWarning)   # the space reaches beyond a small store
     data = TrainingData.from_store(args.store, "litert")
     space = SearchSpace.mobilenetv3_large(resolution=224)

@@ -1,4 +1,4 @@
-"""Latency-predictor benchmark (issue targets), LiteRT, 1 thread, on this machine.
+"""Latency predictors against measured networks and their accuracy targets, LiteRT, 1 thread, here.
 
 Test set: the zoo grid (Large/Small x 5 multipliers x resolutions 96-256) plus architectures
 sampled (seeded) from the Large and Small search spaces, every one measured end to end. Split by
@@ -20,19 +20,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hwlat.archs import SearchSpace, mobilenetv3
+from hwlat.archs import SearchSpace, get_arch
+from hwlat.archs.zoo import paper_grid
 from hwlat.latency_models import TrainingData
 from hwlat.latency_models.evaluate import holdout
 from hwlat.latency_models.features import clear_piece_cache
 from hwlat.profiler.measure.profile import profile
 from hwlat.profiler.storage.store import Store
 
+import stamp  # benchmarks/stamp.py: writes the stamped results file
+
 TARGETS = {"acc10": 0.95, "acc5": 0.75, "kendall_tau": 0.95}
 
 
 def test_set(samples: int, seed: int) -> list:
-    grid = [mobilenetv3(f, width_mult=m, resolution=r) for f in ("large", "small")
-            for m in (0.35, 0.5, 0.75, 1.0, 1.25) for r in (96, 128, 160, 192, 224, 256)]
+    grid = [get_arch(name, resolution=r) for name, r in paper_grid()]
     rng = np.random.default_rng(seed)
     sampled = []
     for i in range(samples):
@@ -106,6 +108,12 @@ def main() -> None:
     ap.add_argument("--store", default="out/bench_predictors.db")
     ap.add_argument("--no-noise", action="store_true", help="skip the noise-floor re-measurement")
     args = ap.parse_args()
+    with stamp.results(__file__, {"samples": args.samples, "seed": args.seed,
+                                  "no_noise": args.no_noise}, runtime="litert"):
+        bench(args)
+
+
+def bench(args: argparse.Namespace) -> None:
     store = Path(args.store)
     store.parent.mkdir(parents=True, exist_ok=True)
     archs = test_set(args.samples, args.seed)

@@ -26,6 +26,8 @@ from hwlat.profiler.storage.store import Store
 from hwlat.profiler.measure.timing import TimingConfig
 from hwlat.archs.pieces import blocks
 
+import stamp  # benchmarks/stamp.py: writes the stamped results file
+
 RUNTIMES = ("litert", "onnxruntime", "torch")
 
 
@@ -72,8 +74,10 @@ def end_to_end(medians: dict) -> None:
 
 
 def zoo_grid(tmp: Path, quick: bool) -> None:
-    mults = (0.35, 0.5, 0.75, 1.0, 1.25)
-    ress = (96, 128) if quick else (96, 128, 160, 192, 224, 256)
+    from hwlat.archs.zoo import GRID_RESOLUTIONS, V3_MULTIPLIERS
+
+    mults = V3_MULTIPLIERS
+    ress = (96, 128) if quick else GRID_RESOLUTIONS
     archs = [mobilenetv3(f, width_mult=m, resolution=r) for f in ("large", "small") for m in mults
              for r in ress]
     print(f"\n4. every block of the zoo grid: {len(archs)} archs (Large/Small x {len(mults)} multipliers x "
@@ -90,6 +94,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sets, for a smoke run")
     args = ap.parse_args()
+    with stamp.results(__file__, {"quick": args.quick}):
+        bench(args)
+
+
+def bench(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         throughput(tmp, args.quick)

@@ -1,5 +1,5 @@
-"""Scale-out benchmark (issue 14): NAS and NetAdapt on Ray workers, the two-device profiling farm,
-and how much one measurement disturbs another on a second core.
+"""Scale-out: NAS and NetAdapt speed-up on Ray workers, the two-device profiling farm against one
+process, and how much one measurement disturbs another on a second core.
 
 Prints, measured in one run on this machine with a local Ray cluster:
 1. NAS candidates evaluated per minute with 1 and 2 Ray workers (small space, digits at 32 px,
@@ -30,12 +30,16 @@ from hwlat.profiler.measure.profile import profile
 from hwlat.profiler.storage.store import Store
 from hwlat.profiler.measure.timing import TimingConfig
 
+import stamp  # benchmarks/stamp.py: writes the stamped results file
+
 SECTIONS = ("nas", "netadapt", "farm", "interference")
 
 
 def _grid(quick: bool) -> list:
-    mults = (0.5, 1.0) if quick else (0.35, 0.5, 0.75, 1.0, 1.25)
-    ress = (128,) if quick else (96, 128, 160, 192, 224, 256)
+    from hwlat.archs.zoo import GRID_RESOLUTIONS, V3_MULTIPLIERS
+
+    mults = (0.5, 1.0) if quick else V3_MULTIPLIERS
+    ress = (128,) if quick else GRID_RESOLUTIONS
     return [mobilenetv3(f, width_mult=m, resolution=r) for f in ("large", "small") for m in mults
             for r in ress]
 
@@ -191,6 +195,14 @@ def main() -> None:
     ap.add_argument("--farm-networks", type=int, help="farm: an evenly spread subset of this many "
                     "grid networks (default: the whole grid, 60)")
     args = ap.parse_args()
+    only = args.only.split(",")
+    config = {"quick": args.quick, "only": None if set(only) == set(SECTIONS) else only,
+              "farm_networks": args.farm_networks}
+    with stamp.results(__file__, config, packages=("ray",)):
+        bench(args)
+
+
+def bench(args: argparse.Namespace) -> None:
     only = args.only.split(",")
     print(f"bench_scale on {os.cpu_count()} cores" + (" (--quick: NOT for quoting)" if args.quick else ""))
     with tempfile.TemporaryDirectory() as d:

@@ -28,6 +28,8 @@ from hwlat.latency_models.training_data import phase_normalised
 from hwlat.profiler.storage.store import aggregate_repeats, open_store
 from hwlat.paper import task_published
 
+import stamp  # benchmarks/stamp.py: writes the stamped results file
+
 
 def networks(full: bool) -> list:
     """Every Tables 6–8 network at 320×320 / 512×1024 (and 1024×2048 with ``full``), and the pairs
@@ -48,7 +50,12 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--full", action="store_true", help="also the 1024x2048 rows of Tables 7/8")
     args = ap.parse_args(argv)
+    with stamp.results(__file__, {"repeats": args.repeats, "full": args.full}, args=argv,
+                       runtime="litert"):
+        bench(args)
 
+
+def bench(args: argparse.Namespace) -> None:
     archs = networks(args.full)
     t0 = time.perf_counter()
     profile(archs, "model", args.store, "litert", repeats=args.repeats)

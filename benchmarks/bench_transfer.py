@@ -17,8 +17,8 @@ architectures of
 * ``tr:litert`` / ``tr:all+litert`` — with ``--litert-pred PATH``: transfer from this machine's
   LiteRT predictor of the CIFAR FBNet space (alone, and added to the ARM sources).
 
-A last row per target, N = 3200, is the reference the issue's targets name: ``onehot`` and ``e2e``
-fitted on every training row.
+A last row per target, N = 3200, is the reference the targets are set against: ``onehot`` and
+``e2e`` fitted on every training row.
 
 Protocol: per seed, a random 80/20 split by architecture (800 test rows, never used for fitting or
 for choosing hyper-parameters: every CV runs inside the N training networks); the N networks are the
@@ -30,8 +30,10 @@ Reproduce: .venv/bin/python benchmarks/bench_transfer.py [--seeds 3] [--litert-p
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,9 +43,14 @@ from threadpoolctl import threadpool_limits
 from hwlat.errors import ExtrapolationWarning
 from hwlat.latency_models import EndToEnd, MAddsProxy, Transfer, load
 from hwlat.latency_models.metrics import metrics
-from tools/build_shipped_predictors.py import fbnet_archs
 from hwlat.latency_models.suggest import suggest
 from hwlat.paper import fbnet_latencies
+
+import stamp  # benchmarks/stamp.py: writes the stamped results file
+
+# the published table's architectures, decoded as the shipped tables' build decodes them
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+from build_shipped_predictors import fbnet_archs
 
 TARGETS = ("samsung_a50", "pixel2", "pixel3", "raspi4")
 NS = (5, 10, 20, 50, 100, 900)
@@ -100,7 +107,7 @@ def run_seed(seed, archs, ops, df, litert, targets, ns, log) -> list[dict]:
             for name, p in res.items():
                 rows.append({"seed": seed, "target": tgt, "n": n, "predictor": name, **score(y[te], p)})
             log(f"  {tgt} N={n}: {time.perf_counter() - t:.0f} s")
-        # the references of the issue's targets: one-hot ridge and e2e on every training row
+        # the references the targets are set against: one-hot ridge and e2e on every training row
         ref = {"onehot": np.exp(RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X[pool], np.log(y[pool]))
                                 .predict(X[te])),
                "e2e": EndToEnd().fit(A(pool), y[pool]).predict_many(A(te))}
@@ -135,6 +142,14 @@ def main(argv=None) -> None:
     ap.add_argument("--csv", help="also write every (seed, target, N, predictor) row to this CSV")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
     args = ap.parse_args(argv)
+    config = {"seeds": args.seeds, "litert_pred": bool(args.litert_pred),
+              "targets": None if args.targets == ",".join(TARGETS) else args.targets.split(","),
+              "ns": None if args.ns == ",".join(map(str, NS)) else args.ns.split(",")}
+    with stamp.results(__file__, config, args=argv):
+        bench(args)
+
+
+def bench(args: argparse.Namespace) -> None:
     # fitted on 5-100 networks, the baselines extrapolate to some test networks by design: it is
     # what the table measures, so the warnings would only repeat it
     warnings.simplefilter("ignore", ExtrapolationWarning)

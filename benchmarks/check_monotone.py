@@ -1,4 +1,4 @@
-"""Monotone in width (issue 11): NetAdapt proposals whose predicted latency rises as the width falls.
+"""Monotone in width: counts NetAdapt proposals whose predicted latency rises as the width falls.
 
 Fits every predictor kind on a store, then takes the zoo (224 px) and 200 candidates sampled
 (seeded) from the Large and Small spaces. Each NetAdapt proposal of each network (an expansion
@@ -29,6 +29,8 @@ from hwlat.errors import ExtrapolationWarning, MissingEntryError
 from hwlat.latency_models import TrainingData, make_predictor
 from hwlat.latency_models.predictors import _envelope
 from hwlat.search.netadapt import candidates
+
+import stamp  # benchmarks/stamp.py: writes the stamped results file
 
 
 def networks(samples: int, seed: int) -> list:
@@ -106,6 +108,11 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    with stamp.results(__file__, {"samples": args.samples, "seed": args.seed}):
+        bench(args)
+
+
+def bench(args: argparse.Namespace) -> None:
     data = TrainingData.from_store(args.store, "litert")
     archs = networks(args.samples, args.seed)
     print(f"{len(archs)} networks ({len(zoo_names())} zoo + {args.samples} sampled), every NetAdapt "

@@ -28,8 +28,25 @@ class FileFormatError(HwlatError, ValueError):
     """A file that is not what the command expects (predictor, history, bundle, table); names it."""
 
 
-class DeviceMismatchError(HwlatError):
+class DeviceMismatchError(HwlatError, ValueError):
     """A predictor or store used for a device or runtime other than its own."""
+
+
+class EmulatedDeviceError(DeviceMismatchError):
+    """Training data measured under a CPU emulator (qemu-user, an Android emulator): its timings are
+    no device's, so predictors refuse it unless asked explicitly (``allow_emulated=True``)."""
+
+
+class DeviceNotFoundError(HwlatError, ValueError):
+    """No device, or more than one, matches a ``--device`` reference; the message lists them."""
+
+
+class TableError(FileFormatError):
+    """A latency table that cannot be imported; the message names the file, line and column."""
+
+
+class UnstableWarning(UserWarning):
+    """Training rows whose repeats disagree by more than the store's unstable threshold."""
 
 
 class ExtrapolationWarning(UserWarning):
@@ -40,3 +57,9 @@ class ExtrapolationWarning(UserWarning):
 class ClusterError(HwlatError):
     """A Ray cluster that cannot be used: Ray not installed, address unreachable, a device that no
     worker offers, a host offering more measuring slots than allowed; names the address or device."""
+
+
+class PhoneError(HwlatError):
+    """A phone that cannot be measured over adb: no ``adb``, no device, several devices and no
+    serial, a device unauthorized or offline or unplugged, a ``benchmark_model`` binary missing or
+    not executable; names the device and what to do."""

@@ -87,6 +87,74 @@ def finite_or_none(obj: Any) -> Any:
     return obj
 
 
+def format_tag(thing: str, version: int) -> str:
+    """The format tag of version ``version`` of an hwlat file kind: ``"hwlat.<thing>/<version>"``.
+
+    Every JSON file hwlat writes names its format so in its ``"schema"`` field, from one ``FORMAT``
+    constant beside its writer (the predictor file spells the same tag as ``"schema"`` plus an int
+    ``"version"``, as it always has); readers check it with :func:`format_version`."""
+    return f"hwlat.{thing}/{version}"
+
+
+def format_version(path: Any, found: Any, fmt: str, *, oldest: int = 1, bare_int: bool = False,
+                   error: type[Exception] = ValueError) -> int:
+    """The version of a file of format ``fmt`` (the tag this hwlat writes) whose ``"schema"`` field
+    holds ``found``: a tag of the same kind, or (``bare_int``: files that wrote only the number) an
+    int. Raises ``error`` naming ``path`` and the versions for another kind, a version newer than
+    ``fmt`` or older than ``oldest``."""
+    kind, _, mine = fmt.rpartition("/")
+    if bare_int and isinstance(found, int) and not isinstance(found, bool):
+        version = found
+    elif isinstance(found, str) and found.rpartition("/")[0] == kind and found.rpartition("/")[2].isdigit():
+        version = int(found.rpartition("/")[2])
+    else:
+        raise error(f"{path}: unsupported schema {found!r} (expected {fmt!r})")
+    if version > int(mine):
+        raise error(f"{path}: unsupported schema {found!r}: {kind} schema {version} is newer than "
+                    f"this hwlat reads ({fmt}); upgrade hwlat")
+    if version < oldest:
+        raise error(f"{path}: unsupported schema {found!r}: {kind} schema {version} is older than "
+                    f"this hwlat reads ({kind}/{oldest} to {fmt})")
+    return version
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+"""The first bytes of an SQLite database (a measurement store)."""
+
+
+def check_output(path: str | os.PathLike, flag: str = "-o", *, error: type[Exception] = ValueError,
+                 schema: str | None = None, what: str = "", force: bool = False) -> Path:
+    """``path`` is a file a command may write, checked before the work (a long run never fails at its
+    end): its folder exists, it is not a folder, and it is never an SQLite database (a measurement
+    store is never overwritten). With ``schema``, the folder must be writable and an existing file
+    must be a JSON object whose ``"schema"`` is ``schema`` (``what`` names such a file, e.g. "an
+    hwlat predictor"), unless ``force``. Raises ``error`` naming ``flag`` and the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{flag} {path}: is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise error(f"{flag} {path}: folder {path.parent} does not exist")
+    if path.is_file():
+        with open(path, "rb") as f:
+            if f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC:
+                raise error(f"{flag} {path}: is an SQLite database (a measurement store?); "
+                            f"refusing to overwrite it")
+    if schema is None:
+        return path
+    if not os.access(path.parent, os.W_OK):
+        raise error(f"{flag} {path}: folder {path.parent} is not writable")
+    if not path.exists() or force:
+        return path
+    try:
+        ours = json.loads(path.read_text(encoding="utf-8")).get("schema") == schema
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        ours = False
+    if not ours:
+        raise error(f"{flag} {path}: exists and is not {what or 'a file of schema ' + schema}; refusing "
+                    f"to overwrite it (--force replaces it)")
+    return path
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 1) -> Path:
     """Write ``obj`` as strict JSON (:func:`dumps_strict`) to ``path`` atomically; a NaN or an
     infinity is a ``ValueError`` naming ``path`` and where the value is, and nothing is written."""

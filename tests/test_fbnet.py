@@ -328,7 +328,8 @@ def test_cli_reference_errors_are_one_line(capsys):
 
 
 def test_cli_sample_space():
-    from hwlat.cli.root import _archs, build_parser
+    from hwlat.cli import build_parser
+    from hwlat.cli._common import archs as _archs
 
     archs = _archs([], None, "fbnet_cifar100:3", seed=1)
     assert archs == CIFAR.sample_archs(3, seed=1)

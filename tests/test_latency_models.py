@@ -255,7 +255,7 @@ def test_cli_evaluate_prints_the_noise_floor_of_repeats(store, tmp_path, capsys)
     assert row["floor_n"] == 5 and 0 <= row["floor_acc10"] <= 1
 
 
-# --- monotone in width (issue 11) -------------------------------------------------------------
+# --- monotone in width: fewer channels never predict slower -----------------------------------
 
 @pytest.fixture(scope="module")
 def fitted(data):
@@ -391,7 +391,7 @@ def test_unmeasured_widths_lie_between_their_measured_neighbours(fitted):
             assert cal._ms_of([cut])[0] <= own * (1 + 1e-12)
 
 
-# --- extrapolation (issue 10.7) ---------------------------------------------------------------
+# --- extrapolation: outside the training range warns, naming it -------------------------------
 
 def _with_block(arch, i, **kw):
     return dataclasses.replace(arch, blocks=(*arch.blocks[:i], dataclasses.replace(arch.blocks[i], **kw),

@@ -1,4 +1,4 @@
-"""Nothing lost, nothing overwritten (issue 10): every bad input of the probe, reproduced.
+"""Nothing lost, nothing overwritten: bad inputs to the CLI commands that read and write files.
 
 Each case checks the CLI's contract: one line ``hwlat: error: ...`` naming the file, field or
 argument, exit 2, no traceback, and no file changed that the command was not asked to change.
@@ -83,7 +83,7 @@ def env(tmp_path_factory):
             "tiny": tiny, "spec": spec}
 
 
-# -- 10.1 fit -o ---------------------------------------------------------------------------------
+# -- fit -o: the output path is checked before any fitting ---------------------------------------
 @pytest.fixture
 def no_fitting(monkeypatch):
     """Reading the store fails loudly: proves the output is checked before any fitting."""
@@ -134,7 +134,8 @@ def test_fit_writes_and_replaces_predictors(env, tmp_path, capsys):
 
 
 def test_save_errors_name_the_file_not_its_temporary(env, tmp_path):
-    from hwlat.cli.root import _save, error_message
+    from hwlat.cli._common import error_message
+    from hwlat.cli.predict import _save
 
     with pytest.raises(OSError) as e:
         _save(load(env["pred"]), tmp_path / "gone" / "p.json")
@@ -142,7 +143,7 @@ def test_save_errors_name_the_file_not_its_temporary(env, tmp_path):
     assert str(tmp_path / "gone" / "p.json") in msg and ".tmp" not in msg
 
 
-# -- 10.2 NetAdapt resume ------------------------------------------------------------------------
+# -- NetAdapt resume: a killed run resumes, damaged files are one-line errors --------------------
 @pytest.fixture(scope="module")
 def na(tmp_path_factory):
     """A finished NetAdapt run on the tiny network with a monotone (MAdds) predictor."""
@@ -252,7 +253,7 @@ def test_netadapt_cli_damaged_history(env, tmp_path, capsys):
     assert snapshot(out) == before
 
 
-# -- 10.3 profile import -------------------------------------------------------------------------
+# -- profile import: all or nothing, damage named ------------------------------------------------
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """A bundle of the tiny network's blocks with real results from its runner (run twice: the
@@ -343,7 +344,7 @@ def test_damaged_manifest_is_named(bundle, tmp_path, capsys):
     one_line_error(code, err, str(m), "damaged bundle manifest")
 
 
-# -- 10.4 read-only stores -----------------------------------------------------------------------
+# -- read-only stores: read, never created or changed --------------------------------------------
 def test_read_only_store_can_be_read(env, tmp_path):
     """A store in a folder nobody may write (as on a read-only mount): every reader works, the
     writer says why it cannot; not a byte changes. Run as an unprivileged user when root."""
@@ -401,7 +402,7 @@ def test_open_store_readonly_never_creates(tmp_path):
         Store(tmp_path / "empty.db", readonly=True)
 
 
-# -- 10.5 error messages -------------------------------------------------------------------------
+# -- error messages: one short line, bugs keep their traceback -----------------------------------
 def test_long_arguments_are_not_echoed(capsys):
     code, _, err = run(capsys, "arch", "show", "x" * 10_000)
     one_line_error(code, err)
@@ -426,7 +427,7 @@ def test_missing_store_message(tmp_path, capsys):
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch, capsys):
-    import hwlat.cli.root as cli
+    import hwlat.cli.arch as cli
 
     for exc in (RuntimeError("a bug"), KeyError("params")):
         def boom(args, exc=exc):
@@ -436,7 +437,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch, capsys):
             main(["arch", "list"])
 
 
-# -- 10.6 dashboard serve ------------------------------------------------------------------------
+# -- dashboard serve: port checks ----------------------------------------------------------------
 def test_serve_port_is_checked(env, capsys):
     code, _, err = run(capsys, "dashboard", "serve", "--store", env["db"], "--port", "70000")
     one_line_error(code, err, "--port", "70000 is not a port number")
@@ -449,7 +450,7 @@ def test_serve_port_is_checked(env, capsys):
     assert "serving on" not in out
 
 
-# -- 10.7 predict checks the device --------------------------------------------------------------
+# -- predict checks the device and runtime -------------------------------------------------------
 def test_predict_checks_device_and_runtime(env, capsys):
     code, _, err = run(capsys, "predict", "--predictor", env["other"], "mobilenetv3_small_035")
     one_line_error(code, err, "device mismatch")
@@ -464,7 +465,7 @@ def test_predict_checks_device_and_runtime(env, capsys):
     assert code == 0 and " ms" in out
 
 
-# -- issue 11: honest fixed costs ----------------------------------------------------------------
+# -- NetAdapt targets: reached when reachable, refused at the start when not ---------------------
 def test_netadapt_reaches_a_reachable_target(na):
     h = json.loads((na["dir"] / "history.json").read_text())
     lats = [h["seed"]["predicted_ms"]] + [s["predicted_ms"] for s in h["steps"]]
@@ -493,7 +494,7 @@ def test_unreachable_target_fails_at_the_start(na, env, tmp_path, capsys):
     assert not (tmp_path / "cli" / "history.json").exists()
 
 
-# -- issue 9: latency_function decides explicitly ------------------------------------------------
+# -- latency_function says which prediction path it takes ----------------------------------------
 def test_latency_function_says_its_path(env):
     from hwlat.archs import SearchSpace
     from hwlat.search.nas import latency_function

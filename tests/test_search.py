@@ -178,21 +178,21 @@ def test_netadapt_reduces_latency_and_resumes(tiny, task, pred, tmp_path):
     assert res2.history["steps"][0] == part["steps"][0]
     assert res2.history["final"]["predicted_ms"] <= cfg.target_ms
     with pytest.raises(ValueError, match="another run"):
-        netadapt(tiny, None, task, pred, NetAdaptConfig(target_ms=0.7 * seed_ms), tmp_path)
+        netadapt(tiny, None, task, pred, NetAdaptConfig(target_ms=0.7 * seed_ms, long_steps=200), tmp_path)
 
 
 def test_netadapt_bad_targets(tiny, task, pred, tmp_path):
     seed_ms = pred.predict(tiny)
     with pytest.raises(ValueError, match="not below"):
-        netadapt(tiny, None, task, pred, NetAdaptConfig(target_ms=seed_ms * 1.1), tmp_path / "a")
+        netadapt(tiny, None, task, pred, NetAdaptConfig(target_ms=seed_ms * 1.1, long_steps=200), tmp_path / "a")
     with pytest.raises(ValueError, match="below what channel cuts can reach"):
-        netadapt(tiny, None, task, pred, NetAdaptConfig(target_ms=0.001), tmp_path / "b")
+        netadapt(tiny, None, task, pred, NetAdaptConfig(target_ms=0.001, long_steps=200), tmp_path / "b")
     with pytest.raises(ValueError, match="criterion"):
         NetAdaptConfig(target_ms=1.0, criterion="fastest")
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "history.json").write_text('{"kind": "netad')
     with pytest.raises(ValueError, match="corrupt history"):
-        netadapt(tiny, None, task, pred, NetAdaptConfig(target_ms=0.9 * seed_ms), tmp_path / "c")
+        netadapt(tiny, None, task, pred, NetAdaptConfig(target_ms=0.9 * seed_ms, long_steps=200), tmp_path / "c")
 
 
 # -- evaluators -------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ def test_new_store_schema(tmp_path):
     with Store(path):
         pass
     con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     meta = dict(con.execute("SELECT key, value FROM meta"))
     assert meta["app"] == "hwlat" and meta["schema_version"] == str(SCHEMA_VERSION)
@@ -487,4 +487,36 @@ def test_schema_1_store_is_upgraded_in_place_losing_nothing(tmp_path):
     meta = dict(con.execute("SELECT key, value FROM meta"))
     assert meta["schema_version"] == str(SCHEMA_VERSION) and "migrated_from_1" in meta
     assert con.execute("SELECT count(*) FROM measurements").fetchone()[0] == 2
+    con.close()
+
+
+def test_schema_2_store_gains_the_output_tables_losing_nothing(tmp_path):
+    from hwlat.profiler.storage import store as st_mod
+
+    path = tmp_path / "v2.db"
+    v2 = st_mod._SCHEMA[:st_mod._SCHEMA.index("CREATE TABLE outputs")]
+    con = sqlite3.connect(path)
+    con.executescript(v2)
+    con.executemany("INSERT INTO meta VALUES (?, ?)", [("app", "hwlat"), ("schema_version", "2")])
+    con.execute("PRAGMA user_version = 2")
+    con.execute("INSERT INTO devices VALUES (1, 'dev1', '{\"runtime\": \"litert\"}', 'x')")
+    con.execute("INSERT INTO workloads VALUES ('model:0', 'model', '{}', 10, 1)")
+    con.execute("INSERT INTO measurements (workload_key, device_id, variant, median_ms, n, finished_at, "
+                "run_id, hwlat_version) VALUES ('model:0', 1, 'warm', 2.5, 20, 'x', 'r1', '0.1.0')")
+    con.commit()
+    con.close()
+    with Store(path, create=False) as s:
+        assert len(s.frame()) == 1 and s.outputs().empty and s.op_times().empty
+        assert s.add_measurement("model:0", 1, {"median_ms": 2.7, "n": 5}, "r2", repeat=1,
+                                 raw_output="count=5 avg=2700", ops=[
+                                     {"node_type": "CONV_2D", "name": "[c]:0", "avg_ms": 1.5, "times_called": 1},
+                                     {"node_type": "ADD", "name": "[a]:1", "avg_ms": 0.5, "times_called": 2}])
+        assert not s.add_measurement("model:0", 1, {"median_ms": 9.9, "n": 5}, "r3", repeat=1,
+                                     raw_output="other")              # that repeat is stored: nothing
+        out, ops = s.outputs(), s.op_times(key="model:0")
+        assert out.text.tolist() == ["count=5 avg=2700"] and out.repeat.tolist() == [1]
+        assert ops.node_type.tolist() == ["CONV_2D", "ADD"] and ops.run_ms.tolist() == [1.5, 1.0]
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert "migrated_from_2" in dict(con.execute("SELECT key, value FROM meta"))
     con.close()

@@ -15,7 +15,8 @@ from hwlat.archs.ir import (Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, NodeSp
 from hwlat.archs.layers import LayerSpec, OpKind, layers, layers_frame, output_names, summary, validate
 from hwlat.archs.space import (SPACE_NAMES, LayerwiseSpace, SearchSpace, Space, StageChoice, StageSpace,
                                get_space, is_space_ref, parse_ref)
-from hwlat.archs.zoo import (TASK_ZOO, ZOO, get_arch, make_divisible, mnasnet_a1, mobilenetv2,
+from hwlat.archs.zoo import (CHANNEL_DIVISOR, TASK_ZOO, ZOO, get_arch, make_divisible, mnasnet_a1, mobilenetv2,
+                             se_squeeze,
                              mobilenetv3, task_names, zoo_names)
 from hwlat.archs import tasks  # noqa: E402,F401  (registers the detection/segmentation zoo: TASK_ZOO)
 
@@ -59,6 +60,6 @@ __all__ = [
     "Act", "ArchSpec", "BlockSpec", "ConvSpec", "HeadSpec", "NodeSpec", "SESpec", "SkipSpec", "LayerSpec",
     "OpKind", "layers", "layers_frame", "output_names", "summary", "validate", "encode", "decode", "ZOO",
     "TASK_ZOO", "zoo_names", "task_names", "parse_resolution", "resolution_str", "get_arch",
-    "load_arch", "make_divisible", "mobilenetv3", "mobilenetv2", "mnasnet_a1", "Space", "SearchSpace",
-    "StageChoice", "StageSpace", "LayerwiseSpace", "SPACE_NAMES", "get_space", "parse_ref",
+    "load_arch", "make_divisible", "CHANNEL_DIVISOR", "se_squeeze", "mobilenetv3", "mobilenetv2",
+    "mnasnet_a1", "Space", "SearchSpace", "StageChoice", "StageSpace", "LayerwiseSpace", "SPACE_NAMES", "get_space", "parse_ref",
 ]

@@ -20,8 +20,11 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, Sequence
 
 from hwlat.errors import InvalidArchError
+from hwlat.files import format_tag, format_version
 
-SCHEMA = "hwlat.arch/1"
+FORMAT = format_tag("arch", 1)
+"""The format of an architecture JSON file (its ``"schema"`` field)."""
+SCHEMA = FORMAT
 
 
 class Act(str, enum.Enum):
@@ -301,7 +304,7 @@ class ArchSpec:
             del d["nodes"], d["outputs"]
         d["blocks"] = [{"type": "skip", **b} if isinstance(blk, SkipSpec) else b
                        for blk, b in zip(self.blocks, d["blocks"])]
-        return {"schema": SCHEMA, **_enum_to_str(d)}
+        return {"schema": FORMAT, **_enum_to_str(d)}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
@@ -312,9 +315,7 @@ class ArchSpec:
         if not isinstance(d, dict):
             raise InvalidArchError(f"arch JSON must be an object, got {type(d).__name__}")
         d = dict(d)
-        schema = d.pop("schema", SCHEMA)
-        if schema != SCHEMA:
-            raise InvalidArchError(f"arch JSON: unsupported schema {schema!r} (expected {SCHEMA!r})")
+        format_version("arch JSON", d.pop("schema", FORMAT), FORMAT, error=InvalidArchError)
         _check_keys(d, cls, "arch")
         blocks = d.get("blocks")
         if not isinstance(blocks, list):

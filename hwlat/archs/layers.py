@@ -8,7 +8,7 @@ Counting convention (used everywhere in hwlat)
   conv for inference) cost nothing. This is the headline number: fvcore on the BatchNorm-folded
   torch model and torchvision's ``_ops`` give the same count; the paper's Table 9 and the TF-slim
   README print it rounded (217 M Large, 57 M Small); Table 3's 219 M for Large is 1.1 % above it
-  (README, "The remaining gap").
+  (the manual, docs/counting.md: "The remaining gap").
 * ``elementwise`` — everything else, reported separately, one per output element: activations
   (ReLU included, identity excluded; a fused ReLU costs the same as a separate one here), the
   squeeze-excite channel scaling (one multiply per element), residual additions (one add per

@@ -174,14 +174,14 @@ def collect(archs: Iterable[ArchSpec], granularity: str) -> list[Workload]:
     return list(seen.values())
 
 
-REFERENCE_ARCH = ("mobilenetv3_small_050", 96)
-"""The phase reference: MobileNetV3-Small 0.5 at 96 px, a whole network (~0.2 ms on one x86 core)
+PHASE_ANCHOR_ARCH = ("mobilenetv3_small_050", 96)
+"""The phase anchor (the stored ``ref_ms`` times it): MobileNetV3-Small 0.5 at 96 px, a whole network (~0.2 ms on one x86 core)
 that exercises every op type of the zoo; timed in every round of a profiling run."""
 
 
-def reference_workload() -> Workload:
-    """The model workload of :data:`REFERENCE_ARCH` (see :mod:`hwlat.profiler.measure.timing` on phases)."""
+def phase_anchor_workload() -> Workload:
+    """The model workload of :data:`PHASE_ANCHOR_ARCH` (see :mod:`hwlat.profiler.measure.timing` on phases)."""
     from hwlat.archs.zoo import get_arch
 
-    name, resolution = REFERENCE_ARCH
+    name, resolution = PHASE_ANCHOR_ARCH
     return model(get_arch(name, resolution=resolution))

@@ -105,7 +105,7 @@ import numpy as np
 
 from hwlat.archs.ir import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec, SkipSpec
 from hwlat.archs.layers import layers
-from hwlat.archs.zoo import make_divisible
+from hwlat.archs.zoo import CHANNEL_DIVISOR, make_divisible, se_squeeze
 from hwlat.errors import InvalidArchError
 
 __all__ = ["DECISIONS", "KERNELS", "expansion", "Space", "StageChoice", "StageSpace", "SearchSpace",
@@ -346,8 +346,8 @@ def _check_option(name: str, v: object) -> None:
         raise ValueError(f"{where}: kernel {v} not in {KERNELS}")
     elif name == "depths" and v < 1:
         raise ValueError(f"{where}: depths must be >= 1, got {v}")
-    elif name == "widths" and (v < 8 or v % 8):
-        raise ValueError(f"{where}: widths must be positive multiples of 8, got {v}")
+    elif name == "widths" and (v < CHANNEL_DIVISOR or v % CHANNEL_DIVISOR):
+        raise ValueError(f"{where}: widths must be positive multiples of {CHANNEL_DIVISOR}, got {v}")
 
 
 @dataclass(frozen=True)
@@ -504,7 +504,7 @@ class SearchSpace(Space):
                 exp = expansion(cin, c.ratio)
                 blocks.append(BlockSpec(
                     exp=exp, out=c.width, kernel=c.kernel, stride=st.stride if j == 0 else 1,
-                    act=c.act, se=SESpec(make_divisible(exp / 4)) if c.se else None, residual=None,
+                    act=c.act, se=SESpec(se_squeeze(exp)) if c.se else None, residual=None,
                 ))
                 cin = c.width
         return self._arch(self.stem, blocks, self.head, vector)

@@ -33,7 +33,7 @@ import functools
 from dataclasses import replace
 
 from hwlat.archs.ir import Act, ArchSpec, BlockSpec, NodeSpec, SESpec
-from hwlat.archs.zoo import (_V3_HEAD, _V3_ROWS, TASK_ZOO, make_divisible, mnasnet_a1, mobilenetv2,
+from hwlat.archs.zoo import (_V3_HEAD, _V3_ROWS, TASK_ZOO, make_divisible, mnasnet_a1, mobilenetv2, se_squeeze,
                              mobilenetv3, zoo_name)
 
 R6, RE, HS = Act.RELU6, Act.RELU, Act.HSWISH
@@ -62,7 +62,7 @@ def _reduce_tail(family: str, blocks: tuple[BlockSpec, ...], width_mult: float,
         else:
             exp = make_divisible(cin * r.exp / r.inp)
         cout = make_divisible(r.out * width_mult / 2)
-        se = SESpec(make_divisible(exp / 4)) if b.se is not None else None
+        se = SESpec(se_squeeze(exp)) if b.se is not None else None
         out.append(replace(b, exp=exp, out=cout, se=se))
         cin = cout
     return tuple(out)

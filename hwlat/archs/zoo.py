@@ -45,13 +45,23 @@ def zoo_name(family: str, width_mult: float = 1.0) -> str:
     return f"{family}_{round(width_mult * 100):03d}"
 
 
-def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
+CHANNEL_DIVISOR = 8
+"""Channel counts of the zoo, the search spaces and the searches' cuts are multiples of this."""
+
+
+def make_divisible(v: float, divisor: int = CHANNEL_DIVISOR, min_value: int | None = None) -> int:
     """Round ``v`` to a multiple of ``divisor`` (nearest, >= min_value, never 10 % below ``v``)."""
     min_value = divisor if min_value is None else min_value
     new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
     if new_v < 0.9 * v:
         new_v += divisor
     return new_v
+
+
+def se_squeeze(exp: int) -> int:
+    """The squeeze channels of a MobileNetV3-style squeeze-excite after ``exp`` expansion channels:
+    a quarter of them, ``make_divisible(exp / 4)``."""
+    return make_divisible(exp / 4)
 
 
 @dataclass(frozen=True)
@@ -182,7 +192,7 @@ def mobilenetv3(
     blocks = [
         BlockSpec(exp=exp, out=out, kernel=3 if minimal else r.kernel, stride=r.stride,
                   act=HS if i >= first_hs else RE,
-                  se=SESpec(make_divisible(exp / 4)) if (se and r.se) else None)
+                  se=SESpec(se_squeeze(exp)) if (se and r.se) else None)
         for i, (r, exp, out) in enumerate(_scale_rows(_V3_ROWS[family], width_mult, width_convention, stem))
     ]
     head = _v3_last_stage(family, blocks, width_mult, width_convention, last_stage, head_act, dropout)
@@ -326,6 +336,37 @@ def mnasnet_a1(
 
 V3_MULTIPLIERS = (0.35, 0.5, 0.75, 1.0, 1.25)
 """The width multipliers of the paper's Tables 3 and 9, registered for Large and Small."""
+
+GRID_RESOLUTIONS = (96, 128, 160, 192, 224, 256)
+"""The input sizes (px) of the paper's Figure 7 grid (:func:`paper_grid`)."""
+
+GRID_FAMILIES = ("large", "small")
+
+
+def paper_grid(families: tuple[str, ...] = GRID_FAMILIES, multipliers: tuple[float, ...] = V3_MULTIPLIERS,
+               resolutions: tuple[int, ...] = GRID_RESOLUTIONS) -> list[tuple[str, int]]:
+    """The paper's Figure 7 grid as ``(zoo name, resolution)`` pairs: MobileNetV3 Large and Small
+    × :data:`V3_MULTIPLIERS` × :data:`GRID_RESOLUTIONS` (a subset with the arguments)."""
+    return [(zoo_name(f"mobilenetv3_{f}", m), r) for f in families for m in multipliers for r in resolutions]
+
+
+REF_SETS = {"@zoo": "every classifier of the zoo", "@grid": "the paper's Figure 7 grid"}
+"""References that stand for several architectures (:func:`expand_refs`)."""
+
+
+def expand_refs(refs) -> list[tuple[str, int | None]]:
+    """Architecture references with ``@zoo`` (:func:`zoo_names`) and ``@grid`` (:func:`paper_grid`)
+    expanded: ``(reference, resolution)`` pairs, resolution None where the caller's applies (every
+    reference but a grid point, which has its own)."""
+    out: list[tuple[str, int | None]] = []
+    for ref in refs:
+        if ref == "@zoo":
+            out += [(n, None) for n in zoo_names()]
+        elif ref == "@grid":
+            out += paper_grid()
+        else:
+            out.append((ref, None))
+    return out
 
 
 def _register() -> tuple[dict[str, Callable[..., ArchSpec]], dict[str, tuple[str, float]]]:

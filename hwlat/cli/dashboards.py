@@ -5,8 +5,20 @@ functions return an exit status and errors become one line on stderr.
 """
 from __future__ import annotations
 
-import argparse
 import socket
+
+from hwlat.cli._common import (
+    Library,
+    Parser,
+    add,
+    add_device_filter,
+    add_store,
+    port_number,
+    set_handler,
+)
+
+DEFAULT_PORT = 8050
+"""Dash's own default port."""
 
 
 def _build(args) -> int:
@@ -22,17 +34,6 @@ def _build(args) -> int:
 
 HOST = "127.0.0.1"
 """The app serves this machine only; reach it from elsewhere with ``ssh -L``."""
-
-
-def port_number(text: str) -> int:
-    """argparse type of ``--port``: an int from 1 to 65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
-    return port
 
 
 def check_port_free(port: int, host: str = HOST) -> None:
@@ -61,23 +62,26 @@ def _serve(args) -> int:
     return 0
 
 
-def add_parsers(sub) -> None:
-    """Add ``dashboard build`` and ``dashboard serve`` to an argparse subparsers object."""
-    parser_class = sub._parser_class  # the caller's _Parser: one-line usage errors
+def add_parsers(sub, parser_class: type = Parser) -> None:
+    """Add ``dashboard build`` and ``dashboard serve`` to an argparse subparsers object; their
+    parsers are ``parser_class`` (:class:`~hwlat.cli._common.Parser`: one-line usage errors)."""
     d = sub.add_parser("dashboard", help="Plotly report and local app of a store's measurements")
     dsub = d.add_subparsers(dest="dashboard_cmd", required=True, parser_class=parser_class)
     b = dsub.add_parser("build", help="write one self-contained HTML report (works offline)")
-    b.add_argument("--store", required=True, help="measurement store (read only)")
+    add_store(b)
     b.add_argument("--predictor", action="append", help="predictor JSON file (repeatable)")
     b.add_argument("--runs", help="folder of NetAdapt/NAS history JSON files")
     b.add_argument("--runtime", help="only this runtime (default: every runtime in the store)")
-    b.add_argument("--device", help="only this device (a name or a device key; default: every device)")
-    b.add_argument("-o", "--output", default="report.html", help="HTML file to write")
-    b.set_defaults(func=_build)
+    add_device_filter(b, "only this device (a name or a device key; default: every device)")
+    add(b, "-o", "--output", default=Library("hwlat.dashboards.report:build_report.out"),
+        help="HTML file to write (default %(library_default)s)")
+    set_handler(b, _build)
     s = dsub.add_parser("serve", help="local interactive app (Dash)")
-    s.add_argument("--store", required=True, help="measurement store (read only)")
+    add_store(s)
     s.add_argument("--predictor", help="predictor JSON file")
-    s.add_argument("--runtime", default="litert", help="runtime to show (default litert)")
-    s.add_argument("--device", help="the device to show (a name or a device key), when the store holds several")
-    s.add_argument("--port", type=port_number, default=8050, help="port on 127.0.0.1 (this machine only)")
-    s.set_defaults(func=_serve, host=HOST)  # this machine only: no option to change it
+    add(s, "--runtime", default=Library("hwlat.dashboards.app:make_app.runtime"),
+        help="runtime to show (default %(library_default)s)")
+    add_device_filter(s, "the device to show (a name or a device key), when the store holds several")
+    s.add_argument("--port", type=port_number, default=DEFAULT_PORT,
+                   help="port on 127.0.0.1 (this machine only)")
+    set_handler(s, _serve, host=HOST)  # this machine only: no option to change it

@@ -8,31 +8,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from hwlat.cli._common import (
+    EXIT_SHORT,
+    Choices,
+    Library,
+    add,
+    add_allow_other_device,
+    add_measuring_runtime,
+    add_ray,
+    set_handler,
+)
 
-def load_predictor(path: str, runtime: str | None, allow_other: bool):
-    """Load a predictor file (or a shipped ``@NAME``) and check it is for this machine and
-    ``runtime`` (None: the predictor's own): a mismatch fails, or warns with ``allow_other``. A
-    predictor of a device imported from a table (``@raspi4``, a phone's ``e2e``) is for that device,
-    which is what the search targets: no check."""
-    from hwlat.latency_models import load
-    from hwlat.profiler.measure.runners import get_runner
-
-    if not path.startswith("@") and not Path(path).is_file():
-        raise ValueError(f"{path}: no such predictor file (hwlat fit ... -o {path})")
-    pred = load(path)
-    if (pred.fingerprint_ or {}).get("imported"):   # a device measured elsewhere: the search targets it
-        return pred
-    runtime = runtime or pred.runtime_ or "litert"
-    try:
-        fp = get_runner(runtime).fingerprint()
-    except ImportError as e:
-        raise ValueError(f"runtime {runtime!r} is not available here ({e})") from None
-    pred.check_device(fp, runtime, strict=not allow_other)
-    return pred
-
-
-EXIT_SHORT = 3
-"""Exit status of a run that finished short of its target: its best network and history are written."""
+NETADAPT = "hwlat.search.netadapt:NetAdaptConfig"
+TASK = "hwlat.search.evaluators:TrainableTask.__init__"
 
 
 def _task(spec: str, resolution: int | None, args, steps_attr: str, **kw):
@@ -54,13 +42,22 @@ def _resumable(out: Path, what: str, run):
 
 def _netadapt(args) -> int:
     from hwlat.archs import load_arch
-    from hwlat.search.netadapt import (NetAdaptConfig, channel_floor, describe_step, measure_litert_side_by_side,
-                                       netadapt, outcome, record_result)
+    from hwlat.search.netadapt import (
+        NetAdaptConfig,
+        channel_floor,
+        describe_step,
+        measure_litert_side_by_side,
+        netadapt,
+        outcome,
+        record_result,
+    )
 
     if (args.target_ratio is None) == (args.target_ms is None):
         raise ValueError("give exactly one of --target-ratio R (0 < R < 1) or --target-ms T")
     if args.target_ratio is not None and not (0 < args.target_ratio < 1):
         raise ValueError(f"--target-ratio must be between 0 and 1 (exclusive), got {args.target_ratio}")
+    from hwlat.latency_models import load_predictor
+
     pred = load_predictor(args.predictor, args.runtime, args.allow_other_device)
     task = _task(args.task, args.resolution, args, "seed_steps", holdout_fraction=args.holdout)
     arch = task.adapt(load_arch(args.arch))
@@ -70,8 +67,7 @@ def _netadapt(args) -> int:
     floor.check(target)
     cfg = NetAdaptConfig(target_ms=float(target), delta_fraction=args.delta, decay=args.decay,
                          short_steps=args.short_steps, long_steps=args.long_steps, criterion=args.criterion,
-                         seed=args.seed, **{k: getattr(args, k) for k in ("min_proposals", "max_steps")
-                                            if getattr(args, k) is not None})
+                         seed=args.seed, min_proposals=args.min_proposals, max_steps=args.max_steps)
     out = Path(args.out)
 
     print(f"proposals ranked on {task.holdout_name}")
@@ -102,7 +98,14 @@ def _search(args) -> int:
 
     from hwlat.archs.space import get_space
     from hwlat.files import atomic_write_text
-    from hwlat.search.nas import W_DEFAULT, W_SMALL, CachedAccuracy, make_controller, search
+    from hwlat.latency_models import load_predictor
+    from hwlat.search.nas import (
+        W_DEFAULT,
+        W_SMALL,
+        CachedAccuracy,
+        make_controller,
+        search,
+    )
 
     pred = load_predictor(args.predictor, args.runtime, args.allow_other_device)
     task = _task(args.task, args.resolution, args, "train_steps")
@@ -195,58 +198,67 @@ def _pool(args, task, desc: str):
     return pooled()
 
 
-def _common(p, steps_flag: str, steps_default: int) -> None:
+def _shared(p, steps_flag: str, steps_default: Library, steps_help: str, seed: Library) -> None:
     p.add_argument("--task", default="digits", help="digits (built-in) or an image folder <dir>/<class>/<img>")
     p.add_argument("--resolution", "-r", type=int, help="input resolution (default: 32 digits, 64 folder)")
-    p.add_argument("--predictor", required=True, help="fitted predictor file (hwlat fit)")
-    p.add_argument("--runtime", default="litert", help="runtime the latency is for (checked against the predictor)")
-    p.add_argument("--allow-other-device", action="store_true", help="warn instead of failing on a device mismatch")
+    p.add_argument("--predictor", required=True, help="fitted predictor file (hwlat fit) or @NAME")
+    add_measuring_runtime(p, "runtime the latency is for (checked against the predictor)")
+    add_allow_other_device(p)
     p.add_argument("--out", required=True, help="output folder (history.json, arch.json); reruns resume")
-    p.add_argument(steps_flag, type=int, default=steps_default)
-    p.add_argument("--seed", type=int, default=0)
+    add(p, steps_flag, type=int, default=steps_default, help=f"{steps_help} (default %(library_default)s)")
+    add(p, "--seed", type=int, default=seed)
     p.add_argument("--progress", action="store_true", help="tqdm progress bars for training")
-    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
-                   help="train in parallel on a Ray cluster (HOST:PORT; a local one without ADDRESS); "
-                        "needs pip install 'hwlat[ray]'")
+    add_ray(p, "train in parallel on")
     p.add_argument("--workers", type=int, help="with --ray: trainings at once (default: the cluster's CPUs)")
 
 
 def add_parsers(sub) -> None:
     """Add ``netadapt`` and ``search`` to the ``hwlat`` subparsers object ``sub``."""
-    from hwlat.archs.space import SPACE_NAMES
-
     n = sub.add_parser("netadapt", help="NetAdapt channel cuts down to a target predicted latency")
     n.add_argument("arch", help="seed network: zoo name, codec string or spec file")
     g = n.add_mutually_exclusive_group()
     g.add_argument("--target-ratio", type=float, help="target as a fraction of the seed's predicted latency")
     g.add_argument("--target-ms", type=float, help="target predicted latency (ms)")
-    _common(n, "--seed-steps", 300)
-    n.add_argument("--short-steps", type=int, default=20, help="T: fine-tune steps per proposal (paper: 10000)")
-    n.add_argument("--long-steps", type=int, default=300, help="final long-term fine-tune steps")
-    n.add_argument("--delta", type=float, default=0.01, help="per-step reduction as a fraction of the seed latency")
-    n.add_argument("--decay", type=float, default=1.0, help="multiply the step reduction by this after every step")
-    n.add_argument("--min-proposals", type=int, default=None,
-                   help="halve a step while fewer proposals than this can meet it (default: NetAdaptConfig.min_proposals)")
-    n.add_argument("--max-steps", type=int, default=None, help="stop short after this many steps (default: NetAdaptConfig.max_steps)")
-    n.add_argument("--holdout", type=float, default=0.2,
-                   help="share of the training images held out to rank proposals (0: the validation split)")
-    n.add_argument("--criterion", choices=["slope", "least_drop"], default="slope",
-                   help="slope: max dAcc/|dLat| (paper); least_drop: original NetAdapt")
+    _shared(n, "--seed-steps", Library(f"{TASK}.scratch_steps"), "training steps of the seed from scratch",
+            Library(f"{NETADAPT}.seed"))
+    add(n, "--short-steps", type=int, default=Library(f"{NETADAPT}.short_steps"),
+        help="T: fine-tune steps per proposal (paper: 10000; default %(library_default)s)")
+    add(n, "--long-steps", type=int, default=Library(f"{NETADAPT}.long_steps"),
+        help="final long-term fine-tune steps (default %(library_default)s)")
+    add(n, "--delta", type=float, default=Library(f"{NETADAPT}.delta_fraction"),
+        help="per-step reduction as a fraction of the seed latency (default %(library_default)s)")
+    add(n, "--decay", type=float, default=Library(f"{NETADAPT}.decay"),
+        help="multiply the step reduction by this after every step (default %(library_default)s)")
+    add(n, "--min-proposals", type=int, default=Library(f"{NETADAPT}.min_proposals"),
+        help="halve a step while fewer proposals than this can meet it (default %(library_default)s)")
+    add(n, "--max-steps", type=int, default=Library(f"{NETADAPT}.max_steps"),
+        help="stop short after this many steps (default %(library_default)s)")
+    add(n, "--holdout", type=float, default=Library("hwlat.search.netadapt:HOLDOUT"),
+        help="share of the training images held out to rank proposals (0: the validation split)")
+    add(n, "--criterion", choices=Choices("hwlat.search.netadapt:CRITERIA"),
+        default=Library(f"{NETADAPT}.criterion"),
+        help="slope: max dAcc/|dLat| (paper); least_drop: original NetAdapt")
     n.add_argument("--measure", action="store_true", help="measure the seed and the final network with LiteRT on this machine, side by side (3 repeats)")
-    n.set_defaults(func=_netadapt)
+    set_handler(n, _netadapt)
 
     s = sub.add_parser("search", help="platform-aware NAS with the MnasNet reward on predicted latency")
-    s.add_argument("--controller", choices=["rl", "evolution", "random"], default="rl")
+    add(s, "--controller", choices=Choices("hwlat.search.nas:CONTROLLERS"), default=Library("hwlat.search.nas:DEFAULT_CONTROLLER"))
     s.add_argument("--target-ms", type=float, required=True)
-    s.add_argument("--budget", type=int, default=200, help="candidates to evaluate")
-    s.add_argument("--space", choices=SPACE_NAMES, default="small",
-                   help="search space (fbnet_*: the FBNet space, e.g. with --predictor @raspi4)")
-    s.add_argument("--w", type=float, help="reward exponent (default -0.07 large, -0.15 small)")
-    s.add_argument("--form", choices=["soft", "hard"], default="soft")
-    s.add_argument("--batch", type=int, default=10, help="candidates per controller update")
+    add(s, "--budget", type=int, default=Library("hwlat.search.nas:DEFAULT_BUDGET"),
+        help="candidates to evaluate (default %(library_default)s)")
+    add(s, "--space", choices=Choices("hwlat.archs.space:SPACE_NAMES"), default=Library("hwlat.search.nas:DEFAULT_SPACE"),
+        help="search space (fbnet_*: the FBNet space, e.g. with --predictor @raspi4)")
+    w = s.add_argument("--w", type=float, help="reward exponent (default %(w_small)s for the small space, "
+                       "%(w_default)s for the others)")
+    w.w_small, w.w_default = Library("hwlat.search.nas:W_SMALL"), Library("hwlat.search.nas:W_DEFAULT")
+    add(s, "--form", choices=Choices("hwlat.search.nas:REWARD_FORMS"), default=Library("hwlat.search.nas:search.form"))
+    add(s, "--batch", type=int, default=Library("hwlat.search.nas:search.batch"),
+        help="candidates per controller update (default %(library_default)s)")
     s.add_argument("--latency-resolution", type=int,
                    help="input size (px) the latency is predicted at: the deployed network's "
                         "(default: the space's own, 224 for large/small, 32 for fbnet_cifar100), "
                         "apart from the accuracy proxy's training resolution")
-    _common(s, "--train-steps", 20)
-    s.set_defaults(func=_search)
+    _shared(s, "--train-steps", Library("hwlat.search.nas:DEFAULT_TRAIN_STEPS"),
+            "training steps of each candidate from scratch",
+            Library("hwlat.search.nas:make_controller.seed"))
+    set_handler(s, _search)

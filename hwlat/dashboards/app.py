@@ -13,11 +13,12 @@ import pandas as pd
 
 from hwlat.dashboards import frames as D
 from hwlat.dashboards import figures as F
+from hwlat.profiler.storage.device import DEFAULT_RUNTIME
 
 log = logging.getLogger("hwlat")
 
 
-def app_points(store, predictor=None, runtime: str = "litert",
+def app_points(store, predictor=None, runtime: str = DEFAULT_RUNTIME,
                device: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(published networks with ``latency_ms`` here — measured, else predicted — , store frame);
     ``device`` (a name or key) picks one device of the store, whatever its runtime."""
@@ -67,7 +68,7 @@ def budget_figure(points: pd.DataFrame, budget_ms: float, best) -> "F.go.Figure"
     return fig
 
 
-def make_app(store, predictor_path=None, runtime: str = "litert", device: str | None = None):
+def make_app(store, predictor_path=None, runtime: str = DEFAULT_RUNTIME, device: str | None = None):
     """Build the Dash app for ``store`` (read only) and an optional predictor file."""
     from dash import Dash, Input, Output, dcc, html
 

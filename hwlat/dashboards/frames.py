@@ -18,6 +18,7 @@ from hwlat.archs.zoo import zoo_names
 from hwlat.paper import family_label, paper_spellings, paper_tables, paper_zoo_name
 from hwlat.errors import HwlatError
 from hwlat.files import dumps_strict, finite_or_none
+from hwlat.histories import FORMATS as HISTORY_FORMATS, version as history_version
 
 MODEL_COLUMNS = ["name", "family", "multiplier", "resolution", "arch", "madds", "params",
                  "latency_ms", "p10_ms", "p90_ms", "runtime", "device"]
@@ -321,7 +322,7 @@ def reduced_tail(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
 
 
 HISTORY_COLUMNS = ["step", "phase", "latency_ms", "measured_ms", "accuracy", "reward", "proposal", "arch"]
-_METRICS = ("latency_ms", "latency", "predicted_ms", "accuracy", "acc", "top1", "reward")
+_METRICS = ("latency_ms", "predicted_ms", "accuracy", "reward")  # the keys of hwlat's step records
 
 
 def _netadapt_frame(h: dict) -> pd.DataFrame:
@@ -355,7 +356,7 @@ def _steps_of(obj) -> list | None:
         if obj.get("kind") == "nas":
             return [{**c, "latency_ms": c.get("predicted_ms")} for c in obj.get("candidates") or []
                     if isinstance(c, dict)]
-        obj = next((obj[k] for k in ("steps", "history", "trajectory", "candidates") if k in obj), None)
+        obj = next((obj[k] for k in ("steps", "candidates") if k in obj), None)
     if not isinstance(obj, list):
         return None
     steps = [s for s in obj if isinstance(s, dict)]
@@ -368,11 +369,11 @@ def read_history(path) -> pd.DataFrame | None:
     A history is an hwlat NetAdapt history (``kind: netadapt``: one row per phase, seed → steps →
     final, plus baselines such as uniform width scaling; ``latency_ms`` is predicted,
     ``measured_ms`` when measured), an hwlat NAS history (``kind: nas``: one row per candidate),
-    or, tolerantly, a JSON list of step dicts, ``{"steps": [...]}`` or JSON lines whose records
-    carry a latency, accuracy or reward. Known keys: ``step``, ``latency_ms`` (or ``latency``,
-    ``predicted_ms``), ``accuracy`` (or ``acc``/``top1``), ``reward``, ``proposal`` (or
-    ``cut``/``layer``), ``arch``; steps are numbered in file order when ``step`` is absent.
-    Columns :data:`HISTORY_COLUMNS` plus whatever else the records hold.
+    both of a format :mod:`hwlat.histories` reads (:func:`hwlat.histories.version`; other versions
+    are skipped), or a JSON list of step records, ``{"steps": [...]}`` or JSON lines whose records
+    carry ``latency_ms`` (or ``predicted_ms``), ``accuracy`` or ``reward``, as hwlat's step
+    records do; ``step``, ``proposal`` and ``arch`` are read too; steps are numbered in file order
+    when ``step`` is absent. Columns :data:`HISTORY_COLUMNS` plus whatever else the records hold.
     """
     p = Path(path)
     try:
@@ -383,6 +384,11 @@ def read_history(path) -> pd.DataFrame | None:
             obj = [json.loads(line) for line in text.splitlines() if line.strip()]
     except (OSError, ValueError):
         return None
+    if isinstance(obj, dict) and isinstance(obj.get("kind"), str) and obj["kind"] in HISTORY_FORMATS:
+        try:
+            history_version(p, obj)
+        except HwlatError:
+            return None
     if isinstance(obj, dict) and obj.get("kind") == "netadapt" and isinstance(obj.get("seed"), dict):
         df = _netadapt_frame(obj)
     else:
@@ -390,10 +396,8 @@ def read_history(path) -> pd.DataFrame | None:
         if steps is None:
             return None
         df = pd.DataFrame(steps)
-    for alias, key in (("acc", "accuracy"), ("top1", "accuracy"), ("cut", "proposal"),
-                       ("layer", "proposal"), ("latency", "latency_ms"), ("predicted_ms", "latency_ms")):
-        if key not in df and alias in df:
-            df[key] = df[alias]
+    if "latency_ms" not in df and "predicted_ms" in df:  # hwlat's step records predict the latency
+        df["latency_ms"] = df["predicted_ms"]
     for key in ("latency_ms", "measured_ms", "accuracy", "reward"):
         df[key] = pd.to_numeric(df[key], errors="coerce") if key in df else np.nan
     for key in ("proposal", "arch", "phase"):

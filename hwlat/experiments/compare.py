@@ -27,8 +27,12 @@ from typing import Callable
 
 import numpy as np
 
-from hwlat.files import atomic_write_json
+from hwlat.files import atomic_write_json, format_tag
 from hwlat.search import history as H
+from hwlat.search.nas import CONTROLLERS
+
+FORMAT = format_tag("compare", 1)
+"""The format of ``DIR/compare.json`` (its ``"schema"`` field)."""
 
 
 @dataclass
@@ -51,7 +55,7 @@ class CompareConfig:
     nas_budget: int = 200
     nas_steps: int = 3
     nas_resolution: int = 32
-    controllers: tuple[str, ...] = ("random", "evolution", "rl")
+    controllers: tuple[str, ...] = tuple(CONTROLLERS)
     threads: int | None = 1
     skip: frozenset[str] = field(default_factory=frozenset)
     max_seconds: float = 10.0
@@ -60,25 +64,45 @@ class CompareConfig:
         bad = set(self.skip) - {"netadapt", "uniform", "nas"}
         if bad:
             raise ValueError(f"--skip: unknown part(s) {sorted(bad)}; choose from netadapt, uniform, nas")
+        bad = [c for c in self.controllers if c not in CONTROLLERS]
+        if bad:
+            raise ValueError(f"unknown NAS controller(s) {bad}; choose from {', '.join(CONTROLLERS)}")
 
 
-def _netadapt(pred, task, seed, cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> tuple[dict, object]:
+def run_netadapt(seed, task, pred, out: str | Path, *, target_ms: float | None = None,
+                 target_ratio: float | None = None, check: bool = False, log: Callable[[str], None] = print,
+                 pool=None, seed_train_steps: int | None = None, **config):
+    """The NetAdapt stage of ``hwlat netadapt``, ``hwlat demo compare`` and the demo: the channel
+    floor of ``seed`` under ``pred`` (logged), the target (``target_ms``, or ``target_ratio`` of the
+    seed's predicted latency; ``check``: refuse one cuts cannot reach), the run in ``out`` (resumed
+    when it holds this run) with every step and the outcome logged. ``config`` are the other
+    :class:`~hwlat.search.netadapt.NetAdaptConfig` fields. Returns ``(result, floor, target_ms)``."""
     from hwlat.search.netadapt import NetAdaptConfig, channel_floor, describe_step, netadapt, outcome
 
+    if (target_ratio is None) == (target_ms is None):
+        raise ValueError("give exactly one of a target ratio or a target latency (ms)")
     floor = channel_floor(seed, pred)
-    log(f"netadapt: {floor.describe()}")
-    target = cfg.ratio * floor.seed_ms
-    na_cfg = NetAdaptConfig(target_ms=target, delta_fraction=cfg.delta, decay=cfg.decay,
-                            short_steps=cfg.short_steps, long_steps=cfg.long_steps)
-    t = time.time()
+    target = float(target_ms if target_ms is not None else target_ratio * floor.seed_ms)
+    log(f"netadapt: target {target:.3f} ms predicted; {floor.describe()}")
+    if check:
+        floor.check(target)
 
     def show(step: dict) -> None:
         for line in describe_step(step):
             log(f"  {line}")
 
-    r = netadapt(seed, None, task, pred, na_cfg, out / "netadapt", seed_train_steps=cfg.seed_steps, callback=show)
-    fin = r.history["final"]
+    r = netadapt(seed, None, task, pred, NetAdaptConfig(target_ms=target, **config), Path(out),
+                 seed_train_steps=seed_train_steps, callback=show, pool=pool)
     log(f"netadapt: {outcome(r.history)}")
+    return r, floor, target
+
+
+def _netadapt(pred, task, seed, cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> tuple[dict, object]:
+    t = time.time()
+    r, floor, target = run_netadapt(seed, task, pred, out / "netadapt", target_ratio=cfg.ratio, log=log,
+                                    seed_train_steps=cfg.seed_steps, delta_fraction=cfg.delta, decay=cfg.decay,
+                                    short_steps=cfg.short_steps, long_steps=cfg.long_steps)
+    fin = r.history["final"]
     return {"seed": seed.name, "resolution": cfg.resolution, "seed_predicted_ms": floor.seed_ms,
             "fixed_ms": floor.floor_ms, "seed_accuracy": r.history["seed"]["accuracy"], "target_predicted_ms": target,
             "final_predicted_ms": fin["predicted_ms"], "final_accuracy": fin["accuracy"],
@@ -93,7 +117,7 @@ def uniform_scale(arch, m: float):
     squeeze following the expansion) multiplied by ``m`` and rounded to a multiple of 8
     (``make_divisible``); the last stage stays, as NetAdapt leaves it. Blocks keep their structure
     (an expansion equal to its input stays equal; shortcuts stay as they are)."""
-    from hwlat.archs import make_divisible, validate
+    from hwlat.archs import CHANNEL_DIVISOR, make_divisible, se_squeeze, validate
     from hwlat.archs.layers import residual_applies
 
     def w(c: int) -> int:
@@ -102,8 +126,8 @@ def uniform_scale(arch, m: float):
     stem = dataclasses.replace(arch.stem, out=w(arch.stem.out))
     blocks, cin, new_cin = [], arch.stem.out, stem.out
     for b in arch.blocks:
-        exp = new_cin if b.exp == cin else w(b.exp) + 8 * (w(b.exp) == new_cin)  # keep the expansion conv
-        se = b.se and dataclasses.replace(b.se, squeeze=make_divisible(exp / 4))
+        exp = new_cin if b.exp == cin else w(b.exp) + CHANNEL_DIVISOR * (w(b.exp) == new_cin)  # keep the expansion conv
+        se = b.se and dataclasses.replace(b.se, squeeze=se_squeeze(exp))
         nb = dataclasses.replace(b, exp=exp, out=w(b.out), se=se)
         if residual_applies(nb, new_cin) != residual_applies(b, cin):  # widths rounded to equal
             nb = dataclasses.replace(nb, residual=False)
@@ -212,7 +236,7 @@ def compare(pred, out_dir: str | Path, cfg: CompareConfig = CompareConfig(),
     from hwlat.search.evaluators import DigitsTask
 
     out = H.out_dir(out_dir)
-    res: dict = {}
+    res: dict = {"schema": FORMAT}
     save = lambda: atomic_write_json(out / "compare.json", res)  # noqa: E731
     task = DigitsTask(cfg.resolution, scratch_steps=cfg.seed_steps, batch_size=32, threads=cfg.threads,
                       holdout_fraction=cfg.holdout)

@@ -69,12 +69,11 @@ def _netadapt_seed(quick: bool):
 
 
 def _archs(quick: bool):
-    from hwlat.archs import SearchSpace, encode, get_arch, mobilenetv3
+    from hwlat.archs import SearchSpace, encode, get_arch
+    from hwlat.archs.zoo import paper_grid
 
-    mults = (0.5, 1.0) if quick else (0.35, 0.5, 0.75, 1.0, 1.25)
-    ress = (96, 160) if quick else (96, 128, 160, 192, 224, 256)
-    fams = ("small",) if quick else ("large", "small")
-    archs = [mobilenetv3(f, width_mult=m, resolution=r) for f in fams for m in mults for r in ress]
+    grid = paper_grid(("small",), (0.5, 1.0), (96, 160)) if quick else paper_grid()
+    archs = [get_arch(name, resolution=r) for name, r in grid]
     extras = ["mobilenetv3_small_minimal_100"] if quick else [
         "mobilenetv3_large_minimal_100", "mobilenetv3_small_minimal_100", "mobilenetv2_100",
         "mobilenetv2_035", "mnasnet_a1"]
@@ -179,15 +178,16 @@ def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool =
 def _profile(archs, store: Path, quick: bool, progress: bool):
     from hwlat.profiler.measure.profile import profile
     from hwlat.profiler.measure.timing import TimingConfig
+    from hwlat.profiler.storage.device import DEFAULT_RUNTIME
 
     cfg = TimingConfig(max_seconds=1.0 if quick else 2.0)
     # the ablation variants and their baseline first, as one interleaved batch: the report shows
     # their latency differences, which a slow phase between separate batches would swamp
     abl = _ablations(quick)
     if abl:
-        profile(abl, "model", store, "litert", config=cfg, batch=len(abl), progress=progress)
+        profile(abl, "model", store, DEFAULT_RUNTIME, config=cfg, batch=len(abl), progress=progress)
     # each network with its blocks in one interleaved batch: a slow phase hits both alike
-    res = profile(archs, ("model", "block"), store, "litert", config=cfg, progress=progress)
+    res = profile(archs, ("model", "block"), store, DEFAULT_RUNTIME, config=cfg, progress=progress)
     print(f"      {len(res.measured)} workloads measured, {len(res.skipped)} reused, "
           f"{len(res.failed)} failed")
     if not res.measured and not res.skipped:
@@ -199,8 +199,9 @@ def _fit(out: Path, store: Path, quick: bool):
     """Score the predictors on held-out networks, then refit on every network; ``(files, calibrated)``."""
     from hwlat.latency_models import TrainingData, make_predictor
     from hwlat.latency_models.evaluate import holdout
+    from hwlat.profiler.storage.device import DEFAULT_RUNTIME
 
-    data = TrainingData.from_store(store, "litert")
+    data = TrainingData.from_store(store, DEFAULT_RUNTIME)
     kinds = ("lut", "calibrated") if quick else ("lut", "regression", "calibrated")
     report, _ = holdout(data, kinds=kinds, test_fraction=0.3, seed=0)
     cols = [c for c in ("predictor", "n", "rmspe", "acc5", "acc10", "kendall_tau") if c in report]
@@ -208,7 +209,7 @@ def _fit(out: Path, store: Path, quick: bool):
     paths = []
     for kind in ("madds", "calibrated"):  # refit on every measured network for the report and NetAdapt
         pred = make_predictor(kind).fit(data.archs(), data.latency_ms, pieces=data.pieces,
-                                        fingerprint=data.fingerprint, runtime="litert")
+                                        fingerprint=data.fingerprint, runtime=data.runtime)
         paths.append(out / f"pred_{kind}.json")
         pred.save(paths[-1])
     return paths, pred

@@ -12,10 +12,10 @@ block tables).
 """
 from hwlat.latency_models.training_data import TrainingData
 from hwlat.latency_models.e2e import EndToEnd
-from hwlat.latency_models.kinds import KINDS, load, make_predictor
+from hwlat.latency_models.kinds import KINDS, load, load_predictor, make_predictor
 from hwlat.latency_models.metrics import metrics, noise_floor
 from hwlat.latency_models.predictors import LookupTable, MAddsProxy, Regression
 from hwlat.latency_models.transfer import Transfer
 
-__all__ = ["TrainingData", "metrics", "noise_floor", "load", "KINDS", "LookupTable", "MAddsProxy",
+__all__ = ["TrainingData", "metrics", "noise_floor", "load", "load_predictor", "KINDS", "LookupTable", "MAddsProxy",
            "Regression", "EndToEnd", "Transfer", "make_predictor"]

@@ -36,7 +36,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from hwlat.archs.codec import decode, encode
 from hwlat.archs.ir import ArchSpec
-from hwlat.errors import ExtrapolationWarning, FileFormatError, HwlatError
+from hwlat.errors import DeviceMismatchError, ExtrapolationWarning, FileFormatError, HwlatError
 from hwlat.latency_models import persist
 
 # a resolution this factor beyond the training networks' range is named in a warning
@@ -161,7 +161,7 @@ class Predictor(RegressorMixin, BaseEstimator):
         if problems:
             msg = "predictor/device mismatch: " + "; ".join(problems)
             if strict:
-                raise ValueError(msg)
+                raise DeviceMismatchError(msg)
             warnings.warn(msg, stacklevel=2)
 
     def _check_fitted(self) -> None:

@@ -17,7 +17,7 @@ from hwlat.archs.codec import encode
 from hwlat.archs.ir import ArchSpec
 from hwlat.errors import MissingEntryError
 from hwlat.latency_models.training_data import TrainingData
-from hwlat.latency_models.kinds import make_predictor
+from hwlat.latency_models.kinds import HOLDOUT_KINDS, make_predictor
 from hwlat.latency_models.metrics import metrics
 
 
@@ -40,7 +40,7 @@ def score(pred, archs: Sequence[ArchSpec], y) -> dict:
     return {**metrics(y, p), "predict_s": dt}
 
 
-def holdout(data: TrainingData, kinds: Sequence[str] = ("madds", "lut", "regression", "calibrated"),
+def holdout(data: TrainingData, kinds: Sequence[str] = HOLDOUT_KINDS,
             test_fraction: float = 0.3, seed: int = 0, test: Sequence[int] | None = None
             ) -> tuple[pd.DataFrame, dict]:
     """Fit each predictor kind on the training networks, score it on the held-out ones.

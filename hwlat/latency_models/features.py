@@ -31,7 +31,9 @@ from hwlat.archs.layers import LayerSpec, OpKind, block_groups, layers
 from hwlat.archs.segments import role
 from hwlat.archs.pieces import Workload, block_workload, kernels_of
 
-GRANULARITIES = ("block", "kernel")
+SUM_GRANULARITIES = ("block", "kernel")
+"""The piece granularities a piece-sum predictor sums (a subset of :data:`hwlat.archs.pieces.GRANULARITIES`,
+which also holds whole models)."""
 ACT_CODE = {a: i for i, a in enumerate(Act)}
 NUMERIC = ["h", "w", "cin", "cexp", "cout", "k", "stride", "se", "act", "madds", "params",
            "elementwise", "in_bytes", "out_bytes", "act_bytes"]
@@ -111,7 +113,7 @@ class PieceGroup:
 # (block config, input channels, height, width) -> (group, output channels, height, width). A block
 # config is the tuple (class, *fields): hashing and comparing it runs in C, unlike the dataclass's
 # generated __hash__/__eq__ (2.5x faster lookups; equal tuples <=> equal frozen dataclasses).
-_GROUPS: dict[str, dict[tuple, tuple[PieceGroup, int, int]]] = {g: {} for g in GRANULARITIES}
+_GROUPS: dict[str, dict[tuple, tuple[PieceGroup, int, int]]] = {g: {} for g in SUM_GRANULARITIES}
 _MAX_GROUPS = 500_000   # distinct (block, input shape) per granularity kept before starting over
 
 

@@ -22,10 +22,11 @@ from pathlib import Path
 
 from hwlat import __version__
 from hwlat.errors import FileFormatError
-from hwlat.files import atomic_write_json
+from hwlat.files import atomic_write_json, format_tag, format_version
 
-SCHEMA = "hwlat.predictor"
-VERSION = 3
+FORMAT = format_tag("predictor", 3)
+"""The format of a predictor file, written as ``"schema": SCHEMA, "version": VERSION``."""
+SCHEMA, VERSION = FORMAT.rpartition("/")[0], int(FORMAT.rpartition("/")[2])
 PIECE_FIELDS = ("key", "granularity", "variant", "latency_ms", "spec")
 
 
@@ -76,9 +77,7 @@ def read(path) -> tuple[str, dict]:
     version = doc.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise FileFormatError(f"{path}: version: expected a positive integer, got {version!r}")
-    if version > VERSION:
-        raise FileFormatError(f"{path}: predictor schema version {version} is newer than this hwlat "
-                              f"understands ({VERSION}); upgrade hwlat")
+    format_version(path, f"{SCHEMA}/{version}", FORMAT, error=FileFormatError)
     state = _from_v1(doc) if version == 1 else doc.get("state")
     if version < 3:
         state = _pieces_to_v3(state)

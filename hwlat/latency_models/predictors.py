@@ -47,7 +47,7 @@ from hwlat.archs.ir import Act, ArchSpec
 from hwlat.archs.layers import layers
 from hwlat.errors import MissingEntryError
 from hwlat.latency_models.base import FAR_OUTSIDE, Predictor
-from hwlat.latency_models.features import (GRANULARITIES, INCREASING, NUMERIC, PieceGroup,
+from hwlat.latency_models.features import (SUM_GRANULARITIES, INCREASING, NUMERIC, PieceGroup,
                                            pieces_frame, piece_groups, width_signature)
 from hwlat.archs.pieces import Workload, blocks, from_spec, kernels
 
@@ -254,8 +254,8 @@ class _PieceSum(Predictor):
     """Sum of per-piece latencies + the network-level calibration term."""
 
     def _check_params(self) -> None:
-        if self.granularity not in GRANULARITIES:
-            raise ValueError(f"granularity: expected 'block' or 'kernel', got {self.granularity!r}")
+        if self.granularity not in SUM_GRANULARITIES:
+            raise ValueError(f"granularity: expected one of {SUM_GRANULARITIES}, got {self.granularity!r}")
         if self.calibration not in CALIBRATIONS:
             raise ValueError(f"calibration: expected one of {CALIBRATIONS}, got {self.calibration!r}")
         if not (self.estimator == "auto" or self.estimator in ESTIMATORS or isinstance(self.estimator, dict)):

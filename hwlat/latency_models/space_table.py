@@ -21,7 +21,7 @@ import numpy as np
 
 from hwlat.archs.ir import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec
 from hwlat.archs.space import DECISIONS, LayerwiseSpace, SearchSpace, Space, expansion
-from hwlat.archs.zoo import make_divisible
+from hwlat.archs.zoo import se_squeeze
 from hwlat.archs.pieces import blocks
 
 
@@ -93,7 +93,7 @@ class CompiledSpace:
                     def blk(c, stride):
                         e = expansion(c, r)
                         return BlockSpec(exp=e, out=w, kernel=k, stride=stride, act=act,
-                                         se=SESpec(make_divisible(e / 4)) if se else None)
+                                         se=SESpec(se_squeeze(e)) if se else None)
 
                     ws = blocks(_probe(cin, h, (blk(cin, st.stride), blk(w, 1))))
                     pieces += [ws[1], ws[2]]

@@ -11,7 +11,7 @@ the median over repeats: :data:`hwlat.profiler.storage.store.LATENCY_STATISTIC`)
 disagree (spread above :data:`hwlat.profiler.storage.store.UNSTABLE_SPREAD_PCT`) are kept, with a
 :class:`UnstableWarning` naming them. ``normalise_phase=True`` rescales each measurement to the
 device's typical phase: its time × (median reference time of the device) / (reference time in its
-own rounds), the reference being the fixed workload :class:`hwlat.profiler.measure.timing.PhaseReference`
+own rounds), the reference being the fixed workload :class:`hwlat.profiler.measure.timing.PhaseAnchor`
 timed in every round. Rows measured without a reference are left as they are.
 """
 from __future__ import annotations
@@ -25,6 +25,8 @@ import pandas as pd
 
 from hwlat.archs.codec import decode
 from hwlat.archs.ir import ArchSpec
+from hwlat.errors import EmulatedDeviceError, UnstableWarning
+from hwlat.profiler.storage.device import device_label, is_emulated
 
 
 @dataclass
@@ -45,13 +47,16 @@ class TrainingData:
 
     @classmethod
     def from_store(cls, store, runtime: str | None = None, device: str | None = None,
-                   normalise_phase: bool = False) -> "TrainingData":
+                   normalise_phase: bool = False, allow_emulated: bool = False) -> "TrainingData":
         """Read one device's measurements.
 
         ``device`` is a device key, a prefix of one, or a name (an imported device's name, a host
         name, a board; :mod:`hwlat.profiler.storage.device_select`); ``runtime`` restricts the candidates.
         Without ``device`` the store (or its devices of ``runtime``) must hold exactly one device.
         ``normalise_phase``: rescale each row by its reference workload (module docstring).
+        A device measured under a CPU emulator (qemu-user, an Android emulator:
+        :func:`hwlat.profiler.storage.device.is_emulated`) raises :class:`EmulatedDeviceError`: its
+        timings describe no hardware; ``allow_emulated=True`` reads it anyway (functional checks).
         """
         from hwlat.profiler.storage.device_select import select_device
         from hwlat.profiler.storage.store import open_store
@@ -66,6 +71,11 @@ class TrainingData:
         device_key = row["device_key"]
         df = df[df["device_key"] == device_key]
         fp = json.loads(row["fingerprint"])
+        if is_emulated(fp) and not allow_emulated:
+            raise EmulatedDeviceError(
+                f"{store}: device {device_label(fp)} [{device_key}] was measured under emulation: its "
+                f"timings describe no hardware, so no predictor is trained on them (allow_emulated=True "
+                f"reads them anyway)")
         _warn_unstable(df, store)
         if normalise_phase:
             df = df.assign(latency_ms=phase_normalised(df))
@@ -79,10 +89,6 @@ class TrainingData:
                                  "latency_ms": models["latency_ms"].to_numpy()}),
             fingerprint=fp, device_key=device_key, runtime=row["runtime"],
         )
-
-
-class UnstableWarning(UserWarning):
-    """Training rows whose repeats disagree by more than the store's unstable threshold."""
 
 
 def _warn_unstable(df: pd.DataFrame, store) -> None:

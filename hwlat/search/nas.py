@@ -29,6 +29,13 @@ from hwlat.search import history as H
 
 W_DEFAULT = -0.07   # MnasNet; arXiv:1905.02244v5 Sec. 4.1
 W_SMALL = -0.15     # MobileNetV3-Small search, same section
+REWARD_FORMS = ("soft", "hard")   # mnas_reward's form: the soft exponent w, or the hard constraint
+# A search run unless told otherwise (``hwlat search``): controller, candidates, space, training
+# steps of each candidate's accuracy proxy.
+DEFAULT_CONTROLLER = "rl"
+DEFAULT_BUDGET = 200
+DEFAULT_SPACE = "small"
+DEFAULT_TRAIN_STEPS = 20
 
 
 def mnas_reward(acc, lat_ms, target_ms: float, w: float = W_DEFAULT, form: str = "soft"):
@@ -180,7 +187,9 @@ class RLController(Controller):
             self.opt.step()
 
 
-CONTROLLERS = {"rl": RLController, "evolution": RegularizedEvolution, "random": RandomSearch}
+CONTROLLERS: dict[str, type[Controller]] = {c.name: c for c in (RandomSearch, RegularizedEvolution, RLController)}
+"""The controllers by name (:attr:`Controller.name`), simplest first: what :func:`make_controller`
+builds, ``--controller`` offers and ``hwlat demo compare`` runs."""
 
 
 def make_controller(name: str, space: SearchSpace, seed: int = 0, **kw) -> Controller:
@@ -264,8 +273,9 @@ def search(space: SearchSpace, controller: Controller, accuracy: Callable, laten
             raise ValueError(f"{hpath}: holds another search (other controller, target or space); "
                              "use another output folder or remove it")
         _replay(hpath, hist, space, controller, rng, batch)
+        hist["schema"] = H.SCHEMAS["nas"]  # a file of an older hwlat (a bare number) is rewritten as this one
     else:
-        hist = {"schema": 1, "kind": "nas", "settings": settings, "budget": budget, "candidates": [],
+        hist = {"schema": H.SCHEMAS["nas"], "kind": "nas", "settings": settings, "budget": budget, "candidates": [],
                 "best": None, "rng_state": rng.bit_generator.state}
         if hpath:
             H.out_dir(out_dir)

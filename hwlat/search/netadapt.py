@@ -49,7 +49,7 @@ import torch
 from scipy.cluster.hierarchy import DisjointSet
 from torch import nn
 
-from hwlat.archs import ArchSpec, encode, make_divisible, summary, validate
+from hwlat.archs import CHANNEL_DIVISOR, ArchSpec, encode, se_squeeze, summary, validate
 from hwlat.archs.layers import residual_applies
 from hwlat.errors import ExtrapolationWarning, FileFormatError
 from hwlat.files import atomic_write, atomic_write_text
@@ -72,7 +72,7 @@ def structure(arch: ArchSpec) -> tuple:
 
 
 def _with_exp(b, exp: int):
-    se = b.se and dataclasses.replace(b.se, squeeze=make_divisible(exp / 4))
+    se = b.se and dataclasses.replace(b.se, squeeze=se_squeeze(exp))
     return dataclasses.replace(b, exp=exp, se=se)
 
 
@@ -90,7 +90,7 @@ def proposal_kinds(arch: ArchSpec) -> list[tuple[str, int, int]]:
 
 def apply_proposal(arch: ArchSpec, kind: str, key: int, new: int) -> ArchSpec | None:
     """``arch`` with the cut applied, or None when the cut would change the block structure."""
-    if new < 8 or new % 8:
+    if new < CHANNEL_DIVISOR or new % CHANNEL_DIVISOR:
         return None
     if kind == "expansion":
         blocks = list(arch.blocks)
@@ -116,9 +116,9 @@ def apply_proposal(arch: ArchSpec, kind: str, key: int, new: int) -> ArchSpec | 
 
 def candidates(arch: ArchSpec) -> list[tuple[str, int, int, ArchSpec]]:
     """Every valid smaller width (multiples of 8) of every proposal kind: ``(kind, key, width, arch)``."""
-    out = []
+    out, d = [], CHANNEL_DIVISOR
     for kind, key, width in proposal_kinds(arch):
-        for new in range((width - 1) // 8 * 8, 7, -8):
+        for new in range((width - 1) // d * d, d - 1, -d):
             cand = apply_proposal(arch, kind, key, new)
             if cand is not None:
                 out.append((kind, key, new, cand))
@@ -136,7 +136,7 @@ def _shrink_all(arch: ArchSpec, bottlenecks_first: bool) -> ArchSpec:
                 [k for k in kinds if k[0] == "expansion"]
         for kind, key, width in kinds:
             cur = width if kind == "expansion" else key
-            for new in range(8, cur, 8):
+            for new in range(CHANNEL_DIVISOR, cur, CHANNEL_DIVISOR):
                 cand = apply_proposal(arch, kind, key, new)
                 if cand is not None:
                     arch, changed = cand, True
@@ -296,6 +296,12 @@ def inherit_weights(model: nn.Module, old: ArchSpec, new: ArchSpec, seed: int = 
 
 
 # -- the search ----------------------------------------------------------------------------------
+CRITERIA = ("slope", "least_drop")
+"""How a step picks its proposal (:attr:`NetAdaptConfig.criterion`)."""
+HOLDOUT = 0.2
+"""Share of the task's training images held out to rank proposals (``hwlat netadapt --holdout``)."""
+
+
 @dataclass
 class NetAdaptConfig:
     """Settings of :func:`netadapt`; latencies in ms (predicted), steps in training minibatches.
@@ -316,7 +322,7 @@ class NetAdaptConfig:
     delta_fraction: float = 0.01
     decay: float = 1.0
     short_steps: int = 20
-    long_steps: int = 200
+    long_steps: int = 300
     criterion: str = "slope"
     max_steps: int = 200
     seed: int = 0
@@ -325,7 +331,7 @@ class NetAdaptConfig:
     short_lr: float | None = 3e-4
 
     def __post_init__(self):
-        if self.criterion not in ("slope", "least_drop"):
+        if self.criterion not in CRITERIA:
             raise ValueError(f"criterion must be 'slope' or 'least_drop', got {self.criterion!r}")
         if not (0 < self.delta_fraction < 1):
             raise ValueError(f"delta_fraction must be in (0, 1), got {self.delta_fraction}")
@@ -465,8 +471,9 @@ def _resume(out: Path, seed_code: str, cfg: dict) -> dict | None:
     if hist["seed_arch"] != seed_code or hist["config"] != cfg:
         raise ValueError(f"{hpath}: holds another run (other seed network or settings); "
                          f"use another output folder or remove it")
-    if hist["schema"] == 1:  # schema 1 kept the current weights in model.pt
-        hist.update(schema=H.SCHEMAS["netadapt"], weights="model.pt")
+    if H.version(hpath, hist) == 1:  # schema 1 kept the current weights in model.pt
+        hist["weights"] = "model.pt"
+    hist["schema"] = H.SCHEMAS["netadapt"]  # older files (a bare number) are rewritten as this one
     return hist
 
 

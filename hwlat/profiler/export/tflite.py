@@ -59,6 +59,7 @@ _F32, _I32, _I8 = fb.TensorType.FLOAT32, fb.TensorType.INT32, fb.TensorType.INT8
 _OP_NAMES = {v: k for k, v in vars(_OP).items() if not k.startswith("_")}
 _ALIGN = 16  # byte alignment of constant buffers, as the TFLite converter writes them
 GROUPED = ("conv", "split")  # how grouped convs are written (module docstring)
+QUANTIZE_MODES = ("int8",)    # post-training quantisations (``quantize=``; None: float32)
 
 
 class _AlignedBuffer(fb.BufferT):
@@ -604,7 +605,7 @@ def tflite_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, se
     ValueError
         Naming the row and op that cannot be exported.
     """
-    if quantize not in (None, "int8"):
+    if quantize is not None and quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize: expected None or 'int8', got {quantize!r}")
     weights = random_weights(rows, seed) if weights is None else weights
     g, inp, outs = _float_graph(rows, weights, grouped, outputs)

@@ -26,14 +26,16 @@ from typing import Iterable
 from hwlat import __version__
 from hwlat.archs.ir import ArchSpec
 from hwlat.errors import FileFormatError
-from hwlat.files import atomic_write_json, atomic_write_text
+from hwlat.files import atomic_write_json, atomic_write_text, format_tag, format_version
 from hwlat.profiler.storage import device as _device_mod
 from hwlat.profiler.measure import timing as _timing_mod
 from hwlat.profiler.storage.store import VARIANTS, Store, check_stats, open_store
 from hwlat.profiler.measure.timing import TimingConfig
 from hwlat.archs.pieces import Workload, collect
 
-SCHEMA = "hwlat.bundle/1"
+FORMAT = format_tag("bundle", 1)
+"""The format of a bundle's ``manifest.json`` (its ``"schema"`` field)."""
+SCHEMA = FORMAT
 RESULTS = "results.jsonl"
 
 
@@ -42,15 +44,22 @@ def _file_name(key: str) -> str:
 
 
 def write_bundle(archs: Iterable[ArchSpec], granularity: str, out_dir: str | Path,
-                 config: TimingConfig = TimingConfig(), variant: str = "warm") -> Path:
+                 config: TimingConfig = TimingConfig(), variant: str = "warm",
+                 quantize: str | None = None) -> Path:
     """Write the bundle for every distinct ``granularity`` workload of ``archs``; return its folder."""
-    return write_workloads(collect(archs, granularity), out_dir, config, variant, granularity)
+    return write_workloads(collect(archs, granularity), out_dir, config, variant, granularity,
+                           quantize=quantize)
 
 
 def write_workloads(workloads: Iterable[Workload], out_dir: str | Path,
                     config: TimingConfig = TimingConfig(), variant: str = "warm",
-                    granularity: str | None = None) -> Path:
-    """Write a bundle of the given workloads (any granularities); return its folder."""
+                    granularity: str | None = None, quantize: str | None = None) -> Path:
+    """Write a bundle of the given workloads (any granularities); return its folder.
+
+    ``quantize="int8"`` writes LiteRT int8 models (:func:`hwlat.profiler.export.tflite.tflite_segment`)
+    and records ``"precision": "int8"`` in the manifest; the runner then puts it in its fingerprint's
+    ``extra``, as the local int8 profiler does, so int8 and float timings are separate devices.
+    """
     from hwlat.profiler.export.tflite import tflite_segment
 
     out = Path(out_dir)
@@ -60,13 +69,14 @@ def write_workloads(workloads: Iterable[Workload], out_dir: str | Path,
     entries = []
     for w in workloads:
         path = out / "models" / _file_name(w.key)
-        path.write_bytes(tflite_segment(w.rows, outputs=w.outputs or None))
+        path.write_bytes(tflite_segment(w.rows, outputs=w.outputs or None, quantize=quantize))
         c, h, wd = w.rows[0].in_shape
         entries.append({"key": w.key, "file": f"models/{path.name}", "granularity": w.granularity,
                         "label": w.label, "madds": w.madds, "params": w.params,
                         "input_nhwc": [1, h, wd, c], "spec": w.spec()})
-    manifest = {"schema": SCHEMA, "hwlat_version": __version__, "created": time.time(),
+    manifest = {"schema": FORMAT, "hwlat_version": __version__, "created": time.time(),
                 "granularity": granularity, "variant": variant,
+                **({"precision": quantize} if quantize else {}),
                 "config": dataclasses.asdict(config), "workloads": entries}
     atomic_write_json(out / "manifest.json", manifest)
     atomic_write_text(out / "run_bundle.py", runner_source())
@@ -124,7 +134,9 @@ def _main(argv=None):
         manifest = _json.load(f)
     Interpreter, OpResolverType, version = _interpreter()
     delegate = "none" if args.no_xnnpack else "xnnpack"
-    fp = fingerprint("litert", version, threads=args.threads, delegate=delegate)
+    precision = manifest.get("precision")  # int8 bundles: a device configuration of its own
+    fp = fingerprint("litert", version, threads=args.threads, delegate=delegate,
+                     extra={"precision": precision} if precision else None)
     core = pin_to_core()
     cfg = TimingConfig(**manifest["config"])
     variant = manifest.get("variant", "warm")
@@ -215,8 +227,9 @@ def read_manifest(path: str | Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FileFormatError(f"{path}: damaged bundle manifest (not JSON: {e}); copy the bundle "
                               f"folder again") from None
-    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
-        raise FileFormatError(f"{path}: not an hwlat bundle manifest ({SCHEMA})")
+    if not isinstance(manifest, dict) or "schema" not in manifest:
+        raise FileFormatError(f"{path}: not an hwlat bundle manifest ({FORMAT})")
+    format_version(path, manifest["schema"], FORMAT, error=FileFormatError)
     wls = manifest.get("workloads")
     if not isinstance(wls, list):
         raise FileFormatError(f"{path}: damaged bundle manifest (no workloads list)")

@@ -50,11 +50,11 @@ from hwlat import __version__
 from hwlat.archs.ir import ArchSpec
 from hwlat.errors import ClusterError
 from hwlat.files import dumps_strict
-from hwlat.profiler.storage.device import device_key, device_label, pin_to_core
+from hwlat.profiler.storage.device import DEFAULT_RUNTIME, RUNTIMES, device_key, device_label, pin_to_core
 from hwlat.profiler.measure.profile import ProfileResult, batches, group_workloads
 from hwlat.profiler.storage.store import Store, open_store
-from hwlat.profiler.measure.timing import PhaseReference, Stats, TimingConfig, iter_interleaved
-from hwlat.archs.pieces import Workload, from_spec, reference_workload
+from hwlat.profiler.measure.timing import PhaseAnchor, Stats, TimingConfig, iter_interleaved
+from hwlat.archs.pieces import Workload, from_spec, phase_anchor_workload
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ RETRIES = 3
 """How often the workloads of a batch whose worker died are resubmitted."""
 INTERFERENCE = ("+3.7 points on the median workload (+4.0 % and -1.2 % on the two cores, against "
                 "-2.3 % for a second one-slot run) on hwlat's 2-core x86 VM with LiteRT, "
-                "benchmarks/results_scale.txt; measure your host: "
+                "benchmarks/results/scale__farm-networks-12__x86_64.txt; measure your host: "
                 "python benchmarks/bench_scale.py --only interference")
 """How much one measurement slows another on a second core of the same host, as measured by
 ``benchmarks/bench_scale.py`` (1 vs 2 parallel slots against a one-slot run). Shown whenever a
@@ -186,7 +186,7 @@ class FarmDevice:
     (``options`` go to :func:`~hwlat.profiler.measure.runners.get_runner`; a bundle device runs LiteRT)."""
 
     name: str
-    runtime: str = "litert"
+    runtime: str = DEFAULT_RUNTIME
     options: dict = field(default_factory=dict, hash=False)
 
     @property
@@ -194,10 +194,8 @@ class FarmDevice:
         return RESOURCE_PREFIX + self.name
 
 
-def parse_device(text: str, runtime: str = "litert", options: dict | None = None) -> FarmDevice:
+def parse_device(text: str, runtime: str = DEFAULT_RUNTIME, options: dict | None = None) -> FarmDevice:
     """``NAME`` or ``NAME=RUNTIME`` (the CLI's ``--device``) as a :class:`FarmDevice`."""
-    from hwlat.profiler.measure.runners import RUNTIMES
-
     name, _, rt = text.partition("=")
     rt = rt or runtime
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name or ""):
@@ -292,11 +290,11 @@ _REFERENCES: dict = {}
 once (an ONNX export of it takes seconds) and kept across batches, as one profiling run keeps it."""
 
 
-def _reference(device: FarmDevice, runner, cfg: TimingConfig) -> PhaseReference:
+def _reference(device: FarmDevice, runner, cfg: TimingConfig) -> PhaseAnchor:
     key = (device.runtime, dumps_strict(device.options, sort_keys=True), cfg)
     if key not in _REFERENCES:
-        invoke, _release = runner.prepare(reference_workload())
-        _REFERENCES[key] = PhaseReference(invoke, cfg)
+        invoke, _release = runner.prepare(phase_anchor_workload())
+        _REFERENCES[key] = PhaseAnchor(invoke, cfg)
     return _REFERENCES[key]
 
 

@@ -11,11 +11,11 @@ from tqdm import tqdm
 
 from hwlat import __version__
 from hwlat.archs.ir import ArchSpec
-from hwlat.profiler.storage.device import pin_to_core
+from hwlat.profiler.storage.device import DEFAULT_RUNTIME, pin_to_core
 from hwlat.profiler.measure.runners import Runner, get_runner, release_batch
 from hwlat.profiler.storage.store import Store, open_store
-from hwlat.profiler.measure.timing import PhaseReference, Stats, TimingConfig, measure_interleaved
-from hwlat.archs.pieces import Workload, collect, reference_workload
+from hwlat.profiler.measure.timing import PhaseAnchor, Stats, TimingConfig, measure_interleaved
+from hwlat.archs.pieces import Workload, collect, phase_anchor_workload
 
 CLI_REPEATS = 3
 """Fresh runtime instances per workload that the ``hwlat profile`` commands take by default: the
@@ -46,7 +46,7 @@ def profile(
     archs: Iterable[ArchSpec],
     granularity: str | Sequence[str],
     store: str | Store,
-    runtime: str | Runner = "litert",
+    runtime: str | Runner = DEFAULT_RUNTIME,
     variant: str = "warm",
     config: TimingConfig = TimingConfig(),
     batch: int = 8,
@@ -104,8 +104,8 @@ def _profile(archs, granularity, store, runner, variant, config, batch, progress
         total = sum(len(g) for p in passes for g in p)
         ref = None
         if reference and total:
-            invoke, release_ref = runner.prepare(reference_workload())
-            ref = PhaseReference(invoke, config)
+            invoke, release_ref = runner.prepare(phase_anchor_workload())
+            ref = PhaseAnchor(invoke, config)
         bar = tqdm(total=total, desc=f"{runner.name} {'+'.join(grans)}s", unit="wl",
                    disable=not progress, dynamic_ncols=True)
         try:
@@ -156,7 +156,7 @@ def _per_arch(archs: Iterable[ArchSpec], grans: Sequence[str]) -> list[list[Work
 
 def _measure_batch(ws: Sequence[Workload], runner: Runner, st: Store, device_id: int, variant: str,
                    config: TimingConfig, res: ProfileResult, bar, repeat: int = 0,
-                   ref: PhaseReference | None = None) -> None:
+                   ref: PhaseAnchor | None = None) -> None:
     invokes, releases = {}, {}
     for w in ws:
         try:

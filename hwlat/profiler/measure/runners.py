@@ -2,8 +2,9 @@
 
 * ``litert`` — LiteRT ``Interpreter`` (the paper's runtime), ``num_threads=1``, XNNPACK by
   default (``xnnpack=False``: the builtin kernels only). Grouped convs are written the way each
-  runs fastest (``benchmarks/results_grouped_conv.txt``): one grouped ``CONV_2D`` for XNNPACK,
-  split per group for the builtin kernels, whose grouped conv is slower than the dense one.
+  runs fastest (``benchmarks/results/grouped_conv__litert__repeats-3__x86_64.txt``): one
+  grouped ``CONV_2D`` for XNNPACK, split per group for the builtin kernels, whose grouped conv is
+  slower than the dense one.
 * ``onnxruntime`` — one intra- and one inter-op thread, sequential execution, all graph
   optimisations (as deployed), I/O bound once so a call does no allocation.
 * ``torch`` — eager PyTorch, one thread, ``inference_mode``, with glibc malloc trimming disabled
@@ -24,10 +25,9 @@ from typing import Callable
 
 import numpy as np
 
-from hwlat.profiler.storage.device import fingerprint
+from hwlat.profiler.storage.device import DEFAULT_RUNTIME, RUNTIMES, fingerprint  # noqa: F401 - re-exported
 from hwlat.archs.pieces import Workload
 
-RUNTIMES = ("litert", "onnxruntime", "torch")
 Prepared = tuple[Callable[[], object], Callable[[], None]]
 
 
@@ -210,7 +210,7 @@ class TorchRunner(Runner):
 
 def get_runner(runtime: str, **options) -> Runner:
     """A runner for ``runtime`` (one of :data:`RUNTIMES`); ``ValueError`` otherwise."""
-    classes = {"litert": LiteRTRunner, "onnxruntime": OnnxRuntimeRunner, "torch": TorchRunner}
+    classes = {c.name: c for c in (LiteRTRunner, OnnxRuntimeRunner, TorchRunner)}
     if runtime not in classes:
         raise ValueError(f"unknown runtime {runtime!r} (expected one of {', '.join(RUNTIMES)})")
     return classes[runtime](**options)

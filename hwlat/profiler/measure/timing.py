@@ -187,13 +187,13 @@ def _done(job: _Job, cfg: TimingConfig) -> bool:
 def measure_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingConfig(),
                         variant: str = "warm", on_done: Callable[[str, Stats], None] | None = None,
                         on_fail: Callable[[str, Exception], None] | None = None,
-                        reference: "PhaseReference | Invoke | None" = None) -> dict[str, Stats]:
+                        reference: "PhaseAnchor | Invoke | None" = None) -> dict[str, Stats]:
     """Time every callable of ``invokes`` (key → zero-argument invoke) in interleaved rounds.
 
     ``on_done(key, stats)`` is called as soon as a workload meets its stopping rule, so the
     caller can store it at once. A workload whose invoke raises is dropped and reported to
     ``on_fail(key, error)``; without ``on_fail`` the error propagates. ``reference`` (a small
-    fixed workload, or a :class:`PhaseReference` shared across batches so that "fastest round so
+    fixed workload, or a :class:`PhaseAnchor` shared across batches so that "fastest round so
     far" spans a whole run) is timed at the start of every round: see the module docstring.
     """
     out: dict[str, Stats] = {}
@@ -210,7 +210,7 @@ def measure_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingCo
 
 
 def iter_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingConfig(),
-                     variant: str = "warm", reference: "PhaseReference | Invoke | None" = None):
+                     variant: str = "warm", reference: "PhaseAnchor | Invoke | None" = None):
     """:func:`measure_interleaved` as a generator: yields ``(key, Stats)`` as soon as a workload
     meets its stopping rule and ``(key, exception)`` for a workload whose invoke raised."""
     if variant not in ("warm", "cold"):
@@ -226,8 +226,8 @@ def iter_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingConfi
             yield key, exc
             continue
         jobs[key].t0 = time.perf_counter()
-    ref = reference if isinstance(reference, PhaseReference) or reference is None else \
-        PhaseReference(reference, cfg)
+    ref = reference if isinstance(reference, PhaseAnchor) or reference is None else \
+        PhaseAnchor(reference, cfg)
     cpu = current_cpu()
     while jobs:
         ref_ms, slow = ref.round() if ref is not None else (None, False)
@@ -258,8 +258,9 @@ def iter_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingConfi
                 yield key, job.stats(cfg)
 
 
-class PhaseReference:
-    """A fixed reference workload, timed at the start of every round; flags slow rounds.
+class PhaseAnchor:
+    """The phase anchor: a fixed workload, timed at the start of every round (its ``ref_ms``); flags
+    slow rounds.
 
     A round is slow when the reference is more than ``cfg.phase_tolerance`` slower than in the
     fastest round this object has seen.

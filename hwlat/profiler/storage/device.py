@@ -12,7 +12,9 @@ they change without changing the measured computation: the kernel/OS string, the
 the max frequency (a property of the CPU already in the key), ``cpu_parts`` (its per-part core
 counts follow hot-plugging on phones; ``cpu`` and ``cores`` identify the CPU instead), the
 affinity at fingerprint time and the core whose frequency was read. Pass anything else that
-must separate devices (e.g. the pinned core on a big.LITTLE SoC) in ``extra``.
+must separate devices (e.g. the pinned core on a big.LITTLE SoC) in ``extra``. A process under a
+CPU emulator (:func:`emulation_trace`: qemu-user) gets ``extra["emulated"] = True``, so its timings
+are a device of their own, and a top-level ``"emulated": true`` with the trace in ``"emulation"``.
 
 This file is also pasted into the standalone bundle runner (:mod:`hwlat.profiler.measure.bundle`): keep it
 standard library only, without hwlat imports and without side effects at import time.
@@ -25,12 +27,18 @@ import os
 import platform
 import shutil
 import socket
+import struct
 import subprocess
 from pathlib import Path
 
 KEY_FIELDS = ("hostname", "board", "cpu", "machine", "cores", "governor",
               "runtime", "runtime_version", "threads", "delegate", "extra")
 """Fingerprint fields hashed by :func:`device_key`."""
+
+RUNTIMES = ("litert", "onnxruntime", "torch")
+"""The runtimes hwlat measures with (:mod:`hwlat.profiler.measure.runners`), by fingerprint name."""
+DEFAULT_RUNTIME = "litert"
+"""The runtime used when none is given (the paper's): profiling, reading a store, the demo."""
 
 _SYS_CPU = Path("/sys/devices/system/cpu")
 
@@ -57,7 +65,11 @@ def _read(path: str | Path) -> str | None:
 
 def _cpuinfo() -> list[dict[str, str]]:
     """/proc/cpuinfo as one dict per block (per processor, plus ARM's trailing global block)."""
-    text = _read("/proc/cpuinfo") or ""
+    return cpuinfo_blocks(_read("/proc/cpuinfo") or "")
+
+
+def cpuinfo_blocks(text: str) -> list[dict[str, str]]:
+    """The text of a /proc/cpuinfo (this machine's, or a phone's) as one dict per block."""
     blocks = []
     for chunk in text.split("\n\n"):
         fields = {}
@@ -84,6 +96,15 @@ def _arm_parts(blocks: list[dict[str, str]], counts: bool = True) -> str | None:
             name = f"{_ARM_IMPLEMENTERS.get(impl, impl)} {_ARM_PARTS.get(part, part)}"
             parts[name] = parts.get(name, 0) + 1
     return " + ".join(f"{n}×{c}" if counts else n for n, c in parts.items()) or None
+
+
+def arm_core_name(cpuinfo: str, core: int | None) -> str | None:
+    """``"ARM Cortex-X1"``: the implementer and part of ``core`` in the text of a /proc/cpuinfo;
+    with ``core=None`` every part with its count (``"ARM Cortex-A55×4 + ARM Cortex-X1×1"``)."""
+    blocks = cpuinfo_blocks(cpuinfo)
+    if core is not None:
+        blocks = [b for b in blocks if b.get("processor") == str(core)]
+    return _arm_parts(blocks, counts=core is None)
 
 
 def _cpu_model(blocks: list[dict[str, str]]) -> str:
@@ -139,6 +160,68 @@ def _max_freq_khz(cpu: int) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
+_AT_SYSINFO_EHDR = 33   # auxv entry of the vDSO's address
+
+
+def _auxv_types() -> set[int] | None:
+    """The entry types of this process's ELF auxiliary vector, or ``None`` if unreadable."""
+    try:
+        data = Path("/proc/self/auxv").read_bytes()
+    except OSError:
+        return None
+    word = struct.calcsize("P")
+    fmt = "<" + ("Q" if word == 8 else "I") * (len(data) // word)
+    try:
+        words = struct.unpack(fmt, data[:len(data) // word * word])
+    except struct.error:
+        return None
+    return set(words[0::2])
+
+
+def emulation_trace() -> str | None:
+    """What shows that this process runs under a user-mode CPU emulator (qemu-user), or ``None``.
+
+    Timings taken under emulation say nothing about any device, so :func:`fingerprint` marks them
+    (``extra["emulated"]``). Linux only; each check is one that qemu-user (checked with Debian 12's
+    ``qemu-aarch64-static`` 7.2) cannot hide and a native process never shows:
+
+    * the process name (``/proc/self/status``, which qemu does not rewrite) is qemu's own,
+      ``qemu-aarch64-st…``, when the emulator was started by hand;
+    * a 64-bit ARM or x86 process, into which the kernel always maps a vDSO, has neither a
+      ``[vdso]`` in ``/proc/self/maps`` nor an ``AT_SYSINFO_EHDR`` in ``/proc/self/auxv`` (qemu
+      rewrites both for the guest and gives it no vDSO) — this also catches qemu started through
+      binfmt_misc (32-bit processes are left out: older arm64 kernels give them no vDSO);
+    * ``/proc/cpuinfo`` describes a CPU of another architecture than ``platform.machine()``
+      (the host's x86 cpuinfo seen by an ARM guest).
+    """
+    if not Path("/proc/self").is_dir():
+        return None
+    status = _read("/proc/self/status") or ""
+    name = next((line.split(":", 1)[1].strip() for line in status.splitlines()
+                 if line.startswith("Name:")), "")
+    if name.startswith("qemu-"):
+        return f"qemu-user (process name {name!r})"
+    machine = (platform.machine() or "").lower()
+    maps = _read("/proc/self/maps")
+    if machine in ("aarch64", "arm64", "x86_64", "amd64") and struct.calcsize("P") == 8 \
+            and maps and "[vdso]" not in maps:
+        auxv = _auxv_types()
+        if auxv is not None and _AT_SYSINFO_EHDR not in auxv:
+            return f"no vDSO mapped into this {machine} process (qemu-user)"
+    blocks = _cpuinfo()
+    x86_info = any("flags" in b and "vendor_id" in b for b in blocks)
+    arm_info = any("CPU implementer" in b for b in blocks)
+    if (machine.startswith(("aarch64", "arm")) and x86_info) or \
+            (machine in ("x86_64", "amd64", "i686", "i386") and arm_info):
+        return f"/proc/cpuinfo describes another architecture than this {machine} process"
+    return None
+
+
+def is_emulated(fp: dict) -> bool:
+    """Whether a fingerprint (this module's, a phone's over adb) was taken under emulation."""
+    return bool(fp.get("emulated") or (fp.get("extra") or {}).get("emulated"))
+
+
 def fingerprint(runtime: str, runtime_version: str, threads: int = 1, delegate: str = "none",
                 extra: dict | None = None) -> dict:
     """This machine and runtime configuration as a JSON-serialisable dict.
@@ -156,6 +239,9 @@ def fingerprint(runtime: str, runtime_version: str, threads: int = 1, delegate: 
         json.dumps(extra, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise ValueError(f"extra must be JSON-serialisable (strict: no NaN or infinity): {e}") from None
+    trace = emulation_trace()
+    if trace:                                       # a separate device: emulated timings are no device's
+        extra["emulated"] = True
     blocks = _cpuinfo()
     affinity = _affinity()
     freq_cpu = affinity[0] if affinity else 0
@@ -177,6 +263,7 @@ def fingerprint(runtime: str, runtime_version: str, threads: int = 1, delegate: 
         "threads": threads,
         "delegate": delegate or "none",
         "extra": extra,
+        **({"emulated": True, "emulation": trace} if trace else {}),
     }
 
 
@@ -191,14 +278,16 @@ def device_key(fp: dict) -> str:
 def device_label(fp: dict) -> str:
     """A short readable name, hostname and CPU: ``"lab-pc (AMD Ryzen 7 5800X)"``; on Android,
     where every hostname is ``localhost``, the board: ``"Google Pixel 7 (ARM Cortex-A55 + …)"``; a
-    device imported from a table (:mod:`hwlat.profiler.storage.tables`): ``"samsung_a50 (imported)"``.
+    device imported from a table (:mod:`hwlat.profiler.storage.tables`): ``"samsung_a50 (imported)"``;
+    a run under emulation (:func:`is_emulated`) ends in ``" (emulated)"``.
     """
     if fp.get("name"):                              # a device imported from a table
         return f"{fp['name']} (imported)"
     host = fp.get("hostname") or "?"
     if host == "localhost" and fp.get("board"):     # every Android phone is "localhost"
         host = fp["board"]
-    return f"{host} ({fp.get('cpu') or fp.get('machine') or '?'})"
+    label = f"{host} ({fp.get('cpu') or fp.get('machine') or '?'})"
+    return label + " (emulated)" if is_emulated(fp) else label
 
 
 def pin_to_core(core: int | None = None) -> int | None:

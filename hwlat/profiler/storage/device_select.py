@@ -11,11 +11,7 @@ import json
 
 import pandas as pd
 
-from hwlat.errors import HwlatError
-
-
-class DeviceNotFoundError(HwlatError, ValueError):
-    """No device, or more than one, matches a ``--device`` reference; the message lists them."""
+from hwlat.errors import DeviceNotFoundError
 
 
 def device_name(fp: dict) -> str:

@@ -45,13 +45,14 @@ import pandas as pd
 
 from hwlat import __version__
 from hwlat.errors import StoreError
-from hwlat.files import atomic_write, dumps_strict
+from hwlat.files import SQLITE_MAGIC, atomic_write, dumps_strict
+from hwlat.files import check_output as _check_output
 from hwlat.profiler.storage.device import device_key, device_label
 from hwlat.archs.pieces import GRANULARITIES
 
 APP = "hwlat"
-SCHEMA_VERSION = 2
-MIGRATABLE = (1,)  # older schemas upgraded in place, in one transaction, on a writable open
+SCHEMA_VERSION = 3
+MIGRATABLE = (1, 2)  # older schemas upgraded in place, in one transaction, on a writable open
 BUSY_TIMEOUT_S = 30.0
 VARIANTS = ("warm", "cold")
 STATS_FIELDS = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "ci95_ms", "n", "warmup",
@@ -59,7 +60,7 @@ STATS_FIELDS = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "ci95_ms",
 """Keys of the ``stats`` dict of :meth:`Store.add_measurement`; ``median_ms`` and ``n`` required."""
 EXPORT_SUFFIXES = (".csv", ".parquet", ".json")
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+_SQLITE_MAGIC = SQLITE_MAGIC
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -106,6 +107,21 @@ CREATE TABLE failures (
     at TEXT NOT NULL
 );
 CREATE INDEX failures_by_device ON failures (device_id, variant);
+CREATE TABLE outputs (
+    measurement_id INTEGER PRIMARY KEY REFERENCES measurements(id),
+    tool TEXT NOT NULL,                     -- what printed it, e.g. benchmark_model
+    text TEXT NOT NULL                      -- its raw output, kept to be parsed again
+);
+CREATE TABLE op_times (
+    measurement_id INTEGER NOT NULL REFERENCES measurements(id),
+    position INTEGER NOT NULL,              -- run order in the network
+    node_type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    avg_ms REAL NOT NULL,                   -- per call
+    first_ms REAL,
+    times_called INTEGER NOT NULL,          -- calls per run
+    PRIMARY KEY (measurement_id, position)
+);
 """
 
 # v1 -> v2: measurements gain repeat / ref_ms / steal_pct and the unique key gains repeat. SQLite
@@ -120,6 +136,10 @@ _MIGRATE_1_TO_2 = [
     "DROP TABLE measurements",
     "ALTER TABLE measurements_v2 RENAME TO measurements",
 ]
+
+# v2 -> v3: the raw output of a measuring tool and its per-op times, beside each measurement.
+_MIGRATE_2_TO_3 = [_SCHEMA[_SCHEMA.index("CREATE TABLE outputs"):].split(";")[i].strip()
+                   .replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1) for i in (0, 1)]
 
 FRAME_COLUMNS = ["key", "granularity", "variant", "runtime", "runtime_version", "threads",
                  "delegate", "device", "device_key", "device_id", "latency_ms", "median_ms", "p10_ms",
@@ -213,6 +233,14 @@ def _inspect(path: Path) -> str:
         raise StoreError(f"{path}: hwlat store schema version {found} is unknown "
                          f"(expected {SCHEMA_VERSION})")
     return "store" if found == SCHEMA_VERSION else "old"
+
+
+def _stamp_version(con: sqlite3.Connection) -> None:
+    """Write :data:`SCHEMA_VERSION` where a store keeps it: ``PRAGMA user_version`` (what SQLite
+    tools show) and the ``meta`` table's ``schema_version`` (read with the other metadata)."""
+    con.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE "
+                "SET value = excluded.value", (str(SCHEMA_VERSION),))
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _num(stats: dict, field: str, required: bool = False, inf_ok: bool = False) -> float | None:
@@ -395,9 +423,8 @@ class Store:
                     if statement.strip():
                         con.execute(statement)
                 con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                                [("app", APP), ("schema_version", str(SCHEMA_VERSION)),
-                                 ("created_at", now()), ("created_by", f"hwlat {__version__}")])
-                con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                                [("app", APP), ("created_at", now()), ("created_by", f"hwlat {__version__}")])
+                _stamp_version(con)
             elif version in MIGRATABLE:
                 self._migrate(con, version)
             elif version != SCHEMA_VERSION:     # changed between the read-only check and now
@@ -409,10 +436,12 @@ class Store:
         if version == 1:
             for statement in _MIGRATE_1_TO_2:
                 con.execute(statement)
-        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        if version <= 2:
+            for statement in _MIGRATE_2_TO_3:
+                con.execute(statement)
         con.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
                     "value = excluded.value", (f"migrated_from_{version}", now()))
-        con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        _stamp_version(con)
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -489,7 +518,8 @@ class Store:
 
     def add_measurement(self, workload_key: str, device_id: int, stats: dict, run_id: str,
                         variant: str = "warm", hwlat_version: str | None = None,
-                        repeat: int = 0) -> bool:
+                        repeat: int = 0, raw_output: str | None = None, tool: str = "benchmark_model",
+                        ops: "list[dict] | None" = None) -> bool:
         """Record one workload's latency statistics (milliseconds) and commit at once.
 
         ``stats`` holds :data:`STATS_FIELDS`: ``median_ms`` and ``n`` (samples) are required;
@@ -502,6 +532,10 @@ class Store:
         raise ``ValueError``. ``repeat`` numbers the fresh runtime instance (0, 1, ...). Returns
         ``False`` and changes nothing if this (workload, device, variant, repeat) is already
         measured. The workload and device must have been added.
+
+        ``raw_output`` (the text ``tool`` printed) and ``ops`` (its per-op times: dicts with
+        ``node_type``, ``name``, ``avg_ms`` per call, ``first_ms``, ``times_called`` per run, in run
+        order) are stored with the measurement, in the same transaction (:meth:`outputs`, :meth:`op_times`).
         """
         unknown = set(stats) - set(STATS_FIELDS)
         if unknown:
@@ -509,7 +543,18 @@ class Store:
         row = self._measurement_row(workload_key, device_id, stats, run_id, variant,
                                     hwlat_version or __version__, repeat)
         with self._tx() as con:
-            return self._insert_measurement(con, row)
+            mid = self._insert_measurement_id(con, row)
+            if mid is not None and raw_output is not None:
+                con.execute("INSERT INTO outputs (measurement_id, tool, text) VALUES (?, ?, ?)",
+                            (mid, str(tool), str(raw_output)))
+            if mid is not None and ops:
+                con.executemany(
+                    "INSERT INTO op_times (measurement_id, position, node_type, name, avg_ms, first_ms, "
+                    "times_called) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(mid, i, str(op["node_type"]), str(op["name"]), _num(op, "avg_ms", required=True),
+                      _num(op, "first_ms"), _int(op.get("times_called", 1), "times_called"))
+                     for i, op in enumerate(ops)])
+            return mid is not None
 
     def _measurement_row(self, workload_key, device_id, stats, run_id, variant, version,
                          repeat=0) -> tuple:
@@ -520,6 +565,10 @@ class Store:
                 _num(stats, "steal_pct"))
 
     def _insert_measurement(self, con: sqlite3.Connection, row: tuple) -> bool:
+        return self._insert_measurement_id(con, row) is not None
+
+    def _insert_measurement_id(self, con: sqlite3.Connection, row: tuple) -> int | None:
+        """The new measurement's id, or ``None`` when that repeat is stored already."""
         try:
             cur = con.execute(
                 "INSERT INTO measurements (workload_key, device_id, variant, median_ms, p10_ms, "
@@ -530,7 +579,7 @@ class Store:
         except sqlite3.IntegrityError:
             raise StoreError(f"{self.path}: unknown workload {row[0]!r} or device id {row[1]}; "
                              f"add_workload / add_device first") from None
-        return cur.rowcount == 1
+        return cur.lastrowid if cur.rowcount == 1 else None
 
     def add_failure(self, workload_key: str, device_id: int, error: str, run_id: str | None,
                     variant: str = "warm") -> None:
@@ -625,6 +674,39 @@ class Store:
             params.append(int(repeat))
         return {r[0] for r in self._db.execute(sql, params)}
 
+    def measured_repeats(self, device_id: int, key: str, variant: str = "warm") -> set[int]:
+        """The repeats of workload ``key`` stored for this device."""
+        return {r[0] for r in self._db.execute(
+            "SELECT repeat FROM measurements WHERE device_id = ? AND variant = ? AND workload_key = ?",
+            (int(device_id), _check_variant(variant), key))}
+
+    def outputs(self, device_id: int | None = None) -> pd.DataFrame:
+        """The raw outputs kept beside measurements: ``key, device_id, variant, repeat, tool, text``."""
+        where, params = ("WHERE m.device_id = ?", (int(device_id),)) if device_id is not None else ("", ())
+        return self._query(
+            "SELECT m.workload_key AS key, m.device_id, m.variant, m.repeat, o.tool, o.text "
+            f"FROM outputs o JOIN measurements m ON m.id = o.measurement_id {where} "
+            "ORDER BY m.id", params)
+
+    def op_times(self, device_id: int | None = None, key: str | None = None) -> pd.DataFrame:
+        """Per-op times measured inside networks: ``key, device_id, variant, repeat, position,
+        node_type, name, avg_ms`` (per call), ``first_ms``, ``times_called`` (per run), ``run_ms``
+        (``avg_ms × times_called``), in run order."""
+        where, params = [], []
+        if device_id is not None:
+            where.append("m.device_id = ?")
+            params.append(int(device_id))
+        if key is not None:
+            where.append("m.workload_key = ?")
+            params.append(key)
+        df = self._query(
+            "SELECT m.workload_key AS key, m.device_id, m.variant, m.repeat, t.position, t.node_type, "
+            "t.name, t.avg_ms, t.first_ms, t.times_called FROM op_times t "
+            "JOIN measurements m ON m.id = t.measurement_id"
+            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY m.id, t.position", params)
+        df["run_ms"] = df["avg_ms"] * df["times_called"]
+        return df
+
     def devices(self) -> pd.DataFrame:
         """One row per device: id, key, readable label, the main fingerprint fields, first_seen."""
         rows = []
@@ -693,24 +775,31 @@ class Store:
             "JOIN workloads w ON w.key = f.workload_key JOIN devices d ON d.id = f.device_id"
             + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY f.id", params)
 
-    def summary(self) -> pd.DataFrame:
-        """Counts per device, runtime, granularity and variant: ``measured`` rows and ``failed``
-        workloads (distinct keys with at least one recorded failure)."""
-        groups = ["device_id", "granularity", "variant"]
-        counts = self._query(
-            "SELECT m.device_id, w.granularity, m.variant, count(*) AS measured "
-            "FROM measurements m JOIN workloads w ON w.key = m.workload_key GROUP BY 1, 2, 3")
-        failed = self._query(
-            "SELECT f.device_id, w.granularity, f.variant, "
-            "count(DISTINCT f.workload_key) AS failed FROM failures f "
-            "JOIN workloads w ON w.key = f.workload_key GROUP BY 1, 2, 3")
-        df = counts.merge(failed, on=groups, how="outer")
-        dev = self.devices()[["device_id", "device", "device_key", "runtime", "runtime_version"]]
-        df = dev.merge(df, on="device_id", how="inner")
-        df[["measured", "failed"]] = df[["measured", "failed"]].fillna(0).astype("int64")
-        cols = ["device", "device_key", "runtime", "runtime_version", "granularity", "variant",
-                "measured", "failed"]
-        return df[cols].sort_values(cols[:6]).reset_index(drop=True)
+    def summary(self, frame: pd.DataFrame | None = None, counts: bool = True) -> pd.DataFrame:
+        """One row per device, runtime, delegate, precision, granularity and variant of the
+        measurements of ``frame`` (a :meth:`frame` or part of it; default: all): distinct
+        ``workloads``, ``latency_ms_total``, median ``repeats``, median and largest ``spread_pct``
+        (what ``hwlat profile show`` prints); with ``counts`` also ``measured`` (stored repeats)
+        and ``failed`` (workloads of the group's device, granularity and variant with at least one
+        recorded failure)."""
+        df = self.frame() if frame is None else frame
+        fps = {r.device_id: json.loads(r.fingerprint) for r in self.devices().itertuples()}
+        df = df.assign(precision=[(fps.get(d, {}).get("extra") or {}).get("precision", "float32")
+                                  for d in df["device_id"]])
+        groups = ["device", "device_key", "runtime", "delegate", "precision", "granularity", "variant"]
+        out = df.groupby(groups, dropna=False).agg(
+            workloads=("key", "nunique"), latency_ms_total=("latency_ms", "sum"),
+            repeats=("repeats", "median"),
+            spread_pct_median=("spread_pct", "median"), spread_pct_max=("spread_pct", "max"),
+            measured=("repeats", "sum")).reset_index()
+        if not counts:
+            return out.drop(columns=["measured"])
+        failures = self.failures()
+        failed = failures.groupby(["device_key", "granularity", "variant"])["key"].nunique().rename("failed")
+        out = out.merge(failed.reset_index(), on=["device_key", "granularity", "variant"], how="left")
+        out["failed"] = out["failed"].fillna(0).astype("int64")
+        out["measured"] = out["measured"].astype("int64")
+        return out
 
     def export(self, path: str | os.PathLike, **filters) -> Path:
         """Write :meth:`frame` (``filters`` go to it) to ``.csv``, ``.parquet`` or ``.json``
@@ -779,18 +868,8 @@ def unstable_workloads(frame: pd.DataFrame) -> pd.DataFrame:
 def check_output(path: str | os.PathLike, flag: str = "-o") -> Path:
     """``path`` is a file a command may write: its folder exists, it is not a folder, and it is not
     an SQLite database (a measurement store is never overwritten). Raises ``StoreError`` naming
-    ``flag`` and the path."""
-    path = Path(path)
-    if path.is_dir():
-        raise StoreError(f"{flag} {path}: is a folder; give a file name")
-    if not path.parent.is_dir():
-        raise StoreError(f"{flag} {path}: folder {path.parent} does not exist")
-    if path.is_file():
-        with open(path, "rb") as f:
-            if f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC:
-                raise StoreError(f"{flag} {path}: is an SQLite database (a measurement store?); "
-                                 f"refusing to overwrite it")
-    return path
+    ``flag`` and the path (:func:`hwlat.files.check_output`)."""
+    return _check_output(path, flag, error=StoreError)
 
 
 @contextmanager

@@ -26,16 +26,12 @@ import pandas as pd
 
 from hwlat.archs.codec import decode
 from hwlat.archs.ir import ArchSpec
-from hwlat.errors import FileFormatError
+from hwlat.errors import TableError
 from hwlat.profiler.storage.store import Store
 from hwlat.archs.pieces import model
 
 ARCH_COLUMN = "arch"
 NAME_COLUMN = "name"
-
-
-class TableError(FileFormatError):
-    """A latency table that cannot be imported; the message names the file, line and column."""
 
 
 def table_fingerprint(name: str, source: str, runtime: str = "unknown") -> dict:
