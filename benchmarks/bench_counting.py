@@ -6,19 +6,19 @@ building the torch model + fvcore's count, measured side by side in one run, and
 
 Reproduce: .venv/bin/python benchmarks/bench_counting.py
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
 
+import stamp  # benchmarks/stamp.py: writes the stamped results file
 import torch
 from fvcore.nn import FlopCountAnalysis
 
 from hwlat.archs import get_arch, summary, zoo_names
 from hwlat.archs.torch_builder import build_torch, fold_bn
-
-import stamp  # benchmarks/stamp.py: writes the stamped results file
 
 
 def _time(fn, repeat: int) -> float:
@@ -63,8 +63,10 @@ def bench(args: argparse.Namespace) -> None:
         summary(get_arch(name, resolution=r))
         n += 1
     dt = time.perf_counter() - t_grid
-    print(f"zoo grid (2 families x 5 multipliers x 6 resolutions = {n} archs): {dt * 1e3:.1f} ms "
-          f"({dt / n * 1e3:.2f} ms per arch, factory + count)")
+    print(
+        f"zoo grid (2 families x 5 multipliers x 6 resolutions = {n} archs): {dt * 1e3:.1f} ms "
+        f"({dt / n * 1e3:.2f} ms per arch, factory + count)"
+    )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ Reproduce (quiet machine only; the stores are reused, a rerun measures what is m
     .venv/bin/python benchmarks/bench_fidelity.py --large 60 --small 60 --repeats 3 --out out/fidelity
     (``--train-candidates 0`` skips the third store, about 20 minutes of measuring)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import stamp  # benchmarks/stamp.py: writes the stamped results file
 
 from hwlat.archs import get_arch, zoo_names
 from hwlat.archs.calibration import calibration_set
@@ -46,8 +48,6 @@ from hwlat.latency_models.evaluate import repeat_against_repeat
 from hwlat.latency_models.metrics import metrics
 from hwlat.profiler.measure.profile import profile
 from hwlat.profiler.storage.store import open_store
-
-import stamp  # benchmarks/stamp.py: writes the stamped results file
 
 TARGETS = {"acc10": 0.95, "acc5": 0.80, "kendall_tau": 0.95}
 RESOLUTIONS = (160, 192, 224)
@@ -72,8 +72,10 @@ def truth(store: Path) -> pd.DataFrame:
 
 def fmt(m: dict) -> str:
     bias = f"  bias {m['bias_pct']:+5.1f} %" if "bias_pct" in m else ""
-    return (f"acc10 {m['acc10']:.2f}  acc5 {m['acc5']:.2f}  tau {m['kendall_tau']:.3f}  "
-            f"rmspe {m['rmspe']:5.1f} %{bias}  n {m['n']}")
+    return (
+        f"acc10 {m['acc10']:.2f}  acc5 {m['acc5']:.2f}  tau {m['kendall_tau']:.3f}  "
+        f"rmspe {m['rmspe']:5.1f} %{bias}  n {m['n']}"
+    )
 
 
 def score(pred, archs, y) -> dict:
@@ -89,18 +91,31 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=60)
     ap.add_argument("--calibration", type=int, default=24, help="networks per space")
     ap.add_argument("--repeats", type=int, default=3, help="repeats of each candidate network (the truth)")
-    ap.add_argument("--block-repeats", type=int, default=1,
-                    help="repeats of each candidate block (fresh instances in passes minutes apart)")
-    ap.add_argument("--train-candidates", type=int, default=150,
-                    help="other candidates measured whole with their blocks, for the fit with "
-                         "candidate networks in training (0: skip)")
+    ap.add_argument(
+        "--block-repeats",
+        type=int,
+        default=1,
+        help="repeats of each candidate block (fresh instances in passes minutes apart)",
+    )
+    ap.add_argument(
+        "--train-candidates",
+        type=int,
+        default=150,
+        help="other candidates measured whole with their blocks, for the fit with "
+        "candidate networks in training (0: skip)",
+    )
     ap.add_argument("--train-repeats", type=int, default=1, help="repeats of those training candidates")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="out/fidelity")
     args = ap.parse_args()
-    config = {"large": args.large, "small": args.small, "repeats": args.repeats,
-              "block_repeats": args.block_repeats, "train_candidates": args.train_candidates,
-              "seed": args.seed}
+    config = {
+        "large": args.large,
+        "small": args.small,
+        "repeats": args.repeats,
+        "block_repeats": args.block_repeats,
+        "train_candidates": args.train_candidates,
+        "seed": args.seed,
+    }
     with stamp.results(__file__, config, runtime="litert"):
         bench(args)
 
@@ -118,10 +133,14 @@ def bench(args: argparse.Namespace) -> None:
         t = time.perf_counter()
         cal = calibration_set(get_space(name), args.calibration, seed=args.seed, resolutions=RESOLUTIONS)
         profile(cal, ("model", "block"), train_db, "litert")
-        print(f"   calibration set {name} ({len(cal)} networks with their blocks) profiled (or resumed) in "
-              f"{(time.perf_counter() - t) / 60:.1f} min (target <= 5 min for one set on 2 cores)")
-    print(f"2. the {len(cands)} candidates' blocks, {args.block_repeats} repeat(s) "
-          f"(no candidate network in training)")
+        print(
+            f"   calibration set {name} ({len(cal)} networks with their blocks) profiled (or resumed) in "
+            f"{(time.perf_counter() - t) / 60:.1f} min (target <= 5 min for one set on 2 cores)"
+        )
+    print(
+        f"2. the {len(cands)} candidates' blocks, {args.block_repeats} repeat(s) "
+        f"(no candidate network in training)"
+    )
     t = time.perf_counter()
     profile(cands, "block", train_db, "litert", repeats=args.block_repeats)
     print(f"   measured (or resumed) in {(time.perf_counter() - t) / 60:.1f} min")
@@ -142,8 +161,10 @@ def bench(args: argparse.Namespace) -> None:
     with open_store(train_db, readonly=True) as st:
         ref = st.frame(runtime="litert")["ref_ms"].dropna()
     if len(ref):
-        print(f"phase reference over the training rows: median {ref.median():.3f} ms, "
-              f"p10-p90 {ref.quantile(0.1):.3f}-{ref.quantile(0.9):.3f} ms")
+        print(
+            f"phase reference over the training rows: median {ref.median():.3f} ms, "
+            f"p10-p90 {ref.quantile(0.1):.3f}-{ref.quantile(0.9):.3f} ms"
+        )
     subsets = {
         "all": np.ones(len(cands), bool),
         "large": np.array([i < args.large for i in range(len(cands))]),
@@ -151,69 +172,102 @@ def bench(args: argparse.Namespace) -> None:
         "with 7x7": np.array([any(b.kernel == 7 for b in a.blocks) for a in cands]),
         "without 7x7": np.array([not any(b.kernel == 7 for b in a.blocks) for a in cands]),
     }
-    preds = {k: make_predictor(k).fit(data.archs(), data.latency_ms, pieces=data.pieces,
-                                      fingerprint=data.fingerprint, runtime="litert")
-             for k in ("madds", "calibrated")}
+    preds = {
+        k: make_predictor(k).fit(
+            data.archs(), data.latency_ms, pieces=data.pieces, fingerprint=data.fingerprint, runtime="litert"
+        )
+        for k in ("madds", "calibrated")
+    }
     preds["calibrated, phase-normalised"] = make_predictor("calibrated").fit(
-        normed.archs(), normed.latency_ms, pieces=normed.pieces, fingerprint=normed.fingerprint,
-        runtime="litert")
-    print(f"\npredictors fitted on {len(data.models)} networks (zoo + calibration) and "
-          f"{len(data.pieces)} pieces; scored against the latency over {args.repeats} repeats")
+        normed.archs(),
+        normed.latency_ms,
+        pieces=normed.pieces,
+        fingerprint=normed.fingerprint,
+        runtime="litert",
+    )
+    print(
+        f"\npredictors fitted on {len(data.models)} networks (zoo + calibration) and "
+        f"{len(data.pieces)} pieces; scored against the latency over {args.repeats} repeats"
+    )
     for kind, pred in preds.items():
         for name, sel in subsets.items():
             if sel.sum() >= 2:
-                print(f"   {kind:29s} {name:12s} {fmt(score(pred, [c for c, s in zip(cands, sel) if s], y[sel]))}")
+                print(
+                    f"   {kind:29s} {name:12s} {fmt(score(pred, [c for c, s in zip(cands, sel) if s], y[sel]))}"
+                )
     for kind in ("calibrated", "calibrated, phase-normalised"):
         m = score(preds[kind], cands, y)
         for k, target in TARGETS.items():
             gap = m[k] - target
-            print(f"   {kind}: target {k} >= {target}: {m[k]:.3f} "
-                  f"({'met' if gap >= 0 else f'missed by {-gap:.3f}'}; floor {fl.get(k, float('nan')):.3f})")
+            print(
+                f"   {kind}: target {k} >= {target}: {m[k]:.3f} "
+                f"({'met' if gap >= 0 else f'missed by {-gap:.3f}'}; floor {fl.get(k, float('nan')):.3f})"
+            )
 
     # the candidates' networks in training as well: a seeded half trains, the other half is scored
     rng = np.random.default_rng(args.seed + 1)
     half = rng.permutation(len(cands)) < len(cands) // 2
-    more = pd.DataFrame({"arch": [c for c, h in zip(codes, half) if h],
-                         "name": [a.name for a, h in zip(cands, half) if h], "latency_ms": y[half]})
+    more = pd.DataFrame(
+        {
+            "arch": [c for c, h in zip(codes, half) if h],
+            "name": [a.name for a, h in zip(cands, half) if h],
+            "latency_ms": y[half],
+        }
+    )
     models = pd.concat([data.models, more], ignore_index=True)
     from hwlat.archs.codec import decode
 
-    pred = make_predictor("calibrated").fit([decode(a, name=n) for a, n in zip(models["arch"], models["name"])],
-                                            models["latency_ms"].to_numpy(float), pieces=data.pieces,
-                                            fingerprint=data.fingerprint, runtime="litert")
+    pred = make_predictor("calibrated").fit(
+        [decode(a, name=n) for a, n in zip(models["arch"], models["name"])],
+        models["latency_ms"].to_numpy(float),
+        pieces=data.pieces,
+        fingerprint=data.fingerprint,
+        runtime="litert",
+    )
     test = ~half
     m2 = score(pred, [c for c, t in zip(cands, test) if t], y[test])
-    print(f"\nwith {int(half.sum())} candidate networks in training as well (scored on the other "
-          f"{int(test.sum())}):\n   calibrated {fmt(m2)}\n   target acc10 >= 0.97: {m2['acc10']:.3f}")
+    print(
+        f"\nwith {int(half.sum())} candidate networks in training as well (scored on the other "
+        f"{int(test.sum())}):\n   calibrated {fmt(m2)}\n   target acc10 >= 0.97: {m2['acc10']:.3f}"
+    )
     if args.train_candidates:
         with_training_candidates(args, out / "train_candidates.db", data, cands, y)
 
 
-def with_training_candidates(args, store: Path, data: TrainingData, cands: list,
-                             y: np.ndarray) -> None:
+def with_training_candidates(args, store: Path, data: TrainingData, cands: list, y: np.ndarray) -> None:
     """Fit with ``args.train_candidates`` other candidates (their own seed), measured whole with
     their blocks in ``store``, added to the zoo and calibration networks; score on ``cands``."""
     n_small = args.train_candidates // 2
     more = candidates(args.train_candidates - n_small, n_small, args.seed + 1000)
     test_codes = {encode(c) for c in cands}
     more = [c for c in more if encode(c) not in test_codes]
-    print(f"\n4. {len(more)} other candidates (seed {args.seed + 1000}) measured whole with their "
-          f"blocks, {args.train_repeats} repeat(s), for training")
+    print(
+        f"\n4. {len(more)} other candidates (seed {args.seed + 1000}) measured whole with their "
+        f"blocks, {args.train_repeats} repeat(s), for training"
+    )
     t = time.perf_counter()
     profile(more, ("model", "block"), store, "litert", repeats=args.train_repeats)
     print(f"   measured (or resumed) in {(time.perf_counter() - t) / 60:.1f} min")
     extra = TrainingData.from_store(store, "litert")
     models = pd.concat([data.models, extra.models], ignore_index=True)
     pieces = pd.concat([data.pieces, extra.pieces], ignore_index=True).drop_duplicates(
-        ["key", "variant"], keep="first")
+        ["key", "variant"], keep="first"
+    )
     joined = TrainingData(pieces, models, data.fingerprint, data.device_key, data.runtime)
-    pred = make_predictor("calibrated").fit(joined.archs(), joined.latency_ms, pieces=joined.pieces,
-                                            fingerprint=joined.fingerprint, runtime="litert")
+    pred = make_predictor("calibrated").fit(
+        joined.archs(),
+        joined.latency_ms,
+        pieces=joined.pieces,
+        fingerprint=joined.fingerprint,
+        runtime="litert",
+    )
     m = score(pred, cands, y)
     gap = m["acc10"] - 0.97
-    print(f"with {len(extra.models)} other candidate networks in training as well ({len(models)} "
-          f"networks, {len(pieces)} pieces), scored on all {len(cands)}:\n   calibrated {fmt(m)}\n"
-          f"   target acc10 >= 0.97: {m['acc10']:.3f} ({'met' if gap >= 0 else f'missed by {-gap:.3f}'})")
+    print(
+        f"with {len(extra.models)} other candidate networks in training as well ({len(models)} "
+        f"networks, {len(pieces)} pieces), scored on all {len(cands)}:\n   calibrated {fmt(m)}\n"
+        f"   target acc10 >= 0.97: {m['acc10']:.3f} ({'met' if gap >= 0 else f'missed by {-gap:.3f}'})"
+    )
 
 
 if __name__ == "__main__":

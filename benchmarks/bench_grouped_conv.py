@@ -17,6 +17,7 @@ split/conv ratio (< 1: split is faster).
 
 Reproduce: .venv/bin/python benchmarks/bench_grouped_conv.py [--quick] [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,29 +25,51 @@ import gc
 import statistics
 
 import numpy as np
+import stamp  # benchmarks/stamp.py: writes the stamped results file
 
 from hwlat.archs import get_space
 from hwlat.archs.ir import Act
 from hwlat.archs.layers import LayerSpec, OpKind
+from hwlat.archs.pieces import blocks
 from hwlat.profiler.export.tflite import op_names, tflite_segment
 from hwlat.profiler.measure.timing import TimingConfig, measure_interleaved
-from hwlat.archs.pieces import blocks
-
-import stamp  # benchmarks/stamp.py: writes the stamped results file
 
 VARIANTS = ("conv", "split")
 
 
 def conv_row(cin: int, cout: int, hw: int, groups: int, act: Act = Act.RELU) -> tuple[LayerSpec, ...]:
     madds = hw * hw * cout * cin // groups
-    return (LayerSpec("blocks.0.expand", "block", 0, OpKind.CONV, (cin, hw, hw), (cout, hw, hw),
-                      groups=groups, act=act, bn=True, madds=madds),)
+    return (
+        LayerSpec(
+            "blocks.0.expand",
+            "block",
+            0,
+            OpKind.CONV,
+            (cin, hw, hw),
+            (cout, hw, hw),
+            groups=groups,
+            act=act,
+            bn=True,
+            madds=madds,
+        ),
+    )
 
 
 def conv_cases(quick: bool) -> dict[str, tuple[LayerSpec, ...]]:
     """Grouped 1×1 convs at the FBNet shapes: (in channels, out channels, side) with 2 groups."""
-    shapes = [(16, 16, 32), (24, 24, 32), (24, 32, 32), (32, 32, 16), (64, 64, 8), (112, 112, 8),
-              (184, 184, 4), (184, 352, 4), (24, 24, 112), (64, 64, 28), (184, 184, 7)]
+    shapes = [
+        (16, 16, 32),
+        (24, 24, 32),
+        (24, 32, 32),
+        (32, 32, 16),
+        (64, 64, 8),
+        (112, 112, 8),
+        (184, 184, 4),
+        (184, 352, 4),
+        (24, 24, 112),
+        (64, 64, 28),
+        (184, 184, 7),
+    ]
     if quick:
         shapes = shapes[:3]
     out = {}
@@ -72,7 +95,9 @@ def block_cases(quick: bool) -> dict[str, tuple[LayerSpec, ...]]:
 
 def network_cases(quick: bool) -> dict[str, tuple[LayerSpec, ...]]:
     cifar = get_space("fbnet_cifar100")
-    out = {f"fbnet_cifar100 all-{op}": cifar.decode((i,) * 22) for i, op in ((1, "k3_e1_g2"), (5, "k5_e1_g2"))}
+    out = {
+        f"fbnet_cifar100 all-{op}": cifar.decode((i,) * 22) for i, op in ((1, "k3_e1_g2"), (5, "k5_e1_g2"))
+    }
     if not quick:
         out["fbnet_imagenet all-k3_e1_g2"] = get_space("fbnet_imagenet").decode((1,) * 22)
     from hwlat.archs.layers import layers
@@ -84,8 +109,9 @@ def prepare(rows, grouped: str, xnnpack: bool):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     kind = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interp = Interpreter(model_content=tflite_segment(rows, grouped=grouped), num_threads=1,
-                         experimental_op_resolver_type=kind)
+    interp = Interpreter(
+        model_content=tflite_segment(rows, grouped=grouped), num_threads=1, experimental_op_resolver_type=kind
+    )
     interp.allocate_tensors()
     c, h, w = rows[0].in_shape
     x = np.random.default_rng(0).standard_normal((1, h, w, c), dtype=np.float32)
@@ -115,8 +141,11 @@ def run(section: str, cases: dict, repeats: int, cfg: TimingConfig) -> None:
         for xnnpack in (True, False):
             conv = statistics.median(results[(name, xnnpack, "conv")])
             split = results.get((name, xnnpack, "split"))
-            tail = (f"{statistics.median(split):9.4f} {statistics.median(split) / conv:10.2f}"
-                    if split else f"{'':9s} {'':10s}")
+            tail = (
+                f"{statistics.median(split):9.4f} {statistics.median(split) / conv:10.2f}"
+                if split
+                else f"{'':9s} {'':10s}"
+            )
             print(f"   {name:44s} {'xnnpack' if xnnpack else 'builtin':8s} {conv:9.4f} {tail}")
 
 
@@ -126,8 +155,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="rounds in fresh interpreters")
     ap.add_argument("--target", type=float, default=0.02, help="relative 95 %% CI of each median")
     a = ap.parse_args()
-    with stamp.results(__file__, {"quick": a.quick, "repeats": 1 if a.quick else a.repeats},
-                       runtime="litert", delegate="xnnpack+none"):
+    with stamp.results(
+        __file__,
+        {"quick": a.quick, "repeats": 1 if a.quick else a.repeats},
+        runtime="litert",
+        delegate="xnnpack+none",
+    ):
         bench(a)
 
 
@@ -139,9 +172,15 @@ def bench(a: argparse.Namespace) -> None:
 
     print("grouped 1x1 convs in LiteRT: grouped CONV_2D ('conv') vs SPLIT/CONV_2D/CONCATENATION ('split')")
     print(f"   ops of a k3_e1_g2 network, conv:  {sorted(set(op_names(tflite_segment(layers(g2)))))}")
-    print(f"   ops of a k3_e1_g2 network, split: {sorted(set(op_names(tflite_segment(layers(g2), grouped='split'))))}")
-    run("1. grouped 1x1 convs alone (ReLU fused); 'dense' = groups 1, same shape", conv_cases(a.quick),
-        repeats, cfg)
+    print(
+        f"   ops of a k3_e1_g2 network, split: {sorted(set(op_names(tflite_segment(layers(g2), grouped='split'))))}"
+    )
+    run(
+        "1. grouped 1x1 convs alone (ReLU fused); 'dense' = groups 1, same shape",
+        conv_cases(a.quick),
+        repeats,
+        cfg,
+    )
     run("2. the _g2 blocks of the FBNet spaces", block_cases(a.quick), repeats, cfg)
     run("3. whole networks of _g2 blocks", network_cases(a.quick), repeats, cfg)
 

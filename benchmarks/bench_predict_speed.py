@@ -17,6 +17,7 @@ Both paths must agree (checked). Timings on a shared or busy machine are not res
 
 Reproduce: .venv/bin/python benchmarks/bench_predict_speed.py --store out/demo/lat.db [-n 20000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,16 +25,15 @@ import time
 import warnings
 
 import numpy as np
+import stamp  # benchmarks/stamp.py: writes the stamped results file
 
 from hwlat.archs import SearchSpace
 from hwlat.archs.layers import _layers
+from hwlat.archs.pieces import blocks
 from hwlat.errors import ExtrapolationWarning
 from hwlat.latency_models import TrainingData, make_predictor
 from hwlat.latency_models.features import clear_piece_cache
 from hwlat.latency_models.space_table import compile_space
-from hwlat.archs.pieces import blocks
-
-import stamp  # benchmarks/stamp.py: writes the stamped results file
 
 TARGETS = {"lut": 20_000, "regression": 10_000}
 
@@ -47,8 +47,11 @@ def old_predict_many(pred, archs, memo: dict) -> np.ndarray:
     out = []
     for ws in per:
         params = sum(w.params for w in ws)
-        term = (pred.gamma_ms_per_mb_ * max(0.0, 4 * params / 1e6 - pred.cache_mb_)
-                + pred.per_piece_ms_ * len(ws) + pred.offset_ms_)
+        term = (
+            pred.gamma_ms_per_mb_ * max(0.0, 4 * params / 1e6 - pred.cache_mb_)
+            + pred.per_piece_ms_ * len(ws)
+            + pred.offset_ms_
+        )
         out.append(sum(memo[w.key] for w in ws) + term)
     return np.array(out)
 
@@ -71,34 +74,41 @@ def main() -> None:
 
 
 def bench(args: argparse.Namespace) -> None:
-    warnings.simplefilter("ignore", ExtrapolationWarning)   # the space reaches beyond a small store
+    warnings.simplefilter("ignore", ExtrapolationWarning)  # the space reaches beyond a small store
     data = TrainingData.from_store(args.store, "litert")
     space = SearchSpace.mobilenetv3_large(resolution=224)
-    print(f"fitting on {len(data.models)} networks of {args.store}; timing new networks of the Large "
-          f"space at 224 px (new ArchSpec objects, never predicted before)\n")
-    print(f"{'kind':11s} {'search run':>13s} {'steady':>13s} {'old path':>11s} {'speed-up':>9s} "
-          f"{'compile_space':>15s}  target (steady)")
+    print(
+        f"fitting on {len(data.models)} networks of {args.store}; timing new networks of the Large "
+        f"space at 224 px (new ArchSpec objects, never predicted before)\n"
+    )
+    print(
+        f"{'kind':11s} {'search run':>13s} {'steady':>13s} {'old path':>11s} {'speed-up':>9s} "
+        f"{'compile_space':>15s}  target (steady)"
+    )
     for kind in ("lut", "regression", "calibrated"):
-        rng = np.random.default_rng(args.seed)         # the same networks for every kind
+        rng = np.random.default_rng(args.seed)  # the same networks for every kind
         run = [space.sample_arch(rng) for _ in range(args.n)]
         fresh = [space.sample_arch(rng) for _ in range(args.n)]
         # the lookup table refuses unmeasured blocks: time it with the fallback (a hit is a lookup)
         params = {"on_missing": "regression"} if kind == "lut" else {}
         pred = make_predictor(kind, **params).fit(data.archs(), data.latency_ms, pieces=data.pieces)
         clear_piece_cache()
-        pred = make_predictor(kind, **pred.state_params()).fit(data.archs(), data.latency_ms,
-                                                               pieces=data.pieces)   # no piece estimated yet
-        r_run, _ = rate(lambda a: [pred.predict_many(a[i:i + 100]) for i in range(0, len(a), 100)], run)
+        pred = make_predictor(kind, **pred.state_params()).fit(
+            data.archs(), data.latency_ms, pieces=data.pieces
+        )  # no piece estimated yet
+        r_run, _ = rate(lambda a: [pred.predict_many(a[i : i + 100]) for i in range(0, len(a), 100)], run)
         r_new, new = rate(pred.predict_many, fresh)
-        _layers.cache_clear()                           # the old path pays its layer pass per network
+        _layers.cache_clear()  # the old path pays its layer pass per network
         r_old, old = rate(lambda a: old_predict_many(pred, a, dict(pred._piece_ms)), fresh[: args.old])
         np.testing.assert_allclose(new[: args.old], old, rtol=1e-9)
         compiled = compile_space(pred, space)
         r_vec, _ = rate(compiled.predict, np.array([space.sample(rng) for _ in range(100_000)]))
         target = TARGETS.get(kind)
         verdict = "" if target is None else f">= {target:,}/s {'met' if r_new >= target else 'MISSED'}"
-        print(f"{kind:11s} {r_run:11,.0f}/s {r_new:11,.0f}/s {r_old:9,.0f}/s {r_new / r_old:8.0f}x "
-              f"{r_vec:13,.0f}/s  {verdict}")
+        print(
+            f"{kind:11s} {r_run:11,.0f}/s {r_new:11,.0f}/s {r_old:9,.0f}/s {r_new / r_old:8.0f}x "
+            f"{r_vec:13,.0f}/s  {verdict}"
+        )
 
 
 if __name__ == "__main__":

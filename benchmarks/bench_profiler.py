@@ -12,6 +12,7 @@ Prints, measured in one run on this machine (single thread, pinned to one core):
 
 Reproduce: .venv/bin/python benchmarks/bench_profiler.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,13 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import stamp  # benchmarks/stamp.py: writes the stamped results file
+
 from hwlat.archs import get_arch, mobilenetv3
+from hwlat.archs.pieces import blocks
 from hwlat.profiler.measure.profile import profile
 from hwlat.profiler.storage.store import Store
-from hwlat.profiler.measure.timing import TimingConfig
-from hwlat.archs.pieces import blocks
-
-import stamp  # benchmarks/stamp.py: writes the stamped results file
 
 RUNTIMES = ("litert", "onnxruntime", "torch")
 
@@ -61,16 +61,20 @@ def noise_floor(tmp: Path, repeats: int) -> dict:
                     vals.append(float(st.frame()["median_ms"].iloc[0]))
             cv = statistics.stdev(vals) / statistics.mean(vals)
             medians[(rt, name)] = statistics.median(vals)
-            print(f"   {rt:12s} {name:24s} median {statistics.median(vals):8.3f} ms  CV {cv * 100:5.2f} %  "
-                  f"(min {min(vals):.3f}, max {max(vals):.3f})")
+            print(
+                f"   {rt:12s} {name:24s} median {statistics.median(vals):8.3f} ms  CV {cv * 100:5.2f} %  "
+                f"(min {min(vals):.3f}, max {max(vals):.3f})"
+            )
     return medians
 
 
 def end_to_end(medians: dict) -> None:
     large, small = medians[("litert", "mobilenetv3_large_100")], medians[("litert", "mobilenetv3_small_100")]
     print("\n3. end-to-end LiteRT (1 thread, XNNPACK) at 224 px")
-    print(f"   V3-Large 1.0 {large:.3f} ms, V3-Small 1.0 {small:.3f} ms, ratio {large / small:.2f} "
-          f"(paper Pixel-1: 51 / 15.8 ms = {51 / 15.8:.2f})")
+    print(
+        f"   V3-Large 1.0 {large:.3f} ms, V3-Small 1.0 {small:.3f} ms, ratio {large / small:.2f} "
+        f"(paper Pixel-1: 51 / 15.8 ms = {51 / 15.8:.2f})"
+    )
 
 
 def zoo_grid(tmp: Path, quick: bool) -> None:
@@ -78,16 +82,21 @@ def zoo_grid(tmp: Path, quick: bool) -> None:
 
     mults = V3_MULTIPLIERS
     ress = (96, 128) if quick else GRID_RESOLUTIONS
-    archs = [mobilenetv3(f, width_mult=m, resolution=r) for f in ("large", "small") for m in mults
-             for r in ress]
-    print(f"\n4. every block of the zoo grid: {len(archs)} archs (Large/Small x {len(mults)} multipliers x "
-          f"resolutions {ress[0]}-{ress[-1]}), LiteRT")
+    archs = [
+        mobilenetv3(f, width_mult=m, resolution=r) for f in ("large", "small") for m in mults for r in ress
+    ]
+    print(
+        f"\n4. every block of the zoo grid: {len(archs)} archs (Large/Small x {len(mults)} multipliers x "
+        f"resolutions {ress[0]}-{ress[-1]}), LiteRT"
+    )
     t = time.perf_counter()
     res = profile(archs, "block", tmp / "grid.db", "litert", progress=True)
     dt = time.perf_counter() - t
     per_arch = sum(len(blocks(a)) for a in archs)
-    print(f"   {res.total} distinct blocks (of {per_arch} block instances) measured in {dt:.0f} s "
-          f"({dt / 60:.1f} min, {res.total / dt * 60:.0f} blocks/min)")
+    print(
+        f"   {res.total} distinct blocks (of {per_arch} block instances) measured in {dt:.0f} s "
+        f"({dt / 60:.1f} min, {res.total / dt * 60:.0f} blocks/min)"
+    )
 
 
 def main() -> None:

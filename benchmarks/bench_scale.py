@@ -14,6 +14,7 @@ Prints, measured in one run on this machine with a local Ray cluster:
 Reproduce on a quiet machine: .venv/bin/python benchmarks/bench_scale.py [--quick] [--only nas,...]
     [--farm-networks N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,13 +25,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import stamp  # benchmarks/stamp.py: writes the stamped results file
 
 from hwlat.archs import SearchSpace, mobilenetv3
 from hwlat.profiler.measure.profile import profile
-from hwlat.profiler.storage.store import Store
 from hwlat.profiler.measure.timing import TimingConfig
-
-import stamp  # benchmarks/stamp.py: writes the stamped results file
+from hwlat.profiler.storage.store import Store
 
 SECTIONS = ("nas", "netadapt", "farm", "interference")
 
@@ -40,8 +40,9 @@ def _grid(quick: bool) -> list:
 
     mults = (0.5, 1.0) if quick else V3_MULTIPLIERS
     ress = (128,) if quick else GRID_RESOLUTIONS
-    return [mobilenetv3(f, width_mult=m, resolution=r) for f in ("large", "small") for m in mults
-            for r in ress]
+    return [
+        mobilenetv3(f, width_mult=m, resolution=r) for f in ("large", "small") for m in mults for r in ress
+    ]
 
 
 def _with_cluster(fn, **kw):
@@ -59,8 +60,10 @@ def nas_rate(quick: bool) -> None:
     from hwlat.search.parallel import RayPool
 
     n = 4 if quick else 24
-    print(f"\n1. NAS candidates per minute (small space, digits 32 px, 20 steps each, {n} distinct "
-          f"candidates per run)")
+    print(
+        f"\n1. NAS candidates per minute (small space, digits 32 px, 20 steps each, {n} distinct "
+        f"candidates per run)"
+    )
     task = DigitsTask(32, scratch_steps=20)
     space = SearchSpace.mobilenetv3_small(resolution=32, num_classes=10)
     rng = np.random.default_rng(0)
@@ -70,7 +73,7 @@ def nas_rate(quick: bool) -> None:
         rates = {}
         for workers in (1, 2):
             with RayPool(task, workers=workers, progress=False) as pool:
-                pool.map(archs[:1])             # workers and the task in place before timing
+                pool.map(archs[:1])  # workers and the task in place before timing
                 pool.cache.clear()
                 t = time.perf_counter()
                 pool.map(archs)
@@ -88,14 +91,15 @@ def netadapt_step(quick: bool, tmp: Path) -> None:
     from hwlat.search.netadapt import NetAdaptConfig, candidates, netadapt
     from hwlat.search.parallel import RayPool
 
-    print("\n2. wall time of one NetAdapt step (mobilenetv3_small_050 on digits at 32 px, "
-          "T = 20 fine-tune steps per proposal)")
+    print(
+        "\n2. wall time of one NetAdapt step (mobilenetv3_small_050 on digits at 32 px, "
+        "T = 20 fine-tune steps per proposal)"
+    )
     task = DigitsTask(32, scratch_steps=20 if quick else 100)
     seed = task.adapt(get_arch("mobilenetv3_small_050"))
     archs = [seed] + [c[3] for c in candidates(seed)[::7]]
     pred = make_predictor("madds").fit(archs, [summary(a)["madds"] / 1e6 + 0.05 for a in archs])
-    cfg = NetAdaptConfig(target_ms=float(pred.predict(seed)) * 0.9, short_steps=20, long_steps=0,
-                         max_steps=1)
+    cfg = NetAdaptConfig(target_ms=float(pred.predict(seed)) * 0.9, short_steps=20, long_steps=0, max_steps=1)
     model = task.train(seed)
 
     def run():
@@ -103,8 +107,7 @@ def netadapt_step(quick: bool, tmp: Path) -> None:
             with RayPool(task, workers=workers, progress=False) as pool:
                 res = netadapt(seed, model, task, pred, cfg, tmp / f"na{workers}", pool=pool)
             step = res.history["steps"][0]
-            print(f"   {workers} worker(s): {step['seconds']:6.1f} s for {len(step['candidates'])} "
-                  f"proposals")
+            print(f"   {workers} worker(s): {step['seconds']:6.1f} s for {len(step['candidates'])} proposals")
 
     _with_cluster(run)
 
@@ -113,11 +116,10 @@ def farm_vs_serial(quick: bool, tmp: Path, networks: int | None = None) -> None:
     from hwlat.profiler.measure import farm
 
     archs = _grid(quick)
-    if networks:   # an evenly spread subset of the grid
+    if networks:  # an evenly spread subset of the grid
         archs = [archs[i] for i in np.linspace(0, len(archs) - 1, min(networks, len(archs))).astype(int)]
     cfg = TimingConfig(max_seconds=1.0) if quick else TimingConfig()
-    print(f"\n3. the zoo grid's blocks ({len(archs)} networks) on LiteRT and ONNX Runtime into one "
-          f"store")
+    print(f"\n3. the zoo grid's blocks ({len(archs)} networks) on LiteRT and ONNX Runtime into one store")
     t = time.perf_counter()
     for rt in ("litert", "onnxruntime"):
         profile(archs, "block", tmp / "serial.db", rt, config=cfg, progress=False)
@@ -126,8 +128,9 @@ def farm_vs_serial(quick: bool, tmp: Path, networks: int | None = None) -> None:
 
     def run():
         t = time.perf_counter()
-        res = farm.farm_profile(archs, "block", tmp / "farm.db", devices, config=cfg,
-                                progress=False, parallel_slots=True)
+        res = farm.farm_profile(
+            archs, "block", tmp / "farm.db", devices, config=cfg, progress=False, parallel_slots=True
+        )
         return time.perf_counter() - t, res
 
     parallel, res = _with_cluster(run, resources={d.resource: 1 for d in devices})
@@ -135,8 +138,10 @@ def farm_vs_serial(quick: bool, tmp: Path, networks: int | None = None) -> None:
     with Store(tmp / "farm.db") as st:
         devs = st.frame()["device_id"].nunique()
     print(f"   one process, both runtimes in turn: {serial:7.1f} s")
-    print(f"   farm, two devices on two cores:     {parallel:7.1f} s ({n}; {devs} devices in one "
-          f"store); speed-up {serial / parallel:.2f}x")
+    print(
+        f"   farm, two devices on two cores:     {parallel:7.1f} s ({n}; {devs} devices in one "
+        f"store); speed-up {serial / parallel:.2f}x"
+    )
 
 
 def _measure_on(core: int, archs, path: str, cfg: TimingConfig, start) -> None:
@@ -152,11 +157,13 @@ def _medians(path: Path) -> dict:
 
 
 def interference(quick: bool, tmp: Path) -> None:
-    archs = _grid(True if quick else False)[:4 if quick else 12]
+    archs = _grid(True if quick else False)[: 4 if quick else 12]
     cfg = TimingConfig(max_seconds=1.0) if quick else TimingConfig()
     cores = sorted(os.sched_getaffinity(0))[:2]
-    print(f"\n4. interference: the blocks of {len(archs)} grid networks with LiteRT, one slot (core "
-          f"{cores[-1]}) vs two slots at once (cores {cores})")
+    print(
+        f"\n4. interference: the blocks of {len(archs)} grid networks with LiteRT, one slot (core "
+        f"{cores[-1]}) vs two slots at once (cores {cores})"
+    )
     if len(cores) < 2:
         print("   needs two cores")
         return
@@ -192,12 +199,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs")
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated of {SECTIONS}")
-    ap.add_argument("--farm-networks", type=int, help="farm: an evenly spread subset of this many "
-                    "grid networks (default: the whole grid, 60)")
+    ap.add_argument(
+        "--farm-networks",
+        type=int,
+        help="farm: an evenly spread subset of this many grid networks (default: the whole grid, 60)",
+    )
     args = ap.parse_args()
     only = args.only.split(",")
-    config = {"quick": args.quick, "only": None if set(only) == set(SECTIONS) else only,
-              "farm_networks": args.farm_networks}
+    config = {
+        "quick": args.quick,
+        "only": None if set(only) == set(SECTIONS) else only,
+        "farm_networks": args.farm_networks,
+    }
     with stamp.results(__file__, config, packages=("ray",)):
         bench(args)
 

@@ -13,6 +13,7 @@ paper; then the reduced-tail ablation, the latency saved here beside the saving 
 
 Reproduce (quiet machine): .venv/bin/python benchmarks/bench_tasks.py --store out/tasks.db [--full]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,15 +21,14 @@ import json
 import time
 
 import pandas as pd
+import stamp  # benchmarks/stamp.py: writes the stamped results file
 
 from hwlat.archs import decode, encode, get_arch
 from hwlat.dashboards import frames as D
-from hwlat.profiler.measure.profile import profile
 from hwlat.latency_models.training_data import phase_normalised
-from hwlat.profiler.storage.store import aggregate_repeats, open_store
 from hwlat.paper import task_published
-
-import stamp  # benchmarks/stamp.py: writes the stamped results file
+from hwlat.profiler.measure.profile import profile
+from hwlat.profiler.storage.store import aggregate_repeats, open_store
 
 
 def networks(full: bool) -> list:
@@ -50,8 +50,7 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--full", action="store_true", help="also the 1024x2048 rows of Tables 7/8")
     args = ap.parse_args(argv)
-    with stamp.results(__file__, {"repeats": args.repeats, "full": args.full}, args=argv,
-                       runtime="litert"):
+    with stamp.results(__file__, {"repeats": args.repeats, "full": args.full}, args=argv, runtime="litert"):
         bench(args)
 
 
@@ -63,8 +62,10 @@ def bench(args: argparse.Namespace) -> None:
     with open_store(args.store, readonly=True) as st:
         reps = st.frame(runtime="litert", granularity="model", repeats=True)
     # as measured, and each repeat rescaled to the typical phase by the reference timed in its rounds
-    frames = {"": aggregate_repeats(reps),
-              "norm_": aggregate_repeats(reps.assign(latency_ms=phase_normalised(reps)))}
+    frames = {
+        "": aggregate_repeats(reps),
+        "norm_": aggregate_repeats(reps.assign(latency_ms=phase_normalised(reps))),
+    }
     pts, tails = None, {}
     for prefix, frame in frames.items():
         spread = dict(zip(frame["spec"].map(lambda s: json.loads(s)["arch"]), frame["spread_pct"]))
@@ -76,17 +77,38 @@ def bench(args: argparse.Namespace) -> None:
     pts["norm_over_paper"] = pts["norm_here_ms"] / pts["paper_ms"]
     ref = reps["ref_ms"].dropna()
     pd.set_option("display.width", 220)
-    print(f"# LiteRT 1 thread, {len(archs)} networks x {args.repeats} repeats, {wall / 60:.1f} min; "
-          f"store {args.store}")
-    print(f"# reference workload in the same rounds: p10-p90 {ref.quantile(0.1):.3f}-{ref.quantile(0.9):.3f} ms "
-          f"(+{100 * (ref.quantile(0.9) / ref.quantile(0.1) - 1):.0f} %); norm_ = each repeat x median(ref)/ref")
+    print(
+        f"# LiteRT 1 thread, {len(archs)} networks x {args.repeats} repeats, {wall / 60:.1f} min; "
+        f"store {args.store}"
+    )
+    print(
+        f"# reference workload in the same rounds: p10-p90 {ref.quantile(0.1):.3f}-{ref.quantile(0.9):.3f} ms "
+        f"(+{100 * (ref.quantile(0.9) / ref.quantile(0.1) - 1):.0f} %); norm_ = each repeat x median(ref)/ref"
+    )
     print("# spread_pct: (max - min) / median of the repeats, the noise floor of this run")
-    print(pts[["table", "model", "resolution", "here_ms", "spread_pct", "norm_here_ms", "norm_spread_pct",
-               "paper_ms", "paper_device", "norm_over_paper", "metric", "accuracy"]]
-          .to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    print(
+        pts[
+            [
+                "table",
+                "model",
+                "resolution",
+                "here_ms",
+                "spread_pct",
+                "norm_here_ms",
+                "norm_spread_pct",
+                "paper_ms",
+                "paper_device",
+                "norm_over_paper",
+                "metric",
+                "accuracy",
+            ]
+        ].to_string(index=False, float_format=lambda x: f"{x:.2f}")
+    )
     print("\n# reduced tail (blocks between C4 and C5 at half width): latency saved, here and in the paper")
-    t = tails[""].merge(tails["norm_"][["network", "saving_pct"]].rename(columns={"saving_pct": "norm_saving_pct"}),
-                        on="network")
+    t = tails[""].merge(
+        tails["norm_"][["network", "saving_pct"]].rename(columns={"saving_pct": "norm_saving_pct"}),
+        on="network",
+    )
     print(t.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
 
 

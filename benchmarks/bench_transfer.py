@@ -27,6 +27,7 @@ only. Numbers are means over ``--seeds`` splits.
 
 Reproduce: .venv/bin/python benchmarks/bench_transfer.py [--seeds 3] [--litert-pred PATH] [--csv F]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import stamp  # benchmarks/stamp.py: writes the stamped results file
 from sklearn.linear_model import RidgeCV
 from threadpoolctl import threadpool_limits
 
@@ -45,8 +47,6 @@ from hwlat.latency_models import EndToEnd, MAddsProxy, Transfer, load
 from hwlat.latency_models.metrics import metrics
 from hwlat.latency_models.suggest import suggest
 from hwlat.paper import fbnet_latencies
-
-import stamp  # benchmarks/stamp.py: writes the stamped results file
 
 # the published table's architectures, decoded as the shipped tables' build decodes them
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
@@ -73,13 +73,16 @@ def score(y, p) -> dict:
 def run_seed(seed, archs, ops, df, litert, targets, ns, log) -> list[dict]:
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(df))
-    te, pool = perm[:TEST], perm[TEST:]              # pool: the training rows, in a seeded order
-    A = lambda idx: [archs[i] for i in idx]          # noqa: E731
+    te, pool = perm[:TEST], perm[TEST:]  # pool: the training rows, in a seeded order
+    A = lambda idx: [archs[i] for i in idx]  # noqa: E731
     t0 = time.perf_counter()
-    sources = {c: EndToEnd().fit(A(pool), df[c].to_numpy(float)[pool], fingerprint={"name": c})
-               for c in TARGETS}
-    log(f"seed {seed}: source e2e predictors of {', '.join(TARGETS)} on {len(pool)} rows "
-        f"({time.perf_counter() - t0:.0f} s)")
+    sources = {
+        c: EndToEnd().fit(A(pool), df[c].to_numpy(float)[pool], fingerprint={"name": c}) for c in TARGETS
+    }
+    log(
+        f"seed {seed}: source e2e predictors of {', '.join(TARGETS)} on {len(pool)} rows "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
     X = onehot(ops)
     rows = []
     for tgt in targets:
@@ -93,13 +96,16 @@ def run_seed(seed, archs, ops, df, litert, targets, ns, log) -> list[dict]:
         for n in ns:
             t = time.perf_counter()
             tr = pool[:n]
-            res = {"madds": MAddsProxy().fit(A(tr), y[tr]).predict_many(A(te)),
-                   "onehot": np.exp(RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X[tr], np.log(y[tr]))
-                                    .predict(X[te])),
-                   "e2e": EndToEnd().fit(A(tr), y[tr]).predict_many(A(te))}
+            res = {
+                "madds": MAddsProxy().fit(A(tr), y[tr]).predict_many(A(te)),
+                "onehot": np.exp(
+                    RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X[tr], np.log(y[tr])).predict(X[te])
+                ),
+                "e2e": EndToEnd().fit(A(tr), y[tr]).predict_many(A(te)),
+            }
             for name, srcs in columns.items():
                 res[name] = Transfer(sources=srcs).fit(A(tr), y[tr]).predict_many(A(te))
-            if n <= 100:   # the N networks chosen by suggest from the training pool
+            if n <= 100:  # the N networks chosen by suggest from the training pool
                 picks = suggest(others, "fbnet_cifar100", n, candidates=[tuple(ops[i]) for i in pool])
                 idx = {tuple(ops[i]): i for i in pool}
                 sug = [idx[p.vector] for p in picks]
@@ -108,17 +114,28 @@ def run_seed(seed, archs, ops, df, litert, targets, ns, log) -> list[dict]:
                 rows.append({"seed": seed, "target": tgt, "n": n, "predictor": name, **score(y[te], p)})
             log(f"  {tgt} N={n}: {time.perf_counter() - t:.0f} s")
         # the references the targets are set against: one-hot ridge and e2e on every training row
-        ref = {"onehot": np.exp(RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X[pool], np.log(y[pool]))
-                                .predict(X[te])),
-               "e2e": EndToEnd().fit(A(pool), y[pool]).predict_many(A(te))}
+        ref = {
+            "onehot": np.exp(
+                RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X[pool], np.log(y[pool])).predict(X[te])
+            ),
+            "e2e": EndToEnd().fit(A(pool), y[pool]).predict_many(A(te)),
+        }
         for name, p in ref.items():
             rows.append({"seed": seed, "target": tgt, "n": len(pool), "predictor": name, **score(y[te], p)})
     return rows
 
 
 def table(res: pd.DataFrame) -> str:
-    first = ["madds", "onehot", "e2e", *(f"tr:{c}" for c in TARGETS), "tr:all", "tr:all*", "tr:litert",
-             "tr:all+litert"]
+    first = [
+        "madds",
+        "onehot",
+        "e2e",
+        *(f"tr:{c}" for c in TARGETS),
+        "tr:all",
+        "tr:all*",
+        "tr:litert",
+        "tr:all+litert",
+    ]
     order = [c for c in first if c in set(res["predictor"])]
     out = []
     for tgt, g in res.groupby("target", sort=False):
@@ -142,9 +159,12 @@ def main(argv=None) -> None:
     ap.add_argument("--csv", help="also write every (seed, target, N, predictor) row to this CSV")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
     args = ap.parse_args(argv)
-    config = {"seeds": args.seeds, "litert_pred": bool(args.litert_pred),
-              "targets": None if args.targets == ",".join(TARGETS) else args.targets.split(","),
-              "ns": None if args.ns == ",".join(map(str, NS)) else args.ns.split(",")}
+    config = {
+        "seeds": args.seeds,
+        "litert_pred": bool(args.litert_pred),
+        "targets": None if args.targets == ",".join(TARGETS) else args.targets.split(","),
+        "ns": None if args.ns == ",".join(map(str, NS)) else args.ns.split(","),
+    }
     with stamp.results(__file__, config, args=argv):
         bench(args)
 
@@ -159,13 +179,23 @@ def bench(args: argparse.Namespace) -> None:
     ops = df[[f"op{i}" for i in range(22)]].to_numpy()
     archs = fbnet_archs()
     litert = load(args.litert_pred) if args.litert_pred else None
-    log(f"{len(archs)} architectures decoded ({time.perf_counter() - t0:.0f} s)"
-        + ("" if litert else "; no --litert-pred: the tr:litert columns are skipped"))
+    log(
+        f"{len(archs)} architectures decoded ({time.perf_counter() - t0:.0f} s)"
+        + ("" if litert else "; no --litert-pred: the tr:litert columns are skipped")
+    )
     rows = []
     with threadpool_limits(1):
         for seed in range(args.seeds):
-            rows += run_seed(seed, archs, ops, df, litert, args.targets.split(","),
-                             [int(n) for n in args.ns.split(",")], log)
+            rows += run_seed(
+                seed,
+                archs,
+                ops,
+                df,
+                litert,
+                args.targets.split(","),
+                [int(n) for n in args.ns.split(",")],
+                log,
+            )
     res = pd.DataFrame(rows)
     if args.csv:
         res.to_csv(args.csv, index=False)

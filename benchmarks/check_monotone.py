@@ -16,12 +16,14 @@ their values. Target: 0 non-monotone proposals for lut, regression and calibrate
 
 Reproduce: .venv/bin/python benchmarks/check_monotone.py --store out/demo/lat.db [--samples 200]
 """
+
 from __future__ import annotations
 
 import argparse
 import warnings
 
 import numpy as np
+import stamp  # benchmarks/stamp.py: writes the stamped results file
 
 from hwlat.archs import SearchSpace, get_arch, zoo_names
 from hwlat.archs.layers import layers
@@ -30,14 +32,14 @@ from hwlat.latency_models import TrainingData, make_predictor
 from hwlat.latency_models.predictors import _envelope
 from hwlat.search.netadapt import candidates
 
-import stamp  # benchmarks/stamp.py: writes the stamped results file
-
 
 def networks(samples: int, seed: int) -> list:
     rng = np.random.default_rng(seed)
     archs = [get_arch(n) for n in zoo_names()]
     for i in range(samples):
-        space = (SearchSpace.mobilenetv3_large if i % 2 == 0 else SearchSpace.mobilenetv3_small)(resolution=224)
+        space = (SearchSpace.mobilenetv3_large if i % 2 == 0 else SearchSpace.mobilenetv3_small)(
+            resolution=224
+        )
         archs.append(space.sample_arch(rng))
     return archs
 
@@ -60,7 +62,7 @@ def check(pred, archs) -> dict:
     rises = widening = flats = steps = unanswered = 0
     i = 0
     for s in all_sweeps:
-        v = ms[i:i + len(s)]
+        v = ms[i : i + len(s)]
         i += len(s)
         unanswered += int(np.isnan(v).sum())
         keep = np.flatnonzero(~np.isnan(v))
@@ -72,15 +74,23 @@ def check(pred, archs) -> dict:
             rises += 1
         elif up:
             widening += 1
-    return {"proposals": len(all_sweeps), "non_monotone": rises, "widening": widening, "steps": steps,
-            "flat_steps": flats, "unanswered": unanswered}
+    return {
+        "proposals": len(all_sweeps),
+        "non_monotone": rises,
+        "widening": widening,
+        "steps": steps,
+        "flat_steps": flats,
+        "unanswered": unanswered,
+    }
 
 
 def narrower(a, b) -> bool:
     """Whether ``a`` has ``b``'s layers with no layer wider (a pure width cut of ``b``)."""
     ra, rb = layers(a), layers(b)
-    return len(ra) == len(rb) and all(x.op == y.op and x.in_shape[0] <= y.in_shape[0]
-                                      and x.out_shape[0] <= y.out_shape[0] for x, y in zip(ra, rb))
+    return len(ra) == len(rb) and all(
+        x.op == y.op and x.in_shape[0] <= y.in_shape[0] and x.out_shape[0] <= y.out_shape[0]
+        for x, y in zip(ra, rb)
+    )
 
 
 def _or_nan(pred, arch) -> float:
@@ -95,7 +105,7 @@ def table_violations(pred) -> tuple[int, int]:
     bad = pairs = 0
     for X, measured, _ in pred.families_.values():
         lo, hi = _envelope(X, measured, X)
-        t = np.sqrt(lo * hi)   # the table's entries (the measurements, made monotone)
+        t = np.sqrt(lo * hi)  # the table's entries (the measurements, made monotone)
         below = (X[:, None, :] <= X[None, :, :]).all(-1) & ~np.eye(len(X), dtype=bool)
         pairs += int(below.sum())
         bad += int((below & (t[:, None] > t[None, :] * (1 + 1e-12))).sum())
@@ -115,8 +125,10 @@ def main() -> None:
 def bench(args: argparse.Namespace) -> None:
     data = TrainingData.from_store(args.store, "litert")
     archs = networks(args.samples, args.seed)
-    print(f"{len(archs)} networks ({len(zoo_names())} zoo + {args.samples} sampled), every NetAdapt "
-          f"proposal swept down to 8 channels in steps of 8; predictors fitted on {args.store}\n")
+    print(
+        f"{len(archs)} networks ({len(zoo_names())} zoo + {args.samples} sampled), every NetAdapt "
+        f"proposal swept down to 8 channels in steps of 8; predictors fitted on {args.store}\n"
+    )
     warnings.simplefilter("ignore", ExtrapolationWarning)
     for kind in ("madds", "lut", "regression", "calibrated"):
         pred = make_predictor(kind).fit(data.archs(), data.latency_ms, pieces=data.pieces)
@@ -124,11 +136,15 @@ def bench(args: argparse.Namespace) -> None:
         extra = ""
         if hasattr(pred, "families_"):
             bad, pairs = table_violations(pred)
-            extra = (f"; table: {bad} of {pairs} comparable measured pairs out of order, "
-                     f"{pred.n_adjusted_} of {len(pred.table_)} entries adjusted to be monotone")
-        print(f"{kind:11s} {r['non_monotone']} non-monotone of {r['proposals']} proposals "
-              f"(+{r['widening']} that rise where the proposal widens a layer); "
-              f"{r['flat_steps']} of {r['steps']} steps flat; {r['unanswered']} networks unanswered{extra}")
+            extra = (
+                f"; table: {bad} of {pairs} comparable measured pairs out of order, "
+                f"{pred.n_adjusted_} of {len(pred.table_)} entries adjusted to be monotone"
+            )
+        print(
+            f"{kind:11s} {r['non_monotone']} non-monotone of {r['proposals']} proposals "
+            f"(+{r['widening']} that rise where the proposal widens a layer); "
+            f"{r['flat_steps']} of {r['steps']} steps flat; {r['unanswered']} networks unanswered{extra}"
+        )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ somewhere other than ``benchmarks/results/``, e.g. for a smoke run.
 
 Standard library only, apart from hwlat's own fingerprint (imported when a file is written).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -58,8 +59,17 @@ PACKAGES = ("numpy", "torch", "ai-edge-litert", "onnxruntime", "scikit-learn", "
 
 RUNTIME_DISTRIBUTIONS = {"litert": "ai-edge-litert", "onnxruntime": "onnxruntime", "torch": "torch"}
 
-HEADER_KEYS = ("results", "command", "cwd", "commit", "date", "machine", "device_key",
-               "configuration", "versions")
+HEADER_KEYS = (
+    "results",
+    "command",
+    "cwd",
+    "commit",
+    "date",
+    "machine",
+    "device_key",
+    "configuration",
+    "versions",
+)
 """Header keys in the order written; ``finished`` (or ``INCOMPLETE``) is the file's last line."""
 
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -76,8 +86,12 @@ def _value(value: object) -> str:
     return _part(str(value))
 
 
-def file_name(benchmark: str, config: Mapping[str, object] | None = None,
-              runtime: str | None = None, machine: str | None = None) -> str:
+def file_name(
+    benchmark: str,
+    config: Mapping[str, object] | None = None,
+    runtime: str | None = None,
+    machine: str | None = None,
+) -> str:
     """``<benchmark>[__<runtime>]__<option>[-<value>]...__<machine>.txt`` (see the module doc)."""
     parts = [_part(benchmark)]
     if runtime:
@@ -104,8 +118,7 @@ def _rel(path: str | os.PathLike, base: Path) -> str:
         return str(p)
 
 
-def command(script: str | os.PathLike, args: Sequence[str] | None = None,
-            cwd: Path | None = None) -> str:
+def command(script: str | os.PathLike, args: Sequence[str] | None = None, cwd: Path | None = None) -> str:
     """The shell command that reruns this: the interpreter and the script relative to ``cwd``
     where they are under it, then ``args`` (default ``sys.argv[1:]``), quoted for a POSIX shell."""
     cwd = Path.cwd() if cwd is None else cwd
@@ -115,9 +128,12 @@ def command(script: str | os.PathLike, args: Sequence[str] | None = None,
 
 def git_state(repo: Path = REPO) -> str:
     """``<40-hex commit> (clean)`` / ``(dirty: N paths changed or untracked)``, or ``unknown (...)``."""
+
     def git(*a: str) -> str:
-        return subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True,
-                              timeout=30, check=True).stdout
+        return subprocess.run(
+            ["git", "-C", str(repo), *a], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+
     try:
         commit = git("rev-parse", "HEAD").strip()
         changed = [line for line in git("status", "--porcelain").splitlines() if line.strip()]
@@ -159,10 +175,17 @@ def _utc(t: float) -> str:
     return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def header(script: str | os.PathLike, config: Mapping[str, object] | None = None, *,
-           args: Sequence[str] | None = None, runtime: str | None = None, threads: int = 1,
-           delegate: str | None = None, packages: Sequence[str] = (),
-           started: float | None = None) -> str:
+def header(
+    script: str | os.PathLike,
+    config: Mapping[str, object] | None = None,
+    *,
+    args: Sequence[str] | None = None,
+    runtime: str | None = None,
+    threads: int = 1,
+    delegate: str | None = None,
+    packages: Sequence[str] = (),
+    started: float | None = None,
+) -> str:
     """The header lines (each ``# key: value``, newline-terminated) of a results file, then an
     empty line."""
     from hwlat.profiler.storage.device import device_key
@@ -175,10 +198,10 @@ def header(script: str | os.PathLike, config: Mapping[str, object] | None = None
         "commit": git_state(),
         "date": f"{_utc(time.time() if started is None else started)} (UTC, start)",
         "machine": json.dumps(fp, sort_keys=True, ensure_ascii=False),
-        "device_key": (device_key(fp) if runtime else
-                       "none (the benchmark times several runtimes or none)"),
-        "configuration": json.dumps({"runtime": runtime, "threads": threads, **(config or {})},
-                                    ensure_ascii=False, default=str),
+        "device_key": (device_key(fp) if runtime else "none (the benchmark times several runtimes or none)"),
+        "configuration": json.dumps(
+            {"runtime": runtime, "threads": threads, **(config or {})}, ensure_ascii=False, default=str
+        ),
         "versions": ", ".join(f"{k} {v}" for k, v in versions(packages).items()),
     }
     assert tuple(lines) == HEADER_KEYS
@@ -213,10 +236,17 @@ def results_dir(directory: str | os.PathLike | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def results(script: str | os.PathLike, config: Mapping[str, object] | None = None, *,
-            args: Sequence[str] | None = None, runtime: str | None = None, threads: int = 1,
-            delegate: str | None = None, packages: Sequence[str] = (),
-            directory: str | os.PathLike | None = None) -> Iterator[Path]:
+def results(
+    script: str | os.PathLike,
+    config: Mapping[str, object] | None = None,
+    *,
+    args: Sequence[str] | None = None,
+    runtime: str | None = None,
+    threads: int = 1,
+    delegate: str | None = None,
+    packages: Sequence[str] = (),
+    directory: str | os.PathLike | None = None,
+) -> Iterator[Path]:
     """Copy stdout into a stamped results file while the block runs; yields the final path.
 
     ``script``: the benchmark's ``__file__``; ``config``: its key options (they name the file);
@@ -225,8 +255,16 @@ def results(script: str | os.PathLike, config: Mapping[str, object] | None = Non
     ``packages``: versions to list besides :data:`PACKAGES`.
     """
     started = time.time()
-    head = header(script, config, args=args, runtime=runtime, threads=threads, delegate=delegate,
-                  packages=packages, started=started)
+    head = header(
+        script,
+        config,
+        args=args,
+        runtime=runtime,
+        threads=threads,
+        delegate=delegate,
+        packages=packages,
+        started=started,
+    )
     out_dir = results_dir(directory)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / file_name(benchmark_name(script), config, runtime)

@@ -12,6 +12,7 @@ at load time, before mkdocstrings parses it, so that the API pages render it as 
 
 Registered in ``mkdocs.yml`` (``plugins: mkdocstrings: handlers: python: options: extensions``).
 """
+
 from __future__ import annotations
 
 import html
@@ -54,8 +55,10 @@ def _roles(text: str, obj: griffe.Object) -> str:
         if title is None:
             title = target.rsplit(".", 1)[-1] if short else target.lstrip(".")
         identifier = _resolve(target, obj)
-        return (f'<autoref identifier="{html.escape(identifier)}" optional>'
-                f"<code>{html.escape(title)}</code></autoref>")
+        return (
+            f'<autoref identifier="{html.escape(identifier)}" optional>'
+            f"<code>{html.escape(title)}</code></autoref>"
+        )
 
     return _ROLE.sub(replace, text)
 
@@ -151,8 +154,20 @@ def _literal_blocks(lines: list[str]) -> list[str]:
 
 
 _NUMPY_SECTIONS = {
-    "parameters", "other parameters", "returns", "yields", "receives", "raises", "warns",
-    "warnings", "examples", "notes", "see also", "attributes", "methods", "references",
+    "parameters",
+    "other parameters",
+    "returns",
+    "yields",
+    "receives",
+    "raises",
+    "warns",
+    "warnings",
+    "examples",
+    "notes",
+    "see also",
+    "attributes",
+    "methods",
+    "references",
 }
 
 
@@ -161,8 +176,12 @@ def _headings(lines: list[str]) -> list[str]:
     out: list[str] = []
     for line in lines:
         title = out[-1].strip() if out else ""
-        if (title and re.fullmatch(r"(-{3,}|={3,}|~{3,})", line.strip())
-                and len(line.strip()) >= len(title) and title.lower() not in _NUMPY_SECTIONS):
+        if (
+            title
+            and re.fullmatch(r"(-{3,}|={3,}|~{3,})", line.strip())
+            and len(line.strip()) >= len(title)
+            and title.lower() not in _NUMPY_SECTIONS
+        ):
             out[-1] = f"# {title}"
             continue
         out.append(line)

@@ -14,6 +14,7 @@
 
 Registered in ``mkdocs.yml`` (``hooks:``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,12 +99,16 @@ def _header(path: Path) -> str:
 def results_markdown() -> str:
     files = _result_files()
     if not files:
-        return ("*No result files in `benchmarks/results/` yet: each benchmark writes its file there "
-                "when it is run.*\n")
+        return (
+            "*No result files in `benchmarks/results/` yet: each benchmark writes its file there "
+            "when it is run.*\n"
+        )
     parts = []
     for path in files:
-        parts.append(f"### {path.name}\n\n[{path.name}](results/{path.name}) — its header:\n\n"
-                     f"```text\n{_header(path)}\n```\n")
+        parts.append(
+            f"### {path.name}\n\n[{path.name}](results/{path.name}) — its header:\n\n"
+            f"```text\n{_header(path)}\n```\n"
+        )
     return "\n".join(parts)
 
 
@@ -116,7 +121,7 @@ def _site_link(match: re.Match) -> str:
         return match.group(0)
     path, _, anchor = target.partition("#")
     if path.startswith("docs/"):
-        return f"{bang}[{text}]({path[len('docs/'):]}{'#' + anchor if anchor else ''})"
+        return f"{bang}[{text}]({path[len('docs/') :]}{'#' + anchor if anchor else ''})"
     if path.rstrip("/") == "benchmarks/results":
         return f"[{text}](results.md)"
     if path == "CHANGELOG.md":

@@ -7,11 +7,28 @@ The IR's public API at the top level; the profiler, predictors, search and dashb
     arch = get_arch("mobilenetv3_large_100", resolution=192)
     summary(arch)            # {'madds': ..., 'params': ..., 'elementwise': ...}
 """
+
 from __future__ import annotations
 
-from hwlat.archs import (Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec, SkipSpec, decode,
-                         encode, get_arch, get_space, layers, layers_frame, load_arch, SearchSpace,
-                         summary, zoo_names)
+from hwlat.archs import (
+    Act,
+    ArchSpec,
+    BlockSpec,
+    ConvSpec,
+    HeadSpec,
+    SearchSpace,
+    SESpec,
+    SkipSpec,
+    decode,
+    encode,
+    get_arch,
+    get_space,
+    layers,
+    layers_frame,
+    load_arch,
+    summary,
+    zoo_names,
+)
 
 __version__ = "0.1.0"
 
@@ -24,7 +41,23 @@ def build_torch(arch, seed: int | None = 0):
 
 
 __all__ = [
-    "Act", "ArchSpec", "BlockSpec", "ConvSpec", "HeadSpec", "SESpec", "SkipSpec", "decode", "encode",
-    "get_arch", "get_space", "layers", "layers_frame", "load_arch", "SearchSpace", "summary", "zoo_names", "build_torch",
+    "Act",
+    "ArchSpec",
+    "BlockSpec",
+    "ConvSpec",
+    "HeadSpec",
+    "SESpec",
+    "SkipSpec",
+    "decode",
+    "encode",
+    "get_arch",
+    "get_space",
+    "layers",
+    "layers_frame",
+    "load_arch",
+    "SearchSpace",
+    "summary",
+    "zoo_names",
+    "build_torch",
     "__version__",
 ]

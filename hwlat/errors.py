@@ -5,6 +5,7 @@ Every error a user can cause with bad input (a file, an argument, a missing meas
 traceback. Subclasses that also derive from a builtin (``ValueError``) keep ``except ValueError``
 callers working.
 """
+
 from __future__ import annotations
 
 

@@ -5,13 +5,15 @@ JSON is written strict (RFC 8259): NaN and ±Infinity have no JSON form, so :fun
 that can legitimately be unknown (a confidence interval of too few samples) is ``None`` (``null``)
 at its source; :func:`finite_or_none` does that for data that is only shown, never computed on.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
@@ -44,7 +46,7 @@ def _non_finite(obj: Any, where: str = "", seen: set | None = None) -> tuple[str
     if not isinstance(obj, (dict, list, tuple)):
         return None
     seen = set() if seen is None else seen
-    if id(obj) in seen:   # a circular reference: json reports it
+    if id(obj) in seen:  # a circular reference: json reports it
         return None
     seen.add(id(obj))
     if isinstance(obj, dict):
@@ -69,11 +71,13 @@ def dumps_strict(obj: Any, **kwargs) -> str:
         return json.dumps(obj, allow_nan=False, **kwargs)
     except ValueError:
         found = _non_finite(obj)
-        if found is None:   # e.g. a circular reference, or a non-finite value made by ``default``
+        if found is None:  # e.g. a circular reference, or a non-finite value made by ``default``
             raise
         where, value = found
-        raise ValueError(f"not strict JSON: {where} is {float(value)!r} (JSON has no NaN or infinity; "
-                         f"write None for an unknown value)") from None
+        raise ValueError(
+            f"not strict JSON: {where} is {float(value)!r} (JSON has no NaN or infinity; "
+            f"write None for an unknown value)"
+        ) from None
 
 
 def finite_or_none(obj: Any) -> Any:
@@ -96,8 +100,15 @@ def format_tag(thing: str, version: int) -> str:
     return f"hwlat.{thing}/{version}"
 
 
-def format_version(path: Any, found: Any, fmt: str, *, oldest: int = 1, bare_int: bool = False,
-                   error: type[Exception] = ValueError) -> int:
+def format_version(
+    path: Any,
+    found: Any,
+    fmt: str,
+    *,
+    oldest: int = 1,
+    bare_int: bool = False,
+    error: type[Exception] = ValueError,
+) -> int:
     """The version of a file of format ``fmt`` (the tag this hwlat writes) whose ``"schema"`` field
     holds ``found``: a tag of the same kind, or (``bare_int``: files that wrote only the number) an
     int. Raises ``error`` naming ``path`` and the versions for another kind, a version newer than
@@ -110,11 +121,15 @@ def format_version(path: Any, found: Any, fmt: str, *, oldest: int = 1, bare_int
     else:
         raise error(f"{path}: unsupported schema {found!r} (expected {fmt!r})")
     if version > int(mine):
-        raise error(f"{path}: unsupported schema {found!r}: {kind} schema {version} is newer than "
-                    f"this hwlat reads ({fmt}); upgrade hwlat")
+        raise error(
+            f"{path}: unsupported schema {found!r}: {kind} schema {version} is newer than "
+            f"this hwlat reads ({fmt}); upgrade hwlat"
+        )
     if version < oldest:
-        raise error(f"{path}: unsupported schema {found!r}: {kind} schema {version} is older than "
-                    f"this hwlat reads ({kind}/{oldest} to {fmt})")
+        raise error(
+            f"{path}: unsupported schema {found!r}: {kind} schema {version} is older than "
+            f"this hwlat reads ({kind}/{oldest} to {fmt})"
+        )
     return version
 
 
@@ -122,8 +137,15 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 """The first bytes of an SQLite database (a measurement store)."""
 
 
-def check_output(path: str | os.PathLike, flag: str = "-o", *, error: type[Exception] = ValueError,
-                 schema: str | None = None, what: str = "", force: bool = False) -> Path:
+def check_output(
+    path: str | os.PathLike,
+    flag: str = "-o",
+    *,
+    error: type[Exception] = ValueError,
+    schema: str | None = None,
+    what: str = "",
+    force: bool = False,
+) -> Path:
     """``path`` is a file a command may write, checked before the work (a long run never fails at its
     end): its folder exists, it is not a folder, and it is never an SQLite database (a measurement
     store is never overwritten). With ``schema``, the folder must be writable and an existing file
@@ -137,8 +159,9 @@ def check_output(path: str | os.PathLike, flag: str = "-o", *, error: type[Excep
     if path.is_file():
         with open(path, "rb") as f:
             if f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC:
-                raise error(f"{flag} {path}: is an SQLite database (a measurement store?); "
-                            f"refusing to overwrite it")
+                raise error(
+                    f"{flag} {path}: is an SQLite database (a measurement store?); refusing to overwrite it"
+                )
     if schema is None:
         return path
     if not os.access(path.parent, os.W_OK):
@@ -150,8 +173,10 @@ def check_output(path: str | os.PathLike, flag: str = "-o", *, error: type[Excep
     except (ValueError, AttributeError, UnicodeDecodeError):
         ours = False
     if not ours:
-        raise error(f"{flag} {path}: exists and is not {what or 'a file of schema ' + schema}; refusing "
-                    f"to overwrite it (--force replaces it)")
+        raise error(
+            f"{flag} {path}: exists and is not {what or 'a file of schema ' + schema}; refusing "
+            f"to overwrite it (--force replaces it)"
+        )
     return path
 
 

@@ -11,6 +11,7 @@ names its format in ``"schema"``: ``"hwlat.netadapt/2"`` or ``"hwlat.nas/1"`` (:
 files of earlier hwlat versions hold the bare number (``2``, ``1``; NetAdapt ``1`` named its
 weights ``model.pt``) and are read as the same versions.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,9 @@ def version(path: str | Path, hist: dict) -> int:
     file and the versions when it is not one this hwlat reads."""
     path = Path(path)
     try:
-        return format_version(path, hist.get("schema"), FORMATS[hist["kind"]], bare_int=True,
-                              error=FileFormatError)
+        return format_version(
+            path, hist.get("schema"), FORMATS[hist["kind"]], bare_int=True, error=FileFormatError
+        )
     except FileFormatError as e:
         raise FileFormatError(f"{e}; {todo(path)}") from None
 
@@ -71,16 +73,22 @@ def _check(path: Path, hist: dict, kind: str, v: int) -> None:
             raise FileFormatError(f"{path}: damaged {kind} history (no valid {key!r}); {todo(path)}")
     if kind == "netadapt":
         _check_records(path, "seed", hist["seed"], {"predicted_ms": _NUMBER, "accuracy": _NUMBER})
-        _check_records(path, "step", hist["steps"], {"predicted_ms": _NUMBER, "accuracy": _NUMBER,
-                                                      "arch": str})
+        _check_records(
+            path, "step", hist["steps"], {"predicted_ms": _NUMBER, "accuracy": _NUMBER, "arch": str}
+        )
         if v >= 2 and not isinstance(hist.get("weights"), str):
             raise FileFormatError(f"{path}: damaged netadapt history (no valid 'weights'); {todo(path)}")
         if hist.get("final") is not None:
-            _check_records(path, "final", hist["final"], {"predicted_ms": _NUMBER, "accuracy": _NUMBER,
-                                                           "arch": str})
+            _check_records(
+                path, "final", hist["final"], {"predicted_ms": _NUMBER, "accuracy": _NUMBER, "arch": str}
+            )
     else:
-        _check_records(path, "candidate", hist["candidates"],
-                       {"vector": list, "reward": _NUMBER, "predicted_ms": _NUMBER, "accuracy": _NUMBER})
+        _check_records(
+            path,
+            "candidate",
+            hist["candidates"],
+            {"vector": list, "reward": _NUMBER, "predicted_ms": _NUMBER, "accuracy": _NUMBER},
+        )
         if hist["candidates"] and not isinstance(hist.get("best"), dict):
             raise FileFormatError(f"{path}: damaged nas history (no valid 'best'); {todo(path)}")
 
@@ -99,8 +107,9 @@ def read(path: str | Path, kind: str) -> dict | None:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FileFormatError(f"{path}: corrupt history ({e}); {todo(path)}") from None
     if not isinstance(hist, dict) or "kind" not in hist:
-        raise FileFormatError(f"{path}: not an hwlat run history (a JSON {type(hist).__name__} "
-                              f"without 'kind'); {todo(path)}")
+        raise FileFormatError(
+            f"{path}: not an hwlat run history (a JSON {type(hist).__name__} without 'kind'); {todo(path)}"
+        )
     if hist["kind"] != kind:
         raise FileFormatError(f"{path}: holds a {hist['kind']!r} history, not {kind!r}; {todo(path)}")
     _check(path, hist, kind, version(path, hist))

@@ -3,6 +3,7 @@ make the README screenshot). Needs Debian's ``chromium`` and ``chromium-driver``
 
     python tests/browser.py report.html docs/report.png
 """
+
 from __future__ import annotations
 
 import shutil
@@ -13,8 +14,13 @@ from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-dev-shm-usage")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",
+)
 
 
 def available() -> str | None:

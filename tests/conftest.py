@@ -38,7 +38,14 @@ def pytest_xdist_make_scheduler(config, log):
     return FilesWithRayTogether(config, log)
 
 
-LONGEST_FIRST = ("test_demo", "test_latency_models", "test_parallel", "test_farm", "test_search", "test_devices")
+LONGEST_FIRST = (
+    "test_demo",
+    "test_latency_models",
+    "test_parallel",
+    "test_farm",
+    "test_search",
+    "test_devices",
+)
 """Files that take minutes: scheduled first, so no worker ends the run alone on one of them."""
 
 

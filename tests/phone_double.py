@@ -12,6 +12,7 @@
   asked for a proto op profile, it writes ``recorded_ops.pb`` (the MobileNet V1 log's 31 ops).
 * ``unplug_after=N`` makes every adb call fail as an unplugged phone does once N benchmarks ran.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,13 +21,20 @@ from pathlib import Path
 
 LOG = Path(__file__).parent / "data" / "benchmark_logs" / "efficientdet_lite0_x86_xnnpack.txt"
 
-PROPS = {"ro.product.manufacturer": "Google", "ro.product.model": "Pixel 6", "ro.soc.model": "GS101",
-         "ro.serialno": "FA6AB0301234", "ro.build.version.release": "14", "ro.build.version.sdk": "34",
-         "ro.product.cpu.abi": "arm64-v8a", "ro.hardware": "oriole"}
+PROPS = {
+    "ro.product.manufacturer": "Google",
+    "ro.product.model": "Pixel 6",
+    "ro.soc.model": "GS101",
+    "ro.serialno": "FA6AB0301234",
+    "ro.build.version.release": "14",
+    "ro.build.version.sdk": "34",
+    "ro.product.cpu.abi": "arm64-v8a",
+    "ro.hardware": "oriole",
+}
 FREQS = {0: 1803000, 1: 1803000, 2: 1803000, 3: 1803000, 4: 2253000, 5: 2253000, 6: 2802000, 7: 2802000}
 PARTS = {0: "0xd05", 1: "0xd05", 2: "0xd05", 3: "0xd05", 4: "0xd0d", 5: "0xd0d", 6: "0xd44", 7: "0xd44"}
 
-ADB = r'''#!/usr/bin/env python3
+ADB = r"""#!/usr/bin/env python3
 import json, os, shutil, subprocess, sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 cfg = json.load(open(os.path.join(ROOT, "phone.json")))
@@ -73,15 +81,15 @@ elif args[0] == "shell":
 else:
     print(f"adb: unknown command {args[0]}", file=sys.stderr)
     sys.exit(1)
-'''
+"""
 
-TASKSET = '''#!/bin/sh
+TASKSET = """#!/bin/sh
 echo "$1" >> "$PHONE_ROOT/taskset.log"
 shift
 exec "$@"
-'''
+"""
 
-BENCHMARK_MODEL = '''#!/bin/sh
+BENCHMARK_MODEL = """#!/bin/sh
 echo "$*" >> "$PHONE_ROOT/benchmark_runs"
 for a in "$@"; do case "$a" in --graph=*) graph="${a#--graph=}";; esac; done
 if grep -q REFUSE "$graph" 2>/dev/null; then
@@ -91,7 +99,7 @@ if grep -q REFUSE "$graph" 2>/dev/null; then
 fi
 for a in "$@"; do case "$a" in --op_profiling_output_file=*) cp "$PHONE_ROOT/recorded_ops.pb" "${a#*=}";; esac; done
 cat "$PHONE_ROOT/recorded.log"
-'''
+"""
 
 
 def _ops_proto() -> bytes:
@@ -114,21 +122,28 @@ def _exe(path: Path, text: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
-def make_phone(tmp_path: Path, devices=(("FA6AB0301234", "device"),), unplug_after: int | None = None,
-               governor: str = "schedutil") -> dict:
+def make_phone(
+    tmp_path: Path,
+    devices=(("FA6AB0301234", "device"),),
+    unplug_after: int | None = None,
+    governor: str = "schedutil",
+) -> dict:
     """The phone folder; returns paths: ``adb``, ``binary`` (the user's benchmark_model), ``root``."""
     root = tmp_path / "phone"
     fs = root / "fs"
     (root / "phone.json").parent.mkdir(parents=True, exist_ok=True)
-    (root / "phone.json").write_text(json.dumps({"devices": [list(d) for d in devices],
-                                                 "unplug_after": unplug_after}))
+    (root / "phone.json").write_text(
+        json.dumps({"devices": [list(d) for d in devices], "unplug_after": unplug_after})
+    )
     (root / "recorded.log").write_text(LOG.read_text())
     (root / "recorded_ops.pb").write_bytes(_ops_proto())
     _exe(root / "bin" / "adb", ADB)
     _exe(fs / "bin" / "taskset", TASKSET)
     props = "".join(f"[{k}]: [{v}]\n" for k, v in PROPS.items())
     _exe(fs / "bin" / "getprop", f"#!/bin/sh\ncat <<'EOF'\n{props}EOF\n")
-    cpuinfo = "\n".join(f"processor\t: {c}\nCPU implementer\t: 0x41\nCPU part\t: {p}\n" for c, p in PARTS.items())
+    cpuinfo = "\n".join(
+        f"processor\t: {c}\nCPU implementer\t: 0x41\nCPU part\t: {p}\n" for c, p in PARTS.items()
+    )
     (fs / "proc").mkdir(parents=True)
     (fs / "proc" / "cpuinfo").write_text(cpuinfo)
     for c, f in FREQS.items():
@@ -155,5 +170,6 @@ def benchmark_runs(phone: dict) -> list[str]:
 
 
 def set_devices(phone: dict, devices, unplug_after: int | None = None) -> None:
-    (phone["root"] / "phone.json").write_text(json.dumps({"devices": [list(d) for d in devices],
-                                                          "unplug_after": unplug_after}))
+    (phone["root"] / "phone.json").write_text(
+        json.dumps({"devices": [list(d) for d in devices], "unplug_after": unplug_after})
+    )

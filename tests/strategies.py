@@ -1,4 +1,5 @@
 """Hypothesis strategies for valid architectures."""
+
 from hypothesis import strategies as st
 
 from hwlat.archs import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec, SkipSpec
@@ -28,15 +29,28 @@ def blocks(draw, cin):
     se = draw(st.one_of(st.none(), st.builds(SESpec, chans, acts, acts)))
     match = stride == 1 and cin == out
     residual = draw(st.sampled_from([None, False, True] if match else [None, False]))
-    return BlockSpec(exp=exp, out=out, kernel=draw(st.sampled_from([1, 3, 5, 7])), stride=stride,
-                     act=draw(acts), se=se, dilation=draw(st.sampled_from([1, 1, 2])),
-                     residual=residual, groups=groups, expand=expand)
+    return BlockSpec(
+        exp=exp,
+        out=out,
+        kernel=draw(st.sampled_from([1, 3, 5, 7])),
+        stride=stride,
+        act=draw(acts),
+        se=se,
+        dilation=draw(st.sampled_from([1, 1, 2])),
+        residual=residual,
+        groups=groups,
+        expand=expand,
+    )
 
 
 @st.composite
 def archs(draw):
-    stem = ConvSpec(out=draw(chans), kernel=draw(st.sampled_from([1, 3, 5])),
-                    stride=draw(st.sampled_from([1, 2])), act=draw(acts))
+    stem = ConvSpec(
+        out=draw(chans),
+        kernel=draw(st.sampled_from([1, 3, 5])),
+        stride=draw(st.sampled_from([1, 2])),
+        act=draw(acts),
+    )
     n = draw(st.integers(1, 6))
     bl, cin = [], stem.out
     for _ in range(n):
@@ -44,8 +58,20 @@ def archs(draw):
         bl.append(b)
         cin = b.out
     n_s2 = stem.stride // 2 + sum(b.stride // 2 for b in bl)
-    res = draw(st.integers(2 ** n_s2, 2 ** n_s2 + 40))
-    head = HeadSpec(conv=draw(st.integers(0, 64)), conv_act=draw(acts), hidden=draw(st.integers(0, 64)),
-                    hidden_act=draw(acts), dropout=draw(st.sampled_from([0.0, 0.2, 0.25, 0.5])))
-    return ArchSpec(name="custom", resolution=res, stem=stem, blocks=tuple(bl), head=head,
-                    num_classes=draw(st.integers(1, 1000)), in_channels=draw(st.sampled_from([1, 3, 4])))
+    res = draw(st.integers(2**n_s2, 2**n_s2 + 40))
+    head = HeadSpec(
+        conv=draw(st.integers(0, 64)),
+        conv_act=draw(acts),
+        hidden=draw(st.integers(0, 64)),
+        hidden_act=draw(acts),
+        dropout=draw(st.sampled_from([0.0, 0.2, 0.25, 0.5])),
+    )
+    return ArchSpec(
+        name="custom",
+        resolution=res,
+        stem=stem,
+        blocks=tuple(bl),
+        head=head,
+        num_classes=draw(st.integers(1, 1000)),
+        in_channels=draw(st.sampled_from([1, 3, 4])),
+    )

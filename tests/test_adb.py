@@ -1,15 +1,16 @@
 """The adb runner for ``benchmark_model``: Debian's real ``adb`` for what needs no phone, and a
 recorded phone (tests/phone_double.py) for the command sequence that would reach one."""
+
 from __future__ import annotations
 
 import shutil
 
 import pytest
+from phone_double import benchmark_runs, calls, make_phone, set_devices
 
 from hwlat.errors import HwlatError, PhoneError
 from hwlat.profiler.measure import adb as A
 from hwlat.profiler.measure.timing import TimingConfig
-from phone_double import benchmark_runs, calls, make_phone, set_devices
 
 REAL_ADB = shutil.which("adb")
 needs_adb = pytest.mark.skipif(REAL_ADB is None, reason="Debian's adb is not installed (apt-get install adb)")
@@ -52,7 +53,7 @@ def test_no_adb_on_path(monkeypatch):
 def test_connect_pins_the_fastest_core_and_fingerprints_the_phone(tmp_path):
     ph = make_phone(tmp_path)
     phone = A.connect(None, ph["binary"], exe=ph["adb"])
-    assert phone.core == 7 and phone.mask == "80"          # 2.80 GHz X1 cores 6 and 7: the last
+    assert phone.core == 7 and phone.mask == "80"  # 2.80 GHz X1 cores 6 and 7: the last
     fp = phone.fingerprint
     assert fp["board"] == "Google Pixel 6 (GS101)" and fp["cpu"] == "ARM Cortex-X1"
     assert fp["hostname"] == "FA6AB0301234" and fp["governor"] == "schedutil"
@@ -62,7 +63,7 @@ def test_connect_pins_the_fastest_core_and_fingerprints_the_phone(tmp_path):
     assert "ARM Cortex-A55×4" in fp["cpu_parts"] and "emulated" not in fp["extra"]
     pushes = [c for c in calls(ph) if "push" in c]
     assert len(pushes) == 1 and pushes[0][-1] == f"{A.REMOTE_DIR}/benchmark_model"
-    A.connect(None, ph["binary"], exe=ph["adb"])            # the phone has it: not pushed again
+    A.connect(None, ph["binary"], exe=ph["adb"])  # the phone has it: not pushed again
     assert len([c for c in calls(ph) if "push" in c]) == 1
 
 
@@ -74,18 +75,25 @@ def test_device_key_follows_the_governor_and_the_phone(tmp_path):
     assert device_key(A.connect(None, b["binary"], exe=b["adb"]).fingerprint) != device_key(a.fingerprint)
     c = make_phone(tmp_path / "c", devices=(("OTHERPHONE", "device"),))
     fp = A.connect(None, c["binary"], exe=c["adb"]).fingerprint
-    assert fp["hostname"] == "FA6AB0301234"      # ro.serialno, not the adb address
+    assert fp["hostname"] == "FA6AB0301234"  # ro.serialno, not the adb address
     assert device_key(fp) == device_key(a.fingerprint)
 
 
-@pytest.mark.parametrize("devices, serial, message", [
-    ((), None, "no phone attached"),
-    ((("A1", "device"), ("B2", "device")), None, r"several phones attached \(A1 \(device\), B2 \(device\)\): "
-                                                 "choose one with --adb SERIAL"),
-    ((("A1", "unauthorized"),), None, "phone A1 is unauthorized: unlock it and accept"),
-    ((("A1", "offline"),), None, "phone A1 is offline: reconnect"),
-    ((("A1", "device"),), "Z9", r"phone Z9 is not attached \(adb devices lists: A1 \(device\)\)"),
-])
+@pytest.mark.parametrize(
+    "devices, serial, message",
+    [
+        ((), None, "no phone attached"),
+        (
+            (("A1", "device"), ("B2", "device")),
+            None,
+            r"several phones attached \(A1 \(device\), B2 \(device\)\): "
+            "choose one with --adb SERIAL",
+        ),
+        ((("A1", "unauthorized"),), None, "phone A1 is unauthorized: unlock it and accept"),
+        ((("A1", "offline"),), None, "phone A1 is offline: reconnect"),
+        ((("A1", "device"),), "Z9", r"phone Z9 is not attached \(adb devices lists: A1 \(device\)\)"),
+    ],
+)
 def test_device_selection_errors(tmp_path, devices, serial, message):
     ph = make_phone(tmp_path, devices=devices)
     with pytest.raises(PhoneError, match=message):
@@ -100,11 +108,16 @@ def test_several_phones_and_a_serial(tmp_path):
 
 def test_binary_missing_or_not_executable(tmp_path):
     ph = make_phone(tmp_path)
-    with pytest.raises(PhoneError, match="benchmark_model /data/local/tmp/nope is not a file here and is "
-                                         "not executable on phone FA6AB0301234"):
+    with pytest.raises(
+        PhoneError,
+        match="benchmark_model /data/local/tmp/nope is not a file here and is "
+        "not executable on phone FA6AB0301234",
+    ):
         A.connect(None, "/data/local/tmp/nope", exe=ph["adb"])
-    A.connect(None, ph["binary"], exe=ph["adb"])             # pushed: now a path on the phone works
-    assert A.connect(None, f"{A.REMOTE_DIR}/benchmark_model", exe=ph["adb"]).binary.endswith("benchmark_model")
+    A.connect(None, ph["binary"], exe=ph["adb"])  # pushed: now a path on the phone works
+    assert A.connect(None, f"{A.REMOTE_DIR}/benchmark_model", exe=ph["adb"]).binary.endswith(
+        "benchmark_model"
+    )
 
 
 def test_one_invocation_follows_the_timing_config(tmp_path):
@@ -115,11 +128,18 @@ def test_one_invocation_follows_the_timing_config(tmp_path):
     log = A.run_benchmark(phone, graph, cfg)
     assert log.latency_ms() == pytest.approx(14.2909) and log.regular.count == 70
     (line,) = benchmark_runs(ph)
-    assert line.replace(str(ph["root"] / "fs"), "").split() == [f"--graph={A.REMOTE_DIR}/k1.tflite", "--num_threads=1", "--warmup_runs=4",
-                            "--warmup_min_secs=0.25", "--num_runs=120", "--min_secs=0", "--max_secs=7.5",
-                            "--use_xnnpack=true"]
+    assert line.replace(str(ph["root"] / "fs"), "").split() == [
+        f"--graph={A.REMOTE_DIR}/k1.tflite",
+        "--num_threads=1",
+        "--warmup_runs=4",
+        "--warmup_min_secs=0.25",
+        "--num_runs=120",
+        "--min_secs=0",
+        "--max_secs=7.5",
+        "--use_xnnpack=true",
+    ]
     assert (ph["root"] / "taskset.log").read_text().split() == ["80"]
-    A.push_model(phone, "k1", b"TFL3 model bytes", tmp_path)      # once per run
+    A.push_model(phone, "k1", b"TFL3 model bytes", tmp_path)  # once per run
     assert len([c for c in calls(ph) if "push" in c and c[-1].endswith("k1.tflite")]) == 1
 
 
@@ -127,7 +147,9 @@ def test_a_refused_graph_names_the_tool_error(tmp_path):
     ph = make_phone(tmp_path)
     phone = A.connect(None, ph["binary"], exe=ph["adb"])
     graph = A.push_model(phone, "bad", b"REFUSE", tmp_path)
-    with pytest.raises(A.GraphRefusedError, match="bad.tflite: no timings \\(ERROR: Didn't find op for builtin"):
+    with pytest.raises(
+        A.GraphRefusedError, match="bad.tflite: no timings \\(ERROR: Didn't find op for builtin"
+    ):
         A.run_benchmark(phone, graph, TimingConfig())
 
 
@@ -155,14 +177,15 @@ def test_profile_phone_commits_repeats_with_raw_output_and_ops(tmp_path):
     res = A.profile_phone([_small()], "model", db, phone, repeats=2, progress=False)
     assert len(res.measured) == 2 and not res.failed
     runs = benchmark_runs(ph)
-    assert len(runs) == 2 and all("--enable_op_profiling=true" in r and "--op_profiling_output_mode=proto" in r
-                                  for r in runs)
+    assert len(runs) == 2 and all(
+        "--enable_op_profiling=true" in r and "--op_profiling_output_mode=proto" in r for r in runs
+    )
     with Store(db) as st:
         df = st.frame(repeats=True)
         assert sorted(df["repeat"]) == [0, 1] and df.median_ms.tolist() == pytest.approx([14.2909] * 2)
         assert st.devices().iloc[0].runtime == A.RUNTIME
         assert len(st.outputs()) == 2 and "Inference timings in us" in st.outputs().text.iloc[0]
-        assert len(st.op_times()) == 62                   # 31 ops of the pulled proto, per repeat
+        assert len(st.op_times()) == 62  # 31 ops of the pulled proto, per repeat
     again = A.profile_phone([_small()], "model", db, phone, repeats=2, progress=False)
     assert again.measured == [] and len(again.skipped) == 1 and len(benchmark_runs(ph)) == 2
 
@@ -178,8 +201,8 @@ def test_profile_phone_unplugged_mid_run_loses_only_the_workload_in_flight(tmp_p
         A.profile_phone([_small()], "block", db, phone, progress=False)
     with Store(db) as st:
         assert len(st.frame()) == 3
-    set_devices(ph, [("FA6AB0301234", "device")])           # plugged in again: the run resumes
+    set_devices(ph, [("FA6AB0301234", "device")])  # plugged in again: the run resumes
     phone = A.connect(None, ph["binary"], exe=ph["adb"])
     res = A.profile_phone([_small()], "block", db, phone, progress=False)
     assert len(res.skipped) == 3 and len(res.measured) == res.total - 3
-    assert len(benchmark_runs(ph)) == res.total            # nothing measured twice
+    assert len(benchmark_runs(ph)) == res.total  # nothing measured twice

@@ -1,4 +1,5 @@
 """Kernel efficiency by op type and the anomalies far below it (hwlat profile anomalies)."""
+
 import json
 
 import numpy as np
@@ -6,13 +7,13 @@ import pandas as pd
 import pytest
 
 from hwlat.archs import SearchSpace, get_arch
+from hwlat.archs.pieces import kernels
 from hwlat.cli import main
 from hwlat.dashboards import figures as F
 from hwlat.profiler.analysis.anomalies import anomalies, efficiency, efficiency_summary
 from hwlat.profiler.measure.profile import profile
-from hwlat.profiler.storage.store import Store
 from hwlat.profiler.measure.timing import TimingConfig
-from hwlat.archs.pieces import kernels
+from hwlat.profiler.storage.store import Store
 
 FAST = TimingConfig(max_seconds=0.3, min_sample_ms=0.2, target=0.05)
 
@@ -25,9 +26,19 @@ def _frame(arch, ms_per_madd: dict, overhead_ms=0.01):
         spec = w.spec()
         main_row = max(spec["rows"], key=lambda r: r["madds"])
         rate = ms_per_madd.get((main_row["op"], main_row["k"]), 1e-7)
-        rows.append({"key": w.key, "granularity": "kernel", "variant": "warm", "device": "dev",
-                     "device_key": "d1", "runtime": "litert", "madds": w.madds,
-                     "latency_ms": overhead_ms + rate * w.madds, "spec": json.dumps(spec)})
+        rows.append(
+            {
+                "key": w.key,
+                "granularity": "kernel",
+                "variant": "warm",
+                "device": "dev",
+                "device_key": "d1",
+                "runtime": "litert",
+                "madds": w.madds,
+                "latency_ms": overhead_ms + rate * w.madds,
+                "spec": json.dumps(spec),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -35,8 +46,9 @@ def test_seven_by_seven_depthwise_ten_times_slower_is_found():
     rng = np.random.default_rng(0)
     space = SearchSpace.mobilenetv3_large()
     archs = [space.sample_arch(rng) for _ in range(4)]
-    frame = pd.concat([_frame(a, {("dwconv", 7): 1e-6, ("dwconv", 3): 1e-7, ("dwconv", 5): 1e-7})
-                       for a in archs]).drop_duplicates("key")
+    frame = pd.concat(
+        [_frame(a, {("dwconv", 7): 1e-6, ("dwconv", 3): 1e-7, ("dwconv", 5): 1e-7}) for a in archs]
+    ).drop_duplicates("key")
     found = anomalies(frame, factor=3)
     assert len(found) and set(found["kernel"]) == {7} and set(found["op"]) == {"dwconv"}
     n7 = sum(1 for r in frame.itertuples() if json.loads(r.spec)["label"].startswith("dwconv k7"))
@@ -58,8 +70,14 @@ def test_uniform_device_has_no_anomalies():
 
 def test_anomalies_command_on_real_measurements(tmp_path, capsys):
     store = tmp_path / "k.db"
-    profile([get_arch("mobilenetv3_small_035", resolution=96)], "kernel", store, "litert",
-            config=FAST, progress=False)
+    profile(
+        [get_arch("mobilenetv3_small_035", resolution=96)],
+        "kernel",
+        store,
+        "litert",
+        config=FAST,
+        progress=False,
+    )
     assert main(["profile", "anomalies", "--store", str(store)]) == 0
     out = capsys.readouterr().out
     assert "median efficiency (GMAC/s) by op type and kernel size" in out and "dwconv" in out

@@ -2,6 +2,7 @@
 configuration, the header the command, commit, date, machine fingerprint and package versions,
 stdout is copied into the file, and a benchmark that fails leaves the previous results alone.
 Nothing is timed."""
+
 import datetime as dt
 import importlib.util
 import json
@@ -30,16 +31,21 @@ def stamp():
 
 
 def _run(stamp, tmp_path, config, body="body line", **kw):
-    with stamp.results(BENCHMARKS / "bench_grouped_conv.py", config, args=["--repeats", "3"],
-                       directory=tmp_path, **kw) as path:
+    with stamp.results(
+        BENCHMARKS / "bench_grouped_conv.py", config, args=["--repeats", "3"], directory=tmp_path, **kw
+    ) as path:
         print(body)
         print("noise floor: 1.23 %")
     return path
 
 
 def test_file_name_carries_the_benchmark_runtime_options_and_machine(stamp, tmp_path, capsys):
-    path = _run(stamp, tmp_path, {"quick": False, "repeats": 3, "only": ["nas", "farm"],
-                                  "farm_networks": None, "no_noise": True}, runtime="litert")
+    path = _run(
+        stamp,
+        tmp_path,
+        {"quick": False, "repeats": 3, "only": ["nas", "farm"], "farm_networks": None, "no_noise": True},
+        runtime="litert",
+    )
     machine = platform.machine()
     assert path.name == f"grouped_conv__litert__repeats-3__only-nas+farm__no-noise__{machine}.txt"
     assert path.exists() and not list(tmp_path.glob("*.partial"))
@@ -51,8 +57,7 @@ def test_file_name_carries_the_benchmark_runtime_options_and_machine(stamp, tmp_
 
 
 def test_file_name_parts_are_safe_and_never_contain_the_separator(stamp):
-    name = stamp.file_name("predict_speed", {"store": "out/demo/lat.db", "a__b": "x y"},
-                           machine="x86_64")
+    name = stamp.file_name("predict_speed", {"store": "out/demo/lat.db", "a__b": "x y"}, machine="x86_64")
     assert name == "predict_speed__store-out-demo-lat.db__a--b-x-y__x86_64.txt"
     assert len(name.split("__")) == 4
     assert stamp.file_name("a__b", {"c": "d__e"}, "f__g", "h") == "a_b__f_g__c-d_e__h.txt"
@@ -75,10 +80,12 @@ def test_header_has_command_commit_date_fingerprint_and_versions(stamp, tmp_path
 
     # the commit of this checkout, and whether it had changes
     if (REPO / ".git").exists():
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        assert re.fullmatch(rf"{commit} \((clean|dirty: \d+ paths changed or untracked)\)",
-                            head["commit"]), head["commit"]
+        commit = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert re.fullmatch(rf"{commit} \((clean|dirty: \d+ paths changed or untracked)\)", head["commit"]), (
+            head["commit"]
+        )
 
     # a UTC date of this run
     date = dt.datetime.strptime(head["date"].split()[0], "%Y-%m-%dT%H:%M:%SZ")
@@ -110,7 +117,7 @@ def test_stdout_is_printed_and_written_after_the_header(stamp, tmp_path, capsys)
     lines = path.read_text(encoding="utf-8").splitlines()
     n = len(stamp.HEADER_KEYS)
     assert all(line.startswith("# ") for line in lines[:n])
-    assert lines[n:n + 3] == ["", "τ = 0.95 × target", "noise floor: 1.23 %"]
+    assert lines[n : n + 3] == ["", "τ = 0.95 × target", "noise floor: 1.23 %"]
     assert re.fullmatch(r"# finished: \S+Z \(UTC\), wall time [\d.]+ s", lines[-1])
 
 
@@ -125,9 +132,10 @@ def test_no_runtime_still_fingerprints_the_machine(stamp, tmp_path, capsys):
 
 def test_a_failing_benchmark_leaves_the_previous_results_and_a_partial_file(stamp, tmp_path, capsys):
     path = _run(stamp, tmp_path, {"repeats": 3}, body="the good run")
-    with (pytest.raises(RuntimeError, match="lost the device"),
-          stamp.results(BENCHMARKS / "bench_grouped_conv.py", {"repeats": 3}, args=[],
-                        directory=tmp_path)):
+    with (
+        pytest.raises(RuntimeError, match="lost the device"),
+        stamp.results(BENCHMARKS / "bench_grouped_conv.py", {"repeats": 3}, args=[], directory=tmp_path),
+    ):
         print("half a run")
         raise RuntimeError("lost the device")
     assert "the good run" in path.read_text(encoding="utf-8")
@@ -150,4 +158,4 @@ def test_every_benchmark_writes_through_the_stamp():
     scripts = sorted(BENCHMARKS.glob("bench_*.py")) + [BENCHMARKS / "check_monotone.py"]
     assert len(scripts) >= 10
     for script in scripts:
-        assert "stamp.results(__file__" in script.read_text(encoding="utf-8"), script.name
+        assert re.search(r"stamp\.results\(\s*__file__", script.read_text(encoding="utf-8")), script.name

@@ -1,15 +1,18 @@
 """The report and the app in a real browser (headless Chromium): no console error, no missing plot."""
+
 import socket
 import threading
 import time
 
+import browser as B
 import pytest
 
 from hwlat.archs import get_arch
-import browser as B
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(B.available() is not None, reason=f"no headless browser: {B.available()}")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(B.available() is not None, reason=f"no headless browser: {B.available()}"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +44,18 @@ def test_report_loads_without_errors(store, drv, tmp_path):
     assert r.errors == []
     assert r.plots == expected >= 6
     # the Pixel-1 toggle works in the browser: clicking it shows more traces
-    before = drv.execute_script("return document.querySelectorAll('.js-plotly-plot')[0]"
-                                ".querySelectorAll('.scatterlayer .trace').length")
-    drv.find_elements("xpath", "//*[contains(@class,'updatemenu-button')]"
-                               "[.//*[contains(text(),'Pixel-1')]]")[0].click()
+    before = drv.execute_script(
+        "return document.querySelectorAll('.js-plotly-plot')[0]"
+        ".querySelectorAll('.scatterlayer .trace').length"
+    )
+    drv.find_elements("xpath", "//*[contains(@class,'updatemenu-button')][.//*[contains(text(),'Pixel-1')]]")[
+        0
+    ].click()
     time.sleep(0.5)
-    after = drv.execute_script("return document.querySelectorAll('.js-plotly-plot')[0]"
-                               ".querySelectorAll('.scatterlayer .trace').length")
+    after = drv.execute_script(
+        "return document.querySelectorAll('.js-plotly-plot')[0]"
+        ".querySelectorAll('.scatterlayer .trace').length"
+    )
     assert after > before
     assert B.console_errors(drv) == []
     png = B.screenshot(html, tmp_path / "report.png")

@@ -1,4 +1,5 @@
 """Remote-device bundles: write, run in a venv with only numpy + LiteRT, import into a store."""
+
 import json
 import os
 import subprocess
@@ -9,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from hwlat.archs import get_arch
+from hwlat.archs.pieces import collect
 from hwlat.cli import main
 from hwlat.profiler.storage.store import Store
-from hwlat.archs.pieces import collect
 
 
 def _bundle(tmp_path, capsys):
@@ -33,11 +34,21 @@ def test_bundle_contents(tmp_path, capsys):
 
 def test_bundle_round_trip_in_this_venv(tmp_path, capsys):
     out = _bundle(tmp_path, capsys)
-    r = subprocess.run([sys.executable, str(out / "run_bundle.py"), "--limit", "3"], capture_output=True,
-                       text=True, timeout=300, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, str(out / "run_bundle.py"), "--limit", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, str(out / "run_bundle.py")], capture_output=True, text=True,
-                       timeout=300, cwd=tmp_path)  # resumes: measures only the rest
+    r = subprocess.run(
+        [sys.executable, str(out / "run_bundle.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )  # resumes: measures only the rest
     assert r.returncode == 0 and "already in" in r.stderr
     store = tmp_path / "s.db"
     assert main(["profile", "import", str(out / "results.jsonl"), "--store", str(store)]) == 0
@@ -63,14 +74,24 @@ def test_bundle_runs_with_only_numpy_and_litert(tmp_path, capsys):
     env_dir = tmp_path / "device-venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
-    pip = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "numpy", "ai-edge-litert"],
-                         capture_output=True, text=True, timeout=900)
+    pip = subprocess.run(
+        [str(py), "-m", "pip", "install", "--quiet", "numpy", "ai-edge-litert"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert pip.returncode == 0, pip.stderr[-2000:]
     freeze = subprocess.run([str(py), "-m", "pip", "freeze"], capture_output=True, text=True).stdout
     assert "hwlat" not in freeze and "torch" not in freeze and "pandas" not in freeze
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([str(py), str(out / "run_bundle.py")], capture_output=True, text=True,
-                       timeout=600, cwd=tmp_path, env=env)
+    r = subprocess.run(
+        [str(py), str(out / "run_bundle.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     store = tmp_path / "s.db"
     assert main(["profile", "import", str(out), "--store", str(store)]) == 0

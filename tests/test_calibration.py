@@ -1,4 +1,5 @@
 """The calibration set hwlat chooses from a search space, and the command that measures it."""
+
 import numpy as np
 import pytest
 
@@ -29,12 +30,14 @@ def test_covers_more_than_random_sets_of_the_same_size(large):
     chosen = calibration_set(large, 8, seed=0, pool=POOL)
     cov = coverage_report(chosen, large, pool=POOL)["covered"]
     rng = np.random.default_rng(0)
-    random_cov = [coverage_report([large.sample_arch(rng) for _ in range(8)], large, pool=POOL)["covered"]
-                  for _ in range(5)]
+    random_cov = [
+        coverage_report([large.sample_arch(rng) for _ in range(8)], large, pool=POOL)["covered"]
+        for _ in range(5)
+    ]
     assert cov > max(random_cov)
     kernels = {k for a in chosen for k in (b.kernel for b in a.blocks)}
-    assert kernels == {3, 5, 7}                      # 7x7 depthwise included
-    foot = [weight_bytes(a) for a in chosen]         # the extremes of the pool's footprints
+    assert kernels == {3, 5, 7}  # 7x7 depthwise included
+    foot = [weight_bytes(a) for a in chosen]  # the extremes of the pool's footprints
     pool_rng = np.random.default_rng(0)
     pool = [large.sample_arch(pool_rng) for _ in range(POOL)]
     assert min(foot) == min(map(weight_bytes, pool)) and max(foot) == max(map(weight_bytes, pool))
@@ -54,8 +57,26 @@ def test_bad_size(large, n):
 
 def test_profile_calibration_command(tmp_path, capsys):
     store = tmp_path / "c.db"
-    assert main(["profile", "calibration", "--space", "small", "-n", "2", "--resolutions", "96",
-                 "--store", str(store), "--max-seconds", "0.2", "-q"]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                "calibration",
+                "--space",
+                "small",
+                "-n",
+                "2",
+                "--resolutions",
+                "96",
+                "--store",
+                str(store),
+                "--max-seconds",
+                "0.2",
+                "-q",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "calibration set of the small space: 2 networks" in out and str(store) in out
     with Store(store) as st:

@@ -1,4 +1,5 @@
 """CLI, in process: output, JSON, one-line errors with a non-zero exit."""
+
 import json
 
 import pytest
@@ -22,8 +23,17 @@ def test_arch_madds_json(capsys, tmp_path):
     spec_file = tmp_path / "small.json"
     spec_file.write_text(get_arch("mobilenetv3_small_075").to_json())
     codec = encode(get_arch("mobilenetv2_035"))
-    code, out, _ = run(capsys, "arch", "madds", "mobilenetv3_large_100", str(spec_file), codec,
-                       "--resolution", "192", "--json")
+    code, out, _ = run(
+        capsys,
+        "arch",
+        "madds",
+        "mobilenetv3_large_100",
+        str(spec_file),
+        codec,
+        "--resolution",
+        "192",
+        "--json",
+    )
     assert code == 0
     rows = json.loads(out)
     assert [r["name"] for r in rows] == ["mobilenetv3_large_100", "mobilenetv3_small_075", "custom"]
@@ -45,15 +55,21 @@ def test_demo_prints_table3(capsys):
     assert code == 0 and "mobilenetv3_large_100" in out and "219.00" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["arch", "show", "resnet50"], "unknown architecture 'resnet50'"),
-    (["arch", "madds", "in224,stem_k3_s2_c16_hs,ir_k3_s3_e16_c16_re,head_c8_hs,fc10"], "stride must be 1 or 2"),
-    (["arch", "madds", "mobilenetv3_large_100", "-r", "8"], "too small"),
-    (["arch", "madds", "mobilenetv3_large_100", "-r", "0"], "arch.resolution"),
-    (["arch", "frobnicate"], "invalid choice"),
-    (["arch", "show"], "required"),
-    ([], "required"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["arch", "show", "resnet50"], "unknown architecture 'resnet50'"),
+        (
+            ["arch", "madds", "in224,stem_k3_s2_c16_hs,ir_k3_s3_e16_c16_re,head_c8_hs,fc10"],
+            "stride must be 1 or 2",
+        ),
+        (["arch", "madds", "mobilenetv3_large_100", "-r", "8"], "too small"),
+        (["arch", "madds", "mobilenetv3_large_100", "-r", "0"], "arch.resolution"),
+        (["arch", "frobnicate"], "invalid choice"),
+        (["arch", "show"], "required"),
+        ([], "required"),
+    ],
+)
 def test_errors_are_one_line(capsys, argv, message):
     code, out, err = run(capsys, *argv)
     assert code == 2
@@ -71,6 +87,10 @@ def test_python_m_entry_point():
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "hwlat", "arch", "madds", "mobilenetv3_small_100", "--json"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "hwlat", "arch", "madds", "mobilenetv3_small_100", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0 and json.loads(r.stdout)[0]["params"] == 2_542_856

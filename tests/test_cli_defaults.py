@@ -1,5 +1,6 @@
 """Every default and choice list of the CLI is the library's: read here straight from the dataclass
 fields, function signatures and registries, never from the CLI's own declarations."""
+
 from __future__ import annotations
 
 import argparse
@@ -39,28 +40,42 @@ def _obj(path: str):
 
 NA, CMP = "hwlat.search.netadapt:NetAdaptConfig", "hwlat.experiments.compare:CompareConfig"
 PROFILE, TIMING = "hwlat.profiler.measure.profile:profile", "hwlat.profiler.measure.timing:TimingConfig"
-MEASURE = {"--runtime": lambda: param(PROFILE, "runtime"), "--variant": lambda: param(PROFILE, "variant"),
-           "--target": lambda: field(TIMING, "target"), "--max-seconds": lambda: field(TIMING, "max_seconds"),
-           "--repeats": lambda: const("hwlat.profiler.measure.profile:CLI_REPEATS")}
-SAMPLING = {"--space": lambda: param("hwlat.archs.space:parse_sample", "default_space"),
-            "--seed": lambda: param("hwlat.archs.space:Space.sample_archs", "seed")}
+MEASURE = {
+    "--runtime": lambda: param(PROFILE, "runtime"),
+    "--variant": lambda: param(PROFILE, "variant"),
+    "--target": lambda: field(TIMING, "target"),
+    "--max-seconds": lambda: field(TIMING, "max_seconds"),
+    "--repeats": lambda: const("hwlat.profiler.measure.profile:CLI_REPEATS"),
+}
+SAMPLING = {
+    "--space": lambda: param("hwlat.archs.space:parse_sample", "default_space"),
+    "--seed": lambda: param("hwlat.archs.space:Space.sample_archs", "seed"),
+}
 SEARCH_SHARED = {"--runtime": lambda: param(PROFILE, "runtime")}
 
 # (command, option) -> the library default it stands for
 DEFAULTS = {
     ("export", "--grouped"): lambda: param("hwlat.profiler.export.tflite:tflite_segment", "grouped"),
-    **{(f"profile {g}", o): v for g in ("kernels", "blocks", "models") for o, v in {**SAMPLING, **MEASURE}.items()},
+    **{
+        (f"profile {g}", o): v
+        for g in ("kernels", "blocks", "models")
+        for o, v in {**SAMPLING, **MEASURE}.items()
+    },
     **{("profile calibration", o): v for o, v in MEASURE.items()},
     ("profile calibration", "--space"): lambda: const("hwlat.archs.space:DEFAULT_SPACE"),
     ("profile calibration", "-n"): lambda: param("hwlat.archs.calibration:calibration_set", "n"),
     ("profile calibration", "--seed"): lambda: param("hwlat.archs.calibration:calibration_set", "seed"),
     ("profile anomalies", "--factor"): lambda: param("hwlat.profiler.analysis.anomalies:anomalies", "factor"),
     **{("profile bundle", o): v for o, v in SAMPLING.items()},
-    ("profile import-table", "--runtime"): lambda: param("hwlat.profiler.storage.tables:import_table", "runtime"),
+    ("profile import-table", "--runtime"): lambda: param(
+        "hwlat.profiler.storage.tables:import_table", "runtime"
+    ),
     ("suggest", "--seed"): lambda: param("hwlat.latency_models.suggest:suggest", "seed"),
     ("suggest", "--pool"): lambda: param("hwlat.latency_models.suggest:suggest", "pool"),
     ("netadapt", "--runtime"): lambda: param(PROFILE, "runtime"),
-    ("netadapt", "--seed-steps"): lambda: param("hwlat.search.evaluators:TrainableTask.__init__", "scratch_steps"),
+    ("netadapt", "--seed-steps"): lambda: param(
+        "hwlat.search.evaluators:TrainableTask.__init__", "scratch_steps"
+    ),
     ("netadapt", "--seed"): lambda: field(NA, "seed"),
     ("netadapt", "--short-steps"): lambda: field(NA, "short_steps"),
     ("netadapt", "--long-steps"): lambda: field(NA, "long_steps"),
@@ -80,12 +95,25 @@ DEFAULTS = {
     ("search", "--batch"): lambda: param("hwlat.search.nas:search", "batch"),
     ("dashboard build", "--output"): lambda: param("hwlat.dashboards.report:build_report", "out"),
     ("dashboard serve", "--runtime"): lambda: param("hwlat.dashboards.app:make_app", "runtime"),
-    **{("demo compare", o): (lambda f=f: field(CMP, f)) for o, f in {
-        "--seed-arch": "seed_arch", "--resolution": "resolution", "--seed-steps": "seed_steps",
-        "--short-steps": "short_steps", "--long-steps": "long_steps", "--delta": "delta", "--ratio": "ratio",
-        "--nas-budget": "nas_budget", "--nas-steps": "nas_steps", "--nas-resolution": "nas_resolution",
-        "--nas-controllers": "controllers", "--threads": "threads", "--skip": "skip",
-        "--max-seconds": "max_seconds"}.items()},
+    **{
+        ("demo compare", o): (lambda f=f: field(CMP, f))
+        for o, f in {
+            "--seed-arch": "seed_arch",
+            "--resolution": "resolution",
+            "--seed-steps": "seed_steps",
+            "--short-steps": "short_steps",
+            "--long-steps": "long_steps",
+            "--delta": "delta",
+            "--ratio": "ratio",
+            "--nas-budget": "nas_budget",
+            "--nas-steps": "nas_steps",
+            "--nas-resolution": "nas_resolution",
+            "--nas-controllers": "controllers",
+            "--threads": "threads",
+            "--skip": "skip",
+            "--max-seconds": "max_seconds",
+        }.items()
+    },
 }
 
 SPACES = lambda: const("hwlat.archs.space:SPACE_NAMES")
@@ -102,19 +130,29 @@ CHOICES = {
     ("export", "--grouped"): lambda: const("hwlat.profiler.export.tflite:GROUPED"),
     ("export", "--quantize"): lambda: const("hwlat.profiler.export.tflite:QUANTIZE_MODES"),
     ("profile bundle", "--quantize"): lambda: const("hwlat.profiler.export.tflite:QUANTIZE_MODES"),
-    ("export", "format"): lambda: const("hwlat.cli.arch:EXPORT_FORMATS"),   # the CLI's two exporters
+    ("export", "format"): lambda: const("hwlat.cli.arch:EXPORT_FORMATS"),  # the CLI's two exporters
     **{(f"profile {c}", "--space"): SPACES for c in ("kernels", "blocks", "models", "bundle")},
-    **{(f"profile {c}", o): v for c in ("kernels", "blocks", "models", "calibration") for o, v in {
-        "--variant": lambda: const("hwlat.profiler.storage.store:VARIANTS"),
-        "--quantize": lambda: const("hwlat.profiler.export.tflite:QUANTIZE_MODES")}.items()},
+    **{
+        (f"profile {c}", o): v
+        for c in ("kernels", "blocks", "models", "calibration")
+        for o, v in {
+            "--variant": lambda: const("hwlat.profiler.storage.store:VARIANTS"),
+            "--quantize": lambda: const("hwlat.profiler.export.tflite:QUANTIZE_MODES"),
+        }.items()
+    },
     ("profile bundle", "granularity"): lambda: tuple(
-        f"{g}s" for g in const("hwlat.archs.pieces:GRANULARITIES")),
+        f"{g}s" for g in const("hwlat.archs.pieces:GRANULARITIES")
+    ),
 }
 
 # options whose default is the CLI's own, not a library value
 CLI_ONLY = {("demo", "--out"), ("dashboard serve", "--port"), ("netadapt", "--task"), ("search", "--task")}
-FLAGS = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._HelpAction,
-         argparse._SubParsersAction)
+FLAGS = (
+    argparse._StoreTrueAction,
+    argparse._StoreFalseAction,
+    argparse._HelpAction,
+    argparse._SubParsersAction,
+)
 
 
 def leaves(parser: argparse.ArgumentParser, prefix: str = ""):
@@ -153,13 +191,17 @@ def problems(parser: argparse.ArgumentParser) -> list[str]:
             if key in DEFAULTS:
                 want = DEFAULTS[key]()
                 if action.default is not None or getattr(ns, action.dest) != want:
-                    found.append(f"{key}: {getattr(ns, action.dest)!r} (argparse default "
-                                 f"{action.default!r}), the library's is {want!r}")
+                    found.append(
+                        f"{key}: {getattr(ns, action.dest)!r} (argparse default "
+                        f"{action.default!r}), the library's is {want!r}"
+                    )
             elif getattr(action, "library_default", None) is not None:
                 found.append(f"{key}: a library default the table here does not name")
             if key in CHOICES:
                 if action.choices is None or list(action.choices) != list(CHOICES[key]()):
-                    found.append(f"{key}: choices {action.choices!r}, the registry's are {list(CHOICES[key]())}")
+                    found.append(
+                        f"{key}: choices {action.choices!r}, the registry's are {list(CHOICES[key]())}"
+                    )
             elif action.choices is not None:
                 found.append(f"{key}: choices {list(action.choices)} the table here does not name")
     found += [f"{key}: no such option" for key in (set(DEFAULTS) | set(CHOICES) | CLI_ONLY) - seen]
@@ -177,7 +219,7 @@ def test_a_literal_default_is_caught():
     act.default = 200
     assert any("--long-steps" in x and "typed into the CLI" in x for x in problems(p))
     act.default = None
-    act.library_default.ref = "hwlat.search.netadapt:NetAdaptConfig.short_steps"   # the wrong field
+    act.library_default.ref = "hwlat.search.netadapt:NetAdaptConfig.short_steps"  # the wrong field
     assert any("--long-steps" in x and "the library's is" in x for x in problems(p))
 
 
@@ -189,13 +231,23 @@ def test_a_typed_out_choice_list_is_caught():
     assert any("--kind" in x for x in problems(p))
 
 
-@pytest.mark.parametrize("argv, dest, value", [
-    (["netadapt", "x", "--predictor", "p", "--out", "o"], "long_steps", 300),   # the CLI's so far
-    (["profile", "blocks", "--store", "s"], "repeats", 3),
-    (["demo", "compare", "--predictor", "p", "--out", "o", "--skip", "nas,uniform"], "skip",
-     frozenset({"nas", "uniform"})),
-    (["demo", "compare", "--predictor", "p", "--out", "o", "--nas-controllers", "rl"], "controllers", ("rl",)),
-])
+@pytest.mark.parametrize(
+    "argv, dest, value",
+    [
+        (["netadapt", "x", "--predictor", "p", "--out", "o"], "long_steps", 300),  # the CLI's so far
+        (["profile", "blocks", "--store", "s"], "repeats", 3),
+        (
+            ["demo", "compare", "--predictor", "p", "--out", "o", "--skip", "nas,uniform"],
+            "skip",
+            frozenset({"nas", "uniform"}),
+        ),
+        (
+            ["demo", "compare", "--predictor", "p", "--out", "o", "--nas-controllers", "rl"],
+            "controllers",
+            ("rl",),
+        ),
+    ],
+)
 def test_parsed_values(argv, dest, value):
     args = build_parser().parse_args(argv)
     assert getattr(args.func.fill(args), dest) == value

@@ -1,4 +1,5 @@
 """Dashboards: figures from small tables, "no data" notes, and the self-contained report of a tiny store."""
+
 import argparse
 import json
 import re
@@ -9,8 +10,8 @@ import pandas as pd
 import pytest
 
 from hwlat.archs import get_arch
-from hwlat.dashboards import frames as D
 from hwlat.dashboards import figures as F
+from hwlat.dashboards import frames as D
 from hwlat.dashboards.report import build_report
 
 
@@ -24,15 +25,22 @@ def tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("dash")
     db = d / "lat.db"
     cfg = TimingConfig(max_seconds=0.3, target=0.05)
-    archs = [get_arch("mobilenetv3_small_100", resolution=96), get_arch("mobilenetv3_small_100", resolution=128),
-             get_arch("mobilenetv3_small_035", resolution=96)]
+    archs = [
+        get_arch("mobilenetv3_small_100", resolution=96),
+        get_arch("mobilenetv3_small_100", resolution=128),
+        get_arch("mobilenetv3_small_035", resolution=96),
+    ]
     profile(archs, "model", db, "litert", config=cfg, progress=False)
     profile(archs[:1], "block", db, "litert", config=cfg, progress=False)
     data = TrainingData.from_store(db, "litert")
     paths = []
-    for kind, fp in (("madds", data.fingerprint), ("madds", {**data.fingerprint, "cpu": "Other CPU", "host": "phone"})):
-        p = make_predictor(kind).fit(data.archs(), data.latency_ms, pieces=data.pieces, fingerprint=fp,
-                                     runtime="litert")
+    for kind, fp in (
+        ("madds", data.fingerprint),
+        ("madds", {**data.fingerprint, "cpu": "Other CPU", "host": "phone"}),
+    ):
+        p = make_predictor(kind).fit(
+            data.archs(), data.latency_ms, pieces=data.pieces, fingerprint=fp, runtime="litert"
+        )
         paths.append(d / f"pred{len(paths)}.json")
         p.save(paths[-1])
     return {"dir": d, "db": db, "pred": paths[0], "other": paths[1], "arch": archs[0]}
@@ -43,16 +51,22 @@ def _note_text(fig) -> str:
 
 
 # -- figures: every one says what is missing -----------------------------------------------------
-@pytest.mark.parametrize("make", [
-    lambda: F.pareto(pd.DataFrame()),
-    lambda: F.madds_latency(pd.DataFrame(columns=D.MODEL_COLUMNS)),
-    lambda: F.layer_breakdown(None, pd.DataFrame()),
-    lambda: F.predictor_error(pd.DataFrame()),
-    lambda: F.search_trajectory(None),
-    lambda: F.search_trajectory(pd.DataFrame({"step": [0, 1], "latency_ms": np.nan, "accuracy": np.nan,
-                                              "reward": np.nan, "proposal": None})),
-    lambda: F.ablation_deltas(pd.DataFrame()),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: F.pareto(pd.DataFrame()),
+        lambda: F.madds_latency(pd.DataFrame(columns=D.MODEL_COLUMNS)),
+        lambda: F.layer_breakdown(None, pd.DataFrame()),
+        lambda: F.predictor_error(pd.DataFrame()),
+        lambda: F.search_trajectory(None),
+        lambda: F.search_trajectory(
+            pd.DataFrame(
+                {"step": [0, 1], "latency_ms": np.nan, "accuracy": np.nan, "reward": np.nan, "proposal": None}
+            )
+        ),
+        lambda: F.ablation_deltas(pd.DataFrame()),
+    ],
+)
 def test_empty_inputs_give_a_visible_note(make):
     fig = make()
     assert F.is_note(fig)
@@ -92,19 +106,32 @@ def test_pareto_figure_has_frontier_and_hidden_pixel1_toggle():
 def test_predictor_error_shows_metrics_and_band():
     rng = np.random.default_rng(0)
     t = rng.uniform(1, 10, 20)
-    errs = pd.DataFrame({"predictor": ["a"] * 20 + ["madds"] * 20, "name": "n", "resolution": 224,
-                         "measured_ms": np.r_[t, t], "predicted_ms": np.r_[t * 1.02, t * 1.3]})
+    errs = pd.DataFrame(
+        {
+            "predictor": ["a"] * 20 + ["madds"] * 20,
+            "name": "n",
+            "resolution": 224,
+            "measured_ms": np.r_[t, t],
+            "predicted_ms": np.r_[t * 1.02, t * 1.3],
+        }
+    )
     fig = F.predictor_error(errs)
     assert [t.name for t in fig.data][0] == "±10 %"
     assert "RMSPE" in _note_text(fig) and "madds" in _note_text(fig)
 
 
 def test_history_reader_is_tolerant(tmp_path):
-    (tmp_path / "netadapt.json").write_text(json.dumps(
-        [{"step": 0, "latency_ms": 5.0, "accuracy": 0.9}, {"step": 1, "latency_ms": 4.5, "acc": 0.89,
-                                                           "proposal": {"cut": "block 3 expansion"}}]))
-    (tmp_path / "nas.jsonl").write_text("\n".join(json.dumps({"latency_ms": 3 + i, "top1": 0.5 + i / 10,
-                                                              "reward": i}) for i in range(4)))
+    (tmp_path / "netadapt.json").write_text(
+        json.dumps(
+            [
+                {"step": 0, "latency_ms": 5.0, "accuracy": 0.9},
+                {"step": 1, "latency_ms": 4.5, "acc": 0.89, "proposal": {"cut": "block 3 expansion"}},
+            ]
+        )
+    )
+    (tmp_path / "nas.jsonl").write_text(
+        "\n".join(json.dumps({"latency_ms": 3 + i, "top1": 0.5 + i / 10, "reward": i}) for i in range(4))
+    )
     (tmp_path / "broken.json").write_text("{not json")
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
@@ -138,9 +165,13 @@ def test_task_section_joins_published_accuracy_and_reduced_tail():
     assert (half.accuracy, half.paper_ms, half.resolution) == (69.4, 327.0, "512x1024")
     assert F.is_note(F.task_latency(pub, D.reduced_tail(None)))
     # two measured networks: the exact codec strings match, nothing else does
-    full, red = (get_arch(n, resolution=(320, 320)) for n in ("ssdlite_mobilenetv3_small",
-                                                              "ssdlite_mobilenetv3_small_reduced"))
-    models = pd.DataFrame([{"arch": encode(full), "latency_ms": 40.0}, {"arch": encode(red), "latency_ms": 30.0}])
+    full, red = (
+        get_arch(n, resolution=(320, 320))
+        for n in ("ssdlite_mobilenetv3_small", "ssdlite_mobilenetv3_small_reduced")
+    )
+    models = pd.DataFrame(
+        [{"arch": encode(full), "latency_ms": 40.0}, {"arch": encode(red), "latency_ms": 30.0}]
+    )
     pts = D.task_points(models)
     assert pts[pts.source == "measured"]["here_ms"].tolist() == [40.0, 30.0]
     tail = D.reduced_tail(models).set_index("network")
@@ -149,14 +180,20 @@ def test_task_section_joins_published_accuracy_and_reduced_tail():
     assert row.paper_saving_pct == pytest.approx(100 * (1 - 43 / 52))
     assert np.isnan(tail.loc["lraspp_mobilenetv3_small", "paper_saving_pct"])
     fig = F.task_latency(pts, D.reduced_tail(models))
-    assert not F.is_note(fig) and {"detection, measured", "saved here", "saved (paper)"} <= {t.name for t in fig.data}
+    assert not F.is_note(fig) and {"detection, measured", "saved here", "saved (paper)"} <= {
+        t.name for t in fig.data
+    }
     # a MAdds proxy fitted on small classifiers predicts the rest far outside what it learned from:
     # marked 'extrapolated' in the figure, with no warning per network
     import warnings
 
     from hwlat.latency_models import make_predictor
 
-    small = [get_arch(n, resolution=r) for n in ("mobilenetv3_small_050", "mobilenetv3_small_100") for r in (96, 128)]
+    small = [
+        get_arch(n, resolution=r)
+        for n in ("mobilenetv3_small_050", "mobilenetv3_small_100")
+        for r in (96, 128)
+    ]
     proxy = make_predictor("madds").fit(small, np.array([1.0, 1.6, 2.0, 3.1]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -174,8 +211,11 @@ def test_models_and_blocks_from_store(tiny):
     with Store(tiny["db"], create=False) as st:
         frame = st.frame()
     m = D.models(frame)
-    assert sorted(zip(m.family, m.multiplier, m.resolution)) == [("small", 0.35, 96), ("small", 1.0, 96),
-                                                                   ("small", 1.0, 128)]
+    assert sorted(zip(m.family, m.multiplier, m.resolution)) == [
+        ("small", 0.35, 96),
+        ("small", 1.0, 96),
+        ("small", 1.0, 128),
+    ]
     b = D.measured_blocks(frame, tiny["arch"])
     assert len(b) > 5 and b["latency_ms"].notna().all()
     assert D.measured_blocks(frame, get_arch("mobilenetv3_large_100")).empty
@@ -193,13 +233,19 @@ def test_report_is_self_contained(tiny, tmp_path):
     text = out.read_text()
     assert "plotly.js v" in text or "Plotly" in text[:4_000_000]
     assert len(text) > 3_000_000  # plotly.js itself is embedded
-    assert _scripts(text) == []   # no external script of any kind
+    assert _scripts(text) == []  # no external script of any kind
     assert text.count("Plotly.newPlot") >= 6
     assert "No search history" in text
     runs = tmp_path / "runs" / "netadapt"
     runs.mkdir(parents=True)
-    (runs / "history.json").write_text(json.dumps([{"step": i, "latency_ms": 5 - i, "accuracy": 0.9 - i / 100,
-                                                    "proposal": f"block {i}"} for i in range(3)]))
+    (runs / "history.json").write_text(
+        json.dumps(
+            [
+                {"step": i, "latency_ms": 5 - i, "accuracy": 0.9 - i / 100, "proposal": f"block {i}"}
+                for i in range(3)
+            ]
+        )
+    )
     text = build_report(tiny["db"], runs_dir=tmp_path / "runs", out=tmp_path / "h.html").read_text()
     assert "Search trajectory: netadapt" in text and "No search history" not in text
 
@@ -213,8 +259,12 @@ def test_report_notes_bad_input(tiny, tmp_path):
     assert "holds no measurements" in text and text.count("Plotly.newPlot") >= 6
     text = build_report(tiny["db"], out=tmp_path / "o.html", runtime="onnxruntime").read_text()
     assert "no onnxruntime measurements" in text
-    text = build_report(tiny["db"], [tiny["other"], tmp_path / "nope.json"], runs_dir=tmp_path / "runs",
-                        out=tmp_path / "x.html").read_text()
+    text = build_report(
+        tiny["db"],
+        [tiny["other"], tmp_path / "nope.json"],
+        runs_dir=tmp_path / "runs",
+        out=tmp_path / "x.html",
+    ).read_text()
     assert "predictor/device mismatch" in text
     assert "cannot load" in text
     assert "does not exist" in text
@@ -229,8 +279,18 @@ def test_cli_build(tiny, tmp_path, capsys):
 
     p = P(prog="hwlat")
     add_parsers(p.add_subparsers(dest="cmd", required=True, parser_class=P))
-    args = p.parse_args(["dashboard", "build", "--store", str(tiny["db"]), "--predictor", str(tiny["pred"]),
-                         "-o", str(tmp_path / "c.html")])
+    args = p.parse_args(
+        [
+            "dashboard",
+            "build",
+            "--store",
+            str(tiny["db"]),
+            "--predictor",
+            str(tiny["pred"]),
+            "-o",
+            str(tmp_path / "c.html"),
+        ]
+    )
     assert args.func(args) == 0
     assert "wrote" in capsys.readouterr().out and (tmp_path / "c.html").exists()
     args = p.parse_args(["dashboard", "serve", "--store", "x.db"])
@@ -254,9 +314,9 @@ def test_app_budget_and_click(tiny):
 
 
 def test_predicted_blocks_align_with_measured_blocks(tiny):
+    from hwlat.archs.pieces import blocks
     from hwlat.latency_models import load
     from hwlat.profiler.storage.store import Store
-    from hwlat.archs.pieces import blocks
 
     arch = tiny["arch"]
     idx = D.block_index(arch)

@@ -1,4 +1,5 @@
 """The quick path of the main job: profile, fit, NetAdapt, report — end to end on this CPU."""
+
 import json
 
 import pytest
@@ -14,7 +15,7 @@ def test_quick_demo_end_to_end(tmp_path, capsys, monkeypatch):
     report = out / "report.html"
     assert report.is_file() and str(report.resolve()) in printed
     html = report.read_text()
-    assert "plotly" in html.lower() and "<script src=\"http" not in html
+    assert "plotly" in html.lower() and '<script src="http' not in html
     assert (out / "lat.db").is_file() and (out / "pred_calibrated.json").is_file()
     # NetAdapt reached its target, was fine-tuned and measured with LiteRT, uniform scaling beside it
     hist = json.loads((out / "netadapt_mobilenetv3_small_050_96" / "netadapt" / "history.json").read_text())
@@ -41,4 +42,4 @@ def test_quick_demo_end_to_end(tmp_path, capsys, monkeypatch):
     assert "NOT every stage ran" in last and "phones: FAILED" in last and str(report.resolve()) in last
     html = report.read_text()
     assert "Stage phones: FAILED" in html and "the phones&#39; table is unreadable" in html
-    assert "Search trajectory" in html                  # the stages after it still ran
+    assert "Search trajectory" in html  # the stages after it still ran

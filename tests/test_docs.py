@@ -1,4 +1,5 @@
 """The manual: the strict mkdocs build, the README's length, and every relative link resolving."""
+
 from __future__ import annotations
 
 import re
@@ -33,7 +34,11 @@ def test_mkdocs_build_strict(tmp_path):
         pytest.skip(f"mkdocs is not installed next to {sys.executable}")
     result = subprocess.run(
         [str(mkdocs), "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     site = tmp_path / "site"
@@ -65,14 +70,24 @@ def test_link_pattern_finds_links():
 
 def _readme_block(language: str, containing: str = "") -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = [b for b in re.findall(rf"^```{language}\n(.*?)^```", text, re.DOTALL | re.MULTILINE) if containing in b]
+    blocks = [
+        b
+        for b in re.findall(rf"^```{language}\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
+        if containing in b
+    ]
     assert blocks, f"README.md has no {language} block with {containing!r}"
     return blocks[0]
 
 
 def test_readme_python_example_runs(tmp_path):
-    result = subprocess.run([sys.executable, "-c", _readme_block("python")], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", _readme_block("python")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -85,6 +100,13 @@ def test_readme_cli_example_runs(tmp_path):
     assert commands, "README.md's command-line example has no hwlat command"
     for command in commands:
         assert not command.startswith(("hwlat profile", "hwlat demo")), "the example must not measure"
-        result = subprocess.run(str(hwlat) + command[len("hwlat"):], shell=True, cwd=tmp_path,
-                                capture_output=True, text=True, timeout=300, check=False)
+        result = subprocess.run(
+            str(hwlat) + command[len("hwlat") :],
+            shell=True,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert result.returncode == 0, f"{command}: {result.stderr}"

@@ -1,5 +1,6 @@
 """The Ray profiling farm on a real local Ray cluster: routing by device resources, one store,
 resume, a SIGKILLed worker, bundle devices, and the errors a user meets before any work starts."""
+
 from __future__ import annotations
 
 import logging
@@ -15,16 +16,18 @@ from pathlib import Path
 import pytest
 
 from hwlat.archs import decode
-from hwlat.errors import ClusterError
-from hwlat.profiler.storage.store import Store
-from hwlat.profiler.measure.timing import TimingConfig
 from hwlat.archs.pieces import collect
+from hwlat.errors import ClusterError
+from hwlat.profiler.measure.timing import TimingConfig
+from hwlat.profiler.storage.store import Store
 
 ray = pytest.importorskip("ray")
 from hwlat.profiler.measure import farm  # noqa: E402 - after the skip
 
-TINY = ("in32,stem_k3_s2_c16_hs,ir_k3_s1_e16_c16_re,ir_k3_s2_e64_c24_se16_re,ir_k3_s1_e72_c24_hs,"
-        "ir_k5_s2_e96_c40_se24_hs,head_c96_hs_h128_hs,fc10")
+TINY = (
+    "in32,stem_k3_s2_c16_hs,ir_k3_s1_e16_c16_re,ir_k3_s2_e64_c24_se16_re,ir_k3_s1_e72_c24_hs,"
+    "ir_k5_s2_e96_c40_se24_hs,head_c96_hs_h128_hs,fc10"
+)
 QUICK = TimingConfig(max_seconds=0.2, min_samples=6, warmup_seconds=0.01, min_sample_ms=0.2)
 pytestmark = pytest.mark.slow
 
@@ -34,8 +37,7 @@ def cluster(tmp_path_factory):
     """One local Ray cluster for the module: two local devices and a bundle device 'board' whose
     command runs the generated bundle runner on this machine."""
     os.environ["HWLAT_BUNDLE_CMD_BOARD"] = f"{sys.executable} {{bundle}}/run_bundle.py"
-    r = farm.connect(num_cpus=2, resources={"device:litert": 1, "device:onnxruntime": 1,
-                                            "device:board": 1})
+    r = farm.connect(num_cpus=2, resources={"device:litert": 1, "device:onnxruntime": 1, "device:board": 1})
     yield r
     farm.disconnect()
     os.environ.pop("HWLAT_BUNDLE_CMD_BOARD", None)
@@ -53,39 +55,45 @@ def test_two_devices_into_one_store_and_resume(cluster, tiny, tmp_path):
     with pytest.raises(ClusterError, match="--parallel-slots"):
         farm.farm_profile([tiny], "block", db, devices, config=QUICK, progress=False)
     assert not db.exists() or not Store(db).frame().shape[0]
-    res = farm.farm_profile([tiny], "block", db, devices, config=QUICK, progress=False,
-                            parallel_slots=True, repeats=2)
+    res = farm.farm_profile(
+        [tiny], "block", db, devices, config=QUICK, progress=False, parallel_slots=True, repeats=2
+    )
     n = len(collect([tiny], "block"))
     for name in ("litert", "onnxruntime"):
         assert sorted(res[name].measured) == sorted([w.key for w in collect([tiny], "block")] * 2)
         assert not res[name].failed and not res[name].duplicates
     with Store(db) as st:
         df = st.frame()
-        assert sorted(df.groupby("runtime").size().to_dict().items()) == [("litert", n),
-                                                                          ("onnxruntime", n)]
+        assert sorted(df.groupby("runtime").size().to_dict().items()) == [("litert", n), ("onnxruntime", n)]
         assert df.groupby(["key", "device_id"]).size().max() == 1
         reps = st.frame(repeats=True)
-        assert sorted(reps.groupby(["key", "device_id"])["repeat"].apply(sorted).map(tuple).unique()) \
-            == [(0, 1)]
-        assert reps["ref_ms"].notna().all()      # the phase reference ran on the workers
+        assert sorted(reps.groupby(["key", "device_id"])["repeat"].apply(sorted).map(tuple).unique()) == [
+            (0, 1)
+        ]
+        assert reps["ref_ms"].notna().all()  # the phase reference ran on the workers
     # a rerun resumes: nothing left to measure
-    again = farm.farm_profile([tiny], "block", db, devices, config=QUICK, progress=False,
-                              parallel_slots=True, repeats=2)
+    again = farm.farm_profile(
+        [tiny], "block", db, devices, config=QUICK, progress=False, parallel_slots=True, repeats=2
+    )
     assert all(not r.measured and len(r.skipped) == n for r in again.values())
 
 
 def test_missing_device_is_reported_before_any_work(cluster, tiny, tmp_path):
     db = tmp_path / "lat.db"
-    with pytest.raises(ClusterError, match=r"no Ray worker offers device:pixel7 .*offered: board, "
-                                           r"litert, onnxruntime"):
+    with pytest.raises(
+        ClusterError,
+        match=r"no Ray worker offers device:pixel7 .*offered: board, "
+        r"litert, onnxruntime",
+    ):
         farm.farm_profile([tiny], "block", db, [farm.FarmDevice("pixel7")], progress=False)
     assert not db.exists()
 
 
 def test_bundle_device_runs_the_bundle_runner(cluster, tiny, tmp_path):
     db = tmp_path / "lat.db"
-    res = farm.farm_profile([tiny], "kernel", db, [farm.FarmDevice("board")], config=QUICK,
-                            progress=False)["board"]
+    res = farm.farm_profile([tiny], "kernel", db, [farm.FarmDevice("board")], config=QUICK, progress=False)[
+        "board"
+    ]
     n = len(collect([tiny], "kernel"))
     assert len(res.measured) == n and not res.failed
     with Store(db) as st:
@@ -108,8 +116,9 @@ def _worker_pids() -> list[int]:
 
 def test_sigkilled_worker_loses_only_its_batch(cluster, tiny, tmp_path, caplog):
     db = tmp_path / "lat.db"
-    slow = TimingConfig(max_seconds=2.5, target=1e-9, min_samples=6, max_samples=10**6,
-                        warmup_seconds=0.01)  # every batch lasts max_seconds: a window to kill in
+    slow = TimingConfig(
+        max_seconds=2.5, target=1e-9, min_samples=6, max_samples=10**6, warmup_seconds=0.01
+    )  # every batch lasts max_seconds: a window to kill in
     killed: list[int] = []
 
     def stored() -> int:
@@ -122,8 +131,8 @@ def test_sigkilled_worker_loses_only_its_batch(cluster, tiny, tmp_path, caplog):
         deadline, last = time.time() + 120, 0
         while time.time() < deadline and not killed:
             n = stored()
-            if n >= 2 and n != last:     # a batch just finished: kill the next one mid-way
-                time.sleep(1.0)   # well inside the next batch, clear of the previous one's tail
+            if n >= 2 and n != last:  # a batch just finished: kill the next one mid-way
+                time.sleep(1.0)  # well inside the next batch, clear of the previous one's tail
                 pids = _worker_pids()
                 if stored() == n and pids:
                     os.kill(pids[0], signal.SIGKILL)
@@ -134,8 +143,9 @@ def test_sigkilled_worker_loses_only_its_batch(cluster, tiny, tmp_path, caplog):
     t = threading.Thread(target=killer, daemon=True)
     t.start()
     with caplog.at_level(logging.WARNING, logger="hwlat.profiler.measure.farm"):
-        res = farm.farm_profile([tiny], "block", db, [farm.FarmDevice("litert")], config=slow,
-                                batch=1, progress=False)["litert"]
+        res = farm.farm_profile(
+            [tiny], "block", db, [farm.FarmDevice("litert")], config=slow, batch=1, progress=False
+        )["litert"]
     t.join(5)
     n = len(collect([tiny], "block"))
     assert killed, "the test never found a measuring worker to kill"
@@ -166,7 +176,7 @@ def test_duplicate_results_are_stored_once(cluster, tiny, tmp_path):
     with Store(db) as st:
         after = st.frame()
     assert len(after) == len(before)
-    assert after["median_ms"].tolist() == before["median_ms"].tolist()   # the first ones kept
+    assert after["median_ms"].tolist() == before["median_ms"].tolist()  # the first ones kept
 
 
 def test_unreachable_addresses_fail_fast_in_the_cli(tmp_path):
@@ -182,9 +192,23 @@ def test_unreachable_addresses_fail_fast_in_the_cli(tmp_path):
     try:
         for port, msg in ((dead, "cannot connect"), (silent, "no Ray cluster answered")):
             t = time.time()
-            p = subprocess.run([sys.executable, "-m", "hwlat", "profile", "blocks", TINY, "--store",
-                                str(tmp_path / "x.db"), "--ray", f"127.0.0.1:{port}"],
-                               capture_output=True, text=True, timeout=60)
+            p = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "hwlat",
+                    "profile",
+                    "blocks",
+                    TINY,
+                    "--store",
+                    str(tmp_path / "x.db"),
+                    "--ray",
+                    f"127.0.0.1:{port}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert p.returncode == 2 and time.time() - t < 30 + 10
             last = p.stderr.strip().splitlines()[-1]
             assert last.startswith("hwlat: error: Ray address 127.0.0.1:") and msg in last, p.stderr

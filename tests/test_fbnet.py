@@ -1,5 +1,6 @@
 """The FBNet search space in the IR: grouped 1×1 convs, channel shuffle, skip layers, stem stride 1,
 the space registry, the field's 22-index encoding, references on the command line."""
+
 import json
 from dataclasses import replace
 
@@ -8,16 +9,27 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from hwlat.archs import (ArchSpec, BlockSpec, ConvSpec, HeadSpec, SkipSpec, decode, encode, get_space,
-                         layers, load_arch, summary, validate)
-from hwlat.archs.layers import OpKind
-from hwlat.archs.space import (FBNET_OPS, SPACE_NAMES, LayerwiseSpace, SearchSpace, parse_ref,
-                               parse_sample)
-from hwlat.archs.torch_builder import ChannelShuffle, build_torch, count_params, fold_bn
-from hwlat.errors import InvalidArchError
 from test_torch_builder import fvcore_conv_fc_madds
 from tolerances import assert_float32_close, reduction_length
+
+from hwlat.archs import (
+    ArchSpec,
+    BlockSpec,
+    ConvSpec,
+    HeadSpec,
+    SkipSpec,
+    decode,
+    encode,
+    get_space,
+    layers,
+    load_arch,
+    summary,
+    validate,
+)
+from hwlat.archs.layers import OpKind
+from hwlat.archs.space import FBNET_OPS, SPACE_NAMES, LayerwiseSpace, SearchSpace, parse_ref, parse_sample
+from hwlat.archs.torch_builder import ChannelShuffle, build_torch, count_params, fold_bn
+from hwlat.errors import InvalidArchError
 
 CIFAR = get_space("fbnet_cifar100")
 IMAGENET = get_space("fbnet_imagenet")
@@ -34,8 +46,14 @@ def fbnet_vectors(space=CIFAR):
 
 
 def tiny(*blocks, res=8, cin=16, stem_stride=1) -> ArchSpec:
-    return ArchSpec(name="t", resolution=res, stem=ConvSpec(cin, 3, stem_stride, "relu"), blocks=blocks,
-                    head=HeadSpec(conv=32, conv_act="relu"), num_classes=10)
+    return ArchSpec(
+        name="t",
+        resolution=res,
+        stem=ConvSpec(cin, 3, stem_stride, "relu"),
+        blocks=blocks,
+        head=HeadSpec(conv=32, conv_act="relu"),
+        num_classes=10,
+    )
 
 
 # -- IR: counting ---------------------------------------------------------------------------------
@@ -48,10 +66,9 @@ def test_grouped_block_rows_and_counts():
     assert sh.in_shape == sh.out_shape == (32, 8, 8)
     assert (dw.op, dw.groups) == (OpKind.DWCONV, 32)
     assert (pr.groups, pr.madds, pr.params) == (2, 64 * 16 * 16, 16 * 16 + 32)
-    assert "blocks.0.add" in rows                                   # stride 1, 16 -> 16
+    assert "blocks.0.add" in rows  # stride 1, 16 -> 16
     names = [n for n in rows if n.startswith("blocks.0.")]
-    assert names == ["blocks.0.expand", "blocks.0.shuffle", "blocks.0.dw", "blocks.0.project",
-                     "blocks.0.add"]
+    assert names == ["blocks.0.expand", "blocks.0.shuffle", "blocks.0.dw", "blocks.0.project", "blocks.0.add"]
 
 
 def test_forced_expansion_and_skip_layers():
@@ -63,21 +80,28 @@ def test_forced_expansion_and_skip_layers():
     assert not [r for r in layers(ident) if r.block == 0]
     conv = [r for r in layers(tiny(SkipSpec(24, stride=2))) if r.block == 0]
     assert [(r.name, r.op, r.kernel, r.stride, r.bn, r.act.value, r.out_shape) for r in conv] == [
-        ("blocks.0.conv", OpKind.CONV, 1, 2, True, "relu", (24, 4, 4))]
+        ("blocks.0.conv", OpKind.CONV, 1, 2, True, "relu", (24, 4, 4))
+    ]
     assert conv[0].madds == 16 * 16 * 24 and conv[0].params == 16 * 24 + 48
 
 
-@pytest.mark.parametrize("change, message", [
-    (BlockSpec(exp=32, out=16, groups=3), "block 0.groups: input channels 16 are not divisible by 3"),
-    (BlockSpec(exp=33, out=16, groups=2), "block 0.groups: exp channels 33"),
-    (BlockSpec(exp=32, out=15, groups=2), "block 0.groups: out channels 15"),
-    (BlockSpec(exp=16, out=16, groups=2), "block 0.groups: grouped 1x1 convs (2 groups) need the expansion"),
-    (BlockSpec(exp=16, out=16, groups=0), "block 0.groups: must be >= 1"),
-    (BlockSpec(exp=32, out=16, expand=False), "block 0.expand: false needs exp == input channels"),
-    (BlockSpec(exp=32, out=16, expand="yes"), "block 0.expand: expected true, false or null"),
-    (SkipSpec(out=0), "block 0.out: must be >= 1"),
-    (SkipSpec(out=16, stride=3), "block 0.stride: stride must be 1 or 2"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (BlockSpec(exp=32, out=16, groups=3), "block 0.groups: input channels 16 are not divisible by 3"),
+        (BlockSpec(exp=33, out=16, groups=2), "block 0.groups: exp channels 33"),
+        (BlockSpec(exp=32, out=15, groups=2), "block 0.groups: out channels 15"),
+        (
+            BlockSpec(exp=16, out=16, groups=2),
+            "block 0.groups: grouped 1x1 convs (2 groups) need the expansion",
+        ),
+        (BlockSpec(exp=16, out=16, groups=0), "block 0.groups: must be >= 1"),
+        (BlockSpec(exp=32, out=16, expand=False), "block 0.expand: false needs exp == input channels"),
+        (BlockSpec(exp=32, out=16, expand="yes"), "block 0.expand: expected true, false or null"),
+        (SkipSpec(out=0), "block 0.out: must be >= 1"),
+        (SkipSpec(out=16, stride=3), "block 0.stride: stride must be 1 or 2"),
+    ],
+)
 def test_validation_names_block_and_field(change, message):
     with pytest.raises(InvalidArchError, match=message.replace("(", r"\(").replace(")", r"\)")):
         validate(tiny(change))
@@ -94,18 +118,21 @@ def test_codec_tokens():
     s = encode(arch)
     toks = s.split(",")
     assert toks[:4] == ["in32", "stem_k3_s1_c16_re", "ir_k5_s1_e96_c16_re", "skip_s1_c24_re"]
-    assert toks[4] == "ir_k3_s1_e24_g2_pw_c24_re"              # k3_e1_g2: grouped, forced expansion
+    assert toks[4] == "ir_k3_s1_e24_g2_pw_c24_re"  # k3_e1_g2: grouped, forced expansion
     assert toks[-2:] == ["head_c1504_re", "fc100"]
     back = decode(s)
     assert replace(back, name=arch.name) == arch and encode(back) == s
     assert decode("in8,stem_k3_s1_c16_re,ir_k3_s1_e16_nopw_c16_re,head_c8_re,fc10").blocks[0].expand is False
 
 
-@pytest.mark.parametrize("text, message", [
-    ("in8,stem_k3_s1_c16_re,skip_s1_c16,head_c8_re,fc10", "token 2 'skip_s1_c16': not a valid skip"),
-    ("in8,stem_k3_s1_c16_re,ir_k3_s1_e16_g2_c16_re,head_c8_re,fc10", "block 0.groups"),
-    ("in8,stem_k3_s1_c16_re,ir_k3_s1_e16_gx_c16_re,head_c8_re,fc10", "token 2"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("in8,stem_k3_s1_c16_re,skip_s1_c16,head_c8_re,fc10", "token 2 'skip_s1_c16': not a valid skip"),
+        ("in8,stem_k3_s1_c16_re,ir_k3_s1_e16_g2_c16_re,head_c8_re,fc10", "block 0.groups"),
+        ("in8,stem_k3_s1_c16_re,ir_k3_s1_e16_gx_c16_re,head_c8_re,fc10", "token 2"),
+    ],
+)
 def test_codec_errors(text, message):
     with pytest.raises(InvalidArchError, match=message):
         decode(text)
@@ -139,8 +166,10 @@ def test_channel_shuffle_permutes_like_shufflenet():
 
 
 @pytest.mark.numerics
-@pytest.mark.parametrize("space, v", [(CIFAR, ROWS[0]), (CIFAR, ROWS[1]), (CIFAR, (8,) * 22),
-                                      (CIFAR, (1,) * 22), (IMAGENET, (5,) * 22)])
+@pytest.mark.parametrize(
+    "space, v",
+    [(CIFAR, ROWS[0]), (CIFAR, ROWS[1]), (CIFAR, (8,) * 22), (CIFAR, (1,) * 22), (IMAGENET, (5,) * 22)],
+)
 def test_torch_params_and_fvcore_madds_match_the_count(space, v):
     arch = space.decode(v)
     if space is IMAGENET:
@@ -157,14 +186,14 @@ def test_torch_params_and_fvcore_madds_match_the_count(space, v):
         # a relative tolerance fails on logits near zero (one of 200 was, on another CPU)
         assert_float32_close(fold_bn(model)(x), y, reduction_length(arch))
     assert fvcore_conv_fc_madds(fold_bn(model), x[:1]) == s["madds"]
-    assert len(model.features) == 1 + len(arch.blocks)   # an identity skip is a module too
+    assert len(model.features) == 1 + len(arch.blocks)  # an identity skip is a module too
 
 
 # -- the spaces -------------------------------------------------------------------------------------
 def test_registry():
     assert SPACE_NAMES == ("large", "small", "fbnet_cifar100", "fbnet_imagenet")
     assert isinstance(get_space("large"), SearchSpace) and isinstance(CIFAR, LayerwiseSpace)
-    assert get_space("fbnet_cifar100") is CIFAR                 # a value, cached
+    assert get_space("fbnet_cifar100") is CIFAR  # a value, cached
     assert get_space("small", resolution=160).resolution == 160
     assert get_space("fbnet_cifar100", resolution=64).decode((0,) * 22).resolution == 64
     with pytest.raises(InvalidArchError, match="unknown search space 'fbnet'.*fbnet_cifar100"):
@@ -172,9 +201,18 @@ def test_registry():
 
 
 def test_fbnet_settings():
-    assert CIFAR.dims == (9,) * 22 and CIFAR.size == 9 ** 22
-    assert [op.name for op in FBNET_OPS] == ["k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2",
-                                             "k5_e3", "k5_e6", "skip"]
+    assert CIFAR.dims == (9,) * 22 and CIFAR.size == 9**22
+    assert [op.name for op in FBNET_OPS] == [
+        "k3_e1",
+        "k3_e1_g2",
+        "k3_e3",
+        "k3_e6",
+        "k5_e1",
+        "k5_e1_g2",
+        "k5_e3",
+        "k5_e6",
+        "skip",
+    ]
     assert CIFAR.options_at(21) == tuple(op.name for op in FBNET_OPS)
     c, i = CIFAR.decode((0,) * 22), IMAGENET.decode((0,) * 22)
     assert (c.resolution, c.stem.stride, c.head.conv, c.num_classes) == (32, 1, 1504, 100)
@@ -194,7 +232,7 @@ def test_fbnet_settings():
 
 
 def test_published_rows_decode_and_encode_back():
-    for idx, v in ROWS.items():
+    for _idx, v in ROWS.items():
         arch = CIFAR.decode(v)
         assert arch.name == "fbnet_cifar100-" + ".".join(map(str, v))
         assert dict(arch.meta) == {"space": "fbnet_cifar100", "vector": v}
@@ -231,7 +269,9 @@ def test_encode_arch_names_what_is_not_in_the_space():
     arch = CIFAR.decode(ROWS[0])
     blocks = list(arch.blocks)
     blocks[3] = BlockSpec(exp=48, out=24, kernel=3)
-    with pytest.raises(InvalidArchError, match=r"block 3: .* none of the ops .*position 3 \(op3: stage 1, layer 2\)"):
+    with pytest.raises(
+        InvalidArchError, match=r"block 3: .* none of the ops .*position 3 \(op3: stage 1, layer 2\)"
+    ):
         CIFAR.encode_arch(replace(arch, blocks=tuple(blocks)))
     with pytest.raises(InvalidArchError, match="arch.blocks: 21 blocks"):
         CIFAR.encode_arch(replace(arch, blocks=arch.blocks[:-1]))
@@ -245,7 +285,9 @@ def test_encode_arch_names_what_is_not_in_the_space():
     v3 = large.decode(large.reference_vector)
     with pytest.raises(InvalidArchError, match="block 0.exp"):
         large.encode_arch(replace(v3, blocks=(replace(v3.blocks[0], exp=40),) + v3.blocks[1:]))
-    with pytest.raises(InvalidArchError, match="not in space 'mnas_mobilenetv3_large'.*kernel: 9 is not an option"):
+    with pytest.raises(
+        InvalidArchError, match="not in space 'mnas_mobilenetv3_large'.*kernel: 9 is not an option"
+    ):
         large.encode_arch(replace(v3, blocks=(replace(v3.blocks[0], kernel=9),) + v3.blocks[1:]))
     b = list(v3.blocks)
     b[4] = replace(b[4], se=replace(b[4].se, squeeze=8))
@@ -254,7 +296,9 @@ def test_encode_arch_names_what_is_not_in_the_space():
 
 
 def test_vector_errors_name_the_op_column():
-    with pytest.raises(ValueError, match=r"position 21 \(op21: stage 6, layer 0\): index 9 out of range 0..8"):
+    with pytest.raises(
+        ValueError, match=r"position 21 \(op21: stage 6, layer 0\): index 9 out of range 0..8"
+    ):
         CIFAR.decode(ROWS[0][:-1] + (9,))
     with pytest.raises(ValueError, match=r"expected 22 entries \(22 positions\), got 21"):
         CIFAR.decode(ROWS[0][:-1])
@@ -273,17 +317,27 @@ def test_space_references():
     ref = "fbnet_cifar100:" + ",".join(map(str, ROWS[0]))
     assert parse_ref(ref) == CIFAR.decode(ROWS[0]) == load_arch(ref)
     assert load_arch(ref, resolution=64).resolution == 64
-    assert load_arch(" fbnet_cifar100: 7, 8,1,8,4,8,8,8,7,4,1,4,7,3,2,7,3,2,4,2,4,5 ") == CIFAR.decode(ROWS[0])
+    assert load_arch(" fbnet_cifar100: 7, 8,1,8,4,8,8,8,7,4,1,4,7,3,2,7,3,2,4,2,4,5 ") == CIFAR.decode(
+        ROWS[0]
+    )
     large = get_space("large")
-    assert load_arch("large:" + ",".join(map(str, large.reference_vector))) == large.decode(large.reference_vector)
+    assert load_arch("large:" + ",".join(map(str, large.reference_vector))) == large.decode(
+        large.reference_vector
+    )
 
 
-@pytest.mark.parametrize("ref, message", [
-    ("fbnet_cifar100:1,2", "space 'fbnet_cifar100': vector: expected 22 entries"),
-    ("fbnet_cifar100:" + "0," * 21 + "x", r"position 21 \(op21: stage 6, layer 0\) is 'x', not an integer"),
-    ("fbnet_cifar100:", "expected 22 entries"),
-    ("fbnet_cifar100:" + "0," * 21 + "9", "index 9 out of range"),
-])
+@pytest.mark.parametrize(
+    "ref, message",
+    [
+        ("fbnet_cifar100:1,2", "space 'fbnet_cifar100': vector: expected 22 entries"),
+        (
+            "fbnet_cifar100:" + "0," * 21 + "x",
+            r"position 21 \(op21: stage 6, layer 0\) is 'x', not an integer",
+        ),
+        ("fbnet_cifar100:", "expected 22 entries"),
+        ("fbnet_cifar100:" + "0," * 21 + "9", "index 9 out of range"),
+    ],
+)
 def test_space_reference_errors(ref, message):
     with pytest.raises(InvalidArchError, match=message):
         load_arch(ref)
@@ -318,7 +372,10 @@ def test_cli_arch_show_and_madds(capsys):
     assert "blocks.1.conv" in out and "67.61 M MAdds" in out
     code, out, _ = run(capsys, "arch", "madds", REF0, "fbnet_imagenet:" + ",".join(["8"] * 22), "--json")
     got = json.loads(out)
-    assert code == 0 and [g["madds"] for g in got] == [67_605_376, summary(IMAGENET.decode((8,) * 22))["madds"]]
+    assert code == 0 and [g["madds"] for g in got] == [
+        67_605_376,
+        summary(IMAGENET.decode((8,) * 22))["madds"],
+    ]
     assert got[1]["resolution"] == 224
 
 
@@ -335,10 +392,13 @@ def test_cli_sample_space():
     assert archs == CIFAR.sample_archs(3, seed=1)
     assert _archs([], None, "2", "small", seed=0) == get_space("small").sample_archs(2, seed=0)
     assert _archs([], 64, "fbnet_imagenet:1")[0].resolution == 64
-    args = build_parser().parse_args(["profile", "blocks", "--sample-space", "fbnet_cifar100:20", "--store", "x"])
+    args = build_parser().parse_args(
+        ["profile", "blocks", "--sample-space", "fbnet_cifar100:20", "--store", "x"]
+    )
     assert args.sample_space == "fbnet_cifar100:20"
-    args = build_parser().parse_args(["profile", "blocks", "--sample-space", "5", "--space", "fbnet_imagenet",
-                                      "--store", "x"])
+    args = build_parser().parse_args(
+        ["profile", "blocks", "--sample-space", "5", "--space", "fbnet_imagenet", "--store", "x"]
+    )
     assert _archs([], None, args.sample_space, args.space) == IMAGENET.sample_archs(5, seed=0)
 
 
@@ -356,8 +416,12 @@ def test_tflite_and_onnx_match_torch(v):
     for grouped in ("conv", "split"):
         model = build_tflite(arch, grouped=grouped)
         for xnnpack in (True, False):  # LiteRT's float32 kernels against torch's: rounding only
-            assert_float32_close(run_tflite(model, x, use_xnnpack=xnnpack), ref, reduction_length(arch),
-                                 msg=f"{grouped}, xnnpack={xnnpack}")
+            assert_float32_close(
+                run_tflite(model, x, use_xnnpack=xnnpack),
+                ref,
+                reduction_length(arch),
+                msg=f"{grouped}, xnnpack={xnnpack}",
+            )
         ops = op_names(model)
         if 1 in v or 5 in v:
             assert {"RESHAPE", "TRANSPOSE"} <= set(ops)
@@ -372,9 +436,13 @@ def test_grouped_conv_is_one_conv_2d_of_version_6():
 
     rows = [r for r in layers(CIFAR.decode((1,) * 22)) if r.block == 2]
     m = fb.ModelT.InitFromPackedBuf(tflite_segment(rows), 0)
-    convs = [(c.version, list(m.subgraphs[0].tensors[o.inputs[1]].shape)) for o in m.subgraphs[0].operators
-             for c in [m.operatorCodes[o.opcodeIndex]] if c.builtinCode == fb.BuiltinOperator.CONV_2D]
-    assert convs == [(6, [24, 1, 1, 12]), (6, [24, 1, 1, 12])]     # OHWI with C_in / groups
+    convs = [
+        (c.version, list(m.subgraphs[0].tensors[o.inputs[1]].shape))
+        for o in m.subgraphs[0].operators
+        for c in [m.operatorCodes[o.opcodeIndex]]
+        if c.builtinCode == fb.BuiltinOperator.CONV_2D
+    ]
+    assert convs == [(6, [24, 1, 1, 12]), (6, [24, 1, 1, 12])]  # OHWI with C_in / groups
     with pytest.raises(ValueError, match="grouped: expected one of"):
         tflite_segment(rows, grouped="loop")
 
@@ -394,7 +462,7 @@ def test_int8_fbnet_blocks_track_float(grouped):
         with torch.no_grad():
             ref = torch_segment(seg)(torch.from_numpy(x)).numpy()
         y = run_tflite(tflite_segment(seg, quantize="int8", grouped=grouped), x)
-        assert np.sqrt(((y - ref) ** 2).mean() / (ref ** 2).mean()) < 0.08, b
+        assert np.sqrt(((y - ref) ** 2).mean() / (ref**2).mean()) < 0.08, b
 
 
 # -- profiler pieces ----------------------------------------------------------------------------------
@@ -407,10 +475,16 @@ def test_pieces_cover_the_network_and_keys_are_canonical():
             assert sum(w.madds for w in ws) == s["madds"] and sum(w.params for w in ws) == s["params"]
     bl = blocks(CIFAR.decode((8,) * 22))
     # stem, the 4 skip convs that change stride or width (identity skips are no piece), head
-    assert [w.label.split(" @")[0] for w in bl] == ["stem 3->16", "skip s1 16->24 relu", "skip s2 24->32 relu",
-                                                    "skip s2 32->64 relu", "skip s1 64->112 relu",
-                                                    "skip s2 112->184 relu", "skip s1 184->352 relu",
-                                                    "head 352->100"]
+    assert [w.label.split(" @")[0] for w in bl] == [
+        "stem 3->16",
+        "skip s1 16->24 relu",
+        "skip s2 24->32 relu",
+        "skip s2 32->64 relu",
+        "skip s1 64->112 relu",
+        "skip s2 112->184 relu",
+        "skip s1 184->352 relu",
+        "head 352->100",
+    ]
     k = kernels(CIFAR.decode((1,) * 22))
     assert "shuffle g2 @16x32x32" in {w.label for w in k}
     # the same block in two architectures has one key; a grouped block differs from the dense one
@@ -426,11 +500,26 @@ def test_profile_fbnet_sample_with_litert_and_compile_space(tmp_path, capsys):
     from hwlat.latency_models.space_table import compile_space
 
     store = str(tmp_path / "fb.db")
-    code, out, _ = run(capsys, "profile", "models", "--with-blocks", "--sample-space", "fbnet_cifar100:4",
-                       "--store", store, "--target", "0.2", "--max-seconds", "0.3", "-q")
+    code, out, _ = run(
+        capsys,
+        "profile",
+        "models",
+        "--with-blocks",
+        "--sample-space",
+        "fbnet_cifar100:4",
+        "--store",
+        store,
+        "--target",
+        "0.2",
+        "--max-seconds",
+        "0.3",
+        "-q",
+    )
     assert code == 0 and "of 4 archs" in out and "0 failed" in out
-    code, out, _ = run(capsys, "profile", "blocks", "--sample-space", "fbnet_cifar100:4", "--store", store, "-q")
-    assert code == 0 and "0 measured" in out                 # all already stored: canonical keys
+    code, out, _ = run(
+        capsys, "profile", "blocks", "--sample-space", "fbnet_cifar100:4", "--store", store, "-q"
+    )
+    assert code == 0 and "0 measured" in out  # all already stored: canonical keys
     data = TrainingData.from_store(store, "litert")
     assert len(data.archs()) == 4 and {a.resolution for a in data.archs()} == {32}
     rng = np.random.default_rng(3)
@@ -438,9 +527,12 @@ def test_profile_fbnet_sample_with_litert_and_compile_space(tmp_path, capsys):
     for kind in ("calibrated", "regression"):
         pred = make_predictor(kind).fit(data.archs(), data.latency_ms, pieces=data.pieces)
         compiled = compile_space(pred, CIFAR)
-        np.testing.assert_allclose(compiled.predict(V), pred.predict_many([CIFAR.decode(v) for v in V]),
-                                   rtol=1e-9)
-    with pytest.raises(ValueError, match=r"vector 1: position 21 \(op21: stage 6, layer 0\): index 9 out of range"):
+        np.testing.assert_allclose(
+            compiled.predict(V), pred.predict_many([CIFAR.decode(v) for v in V]), rtol=1e-9
+        )
+    with pytest.raises(
+        ValueError, match=r"vector 1: position 21 \(op21: stage 6, layer 0\): index 9 out of range"
+    ):
         compiled.predict(np.array([V[0], (0,) * 21 + (9,)]))
 
 
@@ -464,15 +556,18 @@ def test_invalid_layerwise_spaces_are_refused():
         LayerStage(0, 16, 1)
     with pytest.raises(ValueError, match="LayerStage.stride"):
         LayerStage(1, 16, 3)
-    base = dict(name="t", resolution=8, stem=ConvSpec(16, 3, 1, "relu"), head=HeadSpec(conv=32), num_classes=10)
+    base = dict(
+        name="t", resolution=8, stem=ConvSpec(16, 3, 1, "relu"), head=HeadSpec(conv=32), num_classes=10
+    )
     with pytest.raises(ValueError, match="op 1: expected a LayerOp"):
         LayerwiseSpace(stages=(LayerStage(2, 16, 1),), ops=(FBNET_OPS[0], "k3"), **base)
     # groups that do not divide a width fail when the space is built, naming the block and field
     with pytest.raises(ValueError, match="LayerwiseSpace 't' at resolution 8: block 0.groups"):
         LayerwiseSpace(stages=(LayerStage(1, 16, 1),), ops=(LayerOp("k3_e1_g3", 3, 1, 3),), **base)
     with pytest.raises(ValueError, match="resolution 2: .*too small"):
-        LayerwiseSpace(stages=(LayerStage(1, 16, 2), LayerStage(1, 16, 2)), ops=FBNET_OPS,
-                       **{**base, "resolution": 2})
+        LayerwiseSpace(
+            stages=(LayerStage(1, 16, 2), LayerStage(1, 16, 2)), ops=FBNET_OPS, **{**base, "resolution": 2}
+        )
     tiny_space = LayerwiseSpace(stages=(LayerStage(2, 16, 1), LayerStage(1, 24, 2)), ops=FBNET_OPS, **base)
     assert tiny_space.dims == (9, 9, 9) and tiny_space.encode_arch(tiny_space.decode((8, 1, 5))) == (8, 1, 5)
 
@@ -483,5 +578,5 @@ def test_calibration_set_of_the_fbnet_space():
     a = calibration_set(CIFAR, n=6, seed=0, pool=200)
     assert a == calibration_set(CIFAR, n=6, seed=0, pool=200) and len({encode(x) for x in a}) == 6
     tokens = set().union(*map(coverage_tokens, a))
-    assert ("pw", True, "relu") in tokens                       # grouped 1x1 convs
-    assert {("skip", 1, False), ("skip", 2, True)} <= tokens    # identity and strided skip
+    assert ("pw", True, "relu") in tokens  # grouped 1x1 convs
+    assert {("skip", 1, False), ("skip", 2, True)} <= tokens  # identity and strided skip

@@ -1,5 +1,6 @@
 """Task heads (SSDLite, LR-ASPP), multi-output networks and HxW inputs: IR, counting, codec,
 torch builder, .tflite and ONNX export, the paper's Tables 6-8."""
+
 import json
 import subprocess
 import sys
@@ -8,26 +9,38 @@ import numpy as np
 import pytest
 import torch
 from fvcore.nn import FlopCountAnalysis
+from tolerances import assert_float32_close, reduction_length
 
-from hwlat.archs import (ArchSpec, NodeSpec, decode, encode, get_arch, layers, load_arch, summary,
-                         task_names, zoo_names)
+from hwlat.archs import (
+    ArchSpec,
+    NodeSpec,
+    decode,
+    encode,
+    get_arch,
+    layers,
+    load_arch,
+    summary,
+    task_names,
+    zoo_names,
+)
 from hwlat.archs.torch_builder import build_torch, count_params, fold_bn
 from hwlat.errors import InvalidArchError
+from hwlat.paper import paper_task_rows, zoo_vs_tasks
 from hwlat.profiler.export.onnx import build_onnx, run_onnx_outputs
 from hwlat.profiler.export.tflite import build_tflite, op_names, run_tflite_outputs
-from hwlat.paper import paper_task_rows, zoo_vs_tasks
-from tolerances import assert_float32_close, reduction_length
 
 # A tiny network that uses every task-head op: taps of a block output and of an expansion,
 # a strided average pooling, a sigmoid gate resized and multiplied, a broadcast (C, 1, 1) gate,
 # concatenation along channels and along W, a depthwise conv, an add, SSD's anchor layout and a
 # resize to the input size; two outputs.
-TINY = ("in32x48,stem_k3_s2_c8_re,ir_k3_s2_e16_c8_re,"
-        "@a=conv_k1_s1_c8_re<blocks.0,@p=avgpool_k3x4_s2x3<blocks.0.expand,"
-        "@g=conv_k1_s1_c8_bias_sig<p,@u=resize_likea<g,@m=mul<a+u,@q=avgpool_k99_s1<a,"
-        "@m2=mul<a+q,@c=concat_c<m+m2,@d=dw_k3_s2_re<c,@s=add<d+d,@b1=anchors_c4<s,"
-        "@b2=conv_k1_s1_c8_bias_id<a,@f2=anchors_c4<b2,@boxes=concat_w<b1+f2,@up=resize_likeinput<m,"
-        "out_n2_boxes+up")
+TINY = (
+    "in32x48,stem_k3_s2_c8_re,ir_k3_s2_e16_c8_re,"
+    "@a=conv_k1_s1_c8_re<blocks.0,@p=avgpool_k3x4_s2x3<blocks.0.expand,"
+    "@g=conv_k1_s1_c8_bias_sig<p,@u=resize_likea<g,@m=mul<a+u,@q=avgpool_k99_s1<a,"
+    "@m2=mul<a+q,@c=concat_c<m+m2,@d=dw_k3_s2_re<c,@s=add<d+d,@b1=anchors_c4<s,"
+    "@b2=conv_k1_s1_c8_bias_id<a,@f2=anchors_c4<b2,@boxes=concat_w<b1+f2,@up=resize_likeinput<m,"
+    "out_n2_boxes+up"
+)
 
 
 def _by_name(arch):
@@ -41,13 +54,23 @@ def test_tiny_hand_counts():
     # stem 3->8 at 16x24, block 0: expand 8->16 at 16x24, dw s2 -> 8x12, project -> 8
     assert r["blocks.0.expand"].out_shape == (16, 16, 24) and r["blocks.0.project"].out_shape == (8, 8, 12)
     a = r["a"]  # 1x1 conv 8->8 + BN + ReLU on 8x12
-    assert (a.inputs, a.madds, a.params, a.elementwise) == (("blocks.0.project",), 8 * 12 * 8 * 8,
-                                                            8 * 8 + 2 * 8, 8 * 8 * 12)
+    assert (a.inputs, a.madds, a.params, a.elementwise) == (
+        ("blocks.0.project",),
+        8 * 12 * 8 * 8,
+        8 * 8 + 2 * 8,
+        8 * 8 * 12,
+    )
     p = r["p"]  # VALID 3x4 pooling, stride 2x3: (16-3)//2+1 = 7, (24-4)//3+1 = 7; 12 adds per output
     assert p.inputs == ("blocks.0.expand",) and p.out_shape == (16, 7, 7)
     assert (p.kernel, p.stride, p.madds, p.elementwise) == ((3, 4), (2, 3), 0, 16 * 7 * 7 * 12)
     g = r["g"]  # 1x1 conv with bias, no BN, sigmoid
-    assert (g.madds, g.params, g.elementwise, g.bn, g.bias) == (7 * 7 * 8 * 16, 16 * 8 + 8, 8 * 7 * 7, False, True)
+    assert (g.madds, g.params, g.elementwise, g.bn, g.bias) == (
+        7 * 7 * 8 * 16,
+        16 * 8 + 8,
+        8 * 7 * 7,
+        False,
+        True,
+    )
     assert (r["u"].out_shape, r["u"].elementwise) == ((8, 8, 12), 4 * 8 * 8 * 12)  # 4 per output
     assert (r["m"].out_shape, r["m"].elementwise) == ((8, 8, 12), 8 * 8 * 12)
     assert r["q"].out_shape == (8, 1, 1) and r["q"].kernel == (8, 12)  # clipped to the map
@@ -74,7 +97,9 @@ def test_tiny_torch_tflite_onnx_agree():
         want = [t.numpy() for t in net(torch.from_numpy(x))]
     assert [w.shape for w in want] == [(1, 4, 1, 288), (1, 8, 32, 48)]
     model = build_tflite(arch, seed=3)
-    assert {"AVERAGE_POOL_2D", "RESIZE_BILINEAR", "CONCATENATION", "RESHAPE", "MUL", "ADD"} <= set(op_names(model))
+    assert {"AVERAGE_POOL_2D", "RESIZE_BILINEAR", "CONCATENATION", "RESHAPE", "MUL", "ADD"} <= set(
+        op_names(model)
+    )
     # LiteRT's and ONNX Runtime's float32 kernels against torch's: rounding only, each output
     # within eps·√ΣK of its own max|w| (tolerances.float32_atol; ΣK over every row: an upper bound)
     k = reduction_length(arch)
@@ -87,11 +112,13 @@ def test_tiny_torch_tflite_onnx_agree():
 
 
 def _rel_rms(y, ref):
-    return float(np.sqrt(((y - ref) ** 2).mean() / (ref ** 2).mean()))
+    return float(np.sqrt(((y - ref) ** 2).mean() / (ref**2).mean()))
 
 
 @pytest.mark.numerics
-@pytest.mark.parametrize("name,res,tol", [(None, (32, 48), 0.05), ("ssdlite_mobilenetv3_small_reduced", 288, 0.15)])
+@pytest.mark.parametrize(
+    "name,res,tol", [(None, (32, 48), 0.05), ("ssdlite_mobilenetv3_small_reduced", 288, 0.15)]
+)
 def test_int8_with_several_outputs_tracks_float(name, res, tol):
     arch = decode(TINY) if name is None else get_arch(name, resolution=res)
     rng = np.random.default_rng(1)
@@ -107,9 +134,14 @@ def test_int8_with_several_outputs_tracks_float(name, res, tol):
 
 
 @pytest.mark.numerics
-@pytest.mark.parametrize("name,res", [("ssdlite_mobilenetv3_small_reduced", 288),
-                                      ("lraspp_mobilenetv3_small_reduced", (128, 256)),
-                                      ("lraspp_mobilenetv3_large", (64, 96))])
+@pytest.mark.parametrize(
+    "name,res",
+    [
+        ("ssdlite_mobilenetv3_small_reduced", 288),
+        ("lraspp_mobilenetv3_small_reduced", (128, 256)),
+        ("lraspp_mobilenetv3_large", (64, 96)),
+    ],
+)
 def test_zoo_task_networks_export_equal_to_torch(name, res):
     arch = get_arch(name, resolution=res)
     net = build_torch(arch)
@@ -140,8 +172,12 @@ def test_ssdlite_layout():
     r = _by_name(arch)
     assert r["box0.dw"].inputs == ("blocks.12.expand",) and r["box0.dw"].in_shape == (672, 20, 20)
     assert r["lastconv"].out_shape == (960, 10, 10) and r["box1.dw"].inputs == ("lastconv",)
-    assert [r[f"extra{i}.conv"].out_shape for i in range(1, 5)] == [(512, 5, 5), (256, 3, 3), (256, 2, 2),
-                                                                   (128, 1, 1)]
+    assert [r[f"extra{i}.conv"].out_shape for i in range(1, 5)] == [
+        (512, 5, 5),
+        (256, 3, 3),
+        (256, 2, 2),
+        (128, 1, 1),
+    ]
     assert r["boxes"].out_shape == (4, 1, 2034) and r["scores"].out_shape == (91, 1, 2034)
     red = _by_name(get_arch("ssdlite_mobilenetv3_large_reduced"))
     # the dagger rows: C4 keeps its 672, the blocks after it and C5 are halved
@@ -168,8 +204,14 @@ def test_lraspp_layout():
 
 def test_task_names_codec_and_json_round_trip():
     names = task_names()
-    assert {"ssdlite_mobilenetv3_large", "ssdlite_mobilenetv3_small_reduced", "lraspp_mobilenetv3_large",
-            "lraspp_mobilenetv3_small_reduced", "ssdlite_mobilenetv2_100", "ssdlite_mnasnet_a1_035"} <= set(names)
+    assert {
+        "ssdlite_mobilenetv3_large",
+        "ssdlite_mobilenetv3_small_reduced",
+        "lraspp_mobilenetv3_large",
+        "lraspp_mobilenetv3_small_reduced",
+        "ssdlite_mobilenetv2_100",
+        "ssdlite_mnasnet_a1_035",
+    } <= set(names)
     assert not set(names) & set(zoo_names())  # @zoo and the grid stay classifiers
     for name in names:
         arch = get_arch(name)
@@ -197,15 +239,21 @@ def test_hxw_inputs_and_square_codec_unchanged():
     assert_float32_close(run_onnx_outputs(build_onnx(arch), x)[0], want, reduction_length(arch))
 
 
-@pytest.mark.parametrize("text,match", [
-    (TINY.replace("<blocks.0,", "<blocks.9,"), r"node 0 \(a\)\.inputs: unknown tensor 'blocks\.9'"),
-    (TINY.replace("@m=mul<a+u", "@m=mul<a+g"), r"node 4 \(m\)\.inputs: op 'mul' between shapes"),
-    (TINY.replace("@up=", "@a="), r"node 14 \(a\)\.name: 'a' is already a tensor"),
-    (TINY.replace("out_n2_boxes+up", "out_n2_boxes+zz"), r"arch\.outputs: 'zz' is not a node"),
-    (TINY.replace("@p=avgpool_k3x4", "@p=maxpool_k3x4"), r"token 4 .*unknown node op 'maxpool'"),
-    (TINY.replace("anchors_c4<s", "anchors_c5<s"), r"node 10 \(b1\)\.out: 16 channels are not a multiple"),
-    (TINY.replace("@b2=conv_k1_", "@b2=conv_k2_"), r"node 11 \(b2\)\.kernel: kernel must be odd"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        (TINY.replace("<blocks.0,", "<blocks.9,"), r"node 0 \(a\)\.inputs: unknown tensor 'blocks\.9'"),
+        (TINY.replace("@m=mul<a+u", "@m=mul<a+g"), r"node 4 \(m\)\.inputs: op 'mul' between shapes"),
+        (TINY.replace("@up=", "@a="), r"node 14 \(a\)\.name: 'a' is already a tensor"),
+        (TINY.replace("out_n2_boxes+up", "out_n2_boxes+zz"), r"arch\.outputs: 'zz' is not a node"),
+        (TINY.replace("@p=avgpool_k3x4", "@p=maxpool_k3x4"), r"token 4 .*unknown node op 'maxpool'"),
+        (
+            TINY.replace("anchors_c4<s", "anchors_c5<s"),
+            r"node 10 \(b1\)\.out: 16 channels are not a multiple",
+        ),
+        (TINY.replace("@b2=conv_k1_", "@b2=conv_k2_"), r"node 11 \(b2\)\.kernel: kernel must be odd"),
+    ],
+)
 def test_invalid_task_heads_name_the_node(text, match):
     with pytest.raises(InvalidArchError, match=match):
         decode(text)
@@ -214,8 +262,15 @@ def test_invalid_task_heads_name_the_node(text, match):
 def test_heads_need_a_headless_network():
     arch = get_arch("mobilenetv3_small_100")
     with pytest.raises(InvalidArchError, match="task-head nodes need a network without a classifier"):
-        layers(ArchSpec(**{**arch.__dict__, "nodes": (NodeSpec("a", "conv", ("blocks.0",), out=8),),
-                           "outputs": ("a",)}))
+        layers(
+            ArchSpec(
+                **{
+                    **arch.__dict__,
+                    "nodes": (NodeSpec("a", "conv", ("blocks.0",), out=8),),
+                    "outputs": ("a",),
+                }
+            )
+        )
     with pytest.raises(InvalidArchError, match="needs task-head nodes and outputs"):
         layers(ArchSpec(**{**arch.__dict__, "head": None}))
 
@@ -261,9 +316,10 @@ def test_cli_arch_madds_prints_the_paper_beside_the_count():
 
 # --- profiler workloads and predictor pieces of task-head networks -------------------------------
 
+
 def test_task_network_pieces_cover_it_once():
-    from hwlat.latency_models.features import piece_groups
     from hwlat.archs.pieces import blocks, kernels, model
+    from hwlat.latency_models.features import piece_groups
 
     arch = get_arch("lraspp_mobilenetv3_small_reduced", resolution=(128, 256))
     s = summary(arch)
@@ -284,10 +340,10 @@ def test_task_network_pieces_cover_it_once():
 def test_multi_input_piece_runs_alike_everywhere():
     from ai_edge_litert.interpreter import Interpreter
 
-    from hwlat.profiler.export.onnx import onnx_segment
-    from hwlat.archs.segments import segment_inputs, torch_segment
-    from hwlat.profiler.export.tflite import tflite_segment
     from hwlat.archs.pieces import blocks, from_spec
+    from hwlat.archs.segments import segment_inputs, torch_segment
+    from hwlat.profiler.export.onnx import onnx_segment
+    from hwlat.profiler.export.tflite import tflite_segment
 
     arch = get_arch("ssdlite_mobilenetv3_small_reduced", resolution=288)
     boxes = next(w for w in blocks(arch) if w.label.startswith("task boxes"))
@@ -305,7 +361,9 @@ def test_multi_input_piece_runs_alike_everywhere():
     for d, x in zip(it.get_input_details(), xs, strict=True):
         it.set_tensor(d["index"], x.transpose(0, 2, 3, 1).copy())
     it.invoke()
-    np.testing.assert_array_equal(it.get_tensor(it.get_output_details()[0]["index"]).transpose(0, 3, 1, 2), want)
+    np.testing.assert_array_equal(
+        it.get_tensor(it.get_output_details()[0]["index"]).transpose(0, 3, 1, 2), want
+    )
     import onnxruntime as ort
 
     sess = ort.InferenceSession(onnx_segment(w.rows))
@@ -314,13 +372,16 @@ def test_multi_input_piece_runs_alike_everywhere():
 
 @pytest.mark.parametrize("runtime", ["litert", "onnxruntime", "torch"])
 def test_runners_prepare_task_pieces_and_models(runtime):
-    from hwlat.profiler.measure.runners import get_runner
     from hwlat.archs.pieces import blocks, kernels, model
+    from hwlat.profiler.measure.runners import get_runner
 
     arch = get_arch("ssdlite_mobilenetv3_small_reduced", resolution=288)
     runner = get_runner(runtime)
-    picks = [model(arch), next(w for w in blocks(arch) if w.label.startswith("task scores")),
-             next(w for w in kernels(arch) if w.rows[0].op.value == "concat")]
+    picks = [
+        model(arch),
+        next(w for w in blocks(arch) if w.label.startswith("task scores")),
+        next(w for w in kernels(arch) if w.rows[0].op.value == "concat"),
+    ]
     for w in picks:
         invoke, release = runner.prepare(w)
         invoke()

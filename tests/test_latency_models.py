@@ -1,4 +1,5 @@
 """Latency predictors on real LiteRT measurements of small networks (measured once per session)."""
+
 import dataclasses
 import json
 import warnings
@@ -8,20 +9,27 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
+from strategies import archs
 
 from hwlat.archs import BlockSpec, SearchSpace, mobilenetv3
 from hwlat.archs.layers import OpKind, layers
+from hwlat.archs.segments import role
 from hwlat.cli import main
 from hwlat.errors import ExtrapolationWarning, MissingEntryError
-from hwlat.latency_models import (LookupTable, MAddsProxy, Regression, TrainingData, load,
-                                  make_predictor, metrics, noise_floor)
+from hwlat.latency_models import (
+    LookupTable,
+    MAddsProxy,
+    Regression,
+    TrainingData,
+    load,
+    make_predictor,
+    metrics,
+    noise_floor,
+)
 from hwlat.latency_models.evaluate import holdout, split_by_arch
 from hwlat.latency_models.features import piece_groups, width_signature
 from hwlat.profiler.measure.profile import profile
-from hwlat.archs.segments import role
 from hwlat.profiler.measure.timing import TimingConfig
-
-from strategies import archs
 
 FAST = TimingConfig(max_seconds=0.4, min_sample_ms=0.2, target=0.05)
 
@@ -29,8 +37,12 @@ FAST = TimingConfig(max_seconds=0.4, min_sample_ms=0.2, target=0.05)
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("lat") / "s.db"
-    archs = [mobilenetv3(f, width_mult=m, resolution=r) for f in ("small", "large")
-             for m in (0.35, 0.5) for r in (96, 128)]
+    archs = [
+        mobilenetv3(f, width_mult=m, resolution=r)
+        for f in ("small", "large")
+        for m in (0.35, 0.5)
+        for r in (96, 128)
+    ]
     rng = np.random.default_rng(0)
     space = SearchSpace.mobilenetv3_small(resolution=96)
     archs += [space.sample_arch(rng) for _ in range(6)]
@@ -47,7 +59,9 @@ def data(store):
 def test_metrics_definitions():
     m = metrics([1.0, 2.0, 4.0, 10.0], [1.04, 2.3, 4.0, 9.0])
     assert m["acc5"] == 0.5 and m["acc10"] == 0.75 and m["worst_pct"] == pytest.approx(15.0)
-    assert m["kendall_tau"] == pytest.approx(1.0) and m["rmse"] == pytest.approx(np.sqrt((0.04**2 + 0.09 + 1) / 4))
+    assert m["kendall_tau"] == pytest.approx(1.0) and m["rmse"] == pytest.approx(
+        np.sqrt((0.04**2 + 0.09 + 1) / 4)
+    )
     with pytest.raises(ValueError):
         metrics([1.0], [1.0])
     assert noise_floor([[1.0, 1.02, 0.98], [5.0, 5.0]]) == pytest.approx(100 * 0.01, rel=0.1)
@@ -56,9 +70,9 @@ def test_metrics_definitions():
 def test_footprint_calibration_recovers_a_known_term_despite_outliers():
     rng = np.random.default_rng(0)
     wmb, n = rng.uniform(0.5, 30, 120), rng.integers(10, 22, 120).astype(float)
-    s = rng.uniform(0.5, 20, 120)       # summed pieces (ms)
+    s = rng.uniform(0.5, 20, 120)  # summed pieces (ms)
     y = s + 0.05 * np.maximum(0, wmb - 6.0) + 0.004 * n + 0.02
-    y[:6] *= 1.6                        # end-to-end runs caught by a slow phase
+    y[:6] *= 1.6  # end-to-end runs caught by a slow phase
     cal = LookupTable(calibration="footprint")
     cal._fit_calibration(s, np.stack([wmb, n], 1), y)
     assert cal.gamma_ms_per_mb_ == pytest.approx(0.05, rel=0.1)
@@ -77,8 +91,9 @@ def test_training_data(data):
 @pytest.mark.parametrize("kind", ["madds", "lut", "regression", "calibrated"])
 def test_fit_predict_interface(data, kind):
     archs, y = data.archs(), data.latency_ms
-    pred = make_predictor(kind).fit(archs, y, pieces=data.pieces, fingerprint=data.fingerprint,
-                                    runtime="litert")
+    pred = make_predictor(kind).fit(
+        archs, y, pieces=data.pieces, fingerprint=data.fingerprint, runtime="litert"
+    )
     one = pred.predict(archs[0])
     many = pred.predict_many(archs)
     assert isinstance(one, float) and one == pytest.approx(many[0]) and (many > 0).all()
@@ -139,8 +154,9 @@ def test_bad_params_are_clear(data):
 
 
 def test_save_load_round_trip_and_refusals(data, tmp_path):
-    pred = make_predictor("calibrated").fit(data.archs(), data.latency_ms, pieces=data.pieces,
-                                            fingerprint=data.fingerprint, runtime="litert")
+    pred = make_predictor("calibrated").fit(
+        data.archs(), data.latency_ms, pieces=data.pieces, fingerprint=data.fingerprint, runtime="litert"
+    )
     path = tmp_path / "p.json"
     pred.save(path)
     back = load(path)
@@ -164,14 +180,15 @@ def test_save_load_round_trip_and_refusals(data, tmp_path):
 
 @pytest.mark.parametrize("kind", ["regression", "calibrated"])
 def test_load_reuses_the_cv_choice_and_refits_identically(data, tmp_path, kind):
-    pred = make_predictor(kind).fit(data.archs(), data.latency_ms, pieces=data.pieces,
-                                    fingerprint=data.fingerprint, runtime="litert")
+    pred = make_predictor(kind).fit(
+        data.archs(), data.latency_ms, pieces=data.pieces, fingerprint=data.fingerprint, runtime="litert"
+    )
     reg = getattr(pred, "regressor_", None) or pred.fallback_
     assert reg.cv_rmse_, "the first fit chooses its estimators by grouped CV"
     pred.save(tmp_path / "p.json")
     back = load(tmp_path / "p.json")
     back_reg = getattr(back, "regressor_", None) or back.fallback_
-    assert back_reg.choice_ == reg.choice_ and back_reg.cv_rmse_ == {}   # no CV on load
+    assert back_reg.choice_ == reg.choice_ and back_reg.cv_rmse_ == {}  # no CV on load
     assert np.array_equal(back.predict_many(data.archs()), pred.predict_many(data.archs()))
 
 
@@ -187,7 +204,10 @@ def test_cli_fit_predict_evaluate(store, tmp_path, capsys):
     pred = tmp_path / "p.json"
     assert main(["fit", "--store", str(store), "--kind", "calibrated", "-o", str(pred)]) == 0
     assert str(pred) in capsys.readouterr().out
-    assert main(["predict", "--predictor", str(pred), "mobilenetv3_small_050", "-r", "96", "--json", "--layers"]) == 0
+    assert (
+        main(["predict", "--predictor", str(pred), "mobilenetv3_small_050", "-r", "96", "--json", "--layers"])
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out[0]["name"] == "mobilenetv3_small_050" and out[0]["latency_ms"] > 0
     assert sum(x["latency_ms"] for x in out[0]["layers"]) == pytest.approx(out[0]["latency_ms"])
@@ -201,8 +221,9 @@ def test_cli_fit_predict_evaluate(store, tmp_path, capsys):
 def test_cli_evaluate_on_unseen_networks(store, tmp_path, capsys):
     data = TrainingData.from_store(store)
     archs, y = data.archs(), data.latency_ms
-    pred = make_predictor("calibrated").fit(archs[:9], y[:9], pieces=data.pieces,
-                                            fingerprint=data.fingerprint, runtime="litert")
+    pred = make_predictor("calibrated").fit(
+        archs[:9], y[:9], pieces=data.pieces, fingerprint=data.fingerprint, runtime="litert"
+    )
     pred.save(tmp_path / "p.json")
     assert main(["evaluate", "--store", str(store), "--predictor", str(tmp_path / "p.json"), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -218,8 +239,9 @@ def test_compiled_space_equals_per_arch_prediction(data, kind):
     compiled = compile_space(pred, space)
     rng = np.random.default_rng(7)
     V = np.array([space.sample(rng) for _ in range(40)])
-    np.testing.assert_allclose(compiled.predict(V), pred.predict_many([space.decode(v) for v in V]),
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        compiled.predict(V), pred.predict_many([space.decode(v) for v in V]), rtol=1e-9
+    )
     bad = V[:2].copy()
     bad[1, 3] = 99
     with pytest.raises(ValueError, match="vector 1: position 3"):
@@ -241,8 +263,9 @@ def test_cli_evaluate_prints_the_noise_floor_of_repeats(store, tmp_path, capsys)
     shutil.copy(store, copy)
     data = TrainingData.from_store(copy)
     archs, y = data.archs(), data.latency_ms
-    pred = make_predictor("lut").fit(archs[:9], y[:9], pieces=data.pieces,
-                                     fingerprint=data.fingerprint, runtime="litert")
+    pred = make_predictor("lut").fit(
+        archs[:9], y[:9], pieces=data.pieces, fingerprint=data.fingerprint, runtime="litert"
+    )
     pred.save(tmp_path / "p.json")
     assert main(["evaluate", "--store", str(copy), "--predictor", str(tmp_path / "p.json")]) == 0
     assert "noise floor: unknown" in capsys.readouterr().out
@@ -257,11 +280,15 @@ def test_cli_evaluate_prints_the_noise_floor_of_repeats(store, tmp_path, capsys)
 
 # --- monotone in width: fewer channels never predict slower -----------------------------------
 
+
 @pytest.fixture(scope="module")
 def fitted(data):
-    return {k: make_predictor(k).fit(data.archs(), data.latency_ms, pieces=data.pieces,
-                                     fingerprint=data.fingerprint, runtime="litert")
-            for k in ("madds", "lut", "regression", "calibrated")}
+    return {
+        k: make_predictor(k).fit(
+            data.archs(), data.latency_ms, pieces=data.pieces, fingerprint=data.fingerprint, runtime="litert"
+        )
+        for k in ("madds", "lut", "regression", "calibrated")
+    }
 
 
 def _widths(arch) -> list[tuple]:
@@ -283,14 +310,18 @@ def _cut(arch, field, i, new):
     if field in ("conv", "hidden"):
         return dataclasses.replace(arch, head=dataclasses.replace(arch.head, **{field: new}))
     b = arch.blocks[i]
-    nb = (dataclasses.replace(b, se=dataclasses.replace(b.se, squeeze=new)) if field == "se"
-          else dataclasses.replace(b, **{field: new}))
-    return dataclasses.replace(arch, blocks=(*arch.blocks[:i], nb, *arch.blocks[i + 1:]))
+    nb = (
+        dataclasses.replace(b, se=dataclasses.replace(b.se, squeeze=new))
+        if field == "se"
+        else dataclasses.replace(b, **{field: new})
+    )
+    return dataclasses.replace(arch, blocks=(*arch.blocks[:i], nb, *arch.blocks[i + 1 :]))
 
 
 def _structure(arch) -> list[tuple]:
-    return [(r.stage, r.block, role(r), r.op, r.groups if r.op is not OpKind.DWCONV else 0)
-            for r in layers(arch)]
+    return [
+        (r.stage, r.block, role(r), r.op, r.groups if r.op is not OpKind.DWCONV else 0) for r in layers(arch)
+    ]
 
 
 def _narrower(arch, data):
@@ -301,13 +332,14 @@ def _narrower(arch, data):
     try:
         cut = _cut(arch, field, i, new)
         same = _structure(cut) == _structure(arch)
-    except ValueError:   # e.g. widths no longer divisible by a grouped conv's groups
+    except ValueError:  # e.g. widths no longer divisible by a grouped conv's groups
         return None
     return cut if same else None
 
 
 _space_archs = st.integers(0, 2**32 - 1).map(
-    lambda s: SearchSpace.mobilenetv3_small(resolution=96).sample_arch(np.random.default_rng(s)))
+    lambda s: SearchSpace.mobilenetv3_small(resolution=96).sample_arch(np.random.default_rng(s))
+)
 
 
 @pytest.mark.parametrize("kind", ["madds", "regression", "calibrated"])
@@ -317,7 +349,7 @@ def test_fewer_channels_never_predict_slower(fitted, kind, arch, data):
     cut = _narrower(arch, data)
     assume(cut is not None)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExtrapolationWarning)   # random networks are far from the data
+        warnings.simplefilter("ignore", ExtrapolationWarning)  # random networks are far from the data
         before, after = fitted[kind].predict_many([arch, cut])
     assert after <= before * (1 + 1e-12)
 
@@ -344,7 +376,9 @@ def test_lookup_table_orders_measured_networks_by_width(fitted):
             sa, sb = layers(a), layers(b)
             if a is b or a.resolution != b.resolution or _structure(a) != _structure(b):
                 continue
-            if all(x.in_shape[0] <= y.in_shape[0] and x.out_shape[0] <= y.out_shape[0] for x, y in zip(sa, sb)):
+            if all(
+                x.in_shape[0] <= y.in_shape[0] and x.out_shape[0] <= y.out_shape[0] for x, y in zip(sa, sb)
+            ):
                 pairs += 1
                 assert lut.predict(a) <= lut.predict(b) * (1 + 1e-12)
     assert pairs >= 2
@@ -368,7 +402,7 @@ def test_table_entries_are_measurements_made_monotone(fitted, data):
             entry = np.sqrt(lo * hi)
             below = (X[:, None, :] <= X[None, :, :]).all(-1)
             assert not (below & (entry[:, None] > entry[None, :] * (1 + 1e-12))).any()
-            consistent = lo == hi          # no narrower measurement is slower: the table is the truth
+            consistent = lo == hi  # no narrower measurement is slower: the table is the truth
             assert np.allclose(entry[consistent], t[consistent], rtol=1e-12)
         assert 0 <= pred.n_adjusted_ < len(pred.table_)
 
@@ -383,7 +417,7 @@ def test_unmeasured_widths_lie_between_their_measured_neighbours(fitted):
         X, t, _ = cal.families_[config]
         own = cal.table_[w.key]
         narrower = [v for v in (x[-1] - 8, x[-1] // 2) if v >= 1]
-        for new in narrower:   # the block's output width, narrower
+        for new in narrower:  # the block's output width, narrower
             rows = list(w.rows)
             last = rows[-1]
             rows[-1] = dataclasses.replace(last, out_shape=(new, *last.out_shape[1:]))
@@ -393,9 +427,11 @@ def test_unmeasured_widths_lie_between_their_measured_neighbours(fitted):
 
 # --- extrapolation: outside the training range warns, naming it -------------------------------
 
+
 def _with_block(arch, i, **kw):
-    return dataclasses.replace(arch, blocks=(*arch.blocks[:i], dataclasses.replace(arch.blocks[i], **kw),
-                                             *arch.blocks[i + 1:]))
+    return dataclasses.replace(
+        arch, blocks=(*arch.blocks[:i], dataclasses.replace(arch.blocks[i], **kw), *arch.blocks[i + 1 :])
+    )
 
 
 def test_predictions_outside_the_training_range_warn_naming_it(fitted):
@@ -405,17 +441,18 @@ def test_predictions_outside_the_training_range_warn_naming_it(fitted):
         with pytest.warns(ExtrapolationWarning, match=r"bneck kernel 9 never measured \(measured: 3, 5"):
             fitted[kind].predict(k9)
         with pytest.warns(ExtrapolationWarning, match="kernel 9 never measured"):
-            fitted[kind].predict(k9)          # again: every prediction that extrapolates says so
+            fitted[kind].predict(k9)  # again: every prediction that extrapolates says so
         with pytest.warns(ExtrapolationWarning, match="activation swish never measured"):
             fitted[kind].predict(_with_block(base, 3, act="swish"))
     for kind in ("madds", "regression", "calibrated"):
-        with pytest.warns(ExtrapolationWarning, match="resolution 4000 px is far outside the training "
-                                                      "networks' 96-128 px"):
+        with pytest.warns(
+            ExtrapolationWarning, match="resolution 4000 px is far outside the training networks' 96-128 px"
+        ):
             fitted[kind].predict(base.with_resolution(4000))
     with warnings.catch_warnings():
         warnings.simplefilter("error", ExtrapolationWarning)
-        for kind, pred in fitted.items():
-            pred.predict_many(_TRAIN)     # what it was fitted on: no warning
+        for pred in fitted.values():
+            pred.predict_many(_TRAIN)  # what it was fitted on: no warning
 
 
 def test_an_absurd_resolution_warns_before_any_work(fitted):
@@ -428,6 +465,7 @@ def test_an_absurd_resolution_warns_before_any_work(fitted):
 
 # --- state in and out, the kinds registry ---------------------------------------------------
 
+
 def test_state_round_trip_is_json_and_refits_identically(fitted, data):
     from hwlat.latency_models.kinds import KINDS
 
@@ -439,35 +477,50 @@ def test_state_round_trip_is_json_and_refits_identically(fitted, data):
         assert set(KINDS[kind].params.items()) <= set(pred.get_params().items())
         assert [a.name for a in back.train_archs_] == [a.name for a in pred.train_archs_]
     reg = fitted["regression"]
-    assert isinstance(reg.get_state()["params"]["estimator"], dict)   # the CV's choice, a parameter
+    assert isinstance(reg.get_state()["params"]["estimator"], dict)  # the CV's choice, a parameter
 
 
 def test_version_1_and_2_files_still_load(fitted, tmp_path):
     cal = fitted["calibrated"]
     s = cal.get_state()
     old_pieces = [{("median_ms" if k == "latency_ms" else k): v for k, v in p.items()} for p in s["pieces"]]
-    v1 = {"schema": "hwlat.predictor", "version": 1, "hwlat_version": "0.1.0", "class": "LookupTable",
-          "params": {k: v for k, v in s["params"].items() if k != "estimator"},
-          "fingerprint": s["fingerprint"], "runtime": s["runtime"],
-          "train": {"archs": s["train"]["archs"], "latency_ms": s["train"]["latency_ms"]},
-          "estimator_choices": s["params"]["estimator"], "pieces": old_pieces}
-    v2 = {"schema": "hwlat.predictor", "version": 2, "hwlat_version": "0.1.0", "class": "LookupTable",
-          "state": {**s, "pieces": old_pieces}}
+    v1 = {
+        "schema": "hwlat.predictor",
+        "version": 1,
+        "hwlat_version": "0.1.0",
+        "class": "LookupTable",
+        "params": {k: v for k, v in s["params"].items() if k != "estimator"},
+        "fingerprint": s["fingerprint"],
+        "runtime": s["runtime"],
+        "train": {"archs": s["train"]["archs"], "latency_ms": s["train"]["latency_ms"]},
+        "estimator_choices": s["params"]["estimator"],
+        "pieces": old_pieces,
+    }
+    v2 = {
+        "schema": "hwlat.predictor",
+        "version": 2,
+        "hwlat_version": "0.1.0",
+        "class": "LookupTable",
+        "state": {**s, "pieces": old_pieces},
+    }
     for name, doc in (("v1", v1), ("v2", v2)):
         (tmp_path / f"{name}.json").write_text(json.dumps(doc))
         back = load(tmp_path / f"{name}.json")
         assert np.array_equal(back.predict_many(_TRAIN), cal.predict_many(_TRAIN)), name
 
 
-@pytest.mark.parametrize("damage, field", [
-    (lambda d: d.update(state=[]), "state: expected an object"),
-    (lambda d: d["state"]["train"].update(latency_ms=[1.0]), "networks but 1 latencies"),
-    (lambda d: d["state"]["train"]["archs"].__setitem__(0, "in96,nonsense"), "state.train.archs"),
-    (lambda d: d["state"]["pieces"][0].pop("spec"), r"state.pieces\[0\]"),
-    (lambda d: d["state"]["params"].update(colour="red"), "unknown parameter"),
-    (lambda d: d.update({"class": "Oracle"}), "unknown predictor class 'Oracle'"),
-    (lambda d: d.update(version="2"), "version: expected a positive integer"),
-])
+@pytest.mark.parametrize(
+    "damage, field",
+    [
+        (lambda d: d.update(state=[]), "state: expected an object"),
+        (lambda d: d["state"]["train"].update(latency_ms=[1.0]), "networks but 1 latencies"),
+        (lambda d: d["state"]["train"]["archs"].__setitem__(0, "in96,nonsense"), "state.train.archs"),
+        (lambda d: d["state"]["pieces"][0].pop("spec"), r"state.pieces\[0\]"),
+        (lambda d: d["state"]["params"].update(colour="red"), "unknown parameter"),
+        (lambda d: d.update({"class": "Oracle"}), "unknown predictor class 'Oracle'"),
+        (lambda d: d.update(version="2"), "version: expected a positive integer"),
+    ],
+)
 def test_damaged_predictor_files_name_file_and_field(fitted, tmp_path, damage, field):
     from hwlat.errors import FileFormatError
 

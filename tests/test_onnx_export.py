@@ -1,17 +1,18 @@
 """ONNX export: a valid self-contained opset-17 file whose ONNX Runtime output equals torch."""
+
 from itertools import groupby
 
 import numpy as np
 import onnx
 import pytest
 import torch
+from tolerances import assert_float32_close, reduction_length
 
 from hwlat.archs import Act, get_arch, layers
 from hwlat.archs.layers import LayerSpec, OpKind
+from hwlat.archs.segments import random_weights, torch_segment
 from hwlat.archs.torch_builder import build_torch, fold_bn
 from hwlat.profiler.export.onnx import build_onnx, onnx_segment, run_onnx
-from hwlat.archs.segments import random_weights, torch_segment
-from tolerances import assert_float32_close, reduction_length
 
 # ONNX Runtime's float32 kernels (MLAS) against torch's: the same arithmetic summed in another
 # order, so rounding only; the bound is tolerances.float32_atol (eps·√ΣK scaled to max|ref|).

@@ -1,14 +1,14 @@
 """Pieces of a network cached per block config and input shape: the same keys as the profiler's."""
+
 import pytest
 from hypothesis import given
+from strategies import archs
 
 from hwlat.archs import BlockSpec, SearchSpace, get_arch, summary, zoo_names
 from hwlat.archs.layers import block_groups, layers
+from hwlat.archs.pieces import blocks, kernels
 from hwlat.errors import InvalidArchError
 from hwlat.latency_models.features import clear_piece_cache, piece_groups
-from hwlat.archs.pieces import blocks, kernels
-
-from strategies import archs
 
 
 def _keys(groups):
@@ -20,7 +20,7 @@ def test_groups_give_the_profilers_pieces(arch):
     for gran, decompose in (("block", blocks), ("kernel", kernels)):
         cold = piece_groups(arch, gran)
         assert _keys(cold) == [w.key for w in decompose(arch)]
-        assert piece_groups(arch, gran) == cold            # the same cached groups, by identity
+        assert piece_groups(arch, gran) == cold  # the same cached groups, by identity
     assert sum(g.madds for g in cold) == summary(arch)["madds"]
     assert sum(g.params for g in cold) == summary(arch)["params"]
 
@@ -49,8 +49,9 @@ def test_an_invalid_block_is_named_even_when_its_neighbours_are_cached():
 
     arch = get_arch("mobilenetv3_small_050", resolution=96)
     piece_groups(arch)
-    bad = dataclasses.replace(arch, blocks=(*arch.blocks[:3], dataclasses.replace(arch.blocks[3], stride=3),
-                                            *arch.blocks[4:]))
+    bad = dataclasses.replace(
+        arch, blocks=(*arch.blocks[:3], dataclasses.replace(arch.blocks[3], stride=3), *arch.blocks[4:])
+    )
     with pytest.raises(InvalidArchError, match="block 3.stride"):
         piece_groups(bad)
     with pytest.raises(InvalidArchError, match="at least one"):

@@ -1,4 +1,5 @@
 """Profiling end to end on the real runtimes: store, resume after SIGKILL, concurrency, CLI."""
+
 import json
 import os
 import signal
@@ -11,11 +12,11 @@ import pandas as pd
 import pytest
 
 from hwlat.archs import get_arch
+from hwlat.archs.pieces import blocks, collect, model
 from hwlat.cli import main
 from hwlat.profiler.measure.profile import profile
-from hwlat.profiler.storage.store import Store
 from hwlat.profiler.measure.timing import TimingConfig
-from hwlat.archs.pieces import blocks, collect, model
+from hwlat.profiler.storage.store import Store
 
 FAST = TimingConfig(max_seconds=0.5, min_sample_ms=0.2, target=0.05)
 
@@ -38,8 +39,10 @@ def test_profile_blocks_and_model_on_each_runtime(tmp_path, runtime):
 
 
 def test_networks_measured_with_their_blocks_interleaved(tmp_path):
-    archs = [get_arch("mobilenetv3_small_035", resolution=96),
-             get_arch("mobilenetv3_small_050", resolution=96)]
+    archs = [
+        get_arch("mobilenetv3_small_035", resolution=96),
+        get_arch("mobilenetv3_small_050", resolution=96),
+    ]
     store = tmp_path / "s.db"
     res = profile(archs, ("model", "block"), store, "litert", config=FAST, progress=False)
     expected = {w.key for g in ("model", "block") for w in collect(archs, g)}
@@ -48,7 +51,7 @@ def test_networks_measured_with_their_blocks_interleaved(tmp_path):
         df = st.frame().set_index("key")
     t0, t1 = (pd.to_datetime(df[c], format="ISO8601") for c in ("started_at", "finished_at"))
     seen: set[str] = set()
-    for arch in archs:   # the model's timing window overlaps each of its new blocks' windows
+    for arch in archs:  # the model's timing window overlaps each of its new blocks' windows
         m = model(arch).key
         own = {w.key for w in blocks(arch)} - seen
         seen |= own
@@ -60,8 +63,25 @@ def test_networks_measured_with_their_blocks_interleaved(tmp_path):
 
 def test_kill_and_resume(tmp_path):
     store = tmp_path / "s.db"
-    cmd = [sys.executable, "-m", "hwlat", "profile", "kernels", "mobilenetv3_small_050", "-r", "96",
-           "--runtime", "litert", "--store", str(store), "--max-seconds", "0.3", "-q", "--repeats", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hwlat",
+        "profile",
+        "kernels",
+        "mobilenetv3_small_050",
+        "-r",
+        "96",
+        "--runtime",
+        "litert",
+        "--store",
+        str(store),
+        "--max-seconds",
+        "0.3",
+        "-q",
+        "--repeats",
+        "1",
+    ]
     total = len(collect([get_arch("mobilenetv3_small_050", resolution=96)], "kernel"))
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     n_before = 0
@@ -91,16 +111,38 @@ def test_kill_and_resume(tmp_path):
 
 def test_two_profilers_share_a_store(tmp_path):
     store = tmp_path / "s.db"
-    base = [sys.executable, "-m", "hwlat", "profile", "blocks", "--runtime", "torch", "--store", str(store),
-            "--max-seconds", "0.3", "-q", "-r", "96", "--repeats", "1"]
-    procs = [subprocess.Popen(base + names, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for names in (["mobilenetv3_small_050", "mobilenetv3_small_075"],
-                           ["mobilenetv3_small_075", "mobilenetv3_small_050", "mobilenetv3_small_100"])]
+    base = [
+        sys.executable,
+        "-m",
+        "hwlat",
+        "profile",
+        "blocks",
+        "--runtime",
+        "torch",
+        "--store",
+        str(store),
+        "--max-seconds",
+        "0.3",
+        "-q",
+        "-r",
+        "96",
+        "--repeats",
+        "1",
+    ]
+    procs = [
+        subprocess.Popen(base + names, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for names in (
+            ["mobilenetv3_small_050", "mobilenetv3_small_075"],
+            ["mobilenetv3_small_075", "mobilenetv3_small_050", "mobilenetv3_small_100"],
+        )
+    ]
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
-    archs = [get_arch(n, resolution=96) for n in ("mobilenetv3_small_050", "mobilenetv3_small_075",
-                                                  "mobilenetv3_small_100")]
+    archs = [
+        get_arch(n, resolution=96)
+        for n in ("mobilenetv3_small_050", "mobilenetv3_small_075", "mobilenetv3_small_100")
+    ]
     with sqlite3.connect(store) as con:
         rows = con.execute("select workload_key, count(*) from measurements group by 1").fetchall()
     assert len(rows) == len(collect(archs, "block")) and all(c == 1 for _, c in rows)
@@ -118,6 +160,7 @@ def test_failing_workload_is_recorded_and_run_goes_on(tmp_path, monkeypatch):
         data = real(rows, *a, **k)
         from hwlat.archs.pieces import _key
         from hwlat.archs.segments import canonical
+
         return data[:64] if _key("block", canonical(rows)) == bad else data
 
     monkeypatch.setattr(tx, "tflite_segment", corrupt)
@@ -136,9 +179,22 @@ def run(capsys, *argv):
 
 def test_cli_profile_show_export(capsys, tmp_path):
     store = str(tmp_path / "s.db")
-    code, out, _ = run(capsys, "profile", "models", "mobilenetv3_small_035", "-r", "96", "--runtime", "torch",
-                       "--store", store, "--max-seconds", "0.3", "-q")
-    assert code == 0 and "1 measured (3 repeats)" in out and store in out   # --repeats: default 3
+    code, out, _ = run(
+        capsys,
+        "profile",
+        "models",
+        "mobilenetv3_small_035",
+        "-r",
+        "96",
+        "--runtime",
+        "torch",
+        "--store",
+        store,
+        "--max-seconds",
+        "0.3",
+        "-q",
+    )
+    assert code == 0 and "1 measured (3 repeats)" in out and store in out  # --repeats: default 3
     code, out, _ = run(capsys, "profile", "show", "--store", store, "--json")
     rows = json.loads(out)
     assert code == 0 and rows[0]["granularity"] == "model" and rows[0]["runtime"] == "torch"
@@ -146,21 +202,42 @@ def test_cli_profile_show_export(capsys, tmp_path):
     for suffix in ("csv", "parquet"):
         code, out, _ = run(capsys, "profile", "export", "--store", store, "-o", str(tmp_path / f"x.{suffix}"))
         assert code == 0 and (tmp_path / f"x.{suffix}").stat().st_size > 0
-    code, out, _ = run(capsys, "profile", "models", "mobilenetv3_small_035", "-r", "96", "--quantize", "int8",
-                       "--store", store, "--max-seconds", "0.3", "-q")
+    code, out, _ = run(
+        capsys,
+        "profile",
+        "models",
+        "mobilenetv3_small_035",
+        "-r",
+        "96",
+        "--quantize",
+        "int8",
+        "--store",
+        store,
+        "--max-seconds",
+        "0.3",
+        "-q",
+    )
     assert code == 0 and "1 measured" in out
     code, out, _ = run(capsys, "profile", "show", "--store", store)
-    lines = out.splitlines()   # the device table, then maybe a list of unstable workloads
-    lines = lines[:next((i for i, ln in enumerate(lines) if "repeats disagree" in ln), len(lines))]
+    lines = out.splitlines()  # the device table, then maybe a list of unstable workloads
+    lines = lines[: next((i for i, ln in enumerate(lines) if "repeats disagree" in ln), len(lines))]
     assert code == 0 and "precision" in lines[0] and "repeats" in lines[0] and len(lines) == 3
-    assert any("int8" in ln and "litert" in ln for ln in lines) and any("float32" in ln and "torch" in ln for ln in lines)
+    assert any("int8" in ln and "litert" in ln for ln in lines) and any(
+        "float32" in ln and "torch" in ln for ln in lines
+    )
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["profile", "blocks", "mobilenetv3_small_100", "--runtime", "tensorrt", "--store", "X"], "unknown runtime"),
-    (["profile", "show", "--store", "/nonexistent/dir/s.db"], "s.db"),
-    (["profile", "blocks", "--runtime", "torch", "--store", "X"], "no architectures given"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["profile", "blocks", "mobilenetv3_small_100", "--runtime", "tensorrt", "--store", "X"],
+            "unknown runtime",
+        ),
+        (["profile", "show", "--store", "/nonexistent/dir/s.db"], "s.db"),
+        (["profile", "blocks", "--runtime", "torch", "--store", "X"], "no architectures given"),
+    ],
+)
 def test_cli_profile_errors(capsys, argv, message):
     code, _, err = run(capsys, *argv)
     assert code == 2 and message in err and err.count("\n") == 1
@@ -197,8 +274,15 @@ def test_cold_weights_variant_is_stored_beside_warm(tmp_path):
     arch_blocks = collect([arch], "block")
     assert late and late[0].key in {w.key for w in arch_blocks}
     for variant in ("warm", "cold"):
-        profile([arch], "block", store, "litert", variant=variant,
-                config=TimingConfig(max_seconds=0.3, target=0.05), progress=False)
+        profile(
+            [arch],
+            "block",
+            store,
+            "litert",
+            variant=variant,
+            config=TimingConfig(max_seconds=0.3, target=0.05),
+            progress=False,
+        )
     with Store(store) as st:
         df = st.frame()
     both = df[df["key"] == late[0].key].set_index("variant")

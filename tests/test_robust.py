@@ -3,6 +3,7 @@
 Each case checks the CLI's contract: one line ``hwlat: error: ...`` naming the file, field or
 argument, exit 2, no traceback, and no file changed that the command was not asked to change.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,10 @@ from hwlat.search import history as H
 from hwlat.search.evaluators import DigitsTask
 from hwlat.search.netadapt import NetAdaptConfig, candidates, channel_floor, netadapt
 
-TINY = ("in16,stem_k3_s2_c16_hs,ir_k3_s1_e16_c16_re,ir_k3_s2_e64_c24_se16_re,ir_k3_s1_e72_c24_hs,"
-        "ir_k5_s2_e96_c40_se24_hs,head_c96_hs_h128_hs,fc10")
+TINY = (
+    "in16,stem_k3_s2_c16_hs,ir_k3_s1_e16_c16_re,ir_k3_s2_e64_c24_se16_re,ir_k3_s1_e72_c24_hs,"
+    "ir_k5_s2_e96_c40_se24_hs,head_c96_hs_h128_hs,fc10"
+)
 
 
 def run(capsys, *argv):
@@ -47,7 +50,7 @@ def snapshot(*paths) -> dict:
     """Bytes and mtime of every file under ``paths`` (files or folders)."""
     out = {}
     for p in map(Path, paths):
-        for f in ([p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file())):
+        for f in [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file()):
             out[str(f)] = (f.read_bytes(), f.stat().st_mtime_ns)
     return out
 
@@ -65,30 +68,49 @@ def env(tmp_path_factory):
     cfg = TimingConfig(max_seconds=0.3, min_sample_ms=0.2, target=0.05)
     profile(archs, ("model", "block"), db, "litert", config=cfg, progress=False)
     data = TrainingData.from_store(db, "litert")
-    pred = make_predictor("madds").fit(data.archs(), data.latency_ms, fingerprint=data.fingerprint,
-                                       runtime="litert")
+    pred = make_predictor("madds").fit(
+        data.archs(), data.latency_ms, fingerprint=data.fingerprint, runtime="litert"
+    )
     pred.save(d / "pred.json")
-    other = make_predictor("madds").fit(data.archs(), data.latency_ms,
-                                        fingerprint={**data.fingerprint, "cpu": "ARM", "hostname": "phone"},
-                                        runtime="litert")
+    other = make_predictor("madds").fit(
+        data.archs(),
+        data.latency_ms,
+        fingerprint={**data.fingerprint, "cpu": "ARM", "hostname": "phone"},
+        runtime="litert",
+    )
     other.save(d / "other.json")
     # monotone in width by construction (latency = MAdds): what NetAdapt's reachability tests need
-    family = archs + [c[3] for c in candidates(tiny)[::5]] + [get_arch("mobilenetv3_small_035", resolution=32)]
-    mono = make_predictor("madds").fit(family, [summary(a)["madds"] / 1e6 + 0.05 for a in family],
-                                       fingerprint=data.fingerprint, runtime="litert")
+    family = (
+        archs + [c[3] for c in candidates(tiny)[::5]] + [get_arch("mobilenetv3_small_035", resolution=32)]
+    )
+    mono = make_predictor("madds").fit(
+        family,
+        [summary(a)["madds"] / 1e6 + 0.05 for a in family],
+        fingerprint=data.fingerprint,
+        runtime="litert",
+    )
     mono.save(d / "mono.json")
     spec = d / "tiny.json"
     spec.write_text(tiny.to_json())
-    return {"dir": d, "db": db, "pred": d / "pred.json", "other": d / "other.json", "mono": d / "mono.json",
-            "tiny": tiny, "spec": spec}
+    return {
+        "dir": d,
+        "db": db,
+        "pred": d / "pred.json",
+        "other": d / "other.json",
+        "mono": d / "mono.json",
+        "tiny": tiny,
+        "spec": spec,
+    }
 
 
 # -- fit -o: the output path is checked before any fitting ---------------------------------------
 @pytest.fixture
 def no_fitting(monkeypatch):
     """Reading the store fails loudly: proves the output is checked before any fitting."""
+
     def refuse(*a, **k):
         raise RuntimeError("the store was read before the output path was checked")
+
     monkeypatch.setattr(TrainingData, "from_store", refuse)
 
 
@@ -152,7 +174,9 @@ def na(tmp_path_factory):
     pred = make_predictor("madds").fit(archs, [summary(a)["madds"] / 1e6 + 0.05 for a in archs])
     task = DigitsTask(16, scratch_steps=20, batch_size=32)
     model = task.train(tiny)
-    cfg = NetAdaptConfig(target_ms=0.85 * pred.predict(tiny), delta_fraction=0.06, short_steps=2, long_steps=3)
+    cfg = NetAdaptConfig(
+        target_ms=0.85 * pred.predict(tiny), delta_fraction=0.06, short_steps=2, long_steps=3
+    )
     d = tmp_path_factory.mktemp("na") / "run"
     netadapt(tiny, model, task, pred, cfg, d)
     return {"tiny": tiny, "pred": pred, "task": task, "model": model, "cfg": cfg, "dir": d}
@@ -191,7 +215,9 @@ def test_netadapt_killed_between_weights_and_history_resumes(na, tmp_path, monke
     assert res.history["final"]["reached_target"]
     assert sorted(p.name for p in (d / "weights").iterdir()) == ["final.pt"]
     uninterrupted = json.loads((na["dir"] / "history.json").read_text())["steps"]
-    assert [(s["arch"], s["chosen"]) for s in res.history["steps"]] == [(s["arch"], s["chosen"]) for s in uninterrupted]
+    assert [(s["arch"], s["chosen"]) for s in res.history["steps"]] == [
+        (s["arch"], s["chosen"]) for s in uninterrupted
+    ]
 
 
 def _damage(d: Path, how: str, na) -> None:
@@ -220,17 +246,20 @@ def _damage(d: Path, how: str, na) -> None:
         hp.write_text(json.dumps({**h, "kind": "nas"}))
 
 
-@pytest.mark.parametrize("how, message", [
-    ("truncated weights", "damaged weights file"),
-    ("missing weights", "missing"),
-    ("history []", "not an hwlat run history"),
-    ("truncated history", "corrupt history"),
-    ("arch does not match weights", "do not match the current_arch"),
-    ("schema 999", "schema 999 is newer"),
-    ("weights outside the run", "unexpected weights file"),
-    ("step without latency", "step 0 has no valid 'predicted_ms'"),
-    ("other kind", "'nas' history"),
-])
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("truncated weights", "damaged weights file"),
+        ("missing weights", "missing"),
+        ("history []", "not an hwlat run history"),
+        ("truncated history", "corrupt history"),
+        ("arch does not match weights", "do not match the current_arch"),
+        ("schema 999", "schema 999 is newer"),
+        ("weights outside the run", "unexpected weights file"),
+        ("step without latency", "step 0 has no valid 'predicted_ms'"),
+        ("other kind", "'nas' history"),
+    ],
+)
 def test_netadapt_damaged_files_are_one_line_errors(na, tmp_path, how, message):
     d = _copy_run(na, tmp_path)
     _damage(d, how, na)
@@ -247,8 +276,19 @@ def test_netadapt_cli_damaged_history(env, tmp_path, capsys):
     out.mkdir()
     (out / "history.json").write_text("[]")
     before = snapshot(out)
-    code, _, err = run(capsys, "netadapt", env["spec"], "--target-ratio", "0.8", "--predictor", env["mono"],
-                       "--out", out, "-r", "16")
+    code, _, err = run(
+        capsys,
+        "netadapt",
+        env["spec"],
+        "--target-ratio",
+        "0.8",
+        "--predictor",
+        env["mono"],
+        "--out",
+        out,
+        "-r",
+        "16",
+    )
     one_line_error(code, err, str(out / "history.json"), "start over")
     assert snapshot(out) == before
 
@@ -294,18 +334,47 @@ def _first_meas(lines) -> int:
     return next(i for i, x in enumerate(lines) if json.loads(x)["type"] == "measurement")
 
 
-@pytest.mark.parametrize("name, edit, needles", [
-    ("garbage line", lambda L: "\n".join(L[:2] + ["{garbage"] + L[2:]) + "\n", ["line 3: not JSON"]),
-    ("no run header", lambda L: "\n".join(x for x in L if json.loads(x)["type"] != "run") + "\n",
-     ["has no run header"]),
-    ("JSON array line", lambda L: "\n".join(L + ["[1, 2]"]) + "\n", ["a JSON list"]),
-    ("median 0", lambda L: "\n".join(L[:_first_meas(L)] + [_set_stats(L[_first_meas(L)], median_ms=0)]
-                                      + L[_first_meas(L) + 1:]) + "\n", ["median_ms", "> 0"]),
-    ("p10 > p90", lambda L: "\n".join(L[:_first_meas(L)] + [_set_stats(L[_first_meas(L)], p10_ms=9.0, p90_ms=1.0)]
-                                       + L[_first_meas(L) + 1:]) + "\n", ["p10_ms", "p90_ms"]),
-    ("two bad lines", lambda L: "\n".join(["nope"] + L + ['{"type": "measurement", "run_id": "x", "key": "k"}'])
-     + "\n", ["2 line(s) refused", "line 1: not JSON", f"workload 'k' is not in the manifest"]),
-])
+@pytest.mark.parametrize(
+    "name, edit, needles",
+    [
+        ("garbage line", lambda L: "\n".join(L[:2] + ["{garbage"] + L[2:]) + "\n", ["line 3: not JSON"]),
+        (
+            "no run header",
+            lambda L: "\n".join(x for x in L if json.loads(x)["type"] != "run") + "\n",
+            ["has no run header"],
+        ),
+        ("JSON array line", lambda L: "\n".join(L + ["[1, 2]"]) + "\n", ["a JSON list"]),
+        (
+            "median 0",
+            lambda L: (
+                "\n".join(
+                    L[: _first_meas(L)]
+                    + [_set_stats(L[_first_meas(L)], median_ms=0)]
+                    + L[_first_meas(L) + 1 :]
+                )
+                + "\n"
+            ),
+            ["median_ms", "> 0"],
+        ),
+        (
+            "p10 > p90",
+            lambda L: (
+                "\n".join(
+                    L[: _first_meas(L)]
+                    + [_set_stats(L[_first_meas(L)], p10_ms=9.0, p90_ms=1.0)]
+                    + L[_first_meas(L) + 1 :]
+                )
+                + "\n"
+            ),
+            ["p10_ms", "p90_ms"],
+        ),
+        (
+            "two bad lines",
+            lambda L: "\n".join(["nope"] + L + ['{"type": "measurement", "run_id": "x", "key": "k"}']) + "\n",
+            ["2 line(s) refused", "line 1: not JSON", "workload 'k' is not in the manifest"],
+        ),
+    ],
+)
 def test_import_is_all_or_nothing(bundle, tmp_path, capsys, name, edit, needles):
     d = _bundle_variant(bundle, tmp_path, edit)
     store = tmp_path / "s.db"
@@ -364,23 +433,33 @@ def test_read_only_store_can_be_read(env, tmp_path):
         before = snapshot(ro)
         user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
         db = str(ro / "lat.db")
-        commands = [["profile", "show", "--store", db], ["profile", "show", "--store", db, "--json"],
-                    ["profile", "export", "--store", db, "-o", str(outdir / "x.csv")],
-                    ["fit", "--store", db, "--kind", "lut", "-o", str(outdir / "p.json")],
-                    ["dashboard", "build", "--store", db, "-o", str(outdir / "r.html")],
-                    ["profile", "models", TINY, "--store", db, "-q"]]
-        script = ("import contextlib, io, json, sys\nfrom hwlat.cli import main\nres = []\n"
-                  "for argv in json.loads(sys.argv[1]):\n"
-                  "    out, err = io.StringIO(), io.StringIO()\n"
-                  "    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
-                  "        code = main(argv)\n"
-                  "    res.append([code, out.getvalue(), err.getvalue()])\n"
-                  "print(json.dumps(res))\n")
-        r = subprocess.run([*user, sys.executable, "-c", script, json.dumps(commands)], capture_output=True,
-                           text=True, timeout=600, cwd=outdir)
+        commands = [
+            ["profile", "show", "--store", db],
+            ["profile", "show", "--store", db, "--json"],
+            ["profile", "export", "--store", db, "-o", str(outdir / "x.csv")],
+            ["fit", "--store", db, "--kind", "lut", "-o", str(outdir / "p.json")],
+            ["dashboard", "build", "--store", db, "-o", str(outdir / "r.html")],
+            ["profile", "models", TINY, "--store", db, "-q"],
+        ]
+        script = (
+            "import contextlib, io, json, sys\nfrom hwlat.cli import main\nres = []\n"
+            "for argv in json.loads(sys.argv[1]):\n"
+            "    out, err = io.StringIO(), io.StringIO()\n"
+            "    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+            "        code = main(argv)\n"
+            "    res.append([code, out.getvalue(), err.getvalue()])\n"
+            "print(json.dumps(res))\n"
+        )
+        r = subprocess.run(
+            [*user, sys.executable, "-c", script, json.dumps(commands)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=outdir,
+        )
         assert r.returncode == 0, r.stderr[-3000:]
         res = json.loads(r.stdout.splitlines()[-1])
-        for argv, (code, out, err) in zip(commands[:-1], res):
+        for argv, (code, _out, err) in zip(commands[:-1], res):
             assert code == 0, (argv, err)
         assert len(json.loads(res[1][1])) == len(Store(env["db"], readonly=True).frame())
         code, _, err = res[-1]
@@ -412,8 +491,19 @@ def test_long_arguments_are_not_echoed(capsys):
 def test_out_that_is_a_file(env, tmp_path, capsys):
     f = tmp_path / "file"
     f.write_text("keep me")
-    code, _, err = run(capsys, "netadapt", env["spec"], "--target-ratio", "0.8", "--predictor", env["mono"],
-                       "--out", f, "-r", "16")
+    code, _, err = run(
+        capsys,
+        "netadapt",
+        env["spec"],
+        "--target-ratio",
+        "0.8",
+        "--predictor",
+        env["mono"],
+        "--out",
+        f,
+        "-r",
+        "16",
+    )
     one_line_error(code, err, str(f), "is a file", "--out")
     code, _, err = run(capsys, "demo", "--out", f)
     one_line_error(code, err, str(f), "is a file")
@@ -430,8 +520,10 @@ def test_a_bug_keeps_its_traceback(monkeypatch, capsys):
     import hwlat.cli.arch as cli
 
     for exc in (RuntimeError("a bug"), KeyError("params")):
+
         def boom(args, exc=exc):
             raise exc
+
         monkeypatch.setattr(cli, "_arch_list", boom)
         with pytest.raises(type(exc)):
             main(["arch", "list"])
@@ -455,11 +547,13 @@ def test_predict_checks_device_and_runtime(env, capsys):
     code, _, err = run(capsys, "predict", "--predictor", env["other"], "mobilenetv3_small_035")
     one_line_error(code, err, "device mismatch")
     with pytest.warns(UserWarning, match="device mismatch"):
-        code, out, _ = run(capsys, "predict", "--predictor", env["other"], "mobilenetv3_small_035",
-                           "--allow-other-device")
+        code, out, _ = run(
+            capsys, "predict", "--predictor", env["other"], "mobilenetv3_small_035", "--allow-other-device"
+        )
     assert code == 0 and "mobilenetv3_small_035" in out
-    code, _, err = run(capsys, "predict", "--predictor", env["pred"], "mobilenetv3_small_035",
-                       "--runtime", "onnxruntime")
+    code, _, err = run(
+        capsys, "predict", "--predictor", env["pred"], "mobilenetv3_small_035", "--runtime", "onnxruntime"
+    )
     one_line_error(code, err, "runtime 'litert'")
     code, out, _ = run(capsys, "predict", "--predictor", env["pred"], "mobilenetv3_small_035")
     assert code == 0 and " ms" in out
@@ -487,8 +581,19 @@ def test_unreachable_target_fails_at_the_start(na, env, tmp_path, capsys):
     assert f"{floor.share:.0%}" in str(e.value) and "no channel cut can remove" in str(e.value)
     assert not (tmp_path / "run" / "history.json").exists()
     fl = channel_floor(env["tiny"], load(env["mono"]))
-    code, out, err = run(capsys, "netadapt", env["spec"], "--target-ms", f"{0.9 * fl.floor_ms:.6f}",
-                         "--predictor", env["mono"], "--out", tmp_path / "cli", "-r", "16")
+    code, out, err = run(
+        capsys,
+        "netadapt",
+        env["spec"],
+        "--target-ms",
+        f"{0.9 * fl.floor_ms:.6f}",
+        "--predictor",
+        env["mono"],
+        "--out",
+        tmp_path / "cli",
+        "-r",
+        "16",
+    )
     one_line_error(code, err, "below what channel cuts can reach", "no channel cut can remove")
     assert "no channel cut can remove" in out  # said before the run starts
     assert not (tmp_path / "cli" / "history.json").exists()
@@ -501,8 +606,9 @@ def test_latency_function_says_its_path(env):
 
     space = SearchSpace.mobilenetv3_small(resolution=32, num_classes=10)
     data = TrainingData.from_store(env["db"], "litert")
-    reg = make_predictor("regression").fit(data.archs(), data.latency_ms, pieces=data.pieces,
-                                           fingerprint=data.fingerprint, runtime="litert")
+    reg = make_predictor("regression").fit(
+        data.archs(), data.latency_ms, pieces=data.pieces, fingerprint=data.fingerprint, runtime="litert"
+    )
     vs = [space.sample(np.random.default_rng(i)) for i in range(5)]
     fast, slow = latency_function(reg, space), latency_function(load(env["pred"]), space)
     assert fast.path == "compiled" and slow.path == "predict_many" and "not block-level" in slow.describe()
@@ -511,8 +617,8 @@ def test_latency_function_says_its_path(env):
 
 # -- the report's search section ------------------------------------------------------------------
 def test_report_reads_only_histories(na, env, tmp_path):
-    from hwlat.dashboards import frames as D
     from hwlat.dashboards import figures as F
+    from hwlat.dashboards import frames as D
     from hwlat.search.netadapt import record_baseline, record_measured
 
     runs = tmp_path / "runs"
@@ -527,8 +633,11 @@ def test_report_reads_only_histories(na, env, tmp_path):
     phases = list(h["netadapt/history.json"]["phase"])
     assert phases[0] == "seed" and phases[-1] == "final" and set(phases[1:-1]) == {"step"}
     record_measured(runs / "netadapt", 0.5)
-    record_baseline(runs / "netadapt", "uniform", {"width_mult": 0.5, "predicted_ms": 0.2, "accuracy": 0.4,
-                                                   "measured_ms": 0.3})
+    record_baseline(
+        runs / "netadapt",
+        "uniform",
+        {"width_mult": 0.5, "predicted_ms": 0.2, "accuracy": 0.4, "measured_ms": 0.3},
+    )
     df = D.histories(runs)["netadapt/history.json"]
     fig = F.search_trajectory(df)
     assert "baselines" in [t.name for t in fig.data] and "uniform x0.5" in list(df["proposal"])
@@ -539,15 +648,44 @@ def test_report_reads_only_histories(na, env, tmp_path):
 @pytest.mark.slow
 def test_demo_compare_small(env, tmp_path, capsys):
     out = tmp_path / "cmp"
-    code, printed, err = run(capsys, "demo", "compare", "--predictor", env["mono"], "--out", out,
-                             "--seed-arch", env["spec"], "-r", "16", "--seed-steps", "10", "--short-steps", "1",
-                             "--long-steps", "2", "--delta", "0.05", "--ratio", "0.85", "--nas-budget", "3",
-                             "--nas-steps", "1", "--nas-controllers", "random", "--max-seconds", "0.3")
+    code, printed, err = run(
+        capsys,
+        "demo",
+        "compare",
+        "--predictor",
+        env["mono"],
+        "--out",
+        out,
+        "--seed-arch",
+        env["spec"],
+        "-r",
+        "16",
+        "--seed-steps",
+        "10",
+        "--short-steps",
+        "1",
+        "--long-steps",
+        "2",
+        "--delta",
+        "0.05",
+        "--ratio",
+        "0.85",
+        "--nas-budget",
+        "3",
+        "--nas-steps",
+        "1",
+        "--nas-controllers",
+        "random",
+        "--max-seconds",
+        "0.3",
+    )
     assert code == 0, err
     res = json.loads((out / "compare.json").read_text())
     na = res["netadapt"]
     assert na["final_predicted_ms"] <= na["target_predicted_ms"] and na["final_measured_ms"] > 0
-    un = res["uniform"]   # matched on measured latency: the largest multiplier not slower than NetAdapt's result
+    un = res[
+        "uniform"
+    ]  # matched on measured latency: the largest multiplier not slower than NetAdapt's result
     assert un["measured_ms"] == un["tried_ms"][f"{un['width_mult']:g}"] <= na["final_measured_ms"]
     above = [v for k, v in un["tried_ms"].items() if float(k) > un["width_mult"]]
     assert all(v > na["final_measured_ms"] for v in above) or un["width_mult"] == 1.0
@@ -558,7 +696,9 @@ def test_demo_compare_small(env, tmp_path, capsys):
 
 
 def test_demo_compare_bad_input(env, tmp_path, capsys):
-    code, _, err = run(capsys, "demo", "compare", "--predictor", env["mono"], "--out", tmp_path, "--skip", "nas,x")
+    code, _, err = run(
+        capsys, "demo", "compare", "--predictor", env["mono"], "--out", tmp_path, "--skip", "nas,x"
+    )
     one_line_error(code, err, "--skip", "'x'")
     code, _, err = run(capsys, "demo", "compare", "--predictor", env["other"], "--out", tmp_path)
     one_line_error(code, err, "device mismatch")
@@ -581,11 +721,16 @@ def test_uniform_scale_keeps_structure(env):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
-                     max_leaves=12)
-_files = st.one_of(st.binary(max_size=400), _json.map(lambda v: json.dumps(v).encode()),
-                   st.lists(_json, max_size=5).map(lambda vs: "\n".join(map(json.dumps, vs)).encode()))
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
+    max_leaves=12,
+)
+_files = st.one_of(
+    st.binary(max_size=400),
+    _json.map(lambda v: json.dumps(v).encode()),
+    st.lists(_json, max_size=5).map(lambda vs: "\n".join(map(json.dumps, vs)).encode()),
+)
 _fuzz = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -621,9 +766,24 @@ def test_fuzz_fit_and_predict(env, tmp_path_factory, capsys, data):
 
 
 @_fuzz
-@given(data=_files, key=st.sampled_from(["schema", "kind", "seed_arch", "config", "seed", "steps",
-                                         "current_arch", "weights", "final", "whole"]),
-       value=_json)
+@given(
+    data=_files,
+    key=st.sampled_from(
+        [
+            "schema",
+            "kind",
+            "seed_arch",
+            "config",
+            "seed",
+            "steps",
+            "current_arch",
+            "weights",
+            "final",
+            "whole",
+        ]
+    ),
+    value=_json,
+)
 def test_fuzz_netadapt_resume(na, tmp_path_factory, data, key, value):
     d = tmp_path_factory.mktemp("fz") / "run"
     shutil.copytree(na["dir"], d)
@@ -645,12 +805,14 @@ def test_fuzz_netadapt_resume(na, tmp_path_factory, data, key, value):
 
 
 def test_outputs_never_overwrite_a_store(env, tmp_path, capsys):
-    db = tmp_path / "x.json"   # a store, whatever its name
+    db = tmp_path / "x.json"  # a store, whatever its name
     shutil.copy(env["db"], db)
     before = snapshot(db)
-    for argv in (["export", "tflite", "mobilenetv3_small_035", "-o", db],
-                 ["profile", "export", "--store", env["db"], "-o", db],
-                 ["dashboard", "build", "--store", env["db"], "-o", db]):
+    for argv in (
+        ["export", "tflite", "mobilenetv3_small_035", "-o", db],
+        ["profile", "export", "--store", env["db"], "-o", db],
+        ["dashboard", "build", "--store", env["db"], "-o", db],
+    ):
         code, _, err = run(capsys, *argv)
         one_line_error(code, err, str(db), "refusing to overwrite")
     assert snapshot(db) == before
@@ -661,15 +823,20 @@ def test_readonly_open_of_an_older_store(tmp_path, monkeypatch):
 
     path = tmp_path / "v1.db"
     _v1_store(path)
-    with Store(path, readonly=True) as st:   # writable: upgraded in place first, as any open does
+    with Store(path, readonly=True) as st:  # writable: upgraded in place first, as any open does
         assert len(st.frame()) == 1
     ro = tmp_path / "ro"
     ro.mkdir()
     _v1_store(ro / "v1.db")
     before = snapshot(ro)
     real = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode, **kw: (
-        False if mode & os.W_OK and ro in (Path(p), Path(p).parent) else real(p, mode, **kw)))
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda p, mode, **kw: (
+            False if mode & os.W_OK and ro in (Path(p), Path(p).parent) else real(p, mode, **kw)
+        ),
+    )
     with pytest.raises(HwlatError, match="older schema on a read-only location") as e:
         Store(ro / "v1.db", readonly=True)
     assert str(ro / "v1.db") in str(e.value) and snapshot(ro) == before

@@ -1,4 +1,5 @@
 """hwlat.search: reward, controllers, NetAdapt surgery and loop, evaluators, CLI bad input."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,16 +13,25 @@ from hwlat.archs import SearchSpace, decode, layers, summary
 from hwlat.latency_models import make_predictor
 from hwlat.search import nas
 from hwlat.search.evaluators import DigitsTask, ImageFolderTask, PublishedTable, make_task
-from hwlat.search.netadapt import (NetAdaptConfig, apply_proposal, candidates, inherit_weights, netadapt,
-                                   structure)
+from hwlat.search.netadapt import (
+    NetAdaptConfig,
+    apply_proposal,
+    candidates,
+    inherit_weights,
+    netadapt,
+    structure,
+)
 
-TINY = ("in16,stem_k3_s2_c16_hs,ir_k3_s1_e16_c16_re,ir_k3_s2_e64_c24_se16_re,ir_k3_s1_e72_c24_hs,"
-        "ir_k5_s2_e96_c40_se24_hs,head_c96_hs_h128_hs,fc10")
+TINY = (
+    "in16,stem_k3_s2_c16_hs,ir_k3_s1_e16_c16_re,ir_k3_s2_e64_c24_se16_re,ir_k3_s1_e72_c24_hs,"
+    "ir_k5_s2_e96_c40_se24_hs,head_c96_hs_h128_hs,fc10"
+)
 
 
 def _madds_pred(archs, fingerprint=None, runtime=None):
-    return make_predictor("madds").fit(archs, [summary(a)["madds"] / 1e6 + 0.05 for a in archs],
-                                       fingerprint=fingerprint, runtime=runtime)
+    return make_predictor("madds").fit(
+        archs, [summary(a)["madds"] / 1e6 + 0.05 for a in archs], fingerprint=fingerprint, runtime=runtime
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +53,8 @@ def pred(tiny):
 # -- reward ----------------------------------------------------------------------------------------
 def test_mnas_reward_formula():
     assert nas.mnas_reward(0.75, 80, 80) == pytest.approx(0.75)
-    assert nas.mnas_reward(0.75, 160, 80) == pytest.approx(0.75 * 2 ** -0.07)
-    assert nas.mnas_reward(0.75, 40, 80, w=-0.15) == pytest.approx(0.75 * 0.5 ** -0.15)
+    assert nas.mnas_reward(0.75, 160, 80) == pytest.approx(0.75 * 2**-0.07)
+    assert nas.mnas_reward(0.75, 40, 80, w=-0.15) == pytest.approx(0.75 * 0.5**-0.15)
     assert nas.mnas_reward(0.75, 40, 80, form="hard") == pytest.approx(0.75)
     assert nas.mnas_reward(0.75, 160, 80, form="hard") == pytest.approx(0.375)
     r = nas.mnas_reward(np.array([0.5, 0.6]), np.array([10.0, 20.0]), 10.0)
@@ -69,8 +79,17 @@ def _proxy_acc(arch):
 @pytest.mark.parametrize("name", ["random", "evolution", "rl"])
 def test_controller_budget_determinism_and_resume(space_setup, name, tmp_path):
     sp, lat = space_setup
-    run = lambda budget, d: nas.search(sp, nas.make_controller(name, sp), _proxy_acc, lat, 0.3, budget,
-                                       np.random.default_rng(1), batch=10, out_dir=d)
+    run = lambda budget, d: nas.search(
+        sp,
+        nas.make_controller(name, sp),
+        _proxy_acc,
+        lat,
+        0.3,
+        budget,
+        np.random.default_rng(1),
+        batch=10,
+        out_dir=d,
+    )
     full = run(60, tmp_path / "a")
     assert len(full["candidates"]) == 60
     again = run(60, tmp_path / "b")
@@ -82,8 +101,16 @@ def test_controller_budget_determinism_and_resume(space_setup, name, tmp_path):
     h = json.loads((tmp_path / "c" / "history.json").read_text())
     assert len(h["candidates"]) == 60 and h["best"]["reward"] == max(c["reward"] for c in h["candidates"])
     with pytest.raises(ValueError, match="another search"):
-        nas.search(sp, nas.make_controller(name, sp), _proxy_acc, lat, 0.5, 60, np.random.default_rng(1),
-                   out_dir=tmp_path / "c")
+        nas.search(
+            sp,
+            nas.make_controller(name, sp),
+            _proxy_acc,
+            lat,
+            0.5,
+            60,
+            np.random.default_rng(1),
+            out_dir=tmp_path / "c",
+        )
 
 
 def test_learning_controllers_beat_their_start(space_setup):
@@ -108,7 +135,7 @@ def test_search_bad_input(space_setup):
 def test_proposals_keep_structure_and_multiples_of_8(tiny):
     cands = candidates(tiny)
     assert cands and {k for k, *_ in cands} == {"expansion", "bottleneck"}
-    for kind, key, new, arch in cands:
+    for _kind, _key, new, arch in cands:
         layers(arch)
         assert structure(arch) == structure(tiny)
         assert new % 8 == 0
@@ -128,7 +155,7 @@ def test_inherit_weights_params_and_forward(tiny):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)
-    for kind, key, new, arch in candidates(tiny):
+    for _kind, _key, _new, arch in candidates(tiny):
         net = inherit_weights(model, tiny, arch)
         assert sum(p.numel() for p in net.parameters()) == summary(arch)["params"]
         assert net(torch.zeros(2, 3, 16, 16)).shape == (2, 10)
@@ -168,7 +195,9 @@ def test_netadapt_reduces_latency_and_resumes(tiny, task, pred, tmp_path):
     # a history that is cut back to one step (an interrupted run) resumes to the same end
     d2 = tmp_path / "resume"
     d2.mkdir()
-    cfg2 = NetAdaptConfig(target_ms=0.8 * seed_ms, delta_fraction=0.06, short_steps=3, long_steps=5, max_steps=1)
+    cfg2 = NetAdaptConfig(
+        target_ms=0.8 * seed_ms, delta_fraction=0.06, short_steps=3, long_steps=5, max_steps=1
+    )
     netadapt(tiny, model, task, pred, cfg2, d2)
     part = json.loads((d2 / "history.json").read_text())
     part["config"] = json.loads((tmp_path / "history.json").read_text())["config"]
@@ -184,7 +213,9 @@ def test_netadapt_reduces_latency_and_resumes(tiny, task, pred, tmp_path):
 def test_netadapt_bad_targets(tiny, task, pred, tmp_path):
     seed_ms = pred.predict(tiny)
     with pytest.raises(ValueError, match="not below"):
-        netadapt(tiny, None, task, pred, NetAdaptConfig(target_ms=seed_ms * 1.1, long_steps=200), tmp_path / "a")
+        netadapt(
+            tiny, None, task, pred, NetAdaptConfig(target_ms=seed_ms * 1.1, long_steps=200), tmp_path / "a"
+        )
     with pytest.raises(ValueError, match="below what channel cuts can reach"):
         netadapt(tiny, None, task, pred, NetAdaptConfig(target_ms=0.001, long_steps=200), tmp_path / "b")
     with pytest.raises(ValueError, match="criterion"):
@@ -192,7 +223,9 @@ def test_netadapt_bad_targets(tiny, task, pred, tmp_path):
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "history.json").write_text('{"kind": "netad')
     with pytest.raises(ValueError, match="corrupt history"):
-        netadapt(tiny, None, task, pred, NetAdaptConfig(target_ms=0.9 * seed_ms, long_steps=200), tmp_path / "c")
+        netadapt(
+            tiny, None, task, pred, NetAdaptConfig(target_ms=0.9 * seed_ms, long_steps=200), tmp_path / "c"
+        )
 
 
 # -- evaluators -------------------------------------------------------------------------------------
@@ -261,19 +294,54 @@ def _cli(argv):
 
 
 def test_cli_bad_input(tmp_path, tiny):
-    other = _madds_pred([tiny, decode(TINY.replace("c40", "c48"))],
-                        fingerprint={"hostname": "elsewhere", "cpu": "ARM"}, runtime="litert")
+    other = _madds_pred(
+        [tiny, decode(TINY.replace("c40", "c48"))],
+        fingerprint={"hostname": "elsewhere", "cpu": "ARM"},
+        runtime="litert",
+    )
     path = tmp_path / "other.json"
     other.save(path)
     spec = tmp_path / "tiny.json"
     spec.write_text(tiny.to_json())
     with pytest.raises(ValueError, match="device mismatch"):
-        _cli(["netadapt", str(spec), "--target-ratio", "0.8", "--predictor", str(path), "--out", str(tmp_path / "o")])
+        _cli(
+            [
+                "netadapt",
+                str(spec),
+                "--target-ratio",
+                "0.8",
+                "--predictor",
+                str(path),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
     with pytest.raises(ValueError, match="no such predictor"):
-        _cli(["netadapt", str(spec), "--target-ratio", "0.8", "--predictor", str(tmp_path / "x.json"),
-              "--out", str(tmp_path / "o")])
+        _cli(
+            [
+                "netadapt",
+                str(spec),
+                "--target-ratio",
+                "0.8",
+                "--predictor",
+                str(tmp_path / "x.json"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
     with pytest.raises(ValueError, match="between 0 and 1"):
-        _cli(["netadapt", str(spec), "--target-ratio", "1.5", "--predictor", str(path), "--out", str(tmp_path / "o")])
+        _cli(
+            [
+                "netadapt",
+                str(spec),
+                "--target-ratio",
+                "1.5",
+                "--predictor",
+                str(path),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
     with pytest.raises(ValueError, match="exactly one"):
         _cli(["netadapt", str(spec), "--predictor", str(path), "--out", str(tmp_path / "o")])
 
@@ -293,11 +361,29 @@ def test_cli_netadapt_and_search_end_to_end(tmp_path, tiny, capsys):
     spec.write_text(tiny.to_json())
     sp = SearchSpace.mobilenetv3_small(resolution=32, num_classes=10)
     rng = np.random.default_rng(0)
-    path = _local_pred_file(tmp_path, [tiny, *[c[3] for c in candidates(tiny)[::6]],
-                                       *[sp.decode(sp.sample(rng)) for _ in range(3)]])
+    path = _local_pred_file(
+        tmp_path,
+        [tiny, *[c[3] for c in candidates(tiny)[::6]], *[sp.decode(sp.sample(rng)) for _ in range(3)]],
+    )
     out = tmp_path / "na"
-    argv = ["netadapt", str(spec), "--target-ratio", "0.85", "--predictor", str(path), "--out", str(out),
-            "-r", "16", "--seed-steps", "10", "--short-steps", "2", "--long-steps", "2"]
+    argv = [
+        "netadapt",
+        str(spec),
+        "--target-ratio",
+        "0.85",
+        "--predictor",
+        str(path),
+        "--out",
+        str(out),
+        "-r",
+        "16",
+        "--seed-steps",
+        "10",
+        "--short-steps",
+        "2",
+        "--long-steps",
+        "2",
+    ]
     assert _cli(argv) == 0
     h = json.loads((out / "history.json").read_text())
     assert h["final"]["predicted_ms"] <= h["config"]["target_ms"] and (out / "arch.json").exists()
@@ -307,18 +393,64 @@ def test_cli_netadapt_and_search_end_to_end(tmp_path, tiny, capsys):
     fin = json.loads((out / "history.json").read_text())["final"]
     assert fin["measured_ms"] > 0 and fin["seed_measured_ms"] > 0
     with pytest.raises(ValueError, match="not below"):
-        _cli(["netadapt", str(spec), "--target-ms", "1000", "--predictor", str(path), "--out", str(tmp_path / "x"),
-              "-r", "16"])
+        _cli(
+            [
+                "netadapt",
+                str(spec),
+                "--target-ms",
+                "1000",
+                "--predictor",
+                str(path),
+                "--out",
+                str(tmp_path / "x"),
+                "-r",
+                "16",
+            ]
+        )
     out = tmp_path / "nas"
-    assert _cli(["search", "--controller", "evolution", "--target-ms", "2.0", "--budget", "12", "--batch", "4",
-                 "--predictor", str(path), "--out", str(out), "--train-steps", "1",
-                 "--latency-resolution", "32"]) == 0
+    assert (
+        _cli(
+            [
+                "search",
+                "--controller",
+                "evolution",
+                "--target-ms",
+                "2.0",
+                "--budget",
+                "12",
+                "--batch",
+                "4",
+                "--predictor",
+                str(path),
+                "--out",
+                str(out),
+                "--train-steps",
+                "1",
+                "--latency-resolution",
+                "32",
+            ]
+        )
+        == 0
+    )
     h = json.loads((out / "history.json").read_text())
     assert len(h["candidates"]) == 12 and (out / "arch.json").exists()
     assert h["settings"]["latency_resolution"] == 32
     with pytest.raises(ValueError, match="below what the space reaches at 32 px"):
-        _cli(["search", "--target-ms", "0.0001", "--budget", "2", "--predictor", str(path), "--out", str(out),
-              "--latency-resolution", "32"])
+        _cli(
+            [
+                "search",
+                "--target-ms",
+                "0.0001",
+                "--budget",
+                "2",
+                "--predictor",
+                str(path),
+                "--out",
+                str(out),
+                "--latency-resolution",
+                "32",
+            ]
+        )
     # by default latency is predicted for the deployed 224 px network, not the 32 px proxy: a
     # target that 32 px networks meet is out of reach there
     with pytest.raises(ValueError, match="below what the space reaches at 224 px"):
@@ -332,15 +464,20 @@ def test_netadapt_with_profiled_regression_predictor(tmp_path, tiny, task):
     from hwlat.profiler.measure.profile import profile
     from hwlat.profiler.measure.timing import TimingConfig
 
-    archs = [tiny, apply_proposal(tiny, "bottleneck", 24, 16), apply_proposal(tiny, "expansion", 3, 48),
-             apply_proposal(tiny, "bottleneck", 40, 24)]
+    archs = [
+        tiny,
+        apply_proposal(tiny, "bottleneck", 24, 16),
+        apply_proposal(tiny, "expansion", 3, 48),
+        apply_proposal(tiny, "bottleneck", 40, 24),
+    ]
     store = tmp_path / "lat.db"
     cfg = TimingConfig(max_seconds=0.3, target=0.05)
     profile(archs, "block", str(store), "litert", config=cfg, progress=False)
     profile(archs, "model", str(store), "litert", config=cfg, progress=False)
     data = TrainingData.from_store(str(store))
-    pred = make_predictor("regression").fit(data.archs(), data.latency_ms, pieces=data.pieces,
-                                            fingerprint=data.fingerprint, runtime="litert")
+    pred = make_predictor("regression").fit(
+        data.archs(), data.latency_ms, pieces=data.pieces, fingerprint=data.fingerprint, runtime="litert"
+    )
     cands = candidates(tiny)
     ms = pred.predict_many([c[3] for c in cands])  # widths never measured, one batch
     assert len(ms) == len(cands) and np.all(np.isfinite(ms)) and np.all(ms > 0)

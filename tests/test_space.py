@@ -1,4 +1,5 @@
 """Tests for hwlat.archs.space: encoding, sampling, mutation, validation, the paper's point."""
+
 from __future__ import annotations
 
 import itertools
@@ -29,18 +30,30 @@ def vectors(space: SearchSpace):
 
 
 space_and_vector = st.sampled_from(sorted(SPACES)).flatmap(
-    lambda fam: st.tuples(st.just(SPACES[fam]), vectors(SPACES[fam])))
+    lambda fam: st.tuples(st.just(SPACES[fam]), vectors(SPACES[fam]))
+)
 
 
 def tiny_space(**kw) -> SearchSpace:
-    stages = kw.pop("stages", (
-        StageSpace(1, (16, 24), kernels=(3, 5), ratios=(1, 3), depths=(1, 2)),
-        StageSpace(2, (24, 32), kernels=(3,), ratios=(3, 6), depths=(1, 2)),
-        StageSpace(1, (40, 48), kernels=(5, 7), ratios=(4,), se=(True,), acts=("hswish",),
-                   depths=(1, 2, 3)),
-    ))
-    return SearchSpace(name="tiny", resolution=64, stem=ConvSpec(16), stages=stages,
-                       head=HeadSpec(conv=64, hidden=128), num_classes=10, **kw)
+    stages = kw.pop(
+        "stages",
+        (
+            StageSpace(1, (16, 24), kernels=(3, 5), ratios=(1, 3), depths=(1, 2)),
+            StageSpace(2, (24, 32), kernels=(3,), ratios=(3, 6), depths=(1, 2)),
+            StageSpace(
+                1, (40, 48), kernels=(5, 7), ratios=(4,), se=(True,), acts=("hswish",), depths=(1, 2, 3)
+            ),
+        ),
+    )
+    return SearchSpace(
+        name="tiny",
+        resolution=64,
+        stem=ConvSpec(16),
+        stages=stages,
+        head=HeadSpec(conv=64, hidden=128),
+        num_classes=10,
+        **kw,
+    )
 
 
 # -- size / dims -----------------------------------------------------------------------------
@@ -275,11 +288,22 @@ def test_paper_network_is_in_the_space(family):
     space, paper = SPACES[family], mobilenetv3(family)
     ref = space.decode(space.reference_vector)
     assert (ref.stem, ref.head, ref.resolution, ref.num_classes) == (
-        paper.stem, paper.head, paper.resolution, paper.num_classes)
+        paper.stem,
+        paper.head,
+        paper.resolution,
+        paper.num_classes,
+    )
     assert len(ref.blocks) == len(paper.blocks)
     for a, b in zip(ref.blocks, paper.blocks):
         assert (a.out, a.kernel, a.stride, a.act, a.se is None, a.residual, a.dilation) == (
-            b.out, b.kernel, b.stride, b.act, b.se is None, b.residual, b.dilation)
+            b.out,
+            b.kernel,
+            b.stride,
+            b.act,
+            b.se is None,
+            b.residual,
+            b.dilation,
+        )
     for s, sl in enumerate(_stage_slices(space, space.reference)):
         same = ref.blocks[sl] == paper.blocks[sl]
         assert same == (s not in EXP_DIFFERS[family]), f"stage {s}"
@@ -295,14 +319,14 @@ def test_reference_ratios_are_the_closest_in_cost(family):
 
     def err(choices):
         s = summary(space.choices_to_arch(choices))
-        return (abs(s["madds"] - ps["madds"]) / ps["madds"]
-                + abs(s["params"] - ps["params"]) / ps["params"])
+        return abs(s["madds"] - ps["madds"]) / ps["madds"] + abs(s["params"] - ps["params"]) / ps["params"]
 
     stages = EXP_DIFFERS[family]
     best = min(
         itertools.product(*[space.stages[s].ratios for s in stages]),
-        key=lambda rs: err([replace(c, ratio=dict(zip(stages, rs)).get(i, c.ratio))
-                            for i, c in enumerate(space.reference)]),
+        key=lambda rs: err(
+            [replace(c, ratio=dict(zip(stages, rs)).get(i, c.ratio)) for i, c in enumerate(space.reference)]
+        ),
     )
     assert best == tuple(space.reference[s].ratio for s in stages)
 
@@ -316,5 +340,4 @@ def test_reference_expansions():
     small = [b.exp for b in SMALL.decode(SMALL.reference_vector).blocks]
     assert small == [16, 48, 72, 144, 240, 240, 120, 144, 288, 576, 576]
     assert all(isinstance(c, StageChoice) for c in LARGE.reference + SMALL.reference)
-    assert [b.exp for b in mobilenetv3("small").blocks] == [16, 72, 88, 96, 240, 240, 120, 144,
-                                                            288, 576, 576]
+    assert [b.exp for b in mobilenetv3("small").blocks] == [16, 72, 88, 96, 240, 240, 120, 144, 288, 576, 576]

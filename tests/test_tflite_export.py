@@ -1,5 +1,6 @@
 """TFLite export without TensorFlow: LiteRT output equals the torch reference, and the file is a
 well-formed flatbuffer of builtin ops."""
+
 from itertools import groupby
 
 import numpy as np
@@ -8,14 +9,14 @@ import torch
 from ai_edge_litert import schema_py_generated as fb
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from hypothesis import HealthCheck, given, settings
+from strategies import archs
+from tolerances import assert_float32_close, reduction_length
 
 from hwlat.archs import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, get_arch, layers
 from hwlat.archs.layers import LayerSpec, OpKind
-from hwlat.archs.torch_builder import build_torch, fold_bn
 from hwlat.archs.segments import random_weights, torch_segment
+from hwlat.archs.torch_builder import build_torch, fold_bn
 from hwlat.profiler.export.tflite import build_tflite, op_names, run_tflite, tflite_segment
-from strategies import archs
-from tolerances import assert_float32_close, reduction_length
 
 
 def _x(shape, seed=0, scale=1.0):
@@ -40,6 +41,7 @@ def _check(y, ref, rows):
 
 
 # --- whole networks -----------------------------------------------------------------------------
+
 
 @pytest.mark.numerics
 def test_zoo_matches_folded_torch(zoo_name):
@@ -83,9 +85,11 @@ def test_batch_is_resized():
 
 # --- segments -----------------------------------------------------------------------------------
 
+
 @pytest.mark.numerics
-@pytest.mark.parametrize("name", ["mobilenetv3_large_100", "mobilenetv3_small_100", "mnasnet_a1",
-                                  "mobilenetv2_100"])
+@pytest.mark.parametrize(
+    "name", ["mobilenetv3_large_100", "mobilenetv3_small_100", "mnasnet_a1", "mobilenetv2_100"]
+)
 def test_every_block_and_head_row(name):
     rows = layers(get_arch(name, resolution=96))
     segments = [list(g) for _, g in groupby(rows, key=lambda r: (r.stage, r.block))]
@@ -109,17 +113,39 @@ def test_act_rows(act):
 def _conv_row(cin, cout, h, k, s, d=1, dw=False, act=Act.IDENTITY):
     pad = d * (k - 1) // 2
     oh = (h + 2 * pad - d * (k - 1) - 1) // s + 1
-    return LayerSpec("blocks.0.dw" if dw else "blocks.0.expand", "block", 0,
-                     OpKind.DWCONV if dw else OpKind.CONV, (cin, h, h), (cout, oh, oh),
-                     kernel=k, stride=s, dilation=d, groups=cin if dw else 1, act=act, bias=True)
+    return LayerSpec(
+        "blocks.0.dw" if dw else "blocks.0.expand",
+        "block",
+        0,
+        OpKind.DWCONV if dw else OpKind.CONV,
+        (cin, h, h),
+        (cout, oh, oh),
+        kernel=k,
+        stride=s,
+        dilation=d,
+        groups=cin if dw else 1,
+        act=act,
+        bias=True,
+    )
 
 
 @pytest.mark.numerics
-@pytest.mark.parametrize("k,s,d,dw,h", [
-    (3, 1, 2, True, 13), (5, 1, 2, True, 12), (3, 2, 2, True, 15), (5, 2, 1, True, 17),
-    (7, 2, 1, True, 16), (5, 2, 1, False, 11), (7, 2, 1, False, 14), (3, 2, 1, False, 9),
-    (1, 2, 1, False, 9), (7, 1, 1, False, 8), (3, 1, 3, False, 10),
-])
+@pytest.mark.parametrize(
+    "k,s,d,dw,h",
+    [
+        (3, 1, 2, True, 13),
+        (5, 1, 2, True, 12),
+        (3, 2, 2, True, 15),
+        (5, 2, 1, True, 17),
+        (7, 2, 1, True, 16),
+        (5, 2, 1, False, 11),
+        (7, 2, 1, False, 14),
+        (3, 2, 1, False, 9),
+        (1, 2, 1, False, 9),
+        (7, 1, 1, False, 8),
+        (3, 1, 3, False, 10),
+    ],
+)
 @pytest.mark.parametrize("act", [Act.RELU6, Act.HSWISH, Act.SWISH])
 def test_conv_rows(k, s, d, dw, h, act):
     row = _conv_row(16, 16 if dw else 24, h, k, s, d, dw, act)
@@ -150,6 +176,7 @@ def test_identity_segment_has_an_output():
 
 # --- the file -----------------------------------------------------------------------------------
 
+
 def test_file_is_valid_builtin_flatbuffer():
     model = build_tflite(get_arch("mobilenetv3_large_100", resolution=160))
     assert model[4:8] == b"TFL3"
@@ -174,8 +201,9 @@ def test_file_is_valid_builtin_flatbuffer():
                 assert op.builtinOptions.padding == fb.Padding.VALID
     assert strided == 5  # stem + 4 downsampling depthwise convs
     # the builtin resolver (no delegate) sees the same op list
-    interp = Interpreter(model_content=model,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp = Interpreter(
+        model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
     interp.allocate_tensors()
     assert [d["op_name"] for d in interp._get_ops_details()] == names
     assert interp.get_input_details()[0]["shape"].tolist() == [1, 160, 160, 3]
@@ -195,9 +223,11 @@ def test_constant_buffers_are_aligned():
 
 # --- errors -------------------------------------------------------------------------------------
 
+
 def test_inconsistent_depthwise_is_refused_with_row_and_op():
-    row = LayerSpec("blocks.0.dw", "block", 0, OpKind.DWCONV, (4, 5, 5), (8, 5, 5), kernel=3,
-                    groups=2, bias=True)
+    row = LayerSpec(
+        "blocks.0.dw", "block", 0, OpKind.DWCONV, (4, 5, 5), (8, 5, 5), kernel=3, groups=2, bias=True
+    )
     with pytest.raises(ValueError, match=r"row 0 \(blocks.0.dw\).*'dwconv' with groups=2"):
         tflite_segment([row])
 
@@ -216,8 +246,9 @@ def test_missing_weights_and_bad_rows_are_refused():
 
 # --- int8 post-training quantisation ------------------------------------------------------------
 
+
 def _rel_rms(y, ref):
-    return float(np.sqrt(((y - ref) ** 2).mean() / (ref ** 2).mean()))
+    return float(np.sqrt(((y - ref) ** 2).mean() / (ref**2).mean()))
 
 
 @pytest.mark.numerics
@@ -274,11 +305,14 @@ def test_int8_whole_network_and_file():
             assert w.quantization.quantizedDimension == axis
             assert len(w.quantization.scale) == w.shape[axis] == len(b.quantization.scale)
             assert not any(w.quantization.zeroPoint)
-            np.testing.assert_allclose(b.quantization.scale, np.multiply(
-                t_in.quantization.scale[0], w.quantization.scale), rtol=1e-6)
+            np.testing.assert_allclose(
+                b.quantization.scale, np.multiply(t_in.quantization.scale[0], w.quantization.scale), rtol=1e-6
+            )
         if name in ("PAD", "RESHAPE"):
-            assert (t_out.quantization.scale, t_out.quantization.zeroPoint) == \
-                (t_in.quantization.scale, t_in.quantization.zeroPoint)
+            assert (t_out.quantization.scale, t_out.quantization.zeroPoint) == (
+                t_in.quantization.scale,
+                t_in.quantization.zeroPoint,
+            )
 
 
 def test_int8_logistic_output_params_and_bad_mode():
@@ -295,10 +329,15 @@ def test_int8_logistic_output_params_and_bad_mode():
 def test_int8_degenerate_ranges_still_load_in_xnnpack():
     """ReLU outputs that are zero on every calibration sample used to get a ~0 scale, whose
     requantisation multiplier XNNPACK refuses at prepare time."""
-    arch = ArchSpec(name="tiny", resolution=1, stem=ConvSpec(out=1, kernel=1, stride=1, act=Act.RELU),
-                    blocks=(BlockSpec(exp=1, out=1, kernel=1, act=Act.RELU),),
-                    head=HeadSpec(conv=0, conv_act=Act.RELU, hidden=0, dropout=0.0), num_classes=1,
-                    in_channels=1)
+    arch = ArchSpec(
+        name="tiny",
+        resolution=1,
+        stem=ConvSpec(out=1, kernel=1, stride=1, act=Act.RELU),
+        blocks=(BlockSpec(exp=1, out=1, kernel=1, act=Act.RELU),),
+        head=HeadSpec(conv=0, conv_act=Act.RELU, hidden=0, dropout=0.0),
+        num_classes=1,
+        in_channels=1,
+    )
     rows = layers(arch)
     x = _x((1, 1, 1))
     for seed in range(4):

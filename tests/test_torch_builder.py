@@ -1,13 +1,14 @@
 """PyTorch builder: forward shapes, params parity, fvcore MAdds parity, BatchNorm folding."""
+
 import pytest
 import torch
 from fvcore.nn import FlopCountAnalysis
 from hypothesis import HealthCheck, given, settings
+from strategies import archs
+from tolerances import assert_float32_close, reduction_length
 
 from hwlat.archs import get_arch, summary
 from hwlat.archs.torch_builder import build_torch, count_params, fold_bn
-from strategies import archs
-from tolerances import assert_float32_close, reduction_length
 
 
 def fvcore_conv_fc_madds(model, x) -> int:

@@ -1,14 +1,14 @@
 """Workload decomposition, canonical keys, the torch segment reference, the timing loop."""
+
 import numpy as np
 import pytest
 import torch
 
 from hwlat.archs import get_arch, layers, mobilenetv3, summary
-from hwlat.archs.torch_builder import build_torch, fold_bn
-from hwlat.archs.segments import (canonical, random_weights, segment_ops, torch_segment,
-                                     weights_from_torch)
-from hwlat.profiler.measure.timing import TimingConfig, measure_interleaved, median_ci_halfwidth
 from hwlat.archs.pieces import blocks, collect, from_spec, kernels, model
+from hwlat.archs.segments import canonical, random_weights, segment_ops, torch_segment, weights_from_torch
+from hwlat.archs.torch_builder import build_torch, fold_bn
+from hwlat.profiler.measure.timing import TimingConfig, measure_interleaved, median_ci_halfwidth
 
 
 @pytest.mark.parametrize("decompose", [kernels, blocks, lambda a: [model(a)]])
@@ -33,8 +33,12 @@ def test_kernel_decomposition_follows_litert_fusion():
 
 
 def test_keys_dedupe_across_architectures():
-    grid = [mobilenetv3(f, width_mult=m, resolution=r) for f in ("large", "small")
-            for m in (0.75, 1.0) for r in (160, 224)]
+    grid = [
+        mobilenetv3(f, width_mult=m, resolution=r)
+        for f in ("large", "small")
+        for m in (0.75, 1.0)
+        for r in (160, 224)
+    ]
     per_arch = sum(len(blocks(a)) for a in grid)
     uniq = collect(grid, "block")
     assert len(uniq) < per_arch and len({w.key for w in uniq}) == len(uniq)
@@ -80,7 +84,7 @@ def test_segment_rejects_broken_rows():
     rows = layers(get_arch("mobilenetv3_small_100"))
     se_start = next(i for i, r in enumerate(rows) if r.name.endswith("se.pool"))
     with pytest.raises(ValueError, match="incomplete squeeze-excite"):
-        segment_ops(rows[se_start:se_start + 2])
+        segment_ops(rows[se_start : se_start + 2])
     with pytest.raises(ValueError, match="does not follow"):
         segment_ops([rows[0], rows[-1]])
     with pytest.raises(ValueError, match="empty segment"):
@@ -102,8 +106,9 @@ def test_interleaved_measurement_of_real_torch_kernels():
     prepared = {w.key: runner.prepare(w) for w in ws}
     seen = []
     cfg = TimingConfig(max_seconds=2.0, min_sample_ms=0.2)
-    stats = measure_interleaved({k: p[0] for k, p in prepared.items()}, cfg,
-                                on_done=lambda k, s: seen.append(k))
+    stats = measure_interleaved(
+        {k: p[0] for k, p in prepared.items()}, cfg, on_done=lambda k, s: seen.append(k)
+    )
     assert set(seen) == set(stats) == {w.key for w in ws}
     for s in stats.values():
         assert 0 < s.p10_ms <= s.median_ms <= s.p90_ms and s.n >= cfg.min_samples and s.warmup >= 3
@@ -114,8 +119,11 @@ def test_failing_workload_is_reported_not_fatal():
         raise RuntimeError("kernel exploded")
 
     failed = {}
-    stats = measure_interleaved({"ok": lambda: None, "bad": boom}, TimingConfig(max_seconds=0.5),
-                                on_fail=lambda k, e: failed.update({k: str(e)}))
+    stats = measure_interleaved(
+        {"ok": lambda: None, "bad": boom},
+        TimingConfig(max_seconds=0.5),
+        on_fail=lambda k, e: failed.update({k: str(e)}),
+    )
     assert set(stats) == {"ok"} and failed == {"bad": "kernel exploded"}
     with pytest.raises(RuntimeError):
         measure_interleaved({"bad": boom}, TimingConfig())

@@ -1,9 +1,9 @@
 """Zoo: the paper's tables exactly, published counts, ablations, width conventions."""
+
 import pytest
 
 from hwlat.archs import Act, get_arch, layers, make_divisible, mobilenetv3, summary, zoo_names
-from hwlat.paper import mobilenetv3_spec, table3
-from hwlat.paper import zoo_vs_table3
+from hwlat.paper import mobilenetv3_spec, table3, zoo_vs_table3
 
 
 def test_zoo_names():
@@ -25,7 +25,12 @@ def test_blocks_equal_paper_table(family):
     for r in layers(arch):  # a block's input shape is the input of its first layer
         shapes.setdefault(r.block, r.in_shape)
     for row, blk in zip(spec, arch.blocks):
-        assert (blk.kernel, blk.exp, blk.out, blk.stride) == (row["kernel"], row["exp"], row["out"], row["stride"])
+        assert (blk.kernel, blk.exp, blk.out, blk.stride) == (
+            row["kernel"],
+            row["exp"],
+            row["out"],
+            row["stride"],
+        )
         assert blk.act is (Act.HSWISH if row["nl"] == "HS" else Act.RELU)
         assert (blk.se is not None) == row["se"]
         if row["se"]:
@@ -37,17 +42,24 @@ def test_blocks_equal_paper_table(family):
     assert arch.stem.out == 16 and arch.stem.act is Act.HSWISH
 
 
-@pytest.mark.parametrize("name, params", [("mobilenetv3_large_100", 5_483_032),
-                                          ("mobilenetv3_small_100", 2_542_856)])
+@pytest.mark.parametrize(
+    "name, params", [("mobilenetv3_large_100", 5_483_032), ("mobilenetv3_small_100", 2_542_856)]
+)
 def test_params_equal_torchvision(name, params):
     assert summary(get_arch(name)).get("params") == params
 
 
 def test_madds_within_1p5_percent_of_table3():
     df = zoo_vs_table3()
-    assert set(df["zoo_name"]) == {"mobilenetv3_large_100", "mobilenetv3_large_075",
-                                   "mobilenetv3_small_100", "mobilenetv3_small_075",
-                                   "mobilenetv2_100", "mobilenetv2_035", "mnasnet_a1"}
+    assert set(df["zoo_name"]) == {
+        "mobilenetv3_large_100",
+        "mobilenetv3_large_075",
+        "mobilenetv3_small_100",
+        "mobilenetv3_small_075",
+        "mobilenetv2_100",
+        "mobilenetv2_035",
+        "mnasnet_a1",
+    }
     bad = df[df["madds_diff_pct"].abs() > 1.5]
     assert bad.empty, bad.to_string()
     # published params (rounded to 0.1 M in the paper) within 5 %
@@ -128,7 +140,10 @@ def test_last_stage_and_stem_ablations():
     stem_saving = summary(stem32)["madds"] - summary(eff)["madds"]
     assert 5e6 < stem_saving < 15e6  # paper Sec. 5.1: ~10 M MAdds (first bneck also widens)
     nose = mobilenetv3("small", se=False)
-    assert all(b.se is None for b in nose.blocks) and summary(nose)["params"] < summary(mobilenetv3("small"))["params"]
+    assert (
+        all(b.se is None for b in nose.blocks)
+        and summary(nose)["params"] < summary(mobilenetv3("small"))["params"]
+    )
 
 
 def test_unknown_options_are_errors():

@@ -28,15 +28,16 @@ padding, a transposed kernel or a skipped layer moves outputs by ``O(max|ref|)``
 drops the shift ``(bias - mean)·scale`` fails it 700-5000-fold, one that forgets ``bn.eps``
 (1e-5 per layer) still 15-140-fold.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
-EPS32 = float(np.finfo(np.float32).eps)   # 1.19e-7
-EPS64 = float(np.finfo(np.float64).eps)   # 2.22e-16
+EPS32 = float(np.finfo(np.float32).eps)  # 1.19e-7
+EPS64 = float(np.finfo(np.float64).eps)  # 2.22e-16
 
 FLOAT32_C = 16.0
 
@@ -90,6 +91,7 @@ def assert_float32_close(actual, ref, reduction: int, c: float = FLOAT32_C, msg:
     ref = np.asarray(ref.detach() if hasattr(ref, "detach") else ref)
     assert actual.shape == ref.shape, (actual.shape, ref.shape, msg)
     atol = float32_atol(ref, reduction, c)
-    np.testing.assert_allclose(actual, ref, rtol=0, atol=atol,
-                               err_msg=f"{msg} (float32, ΣK={reduction}, c={c})")
+    np.testing.assert_allclose(
+        actual, ref, rtol=0, atol=atol, err_msg=f"{msg} (float32, ΣK={reduction}, c={c})"
+    )
     return float(np.abs(actual.astype(np.float64) - ref).max()) if actual.size else 0.0

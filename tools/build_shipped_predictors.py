@@ -7,14 +7,15 @@ sums of per-block lookup-table entries, so an :class:`~hwlat.latency_models.e2e.
 
 Rebuild them with ``python tools/build_shipped_predictors.py`` (about a minute).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from hwlat.latency_models.e2e import EndToEnd
 from hwlat.latency_models import persist
+from hwlat.latency_models.e2e import EndToEnd
 
 COLUMNS = ("pixel3", "raspi4")
 N_TRAIN = 900
@@ -32,8 +33,8 @@ def split(n_rows: int) -> tuple[np.ndarray, np.ndarray]:
 
 def fbnet_archs(rows=None) -> list:
     """The architectures of the published table (``rows``: their positions), decoded by the space."""
-    from hwlat.profiler.storage.tables import space_of
     from hwlat.paper import fbnet_latencies
+    from hwlat.profiler.storage.tables import space_of
 
     df = fbnet_latencies()
     sp = space_of(SPACE)
@@ -45,19 +46,26 @@ def fbnet_archs(rows=None) -> list:
 def build(column: str) -> dict:
     """The predictor state of the block table of ``column``, fitted on the training rows (without
     the training networks themselves: ``provenance`` names the rows of the shipped CSV)."""
-    from hwlat.profiler.storage.tables import table_fingerprint
     from hwlat.paper import fbnet_latencies
+    from hwlat.profiler.storage.tables import table_fingerprint
 
     df = fbnet_latencies()
     tr, _ = split(len(df))
-    pred = EndToEnd().fit(fbnet_archs(tr), df[column].to_numpy(float)[tr],
-                          fingerprint=table_fingerprint(column, SOURCE, runtime="tflite"),
-                          runtime="tflite")
+    pred = EndToEnd().fit(
+        fbnet_archs(tr),
+        df[column].to_numpy(float)[tr],
+        fingerprint=table_fingerprint(column, SOURCE, runtime="tflite"),
+        runtime="tflite",
+    )
     state = pred.get_state()
-    state["train"] = {"archs": [], "names": [], "latency_ms": []}     # the CSV rows below
-    state["provenance"] = {"data": "fbnet_cifar100_latency_ms.csv", "column": column, "space": SPACE,
-                           "rows": f"numpy.random.default_rng({SEED}).permutation({len(df)})[:{N_TRAIN}]",
-                           "idx": [int(i) for i in df["idx"].to_numpy()[tr]]}
+    state["train"] = {"archs": [], "names": [], "latency_ms": []}  # the CSV rows below
+    state["provenance"] = {
+        "data": "fbnet_cifar100_latency_ms.csv",
+        "column": column,
+        "space": SPACE,
+        "rows": f"numpy.random.default_rng({SEED}).permutation({len(df)})[:{N_TRAIN}]",
+        "idx": [int(i) for i in df["idx"].to_numpy()[tr]],
+    }
     return state
 
 

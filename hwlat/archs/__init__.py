@@ -5,23 +5,53 @@
 ``large``, ``small``, ``fbnet_cifar100``, ``fbnet_imagenet``). Names of the zoo: ``zoo_names()``;
 build one with ``get_arch(name, **options)``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from hwlat.archs.codec import decode, encode
-from hwlat.archs.ir import (Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, NodeSpec, SESpec, SkipSpec,
-                            parse_resolution, resolution_str)
-from hwlat.archs.layers import LayerSpec, OpKind, layers, layers_frame, output_names, summary, validate
-from hwlat.archs.space import (SPACE_NAMES, LayerwiseSpace, SearchSpace, Space, StageChoice, StageSpace,
-                               get_space, is_space_ref, parse_ref)
-from hwlat.archs.zoo import (CHANNEL_DIVISOR, TASK_ZOO, ZOO, get_arch, make_divisible, mnasnet_a1, mobilenetv2,
-                             se_squeeze,
-                             mobilenetv3, task_names, zoo_names)
 from hwlat.archs import tasks  # noqa: E402,F401  (registers the detection/segmentation zoo: TASK_ZOO)
+from hwlat.archs.codec import decode, encode
+from hwlat.archs.ir import (
+    Act,
+    ArchSpec,
+    BlockSpec,
+    ConvSpec,
+    HeadSpec,
+    NodeSpec,
+    SESpec,
+    SkipSpec,
+    parse_resolution,
+    resolution_str,
+)
+from hwlat.archs.layers import LayerSpec, OpKind, layers, layers_frame, output_names, summary, validate
+from hwlat.archs.space import (
+    SPACE_NAMES,
+    LayerwiseSpace,
+    SearchSpace,
+    Space,
+    StageChoice,
+    StageSpace,
+    get_space,
+    is_space_ref,
+    parse_ref,
+)
+from hwlat.archs.zoo import (
+    CHANNEL_DIVISOR,
+    TASK_ZOO,
+    ZOO,
+    get_arch,
+    make_divisible,
+    mnasnet_a1,
+    mobilenetv2,
+    mobilenetv3,
+    se_squeeze,
+    task_names,
+    zoo_names,
+)
 
 
-def load_arch(ref: str, resolution: "int | str | tuple[int, int] | None" = None) -> ArchSpec:
+def load_arch(ref: str, resolution: int | str | tuple[int, int] | None = None) -> ArchSpec:
     """Resolve a zoo name, a search-space reference ``SPACE:i,j,k,...`` (see
     :func:`hwlat.archs.space.parse_ref`), a codec string or a JSON/codec file into a validated
     :class:`ArchSpec`.
@@ -57,9 +87,43 @@ def load_arch(ref: str, resolution: "int | str | tuple[int, int] | None" = None)
 
 
 __all__ = [
-    "Act", "ArchSpec", "BlockSpec", "ConvSpec", "HeadSpec", "NodeSpec", "SESpec", "SkipSpec", "LayerSpec",
-    "OpKind", "layers", "layers_frame", "output_names", "summary", "validate", "encode", "decode", "ZOO",
-    "TASK_ZOO", "zoo_names", "task_names", "parse_resolution", "resolution_str", "get_arch",
-    "load_arch", "make_divisible", "CHANNEL_DIVISOR", "se_squeeze", "mobilenetv3", "mobilenetv2",
-    "mnasnet_a1", "Space", "SearchSpace", "StageChoice", "StageSpace", "LayerwiseSpace", "SPACE_NAMES", "get_space", "parse_ref",
+    "Act",
+    "ArchSpec",
+    "BlockSpec",
+    "ConvSpec",
+    "HeadSpec",
+    "NodeSpec",
+    "SESpec",
+    "SkipSpec",
+    "LayerSpec",
+    "OpKind",
+    "layers",
+    "layers_frame",
+    "output_names",
+    "summary",
+    "validate",
+    "encode",
+    "decode",
+    "ZOO",
+    "TASK_ZOO",
+    "zoo_names",
+    "task_names",
+    "parse_resolution",
+    "resolution_str",
+    "get_arch",
+    "load_arch",
+    "make_divisible",
+    "CHANNEL_DIVISOR",
+    "se_squeeze",
+    "mobilenetv3",
+    "mobilenetv2",
+    "mnasnet_a1",
+    "Space",
+    "SearchSpace",
+    "StageChoice",
+    "StageSpace",
+    "LayerwiseSpace",
+    "SPACE_NAMES",
+    "get_space",
+    "parse_ref",
 ]

@@ -15,11 +15,13 @@ network they stream from memory. The set starts with the smallest and the larges
 pool, then greedily adds the candidate that covers the most tokens not covered yet, ties broken by
 the largest log-footprint distance to the chosen ones.
 """
+
 from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -70,9 +72,13 @@ def weight_bytes(arch: ArchSpec) -> int:
     return 4 * summary(arch)["params"]
 
 
-def calibration_set(space: Sampler, n: int = DEFAULT_SIZE, seed: int = 0,
-                    resolutions: Sequence[int] | None = None,
-                    pool: int = DEFAULT_POOL) -> list[ArchSpec]:
+def calibration_set(
+    space: Sampler,
+    n: int = DEFAULT_SIZE,
+    seed: int = 0,
+    resolutions: Sequence[int] | None = None,
+    pool: int = DEFAULT_POOL,
+) -> list[ArchSpec]:
     """``n`` distinct networks of ``space`` that together cover its op types, kernel sizes, widths,
     resolutions and weight footprints (greedy set cover; see the module docstring).
 
@@ -90,8 +96,9 @@ def calibration_set(space: Sampler, n: int = DEFAULT_SIZE, seed: int = 0,
         cands.setdefault(encode(arch), arch)
     archs = list(cands.values())
     if len(archs) < n:
-        raise ValueError(f"the space gave only {len(archs)} distinct networks in {pool} samples; "
-                         f"asked for {n}")
+        raise ValueError(
+            f"the space gave only {len(archs)} distinct networks in {pool} samples; asked for {n}"
+        )
     tokens = [coverage_tokens(a) for a in archs]
     logw = np.log([weight_bytes(a) for a in archs])
     chosen = [int(np.argmin(logw))]
@@ -113,8 +120,13 @@ def calibration_set(space: Sampler, n: int = DEFAULT_SIZE, seed: int = 0,
     return [archs[i] for i in chosen]
 
 
-def coverage_report(archs: Sequence[ArchSpec], space: Sampler, seed: int = 0,
-                    resolutions: Sequence[int] | None = None, pool: int = DEFAULT_POOL) -> dict:
+def coverage_report(
+    archs: Sequence[ArchSpec],
+    space: Sampler,
+    seed: int = 0,
+    resolutions: Sequence[int] | None = None,
+    pool: int = DEFAULT_POOL,
+) -> dict:
     """How much of a pool's token set ``archs`` cover: ``{"covered", "total", "fraction",
     "missing"}`` (missing: up to 20 uncovered tokens), and the footprint range in MB."""
     rng = np.random.default_rng(seed + 1)
@@ -125,8 +137,11 @@ def coverage_report(archs: Sequence[ArchSpec], space: Sampler, seed: int = 0,
             a = a.with_resolution(int(rng.choice(list(resolutions))))
         universe |= coverage_tokens(a)
     have = set().union(*(coverage_tokens(a) for a in archs)) if archs else set()
-    mb = [weight_bytes(a) / 2 ** 20 for a in archs]
-    return {"covered": len(universe & have), "total": len(universe),
-            "fraction": len(universe & have) / max(1, len(universe)),
-            "missing": sorted(map(str, universe - have))[:20],
-            "weights_mb": (min(mb), max(mb)) if mb else (math.nan, math.nan)}
+    mb = [weight_bytes(a) / 2**20 for a in archs]
+    return {
+        "covered": len(universe & have),
+        "total": len(universe),
+        "fraction": len(universe & have) / max(1, len(universe)),
+        "missing": sorted(map(str, universe - have))[:20],
+        "weights_mb": (min(mb), max(mb)) if mb else (math.nan, math.nan),
+    }

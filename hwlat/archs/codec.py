@@ -36,12 +36,22 @@ Activations: ``re`` relu, ``r6`` relu6, ``hs`` hswish, ``hsig`` hsigmoid, ``sw``
 apart from the name, and ``encode(decode(s)) == s`` for canonical ``s``. Anything unexpected raises
 ``ValueError`` naming the token.
 """
+
 from __future__ import annotations
 
 import re
 
-from hwlat.archs.ir import (Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, NodeSpec, SESpec, SkipSpec,
-                            resolution_str)
+from hwlat.archs.ir import (
+    Act,
+    ArchSpec,
+    BlockSpec,
+    ConvSpec,
+    HeadSpec,
+    NodeSpec,
+    SESpec,
+    SkipSpec,
+    resolution_str,
+)
 from hwlat.archs.layers import validate
 from hwlat.errors import InvalidArchError
 
@@ -55,7 +65,9 @@ def _fmt_float(x: float) -> str:
 
 def encode(arch: ArchSpec) -> str:
     """The canonical codec string of ``arch`` (its name is not part of it)."""
-    toks = [f"in{resolution_str(arch.resolution)}" + ("" if arch.in_channels == 3 else f"_c{arch.in_channels}")]
+    toks = [
+        f"in{resolution_str(arch.resolution)}" + ("" if arch.in_channels == 3 else f"_c{arch.in_channels}")
+    ]
     s = arch.stem
     toks.append(f"stem_k{s.kernel}_s{s.stride}_c{s.out}_{s.act.short}")
     for b in arch.blocks:
@@ -136,7 +148,8 @@ _NODE_FIELDS = {
     "dw": re.compile(rf"_k{_INT}_s{_INT}(?:_d{_INT})?(_bias)?_{_ACT}"),
     "avgpool": re.compile(rf"_k{_PAIR}_s{_PAIR}"),
     "resize": re.compile(rf"_like({_NAME})"),
-    "mul": re.compile(""), "add": re.compile(""),
+    "mul": re.compile(""),
+    "add": re.compile(""),
     "concat": re.compile("_(c|w)"),
     "anchors": re.compile(rf"_c{_INT}"),
 }
@@ -146,20 +159,38 @@ def _decode_node(tok: str, i: int) -> NodeSpec:
     m = _match(_RE_NODE, tok, i, "node (@{name}={op}…<{inputs})")
     name, op, rest, ins = m[1], m[2], m[3], tuple(m[4].split("+"))
     if op not in _NODE_FIELDS:
-        raise InvalidArchError(f"token {i} {tok!r}: unknown node op {op!r} (expected one of "
-                               f"{', '.join(_NODE_FIELDS)})")
+        raise InvalidArchError(
+            f"token {i} {tok!r}: unknown node op {op!r} (expected one of {', '.join(_NODE_FIELDS)})"
+        )
     f = _NODE_FIELDS[op].fullmatch(rest)
     if f is None:
         raise InvalidArchError(f"token {i} {tok!r}: not a valid {op!r} node (see hwlat.archs.codec)")
-    pair = (lambda a, b: int(a) if b is None else (int(a), int(b)))
+    pair = lambda a, b: int(a) if b is None else (int(a), int(b))
     if op == "conv":
         k, st, d, c, bias, act = f.groups()
-        return NodeSpec(name, "conv", ins, out=int(c), kernel=int(k), stride=int(st), dilation=int(d or 1),
-                        act=_ACTS[act], bn=bias is None)
+        return NodeSpec(
+            name,
+            "conv",
+            ins,
+            out=int(c),
+            kernel=int(k),
+            stride=int(st),
+            dilation=int(d or 1),
+            act=_ACTS[act],
+            bn=bias is None,
+        )
     if op == "dw":
         k, st, d, bias, act = f.groups()
-        return NodeSpec(name, "dwconv", ins, kernel=int(k), stride=int(st), dilation=int(d or 1),
-                        act=_ACTS[act], bn=bias is None)
+        return NodeSpec(
+            name,
+            "dwconv",
+            ins,
+            kernel=int(k),
+            stride=int(st),
+            dilation=int(d or 1),
+            act=_ACTS[act],
+            bn=bias is None,
+        )
     if op == "avgpool":
         return NodeSpec(name, op, ins, kernel=pair(f[1], f[2]), stride=pair(f[3], f[4]))
     if op == "resize":
@@ -169,6 +200,8 @@ def _decode_node(tok: str, i: int) -> NodeSpec:
     if op == "anchors":
         return NodeSpec(name, op, ins, out=int(f[1]))
     return NodeSpec(name, op, ins)
+
+
 _RE_STEM = re.compile(rf"stem_k{_INT}_s{_INT}_c{_INT}_{_ACT}")
 _RE_IR = re.compile(
     rf"ir_k{_INT}_s{_INT}(?:_d{_INT})?_e{_INT}(?:_g{_INT})?(?:_(pw|nopw))?_c{_INT}"
@@ -207,17 +240,34 @@ def decode(text: str, name: str = "custom") -> ArchSpec:
         nodes = tuple(_decode_node(t, i) for i, t in enumerate(toks[first_node:-1], start=first_node))
         m = _match(_RE_OUT, toks[-1], len(toks) - 1, "outputs (out[_n{N}]_{a}+{b})")
         blocks = _decode_blocks(toks[2:first_node])
-        arch = ArchSpec(name=name, resolution=res, in_channels=cin, stem=stem, blocks=blocks, head=None,
-                        num_classes=int(m[1] or 1000), nodes=nodes, outputs=tuple(m[2].split("+")))
+        arch = ArchSpec(
+            name=name,
+            resolution=res,
+            in_channels=cin,
+            stem=stem,
+            blocks=blocks,
+            head=None,
+            num_classes=int(m[1] or 1000),
+            nodes=nodes,
+            outputs=tuple(m[2].split("+")),
+        )
         return validate(arch)
     blocks = _decode_blocks(toks[2:-2])
     m = _match(_RE_HEAD, toks[-2], len(toks) - 2, "head (head_c{C}_{act}[_h{H}_{act}])")
-    head_kw = dict(conv=int(m[1]), conv_act=_ACTS[m[2]], hidden=int(m[3] or 0),
-                   hidden_act=_ACTS[m[4] or "hs"])
+    head_kw = dict(
+        conv=int(m[1]), conv_act=_ACTS[m[2]], hidden=int(m[3] or 0), hidden_act=_ACTS[m[4] or "hs"]
+    )
     m = _match(_RE_FC, toks[-1], len(toks) - 1, "classifier (fc{N}[_drop{P}])")
     dropout = float(m[2]) if m[2] is not None else _DEFAULT_DROPOUT
-    arch = ArchSpec(name=name, resolution=res, in_channels=cin, stem=stem, blocks=blocks,
-                    head=HeadSpec(dropout=dropout, **head_kw), num_classes=int(m[1]))
+    arch = ArchSpec(
+        name=name,
+        resolution=res,
+        in_channels=cin,
+        stem=stem,
+        blocks=blocks,
+        head=HeadSpec(dropout=dropout, **head_kw),
+        num_classes=int(m[1]),
+    )
     return validate(arch)
 
 
@@ -233,9 +283,18 @@ def _decode_blocks(toks: list[str]) -> tuple[BlockSpec | SkipSpec, ...]:
         se = None
         if sq is not None:
             se = SESpec(int(sq), gate=_ACTS[g or "hsig"], inner=_ACTS[inner or "re"])
-        blocks.append(BlockSpec(
-            exp=int(e), out=int(c), kernel=int(k), stride=int(s), act=_ACTS[act], se=se,
-            dilation=int(d or 1), residual={None: None, "skip": True, "noskip": False}[res_flag],
-            groups=int(groups or 1), expand={None: None, "pw": True, "nopw": False}[pw],
-        ))
+        blocks.append(
+            BlockSpec(
+                exp=int(e),
+                out=int(c),
+                kernel=int(k),
+                stride=int(s),
+                act=_ACTS[act],
+                se=se,
+                dilation=int(d or 1),
+                residual={None: None, "skip": True, "noskip": False}[res_flag],
+                groups=int(groups or 1),
+                expand={None: None, "pw": True, "nopw": False}[pw],
+            )
+        )
     return tuple(blocks)

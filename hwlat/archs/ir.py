@@ -12,12 +12,14 @@ count is an absolute integer: width multipliers and rounding are applied by the 
 JSON form: ``to_dict()`` / ``ArchSpec.from_dict()`` (schema ``hwlat.arch/1``; a skip layer is a
 block object with ``"type": "skip"``; a non-square resolution is ``[H, W]``); the compact string form lives in :mod:`hwlat.archs.codec`.
 """
+
 from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
-from typing import Any, Sequence
+from typing import Any
 
 from hwlat.errors import InvalidArchError
 from hwlat.files import format_tag, format_version
@@ -43,7 +45,7 @@ class Act(str, enum.Enum):
         return _ACT_SHORT[self]
 
     @classmethod
-    def parse(cls, value: "Act | str", where: str = "activation") -> "Act":
+    def parse(cls, value: Act | str, where: str = "activation") -> Act:
         """Accept an :class:`Act`, its JSON name or its codec token; raise ``ValueError`` otherwise."""
         if isinstance(value, Act):
             return value
@@ -175,6 +177,7 @@ class HeadSpec:
         """True when the widest 1×1 conv runs after pooling (the paper's efficient last stage)."""
         return self.hidden > 0
 
+
 NODE_OPS = ("conv", "dwconv", "avgpool", "resize", "mul", "add", "concat", "anchors")
 """Operations of task-head nodes (see :class:`NodeSpec`)."""
 
@@ -230,7 +233,7 @@ class NodeSpec:
             object.__setattr__(self, f, v)
 
 
-def parse_resolution(value: "int | str | Sequence[int]", where: str = "resolution") -> "int | tuple[int, int]":
+def parse_resolution(value: int | str | Sequence[int], where: str = "resolution") -> int | tuple[int, int]:
     """An input size: an int (square), ``"HxW"`` or ``(H, W)``; a square ``(R, R)`` becomes ``R``.
 
     Raises :class:`InvalidArchError` naming ``where`` otherwise.
@@ -241,7 +244,9 @@ def parse_resolution(value: "int | str | Sequence[int]", where: str = "resolutio
         try:
             v = tuple(int(p) for p in parts) if len(parts) == 2 else int(v)
         except ValueError:
-            raise InvalidArchError(f"{where}: expected pixels R or HxW (e.g. 224 or 1024x2048), got {value!r}") from None
+            raise InvalidArchError(
+                f"{where}: expected pixels R or HxW (e.g. 224 or 1024x2048), got {value!r}"
+            ) from None
     if isinstance(v, list):
         v = tuple(v)
     if isinstance(v, tuple):
@@ -253,7 +258,7 @@ def parse_resolution(value: "int | str | Sequence[int]", where: str = "resolutio
     return v
 
 
-def resolution_str(resolution: "int | tuple[int, int]") -> str:
+def resolution_str(resolution: int | tuple[int, int]) -> str:
     """``224`` → ``"224"``, ``(1024, 2048)`` → ``"1024x2048"``."""
     return f"{resolution[0]}x{resolution[1]}" if isinstance(resolution, tuple) else str(resolution)
 
@@ -291,7 +296,7 @@ class ArchSpec:
         r = self.resolution
         return (r[0], r[1]) if isinstance(r, tuple) else (r, r)
 
-    def with_resolution(self, resolution: "int | str | tuple[int, int]") -> "ArchSpec":
+    def with_resolution(self, resolution: int | str | tuple[int, int]) -> ArchSpec:
         """The same network at another input resolution (an int, ``"HxW"`` or ``(H, W)``)."""
         return replace(self, resolution=parse_resolution(resolution))
 
@@ -302,15 +307,17 @@ class ArchSpec:
         d["meta"] = dict(self.meta)
         if not self.nodes and not self.outputs:
             del d["nodes"], d["outputs"]
-        d["blocks"] = [{"type": "skip", **b} if isinstance(blk, SkipSpec) else b
-                       for blk, b in zip(self.blocks, d["blocks"])]
+        d["blocks"] = [
+            {"type": "skip", **b} if isinstance(blk, SkipSpec) else b
+            for blk, b in zip(self.blocks, d["blocks"])
+        ]
         return {"schema": FORMAT, **_enum_to_str(d)}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ArchSpec":
+    def from_dict(cls, d: dict[str, Any]) -> ArchSpec:
         """Strictly parse :meth:`to_dict` output; unknown or missing keys raise ``ValueError``."""
         if not isinstance(d, dict):
             raise InvalidArchError(f"arch JSON must be an object, got {type(d).__name__}")
@@ -367,7 +374,7 @@ class ArchSpec:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> "ArchSpec":
+    def from_json(cls, text: str) -> ArchSpec:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:

@@ -30,15 +30,15 @@ Counting convention (used everywhere in hwlat)
 Padding is symmetric ``dilation·(k−1)/2``, so a stride-2 layer maps ``H`` to ``ceil(H/2)`` — the same
 output shape as TensorFlow's SAME padding.
 """
+
 from __future__ import annotations
 
 import enum
 import functools
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from itertools import groupby
 from typing import TYPE_CHECKING
-
-import re
 
 from hwlat.archs.ir import NODE_OPS, Act, ArchSpec, BlockSpec, NodeSpec, SkipSpec
 from hwlat.errors import InvalidArchError
@@ -134,8 +134,24 @@ class _Builder:
     def __init__(self) -> None:
         self.rows: list[LayerSpec] = []
 
-    def conv(self, name, stage, block, shape, cout, k=1, s=1, d=1, groups=1, act=Act.IDENTITY,
-             bn=True, bias=False, where="", op=OpKind.CONV, inputs=()):
+    def conv(
+        self,
+        name,
+        stage,
+        block,
+        shape,
+        cout,
+        k=1,
+        s=1,
+        d=1,
+        groups=1,
+        act=Act.IDENTITY,
+        bn=True,
+        bias=False,
+        where="",
+        op=OpKind.CONV,
+        inputs=(),
+    ):
         c, h, w = shape
         if s == 2 and min(h, w) < 2:
             raise InvalidArchError(
@@ -148,15 +164,35 @@ class _Builder:
         madds = oh * ow * cout * per_out
         params = cout * per_out + (2 * cout if bn else 0) + (cout if bias else 0)
         elem = _numel(out) if act is not Act.IDENTITY else 0
-        self.rows.append(LayerSpec(name, stage, block, op, shape, out, k, s, d, groups, act, bn, bias,
-                                   madds, params, elem, tuple(inputs)))
+        self.rows.append(
+            LayerSpec(
+                name,
+                stage,
+                block,
+                op,
+                shape,
+                out,
+                k,
+                s,
+                d,
+                groups,
+                act,
+                bn,
+                bias,
+                madds,
+                params,
+                elem,
+                tuple(inputs),
+            )
+        )
         return out
 
     def pool(self, name, stage, block, shape):
         out = (shape[0], 1, 1)
         k = shape[1] if shape[1] == shape[2] else (shape[1], shape[2])
-        self.rows.append(LayerSpec(name, stage, block, OpKind.POOL, shape, out,
-                                   kernel=k, elementwise=_numel(shape)))
+        self.rows.append(
+            LayerSpec(name, stage, block, OpKind.POOL, shape, out, kernel=k, elementwise=_numel(shape))
+        )
         return out
 
     def elementwise(self, name, stage, block, op, shape):
@@ -220,8 +256,7 @@ def _layers(arch: ArchSpec) -> tuple[LayerSpec, ...]:
     _check_kernel(stem.kernel, "stem.kernel")
     _check_stride(stem.stride, "stem.stride")
     shape = (arch.in_channels, height, width)
-    shape = b.conv("stem", "stem", -1, shape, stem.out, stem.kernel, stem.stride, act=stem.act,
-                   where="stem")
+    shape = b.conv("stem", "stem", -1, shape, stem.out, stem.kernel, stem.stride, act=stem.act, where="stem")
     if not arch.blocks:
         raise InvalidArchError("arch.blocks: a network needs at least one block")
     for i, blk in enumerate(arch.blocks):
@@ -240,22 +275,27 @@ def _layers(arch: ArchSpec) -> tuple[LayerSpec, ...]:
             _check_int(blk.se.squeeze, f"{where}.se.squeeze")
         for flag in ("residual", "expand"):
             if getattr(blk, flag) not in (None, True, False):
-                raise InvalidArchError(f"{where}.{flag}: expected true, false or null, got "
-                                       f"{getattr(blk, flag)!r}")
+                raise InvalidArchError(
+                    f"{where}.{flag}: expected true, false or null, got {getattr(blk, flag)!r}"
+                )
         _check_int(blk.groups, f"{where}.groups")
         cin = shape[0]
         expand = expand_applies(blk, cin)
         if not expand and blk.exp != cin:
-            raise InvalidArchError(f"{where}.expand: false needs exp == input channels (exp {blk.exp}, "
-                                   f"in {cin} ch)")
+            raise InvalidArchError(
+                f"{where}.expand: false needs exp == input channels (exp {blk.exp}, in {cin} ch)"
+            )
         if blk.groups > 1:
             if not expand:
-                raise InvalidArchError(f"{where}.groups: grouped 1x1 convs ({blk.groups} groups) need "
-                                       f"the expansion conv (exp {blk.exp} == in {cin} ch; set expand)")
+                raise InvalidArchError(
+                    f"{where}.groups: grouped 1x1 convs ({blk.groups} groups) need "
+                    f"the expansion conv (exp {blk.exp} == in {cin} ch; set expand)"
+                )
             for what, c in (("input", cin), ("exp", blk.exp), ("out", blk.out)):
                 if c % blk.groups:
-                    raise InvalidArchError(f"{where}.groups: {what} channels {c} are not divisible by "
-                                           f"{blk.groups} groups")
+                    raise InvalidArchError(
+                        f"{where}.groups: {what} channels {c} are not divisible by {blk.groups} groups"
+                    )
         if blk.residual is True and not (blk.stride == 1 and cin == blk.out):
             raise InvalidArchError(
                 f"{where}.residual: shortcut between mismatched shapes (in {cin} ch, out {blk.out} "
@@ -264,16 +304,26 @@ def _layers(arch: ArchSpec) -> tuple[LayerSpec, ...]:
         x = shape
         p = f"blocks.{i}"
         if expand:
-            x = b.conv(f"{p}.expand", "block", i, x, blk.exp, groups=blk.groups, act=blk.act,
-                       where=where)
+            x = b.conv(f"{p}.expand", "block", i, x, blk.exp, groups=blk.groups, act=blk.act, where=where)
             if blk.groups > 1:
                 x = b.shuffle(f"{p}.shuffle", i, x, blk.groups)
-        x = b.conv(f"{p}.dw", "block", i, x, blk.exp, blk.kernel, blk.stride, blk.dilation,
-                   groups=blk.exp, act=blk.act, where=where, op=OpKind.DWCONV)
+        x = b.conv(
+            f"{p}.dw",
+            "block",
+            i,
+            x,
+            blk.exp,
+            blk.kernel,
+            blk.stride,
+            blk.dilation,
+            groups=blk.exp,
+            act=blk.act,
+            where=where,
+            op=OpKind.DWCONV,
+        )
         if blk.se is not None:
             s = b.pool(f"{p}.se.pool", "block", i, x)
-            s = b.conv(f"{p}.se.reduce", "block", i, s, blk.se.squeeze, act=blk.se.inner, bn=False,
-                       bias=True)
+            s = b.conv(f"{p}.se.reduce", "block", i, s, blk.se.squeeze, act=blk.se.inner, bn=False, bias=True)
             b.conv(f"{p}.se.expand", "block", i, s, blk.exp, act=blk.se.gate, bn=False, bias=True)
             b.elementwise(f"{p}.se.scale", "block", i, OpKind.MUL, x)
         x = b.conv(f"{p}.project", "block", i, x, blk.out, groups=blk.groups, where=where)
@@ -285,8 +335,9 @@ def _layers(arch: ArchSpec) -> tuple[LayerSpec, ...]:
         _task_heads(b, arch, shape)
         return tuple(b.rows)
     if arch.nodes or arch.outputs:
-        raise InvalidArchError("arch.nodes: task-head nodes need a network without a classifier "
-                               "head (head null)")
+        raise InvalidArchError(
+            "arch.nodes: task-head nodes need a network without a classifier head (head null)"
+        )
     _check_int(head.conv, "head.conv", minimum=0)
     _check_int(head.hidden, "head.hidden", minimum=0)
     if not (isinstance(head.dropout, (int, float)) and 0 <= head.dropout < 1):
@@ -295,11 +346,23 @@ def _layers(arch: ArchSpec) -> tuple[LayerSpec, ...]:
         shape = b.conv("head.conv", "head", -1, shape, head.conv, act=head.conv_act)
     shape = b.pool("head.pool", "head", -1, shape)
     if head.hidden:
-        shape = b.conv("head.hidden", "head", -1, shape, head.hidden, act=head.hidden_act,
-                       bn=False, bias=True)
+        shape = b.conv(
+            "head.hidden", "head", -1, shape, head.hidden, act=head.hidden_act, bn=False, bias=True
+        )
     cin, n = shape[0], arch.num_classes
-    b.rows.append(LayerSpec("classifier", "head", -1, OpKind.FC, shape, (n, 1, 1), bias=True,
-                            madds=cin * n, params=cin * n + n))
+    b.rows.append(
+        LayerSpec(
+            "classifier",
+            "head",
+            -1,
+            OpKind.FC,
+            shape,
+            (n, 1, 1),
+            bias=True,
+            madds=cin * n,
+            params=cin * n + n,
+        )
+    )
     return tuple(b.rows)
 
 
@@ -307,8 +370,16 @@ _NODE_NAME = re.compile(r"[a-z][a-z0-9]*(\.[a-z0-9]+)*")
 _NODE_DEFAULTS = {f.name: f.default for f in fields(NodeSpec) if f.name not in ("name", "op", "inputs")}
 _NODE_FIELDS = tuple(_NODE_DEFAULTS)
 _CONV_FIELDS = {"out", "kernel", "stride", "dilation", "act", "bn"}
-_NODE_USES = {"conv": _CONV_FIELDS, "dwconv": _CONV_FIELDS - {"out"}, "avgpool": {"kernel", "stride"},
-              "resize": {"like"}, "mul": set(), "add": set(), "concat": {"axis"}, "anchors": {"out"}}
+_NODE_USES = {
+    "conv": _CONV_FIELDS,
+    "dwconv": _CONV_FIELDS - {"out"},
+    "avgpool": {"kernel", "stride"},
+    "resize": {"like"},
+    "mul": set(),
+    "add": set(),
+    "concat": {"axis"},
+    "anchors": {"out"},
+}
 _SE_INNER = ("se.pool", "se.reduce", "se.expand")
 
 
@@ -341,8 +412,9 @@ def _taps(rows: list[LayerSpec], in_shape, n_blocks: int) -> dict[str, tuple[str
 def _task_heads(b: _Builder, arch: ArchSpec, shape) -> None:
     """Rows of the task-head graph (``arch.nodes``), validated; stage ``"task"``."""
     if not arch.nodes or not arch.outputs:
-        raise InvalidArchError("arch.head: a network without a classifier head (head null) needs "
-                               "task-head nodes and outputs")
+        raise InvalidArchError(
+            "arch.head: a network without a classifier head (head null) needs task-head nodes and outputs"
+        )
     c, h, w = arch.in_channels, *arch.hw
     taps = _taps(b.rows, (c, h, w), len(arch.blocks))
     for i, n in enumerate(arch.nodes):
@@ -350,8 +422,10 @@ def _task_heads(b: _Builder, arch: ArchSpec, shape) -> None:
         if not isinstance(n, NodeSpec):
             raise InvalidArchError(f"{where}: expected a NodeSpec, got {type(n).__name__}")
         if not isinstance(n.name, str) or not _NODE_NAME.fullmatch(n.name):
-            raise InvalidArchError(f"{where}.name: {n.name!r} is not a name (lowercase letters and "
-                                   f"digits, parts separated by dots)")
+            raise InvalidArchError(
+                f"{where}.name: {n.name!r} is not a name (lowercase letters and "
+                f"digits, parts separated by dots)"
+            )
         where = f"node {i} ({n.name})"
         if n.name in taps:
             raise InvalidArchError(f"{where}.name: {n.name!r} is already a tensor of the network")
@@ -365,8 +439,10 @@ def _task_heads(b: _Builder, arch: ArchSpec, shape) -> None:
         ins = []
         for x in n.inputs:
             if x not in taps:
-                raise InvalidArchError(f"{where}.inputs: unknown tensor {x!r} (an earlier node, "
-                                       f"'input', a block 'blocks.I' or a layer such as 'blocks.I.expand')")
+                raise InvalidArchError(
+                    f"{where}.inputs: unknown tensor {x!r} (an earlier node, "
+                    f"'input', a block 'blocks.I' or a layer such as 'blocks.I.expand')"
+                )
             ins.append(taps[x])
         names = tuple(t[0] for t in ins)
         shapes = [t[1] for t in ins]
@@ -384,8 +460,23 @@ def _task_heads(b: _Builder, arch: ArchSpec, shape) -> None:
                 cout, groups, op = _check_int(n.out, f"{where}.out"), 1, OpKind.CONV
             else:
                 cout, groups, op = x[0], x[0], OpKind.DWCONV
-            out = b.conv(n.name, "task", -1, x, cout, k, s, d, groups, n.act, bn=bool(n.bn),
-                         bias=not n.bn, where=where, op=op, **kw)
+            out = b.conv(
+                n.name,
+                "task",
+                -1,
+                x,
+                cout,
+                k,
+                s,
+                d,
+                groups,
+                n.act,
+                bn=bool(n.bn),
+                bias=not n.bn,
+                where=where,
+                op=op,
+                **kw,
+            )
         elif n.op == "avgpool":
             kh, kw_ = _pair(n.kernel, f"{where}.kernel")
             sh, sw = _pair(n.stride, f"{where}.stride")
@@ -393,24 +484,51 @@ def _task_heads(b: _Builder, arch: ArchSpec, shape) -> None:
             out = (x[0], (x[1] - kh) // sh + 1, (x[2] - kw_) // sw + 1)
             k = kh if kh == kw_ else (kh, kw_)
             st = sh if sh == sw else (sh, sw)
-            b.rows.append(LayerSpec(n.name, "task", -1, OpKind.AVGPOOL, x, out, kernel=k, stride=st,
-                                    elementwise=_numel(out) * kh * kw_, inputs=names))
+            b.rows.append(
+                LayerSpec(
+                    n.name,
+                    "task",
+                    -1,
+                    OpKind.AVGPOOL,
+                    x,
+                    out,
+                    kernel=k,
+                    stride=st,
+                    elementwise=_numel(out) * kh * kw_,
+                    inputs=names,
+                )
+            )
         elif n.op == "resize":
             if n.like not in taps:
                 raise InvalidArchError(f"{where}.like: unknown tensor {n.like!r}")
             ref = taps[n.like][1]
             out = (x[0], ref[1], ref[2])
-            b.rows.append(LayerSpec(n.name, "task", -1, OpKind.RESIZE, x, out,
-                                    elementwise=4 * _numel(out), inputs=names))
+            b.rows.append(
+                LayerSpec(
+                    n.name, "task", -1, OpKind.RESIZE, x, out, elementwise=4 * _numel(out), inputs=names
+                )
+            )
         elif n.op in ("mul", "add"):
             g = shapes[1]
             ok = g == x or (n.op == "mul" and g == (x[0], 1, 1))
             if not ok:
-                raise InvalidArchError(f"{where}.inputs: op {n.op!r} between shapes {x} and {g}"
-                                       + (" (a gate is (C, 1, 1) or the same shape)" if n.op == "mul" else ""))
+                raise InvalidArchError(
+                    f"{where}.inputs: op {n.op!r} between shapes {x} and {g}"
+                    + (" (a gate is (C, 1, 1) or the same shape)" if n.op == "mul" else "")
+                )
             out = x
-            b.rows.append(LayerSpec(n.name, "task", -1, OpKind.MUL if n.op == "mul" else OpKind.ADD, x, out,
-                                    elementwise=_numel(out), inputs=names))
+            b.rows.append(
+                LayerSpec(
+                    n.name,
+                    "task",
+                    -1,
+                    OpKind.MUL if n.op == "mul" else OpKind.ADD,
+                    x,
+                    out,
+                    elementwise=_numel(out),
+                    inputs=names,
+                )
+            )
         elif n.op == "concat":
             if n.axis not in ("c", "w"):
                 raise InvalidArchError(f"{where}.axis: expected 'c' or 'w', got {n.axis!r}")
@@ -420,7 +538,9 @@ def _task_heads(b: _Builder, arch: ArchSpec, shape) -> None:
             cat = 0 if n.axis == "c" else 2
             for sh_ in shapes[1:]:
                 if tuple(sh_[j] for j in keep) != tuple(x[j] for j in keep):
-                    raise InvalidArchError(f"{where}.inputs: cannot concatenate {sh_} to {x} along {n.axis!r}")
+                    raise InvalidArchError(
+                        f"{where}.inputs: cannot concatenate {sh_} to {x} along {n.axis!r}"
+                    )
             out = list(x)
             out[cat] = sum(sh_[cat] for sh_ in shapes)
             out = tuple(out)
@@ -428,7 +548,9 @@ def _task_heads(b: _Builder, arch: ArchSpec, shape) -> None:
         else:  # anchors
             k = _check_int(n.out, f"{where}.out")
             if x[0] % k:
-                raise InvalidArchError(f"{where}.out: {x[0]} channels are not a multiple of the code size {k}")
+                raise InvalidArchError(
+                    f"{where}.out: {x[0]} channels are not a multiple of the code size {k}"
+                )
             out = (k, 1, x[1] * x[2] * (x[0] // k))
             b.rows.append(LayerSpec(n.name, "task", -1, OpKind.ANCHORS, x, out, inputs=names))
         taps[n.name] = (n.name, out)
@@ -453,8 +575,7 @@ def _skip(b: _Builder, i: int, blk: SkipSpec, shape: tuple[int, int, int], where
     _check_stride(blk.stride, f"{where}.stride")
     if skip_is_identity(blk, shape[0]):
         return shape
-    return b.conv(f"blocks.{i}.conv", "block", i, shape, blk.out, 1, blk.stride, act=blk.act,
-                  where=where)
+    return b.conv(f"blocks.{i}.conv", "block", i, shape, blk.out, 1, blk.stride, act=blk.act, where=where)
 
 
 def summary(arch: ArchSpec) -> dict[str, int]:
@@ -479,7 +600,7 @@ def _group_key(r: LayerSpec) -> tuple:
     return (r.stage, r.name.split(".", 1)[0]) if r.stage == "task" else (r.stage, r.block)
 
 
-def layers_frame(arch: ArchSpec) -> "pd.DataFrame":
+def layers_frame(arch: ArchSpec) -> pd.DataFrame:
     """:func:`layers` as a pandas DataFrame, one row per layer, shapes split into columns
     (``inputs``: the ``+``-joined names a task-head row reads, empty for the others)."""
     import pandas as pd
@@ -488,10 +609,39 @@ def layers_frame(arch: ArchSpec) -> "pd.DataFrame":
     for r in layers(arch):
         d = asdict(r)
         (ci, hi, wi), (co, ho, wo) = d.pop("in_shape"), d.pop("out_shape")
-        d.update(op=r.op.value, act=r.act.value, in_c=ci, in_h=hi, in_w=wi, out_c=co, out_h=ho,
-                 out_w=wo, inputs="+".join(r.inputs))
+        d.update(
+            op=r.op.value,
+            act=r.act.value,
+            in_c=ci,
+            in_h=hi,
+            in_w=wi,
+            out_c=co,
+            out_h=ho,
+            out_w=wo,
+            inputs="+".join(r.inputs),
+        )
         recs.append(d)
-    cols = ["name", "stage", "block", "op", "in_c", "in_h", "in_w", "out_c", "out_h", "out_w",
-            "kernel", "stride", "dilation", "groups", "act", "bn", "bias", "madds", "params",
-            "elementwise", "inputs"]
+    cols = [
+        "name",
+        "stage",
+        "block",
+        "op",
+        "in_c",
+        "in_h",
+        "in_w",
+        "out_c",
+        "out_h",
+        "out_w",
+        "kernel",
+        "stride",
+        "dilation",
+        "groups",
+        "act",
+        "bn",
+        "bias",
+        "madds",
+        "params",
+        "elementwise",
+        "inputs",
+    ]
     return pd.DataFrame.from_records(recs, columns=cols)

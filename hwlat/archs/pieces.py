@@ -18,13 +18,14 @@ calibrate against the model measurement. Keys are canonical: the same computatio
 input shape has the same key in every architecture, so a zoo grid or a search-space sample is
 measured once per distinct workload.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from hwlat.archs.codec import encode
 from hwlat.archs.ir import Act, ArchSpec, resolution_str
@@ -70,8 +71,14 @@ def from_spec(key: str, spec: dict) -> Workload:
         from hwlat.archs.codec import decode
 
         arch = decode(spec["arch"])
-        return Workload(key, spec["granularity"], tuple(layers(arch)), spec.get("label", key),
-                        spec["arch"], tuple(arch.outputs))
+        return Workload(
+            key,
+            spec["granularity"],
+            tuple(layers(arch)),
+            spec.get("label", key),
+            spec["arch"],
+            tuple(arch.outputs),
+        )
     rows = rows_from_canonical(spec["rows"])
     return Workload(key, spec["granularity"], rows, spec.get("label", key), spec.get("arch"))
 
@@ -96,8 +103,10 @@ def _label(rows: Sequence[LayerSpec]) -> str:
     if len(rows) == 4 and role(r) == "se.pool":
         return f"se {r.cin}->{rows[1].cout} @{_shape(r.in_shape)}"
     if r.op in (OpKind.CONV, OpKind.DWCONV):
-        return (f"{r.op.value} k{r.kernel} s{r.stride}{f' d{r.dilation}' if r.dilation > 1 else ''} "
-                f"{r.cin}->{r.cout} {r.act.value} @{_shape(r.in_shape)}")
+        return (
+            f"{r.op.value} k{r.kernel} s{r.stride}{f' d{r.dilation}' if r.dilation > 1 else ''} "
+            f"{r.cin}->{r.cout} {r.act.value} @{_shape(r.in_shape)}"
+        )
     if r.op is OpKind.ACT:
         return f"{r.act.value} @{_shape(r.in_shape)}"
     if r.op is OpKind.SHUFFLE:
@@ -120,8 +129,16 @@ def kernels_of(rows: Sequence[LayerSpec]) -> list[Workload]:
         r = group[0]
         if op.kind == "conv" and r.act not in FUSED_ACTS:
             conv = dataclasses.replace(r, act=Act.IDENTITY, elementwise=0)
-            act = LayerSpec(f"{r.name}.act", r.stage, r.block, OpKind.ACT, r.out_shape, r.out_shape,
-                            act=r.act, elementwise=r.elementwise)
+            act = LayerSpec(
+                f"{r.name}.act",
+                r.stage,
+                r.block,
+                OpKind.ACT,
+                r.out_shape,
+                r.out_shape,
+                act=r.act,
+                elementwise=r.elementwise,
+            )
             out.append(Workload(_kernel_key([conv]), "kernel", (conv,), _label([conv])))
             out.append(Workload(_kernel_key([act]), "kernel", (act,), _label([act])))
         else:
@@ -148,8 +165,10 @@ def block_workload(rows: Sequence[LayerSpec]) -> Workload:
     elif name == "bneck":
         se = "_se" if any(role(r) == "se.pool" for r in rows) else ""
         g = f"_g{r0.groups}" if r0.groups > 1 else ""
-        label = (f"bneck k{dw.kernel} s{dw.stride} {r0.cin}->{dw.cout}->{rows[-1].cout}{g}{se} "
-                 f"{dw.act.value} @{_shape(r0.in_shape)}")
+        label = (
+            f"bneck k{dw.kernel} s{dw.stride} {r0.cin}->{dw.cout}->{rows[-1].cout}{g}{se} "
+            f"{dw.act.value} @{_shape(r0.in_shape)}"
+        )
     else:
         label = f"{name} {r0.cin}->{rows[-1].out_shape[0]} @{_shape(r0.in_shape)}"
     return Workload(_key("block", canonical(rows)), "block", rows, label)
@@ -158,8 +177,14 @@ def block_workload(rows: Sequence[LayerSpec]) -> Workload:
 def model(arch: ArchSpec) -> Workload:
     """The whole network as one workload; its key is the architecture's codec string hash."""
     code = encode(arch)
-    return Workload(_key("model", [{"arch": code}]), "model", tuple(layers(arch)),
-                    f"{arch.name} @{resolution_str(arch.resolution)}", arch=code, outputs=tuple(arch.outputs))
+    return Workload(
+        _key("model", [{"arch": code}]),
+        "model",
+        tuple(layers(arch)),
+        f"{arch.name} @{resolution_str(arch.resolution)}",
+        arch=code,
+        outputs=tuple(arch.outputs),
+    )
 
 
 def collect(archs: Iterable[ArchSpec], granularity: str) -> list[Workload]:

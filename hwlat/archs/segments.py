@@ -30,10 +30,11 @@ shape. Their meaning, shared by the torch reference below and the TFLite exporte
 Weights are indexed by the row's position in the segment: ``{i: (weight, bias)}`` in PyTorch
 layout (OIHW for convs, ``[out, in]`` for FC), float32 numpy arrays.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -70,20 +71,34 @@ def segment_ops(rows: Sequence[LayerSpec]) -> list[SegmentOp]:
     while i < len(rows):
         r = rows[i]
         if r.op is OpKind.POOL and role(r) == "se.pool":
-            group = rows[i:i + 4]
+            group = rows[i : i + 4]
             if tuple(role(g) for g in group) != SE_ROLES:
                 raise ValueError(f"row {i} ({r.name}): incomplete squeeze-excite group")
             ops.append(SegmentOp("se", tuple(range(i, i + 4))))
             i += 4
             continue
-        kind = {OpKind.CONV: "conv", OpKind.DWCONV: "conv", OpKind.ACT: "act", OpKind.POOL: "pool",
-                OpKind.FC: "fc", OpKind.ADD: "add", OpKind.SHUFFLE: "shuffle"}.get(r.op)
+        kind = {
+            OpKind.CONV: "conv",
+            OpKind.DWCONV: "conv",
+            OpKind.ACT: "act",
+            OpKind.POOL: "pool",
+            OpKind.FC: "fc",
+            OpKind.ADD: "add",
+            OpKind.SHUFFLE: "shuffle",
+        }.get(r.op)
         if r.inputs:
             kind = _TASK_KINDS.get(r.op)
         if kind is None:
-            raise ValueError(f"row {i} ({r.name}): op {r.op.value!r} cannot run "
-                             + ("outside a squeeze-excite group" if r.op is OpKind.MUL and not r.inputs
-                                else "without the names of its inputs" if not r.inputs else "in a segment"))
+            raise ValueError(
+                f"row {i} ({r.name}): op {r.op.value!r} cannot run "
+                + (
+                    "outside a squeeze-excite group"
+                    if r.op is OpKind.MUL and not r.inputs
+                    else "without the names of its inputs"
+                    if not r.inputs
+                    else "in a segment"
+                )
+            )
         ops.append(SegmentOp(kind, (i,)))
         i += 1
     for prev, op in zip(ops, ops[1:]):
@@ -96,9 +111,16 @@ def segment_ops(rows: Sequence[LayerSpec]) -> list[SegmentOp]:
     return ops
 
 
-_TASK_KINDS = {OpKind.CONV: "conv", OpKind.DWCONV: "conv", OpKind.AVGPOOL: "avgpool",
-               OpKind.RESIZE: "resize", OpKind.MUL: "mul", OpKind.ADD: "add", OpKind.CONCAT: "concat",
-               OpKind.ANCHORS: "anchors"}
+_TASK_KINDS = {
+    OpKind.CONV: "conv",
+    OpKind.DWCONV: "conv",
+    OpKind.AVGPOOL: "avgpool",
+    OpKind.RESIZE: "resize",
+    OpKind.MUL: "mul",
+    OpKind.ADD: "add",
+    OpKind.CONCAT: "concat",
+    OpKind.ANCHORS: "anchors",
+}
 
 
 def step_name(rows: Sequence[LayerSpec], op: SegmentOp) -> str:
@@ -175,9 +197,20 @@ def canonical(rows: Sequence[LayerSpec]) -> list[dict]:
     recs = []
     for r in rows:
         rec = {
-            "role": role(r), "b": r.block - first if r.block >= 0 else -1,
-            "op": r.op.value, "in": list(r.in_shape), "out": list(r.out_shape), "k": _json(r.kernel),
-            "s": _json(r.stride), "d": r.dilation, "g": r.groups, "act": r.act.value, "bn": r.bn, "bias": r.bias, "madds": r.madds, "params": r.params,
+            "role": role(r),
+            "b": r.block - first if r.block >= 0 else -1,
+            "op": r.op.value,
+            "in": list(r.in_shape),
+            "out": list(r.out_shape),
+            "k": _json(r.kernel),
+            "s": _json(r.stride),
+            "d": r.dilation,
+            "g": r.groups,
+            "act": r.act.value,
+            "bn": r.bn,
+            "bias": r.bias,
+            "madds": r.madds,
+            "params": r.params,
             "elementwise": r.elementwise,
         }
         if r.inputs:  # only task-head rows: the records (and keys) of other rows are unchanged
@@ -201,22 +234,49 @@ def rows_from_canonical(recs: Sequence[dict]) -> tuple[LayerSpec, ...]:
     for r in recs:
         b = r["b"]
         name = f"blocks.{b}.{r['role']}" if b >= 0 else r["role"]
-        stage = "block" if b >= 0 else "stem" if r["role"].startswith("stem") else \
-            "task" if "inputs" in r else "head"
-        rows.append(LayerSpec(name=name, stage=stage, block=b,
-                              op=OpKind(r["op"]), in_shape=tuple(r["in"]), out_shape=tuple(r["out"]),
-                              kernel=_tuple(r["k"]), stride=_tuple(r["s"]), dilation=r["d"], groups=r["g"],
-                              act=Act(r["act"]), bn=r["bn"], bias=r["bias"], madds=r["madds"],
-                              params=r["params"], elementwise=r["elementwise"],
-                              inputs=tuple(r.get("inputs", ())),
-                              input_shapes=tuple(tuple(x) for x in r.get("in_shapes", ()))))
+        stage = (
+            "block"
+            if b >= 0
+            else "stem"
+            if r["role"].startswith("stem")
+            else "task"
+            if "inputs" in r
+            else "head"
+        )
+        rows.append(
+            LayerSpec(
+                name=name,
+                stage=stage,
+                block=b,
+                op=OpKind(r["op"]),
+                in_shape=tuple(r["in"]),
+                out_shape=tuple(r["out"]),
+                kernel=_tuple(r["k"]),
+                stride=_tuple(r["s"]),
+                dilation=r["d"],
+                groups=r["g"],
+                act=Act(r["act"]),
+                bn=r["bn"],
+                bias=r["bias"],
+                madds=r["madds"],
+                params=r["params"],
+                elementwise=r["elementwise"],
+                inputs=tuple(r.get("inputs", ())),
+                input_shapes=tuple(tuple(x) for x in r.get("in_shapes", ())),
+            )
+        )
     return tuple(rows)
 
 
 # --- the torch reference -----------------------------------------------------------------------
 
-def torch_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, seed: int = 0,
-                  outputs: Sequence[str] | None = None):
+
+def torch_segment(
+    rows: Sequence[LayerSpec],
+    weights: Weights | None = None,
+    seed: int = 0,
+    outputs: Sequence[str] | None = None,
+):
     """An eval-mode ``nn.Module`` computing the segment (NCHW input, batch of any size); it returns
     one tensor, or a tuple when ``outputs`` names several."""
     import torch
@@ -257,8 +317,12 @@ def torch_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, see
                     mod = ChannelShuffle(r.groups)
                 elif op.kind == "se":
                     red, exp = rows[op.index[1]], rows[op.index[2]]
-                    mod = nn.Sequential(conv(red, op.index[1]), act_module(red.act),
-                                        conv(exp, op.index[2]), act_module(exp.act))
+                    mod = nn.Sequential(
+                        conv(red, op.index[1]),
+                        act_module(red.act),
+                        conv(exp, op.index[2]),
+                        act_module(exp.act),
+                    )
                 elif op.kind == "fc":
                     mod = nn.Linear(r.cin, r.cout)
                     w, b = weights[op.index[0]]
@@ -308,8 +372,13 @@ def weights_from_torch(net, rows: Sequence[LayerSpec]) -> Weights:
     """
     mods = {"stem": net.features[0][0]}
     if not net.task_rows:
-        mods.update({"head.conv": getattr(net.head_conv, "0", None),
-                     "head.hidden": getattr(net.head_hidden, "0", None), "classifier": net.classifier})
+        mods.update(
+            {
+                "head.conv": getattr(net.head_conv, "0", None),
+                "head.hidden": getattr(net.head_hidden, "0", None),
+                "classifier": net.classifier,
+            }
+        )
     out: Weights = {}
     for i in param_rows(rows):
         r = rows[i]
@@ -320,8 +389,13 @@ def weights_from_torch(net, rows: Sequence[LayerSpec]) -> Weights:
         elif r.stage == "block":
             blk = net.features[r.block + 1]
             rl = role(r)
-            m = blk.se.reduce[0] if rl == "se.reduce" else blk.se.expand[0] if rl == "se.expand" \
+            m = (
+                blk.se.reduce[0]
+                if rl == "se.reduce"
+                else blk.se.expand[0]
+                if rl == "se.expand"
                 else getattr(blk, rl)[0]
+            )
         else:
             m = mods[r.name]
         if m.bias is None:

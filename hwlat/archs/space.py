@@ -92,14 +92,16 @@ that minimises ``|Δmadds|/madds + |Δparams|/params`` against :func:`hwlat.arch
 Large 220.1 M multiply-adds / 5.49 M parameters (paper network: 216.6 M / 5.48 M), Small
 55.5 M / 2.55 M (paper network: 56.5 M / 2.54 M).
 """
+
 from __future__ import annotations
 
 import functools
 import math
 import numbers
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -108,17 +110,40 @@ from hwlat.archs.layers import layers
 from hwlat.archs.zoo import CHANNEL_DIVISOR, make_divisible, se_squeeze
 from hwlat.errors import InvalidArchError
 
-__all__ = ["DECISIONS", "KERNELS", "expansion", "Space", "StageChoice", "StageSpace", "SearchSpace",
-           "LayerOp", "LayerStage", "LayerwiseSpace", "FBNET_OPS", "fbnet_space", "SPACE_NAMES",
-           "DEFAULT_SPACE", "get_space", "is_space_ref", "parse_ref", "parse_sample"]
+__all__ = [
+    "DECISIONS",
+    "KERNELS",
+    "expansion",
+    "Space",
+    "StageChoice",
+    "StageSpace",
+    "SearchSpace",
+    "LayerOp",
+    "LayerStage",
+    "LayerwiseSpace",
+    "FBNET_OPS",
+    "fbnet_space",
+    "SPACE_NAMES",
+    "DEFAULT_SPACE",
+    "get_space",
+    "is_space_ref",
+    "parse_ref",
+    "parse_sample",
+]
 
 #: The per-stage decisions, in vector order.
 DECISIONS = ("kernel", "ratio", "se", "act", "depth", "width")
 #: Allowed depthwise kernel sizes.
 KERNELS = (3, 5, 7)
 # decision name -> StageSpace field holding its options
-_OPTION_FIELD = {"kernel": "kernels", "ratio": "ratios", "se": "se", "act": "acts",
-                 "depth": "depths", "width": "widths"}
+_OPTION_FIELD = {
+    "kernel": "kernels",
+    "ratio": "ratios",
+    "se": "se",
+    "act": "acts",
+    "depth": "depths",
+    "width": "widths",
+}
 
 
 def _is_int(x: object) -> bool:
@@ -185,8 +210,10 @@ class Space:
             i = min(len(vector), n)
             what = "missing" if len(vector) < n else "unexpected"
             pos = self.describe_position(i) if i < n else f"position {i} (past the last one)"
-            raise ValueError(f"vector: expected {n} entries ({self._layout()}), got {len(vector)}; "
-                             f"first {what} entry is {pos}")
+            raise ValueError(
+                f"vector: expected {n} entries ({self._layout()}), got {len(vector)}; "
+                f"first {what} entry is {pos}"
+            )
         out = []
         for i, (x, d) in enumerate(zip(vector, self.dims)):
             if not _is_int(x):
@@ -198,20 +225,28 @@ class Space:
             out.append(int(x))
         return tuple(out)
 
-    def _arch(self, stem: ConvSpec, blocks: Sequence, head: HeadSpec,
-              vector: tuple[int, ...]) -> ArchSpec:
-        return ArchSpec(name=f"{self.name}-{'.'.join(map(str, vector))}", resolution=self.resolution,
-                        stem=stem, blocks=tuple(blocks), head=head, num_classes=self.num_classes,
-                        meta={"space": self.name, "vector": vector})
+    def _arch(self, stem: ConvSpec, blocks: Sequence, head: HeadSpec, vector: tuple[int, ...]) -> ArchSpec:
+        return ArchSpec(
+            name=f"{self.name}-{'.'.join(map(str, vector))}",
+            resolution=self.resolution,
+            stem=stem,
+            blocks=tuple(blocks),
+            head=head,
+            num_classes=self.num_classes,
+            meta={"space": self.name, "vector": vector},
+        )
 
     def _check_fixed(self, arch: ArchSpec, stem: ConvSpec, head: HeadSpec) -> None:
         """Raise ``InvalidArchError`` naming the first fixed part of ``arch`` the space does not have."""
         if not isinstance(arch, ArchSpec):
             raise TypeError(f"expected an ArchSpec, got {type(arch).__name__}")
-        for what, got, want in (("resolution", arch.resolution, self.resolution),
-                                ("num_classes", arch.num_classes, self.num_classes),
-                                ("in_channels", arch.in_channels, 3), ("stem", arch.stem, stem),
-                                ("head", arch.head, head)):
+        for what, got, want in (
+            ("resolution", arch.resolution, self.resolution),
+            ("num_classes", arch.num_classes, self.num_classes),
+            ("in_channels", arch.in_channels, 3),
+            ("stem", arch.stem, stem),
+            ("head", arch.head, head),
+        ):
             if got != want:
                 raise InvalidArchError(f"arch.{what}: {got} is not in space {self.name!r} (which has {want})")
 
@@ -240,8 +275,10 @@ class Space:
         v = list(self.check_vector(vector))
         mutable = [i for i, d in enumerate(self.dims) if d > 1]
         if not _is_int(n) or not 0 <= n <= len(mutable):
-            raise ValueError(f"mutate: n must be an integer in 0..{len(mutable)} (positions with "
-                             f"more than one option), got {n!r}")
+            raise ValueError(
+                f"mutate: n must be an integer in 0..{len(mutable)} (positions with "
+                f"more than one option), got {n!r}"
+            )
         for p in sorted(int(p) for p in rng.choice(len(mutable), size=int(n), replace=False)):
             i = mutable[p]
             new = int(rng.integers(0, self.dims[i] - 1))
@@ -475,14 +512,16 @@ class SearchSpace(Space):
                 extra = set(c) - set(DECISIONS)
                 missing = set(DECISIONS) - set(c)
                 if extra or missing:
-                    raise ValueError(f"choices stage {s}: unknown keys {sorted(extra)}, missing "
-                                     f"keys {sorted(missing)}")
+                    raise ValueError(
+                        f"choices stage {s}: unknown keys {sorted(extra)}, missing keys {sorted(missing)}"
+                    )
                 get = c.__getitem__
             elif isinstance(c, StageChoice):
                 get = lambda d, c=c: getattr(c, d)  # noqa: E731
             else:
-                raise ValueError(f"choices stage {s}: expected a StageChoice or mapping, got "
-                                 f"{type(c).__name__}")
+                raise ValueError(
+                    f"choices stage {s}: expected a StageChoice or mapping, got {type(c).__name__}"
+                )
             for d in DECISIONS:
                 out.append(_index(st.options(d), get(d), d, s))
         return tuple(out)
@@ -502,10 +541,17 @@ class SearchSpace(Space):
         for st, c in zip(self.stages, choices):
             for j in range(c.depth):
                 exp = expansion(cin, c.ratio)
-                blocks.append(BlockSpec(
-                    exp=exp, out=c.width, kernel=c.kernel, stride=st.stride if j == 0 else 1,
-                    act=c.act, se=SESpec(se_squeeze(exp)) if c.se else None, residual=None,
-                ))
+                blocks.append(
+                    BlockSpec(
+                        exp=exp,
+                        out=c.width,
+                        kernel=c.kernel,
+                        stride=st.stride if j == 0 else 1,
+                        act=c.act,
+                        se=SESpec(se_squeeze(exp)) if c.se else None,
+                        residual=None,
+                    )
+                )
                 cin = c.width
         return self._arch(self.stem, blocks, self.head, vector)
 
@@ -517,16 +563,25 @@ class SearchSpace(Space):
         for s, st in enumerate(self.stages):
             b = blocks[pos] if pos < len(blocks) else None
             if not isinstance(b, BlockSpec):
-                raise InvalidArchError(f"block {pos}: space {self.name!r} expects the first bottleneck "
-                                       f"of stage {s} here, got {'nothing' if b is None else b}")
+                raise InvalidArchError(
+                    f"block {pos}: space {self.name!r} expects the first bottleneck "
+                    f"of stage {s} here, got {'nothing' if b is None else b}"
+                )
             ratio = next((r for r in st.ratios if expansion(cin, r) == b.exp), None)
             if ratio is None:
-                raise InvalidArchError(f"block {pos}.exp: {b.exp} channels from {cin} match no "
-                                       f"expansion ratio of stage {s} {st.ratios}")
+                raise InvalidArchError(
+                    f"block {pos}.exp: {b.exp} channels from {cin} match no "
+                    f"expansion ratio of stage {s} {st.ratios}"
+                )
             depth = 1
-            while (depth < max(st.depths) and pos + depth < len(blocks)
-                   and isinstance(nb := blocks[pos + depth], BlockSpec) and nb.stride == 1
-                   and nb.out == b.out and nb.exp == expansion(b.out, ratio)):
+            while (
+                depth < max(st.depths)
+                and pos + depth < len(blocks)
+                and isinstance(nb := blocks[pos + depth], BlockSpec)
+                and nb.stride == 1
+                and nb.out == b.out
+                and nb.exp == expansion(b.out, ratio)
+            ):
                 depth += 1
             choices.append(StageChoice(b.kernel, ratio, b.se is not None, b.act, depth, b.out))
             pos, cin = pos + depth, b.out
@@ -536,20 +591,24 @@ class SearchSpace(Space):
             raise InvalidArchError(f"arch is not in space {self.name!r}: {e}") from None
         got = self.decode(v).blocks
         if got != arch.blocks:
-            j = next((j for j, (x, y) in enumerate(zip(got, arch.blocks)) if x != y),
-                     min(len(got), len(arch.blocks)))
-            raise InvalidArchError(f"block {j}: not in space {self.name!r} (its nearest point "
-                                   f"{'.'.join(map(str, v))} has {got[j] if j < len(got) else 'no block'})")
+            j = next(
+                (j for j, (x, y) in enumerate(zip(got, arch.blocks)) if x != y),
+                min(len(got), len(arch.blocks)),
+            )
+            raise InvalidArchError(
+                f"block {j}: not in space {self.name!r} (its nearest point "
+                f"{'.'.join(map(str, v))} has {got[j] if j < len(got) else 'no block'})"
+            )
         return v
 
     # -- the paper's spaces --------------------------------------------------------------------
     @classmethod
-    def mobilenetv3_large(cls, resolution: int = 224, num_classes: int = 1000) -> "SearchSpace":
+    def mobilenetv3_large(cls, resolution: int = 224, num_classes: int = 1000) -> SearchSpace:
         """Space centred on MobileNetV3-Large (paper Table 1); 6 stages, see module docstring."""
         return _v3_space("large", resolution, num_classes)
 
     @classmethod
-    def mobilenetv3_small(cls, resolution: int = 224, num_classes: int = 1000) -> "SearchSpace":
+    def mobilenetv3_small(cls, resolution: int = 224, num_classes: int = 1000) -> SearchSpace:
         """Space centred on MobileNetV3-Small (paper Table 2); 5 stages, see module docstring."""
         return _v3_space("small", resolution, num_classes)
 
@@ -572,8 +631,9 @@ def _index(options: tuple, value: Any, decision: str, stage: int) -> int:
 
 def _check_rng(rng: object) -> None:
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng: expected a numpy.random.Generator (np.random.default_rng(seed)), "
-                        f"got {type(rng).__name__}")
+        raise TypeError(
+            f"rng: expected a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}"
+        )
 
 
 RE, HS = Act.RELU, Act.HSWISH
@@ -635,15 +695,28 @@ class LayerOp:
         if self.kernel is None:
             return SkipSpec(out=out, stride=stride, act=act)
         exp = cin * self.expansion
-        return BlockSpec(exp=exp, out=out, kernel=self.kernel, stride=stride, act=act,
-                         groups=self.groups, expand=True if exp == cin else None)
+        return BlockSpec(
+            exp=exp,
+            out=out,
+            kernel=self.kernel,
+            stride=stride,
+            act=act,
+            groups=self.groups,
+            expand=True if exp == cin else None,
+        )
 
 
 #: FBNet's block choices in the field's index order (HW-NAS-Bench ``op_idx_list``, ``op0..op21``).
 FBNET_OPS = (
-    LayerOp("k3_e1", 3, 1), LayerOp("k3_e1_g2", 3, 1, 2), LayerOp("k3_e3", 3, 3),
-    LayerOp("k3_e6", 3, 6), LayerOp("k5_e1", 5, 1), LayerOp("k5_e1_g2", 5, 1, 2),
-    LayerOp("k5_e3", 5, 3), LayerOp("k5_e6", 5, 6), LayerOp("skip"),
+    LayerOp("k3_e1", 3, 1),
+    LayerOp("k3_e1_g2", 3, 1, 2),
+    LayerOp("k3_e3", 3, 3),
+    LayerOp("k3_e6", 3, 6),
+    LayerOp("k5_e1", 5, 1),
+    LayerOp("k5_e1_g2", 5, 1, 2),
+    LayerOp("k5_e3", 5, 3),
+    LayerOp("k5_e6", 5, 6),
+    LayerOp("skip"),
 )
 
 
@@ -687,8 +760,10 @@ class LayerwiseSpace(Space):
         for what, items, cls in (("stage", self.stages, LayerStage), ("op", self.ops, LayerOp)):
             for i, x in enumerate(items):
                 if not isinstance(x, cls):
-                    raise ValueError(f"LayerwiseSpace {self.name!r} {what} {i}: expected a {cls.__name__}, "
-                                     f"got {type(x).__name__}")
+                    raise ValueError(
+                        f"LayerwiseSpace {self.name!r} {what} {i}: expected a {cls.__name__}, "
+                        f"got {type(x).__name__}"
+                    )
         try:  # a decode at each op checks shapes and group divisibility everywhere
             for i in range(len(self.ops)):
                 layers(self.decode((i,) * len(self.dims)))
@@ -698,8 +773,11 @@ class LayerwiseSpace(Space):
     @cached_property
     def layer_plan(self) -> tuple[tuple[int, int, int, int], ...]:
         """Per position: ``(stage, layer in stage, stride, width)``."""
-        return tuple((s, j, st.stride if j == 0 else 1, st.width)
-                     for s, st in enumerate(self.stages) for j in range(st.depth))
+        return tuple(
+            (s, j, st.stride if j == 0 else 1, st.width)
+            for s, st in enumerate(self.stages)
+            for j in range(st.depth)
+        )
 
     @cached_property
     def dims(self) -> tuple[int, ...]:
@@ -727,14 +805,20 @@ class LayerwiseSpace(Space):
         block that is none of the space's ops."""
         self._check_fixed(arch, self.stem, self.head)
         if len(arch.blocks) != len(self.layer_plan):
-            raise InvalidArchError(f"arch.blocks: {len(arch.blocks)} blocks; space {self.name!r} has "
-                                   f"{len(self.layer_plan)} layers")
+            raise InvalidArchError(
+                f"arch.blocks: {len(arch.blocks)} blocks; space {self.name!r} has "
+                f"{len(self.layer_plan)} layers"
+            )
         cin, out = self.stem.out, []
         for p, ((_, _, stride, width), b) in enumerate(zip(self.layer_plan, arch.blocks)):
-            i = next((i for i, op in enumerate(self.ops) if op.block(cin, width, stride, self.act) == b), None)
+            i = next(
+                (i for i, op in enumerate(self.ops) if op.block(cin, width, stride, self.act) == b), None
+            )
             if i is None:
-                raise InvalidArchError(f"block {p}: {b} is none of the ops of space {self.name!r} "
-                                       f"at {self.describe_position(p)} ({cin}->{width} ch, stride {stride})")
+                raise InvalidArchError(
+                    f"block {p}: {b} is none of the ops of space {self.name!r} "
+                    f"at {self.describe_position(p)} ({cin}->{width} ch, stride {stride})"
+                )
             out.append(i)
             cin = width
         return tuple(out)
@@ -747,19 +831,23 @@ _FBNET_STRIDES = {"cifar100": (1, 1, 2, 2, 1, 2, 1), "imagenet": (1, 2, 2, 2, 1,
 _FBNET_SETTINGS = {"cifar100": (32, 1, 1504, 100), "imagenet": (224, 2, 1984, 1000)}
 
 
-def fbnet_space(setting: str = "cifar100", resolution: int | None = None,
-                num_classes: int | None = None) -> LayerwiseSpace:
+def fbnet_space(
+    setting: str = "cifar100", resolution: int | None = None, num_classes: int | None = None
+) -> LayerwiseSpace:
     """The FBNet space of HW-NAS-Bench in its ``"cifar100"`` or ``"imagenet"`` setting (module
     docstring); ``resolution`` (pixels) and ``num_classes`` override the setting's."""
     if setting not in _FBNET_SETTINGS:
-        raise ValueError(f"fbnet_space: unknown setting {setting!r} (expected one of {sorted(_FBNET_SETTINGS)})")
+        raise ValueError(
+            f"fbnet_space: unknown setting {setting!r} (expected one of {sorted(_FBNET_SETTINGS)})"
+        )
     res, stem_stride, head, classes = _FBNET_SETTINGS[setting]
     return LayerwiseSpace(
         name=f"fbnet_{setting}",
         resolution=res if resolution is None else resolution,
         stem=ConvSpec(out=16, kernel=3, stride=stem_stride, act=Act.RELU),
-        stages=tuple(LayerStage(d, w, s) for d, w, s in
-                     zip(_FBNET_DEPTHS, _FBNET_WIDTHS, _FBNET_STRIDES[setting])),
+        stages=tuple(
+            LayerStage(d, w, s) for d, w, s in zip(_FBNET_DEPTHS, _FBNET_WIDTHS, _FBNET_STRIDES[setting])
+        ),
         ops=FBNET_OPS,
         head=HeadSpec(conv=head, conv_act=Act.RELU),
         num_classes=classes if num_classes is None else num_classes,
@@ -769,9 +857,11 @@ def fbnet_space(setting: str = "cifar100", resolution: int | None = None,
 # -- the registry ----------------------------------------------------------------------------------
 _REGISTRY: dict[str, Callable[..., Space]] = {
     "large": lambda resolution=None, num_classes=None: SearchSpace.mobilenetv3_large(
-        resolution or 224, num_classes or 1000),
+        resolution or 224, num_classes or 1000
+    ),
     "small": lambda resolution=None, num_classes=None: SearchSpace.mobilenetv3_small(
-        resolution or 224, num_classes or 1000),
+        resolution or 224, num_classes or 1000
+    ),
     "fbnet_cifar100": functools.partial(fbnet_space, "cifar100"),
     "fbnet_imagenet": functools.partial(fbnet_space, "imagenet"),
 }
@@ -807,8 +897,9 @@ def parse_ref(ref: str, resolution: int | None = None) -> ArchSpec:
     """
     split = _split_ref(ref.strip()) if isinstance(ref, str) else None
     if split is None:
-        raise InvalidArchError(f"{ref!r}: not a search-space reference SPACE:i,j,k,... "
-                               f"(spaces: {', '.join(SPACE_NAMES)})")
+        raise InvalidArchError(
+            f"{ref!r}: not a search-space reference SPACE:i,j,k,... (spaces: {', '.join(SPACE_NAMES)})"
+        )
     name, text = split
     space = get_space(name, resolution)
     parts = [p.strip() for p in text.split(",")] if text.strip() else []
@@ -816,8 +907,10 @@ def parse_ref(ref: str, resolution: int | None = None) -> ArchSpec:
         vector = [int(p) for p in parts]
     except ValueError:
         bad = next(i for i, p in enumerate(parts) if not p.lstrip("-").isdigit())
-        raise InvalidArchError(f"{ref!r}: {space.describe_position(bad) if bad < len(space.dims) else f'entry {bad}'}"
-                               f" is {parts[bad]!r}, not an integer") from None
+        raise InvalidArchError(
+            f"{ref!r}: {space.describe_position(bad) if bad < len(space.dims) else f'entry {bad}'}"
+            f" is {parts[bad]!r}, not an integer"
+        ) from None
     try:
         return space.decode(vector)
     except InvalidArchError:
@@ -832,8 +925,12 @@ def parse_sample(text: str, default_space: str = DEFAULT_SPACE) -> tuple[str, in
     name, sep, count = text.rpartition(":")
     name = name if sep else default_space
     if name not in _REGISTRY:
-        raise InvalidArchError(f"--sample-space {text!r}: unknown search space {name!r} "
-                               f"(expected N or SPACE:N with SPACE one of {', '.join(SPACE_NAMES)})")
+        raise InvalidArchError(
+            f"--sample-space {text!r}: unknown search space {name!r} "
+            f"(expected N or SPACE:N with SPACE one of {', '.join(SPACE_NAMES)})"
+        )
     if not count.isdigit():
-        raise InvalidArchError(f"--sample-space {text!r}: expected N or SPACE:N with N a non-negative integer")
+        raise InvalidArchError(
+            f"--sample-space {text!r}: expected N or SPACE:N with N a non-negative integer"
+        )
     return name, int(count)

@@ -27,14 +27,24 @@ backbone of the zoo, as task-head graphs (:class:`~hwlat.archs.ir.NodeSpec`).
   (TF-slim's ``V3_LARGE_DETECTION``); for segmentation it is halved too (DeepLab's
   ``mobilenet_v3_large_seg``: 336 Large, 144 Small).
 """
+
 from __future__ import annotations
 
 import functools
 from dataclasses import replace
 
 from hwlat.archs.ir import Act, ArchSpec, BlockSpec, NodeSpec, SESpec
-from hwlat.archs.zoo import (_V3_HEAD, _V3_ROWS, TASK_ZOO, make_divisible, mnasnet_a1, mobilenetv2, se_squeeze,
-                             mobilenetv3, zoo_name)
+from hwlat.archs.zoo import (
+    _V3_HEAD,
+    _V3_ROWS,
+    TASK_ZOO,
+    make_divisible,
+    mnasnet_a1,
+    mobilenetv2,
+    mobilenetv3,
+    se_squeeze,
+    zoo_name,
+)
 
 R6, RE, HS = Act.RELU6, Act.RELU, Act.HSWISH
 
@@ -49,8 +59,9 @@ CITYSCAPES_CLASSES = 19
 LRASPP_POOL = ((49, 49), (16, 20))  # kernel, stride (Fig. 10)
 
 
-def _reduce_tail(family: str, blocks: tuple[BlockSpec, ...], width_mult: float,
-                 halve_c4_expansion: bool) -> tuple[BlockSpec, ...]:
+def _reduce_tail(
+    family: str, blocks: tuple[BlockSpec, ...], width_mult: float, halve_c4_expansion: bool
+) -> tuple[BlockSpec, ...]:
     """The V3 blocks with the last stage's output channels halved (and, for segmentation, the
     expansion of its first block); later expansions follow the table's ratio to the new input."""
     start, rows = _C4_BLOCK[family], _V3_ROWS[family]
@@ -82,27 +93,42 @@ def _conv(name: str, src: str, out: int, act: Act, k: int = 1, bn: bool = True) 
     return NodeSpec(name, "conv", (src,), out=out, kernel=k, act=act, bn=bn)
 
 
-def ssdlite_nodes(c4: str, c5: str, num_classes: int = COCO_CLASSES, depth=lambda d: d,
-                  anchors: tuple[int, ...] = SSD_ANCHORS) -> tuple[list[NodeSpec], tuple[str, str]]:
+def ssdlite_nodes(
+    c4: str,
+    c5: str,
+    num_classes: int = COCO_CLASSES,
+    depth=lambda d: d,
+    anchors: tuple[int, ...] = SSD_ANCHORS,
+) -> tuple[list[NodeSpec], tuple[str, str]]:
     """SSDLite's extra layers and predictors on the tensors named ``c4`` and ``c5``; returns the
     nodes and the output names (``boxes``, ``scores``). ``depth`` maps a layer depth to its width
     (the width multiplier of the baselines)."""
     nodes, fmaps, prev = [], [c4, c5], c5
     for i, d in enumerate(SSD_EXTRA_DEPTHS, start=1):
         p = f"extra{i}"
-        nodes += [_conv(f"{p}.reduce", prev, depth(d // 2), R6),
-                  NodeSpec(f"{p}.dw", "dwconv", (f"{p}.reduce",), kernel=3, stride=2, act=R6),
-                  _conv(f"{p}.conv", f"{p}.dw", depth(d), R6)]
+        nodes += [
+            _conv(f"{p}.reduce", prev, depth(d // 2), R6),
+            NodeSpec(f"{p}.dw", "dwconv", (f"{p}.reduce",), kernel=3, stride=2, act=R6),
+            _conv(f"{p}.conv", f"{p}.dw", depth(d), R6),
+        ]
         prev = f"{p}.conv"
         fmaps.append(prev)
     for kind, code in (("box", 4), ("cls", num_classes)):
         for i, (f, a) in enumerate(zip(fmaps, anchors)):
             p = f"{kind}{i}"
-            nodes += [NodeSpec(f"{p}.dw", "dwconv", (f,), kernel=3, act=R6),
-                      _conv(f"{p}.conv", f"{p}.dw", a * code, Act.IDENTITY, bn=False),
-                      NodeSpec(f"{p}.flat", "anchors", (f"{p}.conv",), out=code)]
-        nodes.append(NodeSpec("boxes" if kind == "box" else "scores", "concat",
-                              tuple(f"{kind}{i}.flat" for i in range(len(fmaps))), axis="w"))
+            nodes += [
+                NodeSpec(f"{p}.dw", "dwconv", (f,), kernel=3, act=R6),
+                _conv(f"{p}.conv", f"{p}.dw", a * code, Act.IDENTITY, bn=False),
+                NodeSpec(f"{p}.flat", "anchors", (f"{p}.conv",), out=code),
+            ]
+        nodes.append(
+            NodeSpec(
+                "boxes" if kind == "box" else "scores",
+                "concat",
+                tuple(f"{kind}{i}.flat" for i in range(len(fmaps))),
+                axis="w",
+            )
+        )
     return nodes, ("boxes", "scores")
 
 
@@ -110,26 +136,50 @@ def _lastconv(arch: ArchSpec, width: int, act: Act) -> NodeSpec:
     return _conv("lastconv", f"blocks.{len(arch.blocks) - 1}", width, act)
 
 
-def ssdlite_mobilenetv3(family: str = "large", *, reduced_tail: bool = False, width_mult: float = 1.0,
-                        resolution: int | tuple[int, int] = 320,
-                        num_classes: int = COCO_CLASSES) -> ArchSpec:
+def ssdlite_mobilenetv3(
+    family: str = "large",
+    *,
+    reduced_tail: bool = False,
+    width_mult: float = 1.0,
+    resolution: int | tuple[int, int] = 320,
+    num_classes: int = COCO_CLASSES,
+) -> ArchSpec:
     """SSDLite on MobileNetV3-Large/-Small (paper Table 6; ``reduced_tail``: the dagger rows)."""
     base = mobilenetv3(family, width_mult=width_mult, resolution=resolution)
     blocks = _reduce_tail(family, base.blocks, width_mult, False) if reduced_tail else base.blocks
     last = make_divisible(_V3_HEAD[family][0] * width_mult / (2 if reduced_tail else 1))
     arch = replace(base, blocks=blocks, head=None)
-    nodes, outputs = ssdlite_nodes(f"blocks.{_C4_BLOCK[family]}.expand", "lastconv", num_classes,
-                                   depth=lambda d: max(int(d * width_mult), 16))
+    nodes, outputs = ssdlite_nodes(
+        f"blocks.{_C4_BLOCK[family]}.expand",
+        "lastconv",
+        num_classes,
+        depth=lambda d: max(int(d * width_mult), 16),
+    )
     name = zoo_name(f"ssdlite_mobilenetv3_{family}", width_mult).removesuffix("_100") + (
-        "_reduced" if reduced_tail else "")
-    return replace(arch, name=name, num_classes=num_classes, nodes=(_lastconv(arch, last, HS), *nodes),
-                   outputs=outputs,
-                   meta={"family": f"ssdlite_mobilenetv3_{family}", "width_mult": width_mult,
-                         "reduced_tail": reduced_tail, "task": "detection"})
+        "_reduced" if reduced_tail else ""
+    )
+    return replace(
+        arch,
+        name=name,
+        num_classes=num_classes,
+        nodes=(_lastconv(arch, last, HS), *nodes),
+        outputs=outputs,
+        meta={
+            "family": f"ssdlite_mobilenetv3_{family}",
+            "width_mult": width_mult,
+            "reduced_tail": reduced_tail,
+            "task": "detection",
+        },
+    )
 
 
-def ssdlite_baseline(backbone: str = "mobilenetv2", *, width_mult: float = 1.0,
-                     resolution: int | tuple[int, int] = 320, num_classes: int = COCO_CLASSES) -> ArchSpec:
+def ssdlite_baseline(
+    backbone: str = "mobilenetv2",
+    *,
+    width_mult: float = 1.0,
+    resolution: int | tuple[int, int] = 320,
+    num_classes: int = COCO_CLASSES,
+) -> ArchSpec:
     """SSDLite on MobileNetV2 or MnasNet-A1 (Table 6 baselines): C4 is the expansion of the first
     stride-32 block, C5 the 1280 conv (scaled by the width multiplier, as the TF object-detection
     API's feature extractors build it); extra-layer depths scaled as ``max(int(d·m), 16)``."""
@@ -137,16 +187,25 @@ def ssdlite_baseline(backbone: str = "mobilenetv2", *, width_mult: float = 1.0,
     base = factory(width_mult=width_mult, resolution=resolution)
     act = base.head.conv_act
     arch = replace(base, head=None)
-    nodes, outputs = ssdlite_nodes(f"blocks.{_C4_BLOCK[backbone]}.expand", "lastconv", num_classes,
-                                   depth=lambda d: max(int(d * width_mult), 16))
-    return replace(arch, name="ssdlite_" + zoo_name(backbone, width_mult), num_classes=num_classes,
-                   nodes=(_lastconv(arch, make_divisible(1280 * width_mult), act), *nodes),
-                   outputs=outputs,
-                   meta={"family": f"ssdlite_{backbone}", "width_mult": width_mult, "task": "detection"})
+    nodes, outputs = ssdlite_nodes(
+        f"blocks.{_C4_BLOCK[backbone]}.expand",
+        "lastconv",
+        num_classes,
+        depth=lambda d: max(int(d * width_mult), 16),
+    )
+    return replace(
+        arch,
+        name="ssdlite_" + zoo_name(backbone, width_mult),
+        num_classes=num_classes,
+        nodes=(_lastconv(arch, make_divisible(1280 * width_mult), act), *nodes),
+        outputs=outputs,
+        meta={"family": f"ssdlite_{backbone}", "width_mult": width_mult, "task": "detection"},
+    )
 
 
-def lraspp_nodes(high: str, low: str, filters: int = 128, num_classes: int = CITYSCAPES_CLASSES,
-                 pool: tuple = LRASPP_POOL) -> tuple[list[NodeSpec], tuple[str]]:
+def lraspp_nodes(
+    high: str, low: str, filters: int = 128, num_classes: int = CITYSCAPES_CLASSES, pool: tuple = LRASPP_POOL
+) -> tuple[list[NodeSpec], tuple[str]]:
     """The LR-ASPP head on the 1/16 (or 1/32) tensor ``high`` and the 1/8 tensor ``low``."""
     (kernel, stride) = pool
     nodes = [
@@ -164,10 +223,16 @@ def lraspp_nodes(high: str, low: str, filters: int = 128, num_classes: int = CIT
     return nodes, ("seg",)
 
 
-def lraspp_mobilenetv3(family: str = "large", *, reduced_tail: bool = False, filters: int = 128,
-                       output_stride: int = 16, width_mult: float = 1.0,
-                       resolution: int | tuple[int, int] = (1024, 2048),
-                       num_classes: int = CITYSCAPES_CLASSES) -> ArchSpec:
+def lraspp_mobilenetv3(
+    family: str = "large",
+    *,
+    reduced_tail: bool = False,
+    filters: int = 128,
+    output_stride: int = 16,
+    width_mult: float = 1.0,
+    resolution: int | tuple[int, int] = (1024, 2048),
+    num_classes: int = CITYSCAPES_CLASSES,
+) -> ArchSpec:
     """LR-ASPP on MobileNetV3-Large/-Small (paper Tables 7 and 8) at full Cityscapes size; with
     ``reduced_tail=True`` (RF2), 128 filters and output stride 16 it is the paper's chosen
     model (Table 7 rows 8 and 11)."""
@@ -182,14 +247,27 @@ def lraspp_mobilenetv3(family: str = "large", *, reduced_tail: bool = False, fil
     last = make_divisible(_V3_HEAD[family][0] * width_mult / (2 if reduced_tail else 1))
     arch = replace(base, blocks=blocks, head=None)
     nodes, outputs = lraspp_nodes("lastconv", f"blocks.{_LOW_BLOCK[family]}.dw", filters, num_classes)
-    name = zoo_name(f"lraspp_mobilenetv3_{family}", width_mult).removesuffix("_100") + (
-        "_reduced" if reduced_tail else "") + ("" if filters == 128 else f"_f{filters}") + (
-        "" if output_stride == 16 else "_os32")
-    return replace(arch, name=name,
-                   num_classes=num_classes, nodes=(_lastconv(arch, last, HS), *nodes), outputs=outputs,
-                   meta={"family": f"lraspp_mobilenetv3_{family}", "width_mult": width_mult,
-                         "reduced_tail": reduced_tail, "filters": filters, "output_stride": output_stride,
-                         "task": "segmentation"})
+    name = (
+        zoo_name(f"lraspp_mobilenetv3_{family}", width_mult).removesuffix("_100")
+        + ("_reduced" if reduced_tail else "")
+        + ("" if filters == 128 else f"_f{filters}")
+        + ("" if output_stride == 16 else "_os32")
+    )
+    return replace(
+        arch,
+        name=name,
+        num_classes=num_classes,
+        nodes=(_lastconv(arch, last, HS), *nodes),
+        outputs=outputs,
+        meta={
+            "family": f"lraspp_mobilenetv3_{family}",
+            "width_mult": width_mult,
+            "reduced_tail": reduced_tail,
+            "filters": filters,
+            "output_stride": output_stride,
+            "task": "segmentation",
+        },
+    )
 
 
 def _register() -> None:
@@ -198,13 +276,16 @@ def _register() -> None:
         for reduced in (False, True):
             suffix = "_reduced" if reduced else ""
             TASK_ZOO[f"ssdlite_mobilenetv3_{fam}{suffix}"] = functools.partial(
-                ssdlite_mobilenetv3, fam, reduced_tail=reduced)
+                ssdlite_mobilenetv3, fam, reduced_tail=reduced
+            )
             TASK_ZOO[f"lraspp_mobilenetv3_{fam}{suffix}"] = functools.partial(
-                lraspp_mobilenetv3, fam, reduced_tail=reduced)
+                lraspp_mobilenetv3, fam, reduced_tail=reduced
+            )
     for backbone in ("mobilenetv2", "mnasnet_a1"):
         for m in (1.0, 0.5, 0.35):
             TASK_ZOO["ssdlite_" + zoo_name(backbone, m)] = functools.partial(
-                ssdlite_baseline, backbone, width_mult=m)
+                ssdlite_baseline, backbone, width_mult=m
+            )
 
 
 _register()

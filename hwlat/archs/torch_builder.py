@@ -5,6 +5,7 @@ NCHW float32 at the network's resolution (a classifier takes any resolution it c
 output is ``(N, num_classes)`` logits, or for a task-head network its ``outputs`` in order (one
 tensor, or a tuple of several), each NCHW with the row's ``(C, H, W)``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,8 +39,9 @@ class ConvBNAct(nn.Sequential):
 
     def __init__(self, row: LayerSpec):
         pad = row.dilation * (row.kernel - 1) // 2
-        mods: list[nn.Module] = [nn.Conv2d(row.cin, row.cout, row.kernel, row.stride, pad, row.dilation,
-                                           row.groups, bias=row.bias)]
+        mods: list[nn.Module] = [
+            nn.Conv2d(row.cin, row.cout, row.kernel, row.stride, pad, row.dilation, row.groups, bias=row.bias)
+        ]
         if row.bn:
             mods.append(nn.BatchNorm2d(row.cout, eps=BN_EPS, momentum=BN_MOMENTUM))
         mods.append(act_module(row.act))
@@ -122,8 +124,14 @@ class Combine(nn.Module):
 
 def task_module(row: LayerSpec) -> nn.Module:
     """The module of a weightless task-head row (avgpool, resize, anchors, mul, add, concat)."""
-    kinds = {OpKind.AVGPOOL: AvgPool, OpKind.RESIZE: Resize, OpKind.ANCHORS: Anchors,
-             OpKind.MUL: Combine, OpKind.ADD: Combine, OpKind.CONCAT: Combine}
+    kinds = {
+        OpKind.AVGPOOL: AvgPool,
+        OpKind.RESIZE: Resize,
+        OpKind.ANCHORS: Anchors,
+        OpKind.MUL: Combine,
+        OpKind.ADD: Combine,
+        OpKind.CONCAT: Combine,
+    }
     if row.op not in kinds:
         raise ValueError(f"{row.name}: op {row.op.value!r} is not a task-head op")
     return kinds[row.op](row)
@@ -183,8 +191,10 @@ class Net(nn.Module):
                 block_rows[r.block].append(r)
         head = {r.name: r for r in rows if r.stage == "head"}
         # one module per arch block, so features[i + 1] is block i (an identity skip included)
-        blocks = [Skip(br) if isinstance(blk, SkipSpec) else InvertedResidual(br)
-                  for blk, br in zip(arch.blocks, block_rows)]
+        blocks = [
+            Skip(br) if isinstance(blk, SkipSpec) else InvertedResidual(br)
+            for blk, br in zip(arch.blocks, block_rows)
+        ]
         self.features = nn.Sequential(ConvBNAct(stem[0]), *blocks)
         self.arch = arch
         if arch.head is None:
@@ -201,9 +211,12 @@ class Net(nn.Module):
 
     def _task_init(self, rows: tuple[LayerSpec, ...]) -> None:
         self.task_rows = tuple(r for r in rows if r.stage == "task")
-        self.nodes = nn.ModuleDict({
-            key(r.name): ConvBNAct(r) if r.op in (OpKind.CONV, OpKind.DWCONV) else task_module(r)
-            for r in self.task_rows})
+        self.nodes = nn.ModuleDict(
+            {
+                key(r.name): ConvBNAct(r) if r.op in (OpKind.CONV, OpKind.DWCONV) else task_module(r)
+                for r in self.task_rows
+            }
+        )
         self.needed = {x for r in self.task_rows for x in r.inputs}
 
     def forward(self, x: torch.Tensor):
@@ -288,5 +301,3 @@ def _fold_into(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
 def count_params(model: nn.Module) -> int:
     """Number of trainable parameters of a torch module."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-

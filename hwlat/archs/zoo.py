@@ -25,12 +25,13 @@ At m = 1.0 both give the paper's Tables 1 and 2 exactly.
 ``make_divisible(v, 8)`` rounds to the nearest multiple of 8, at least 8, and never more than 10 %
 below ``v``.
 """
+
 from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from hwlat.archs.ir import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec
 
@@ -80,38 +81,44 @@ class _Row:
 RE, HS, R6 = Act.RELU, Act.HSWISH, Act.RELU6
 
 # Paper Table 1 (MobileNetV3-Large), bottleneck rows: in, exp, out, kernel, stride, SE, NL.
-V3_LARGE = tuple(_Row(*r) for r in [
-    (16, 16, 16, 3, 1, False, RE),
-    (16, 64, 24, 3, 2, False, RE),
-    (24, 72, 24, 3, 1, False, RE),
-    (24, 72, 40, 5, 2, True, RE),
-    (40, 120, 40, 5, 1, True, RE),
-    (40, 120, 40, 5, 1, True, RE),
-    (40, 240, 80, 3, 2, False, HS),
-    (80, 200, 80, 3, 1, False, HS),
-    (80, 184, 80, 3, 1, False, HS),
-    (80, 184, 80, 3, 1, False, HS),
-    (80, 480, 112, 3, 1, True, HS),
-    (112, 672, 112, 3, 1, True, HS),
-    (112, 672, 160, 5, 2, True, HS),
-    (160, 960, 160, 5, 1, True, HS),
-    (160, 960, 160, 5, 1, True, HS),
-])
+V3_LARGE = tuple(
+    _Row(*r)
+    for r in [
+        (16, 16, 16, 3, 1, False, RE),
+        (16, 64, 24, 3, 2, False, RE),
+        (24, 72, 24, 3, 1, False, RE),
+        (24, 72, 40, 5, 2, True, RE),
+        (40, 120, 40, 5, 1, True, RE),
+        (40, 120, 40, 5, 1, True, RE),
+        (40, 240, 80, 3, 2, False, HS),
+        (80, 200, 80, 3, 1, False, HS),
+        (80, 184, 80, 3, 1, False, HS),
+        (80, 184, 80, 3, 1, False, HS),
+        (80, 480, 112, 3, 1, True, HS),
+        (112, 672, 112, 3, 1, True, HS),
+        (112, 672, 160, 5, 2, True, HS),
+        (160, 960, 160, 5, 1, True, HS),
+        (160, 960, 160, 5, 1, True, HS),
+    ]
+)
 # Paper Table 2 (MobileNetV3-Small). The table also marks SE on the 576-channel 1×1 conv; no
 # released implementation (TF-slim, torchvision, timm, Keras) has it, and neither do we.
-V3_SMALL = tuple(_Row(*r) for r in [
-    (16, 16, 16, 3, 2, True, RE),
-    (16, 72, 24, 3, 2, False, RE),
-    (24, 88, 24, 3, 1, False, RE),
-    (24, 96, 40, 5, 2, True, HS),
-    (40, 240, 40, 5, 1, True, HS),
-    (40, 240, 40, 5, 1, True, HS),
-    (40, 120, 48, 5, 1, True, HS),
-    (48, 144, 48, 5, 1, True, HS),
-    (48, 288, 96, 5, 2, True, HS),
-    (96, 576, 96, 5, 1, True, HS),
-    (96, 576, 96, 5, 1, True, HS),
-])
+V3_SMALL = tuple(
+    _Row(*r)
+    for r in [
+        (16, 16, 16, 3, 2, True, RE),
+        (16, 72, 24, 3, 2, False, RE),
+        (24, 88, 24, 3, 1, False, RE),
+        (24, 96, 40, 5, 2, True, HS),
+        (40, 240, 40, 5, 1, True, HS),
+        (40, 240, 40, 5, 1, True, HS),
+        (40, 120, 48, 5, 1, True, HS),
+        (48, 144, 48, 5, 1, True, HS),
+        (48, 288, 96, 5, 2, True, HS),
+        (96, 576, 96, 5, 1, True, HS),
+        (96, 576, 96, 5, 1, True, HS),
+    ]
+)
 # Last stage of each family: (1×1 conv before pooling, 1×1 conv after pooling).
 _V3_HEAD = {"large": (960, 1280), "small": (576, 1024)}
 _V3_ROWS = {"large": V3_LARGE, "small": V3_SMALL}
@@ -185,20 +192,27 @@ def mobilenetv3(
     if hswish_from == -1:
         hswish_from = _V3_HSWISH_DEFAULT[family]
     first_hs = _v3_first_hswish(family, hswish_from)
-    stem_act = Act.parse(stem_act, "stem_act") if stem_act is not None else (
-        HS if hswish_from is not None else RE)
+    stem_act = (
+        Act.parse(stem_act, "stem_act") if stem_act is not None else (HS if hswish_from is not None else RE)
+    )
     head_act = HS if hswish_from is not None else RE
     stem = make_divisible(stem_channels * width_mult)
     blocks = [
-        BlockSpec(exp=exp, out=out, kernel=3 if minimal else r.kernel, stride=r.stride,
-                  act=HS if i >= first_hs else RE,
-                  se=SESpec(se_squeeze(exp)) if (se and r.se) else None)
+        BlockSpec(
+            exp=exp,
+            out=out,
+            kernel=3 if minimal else r.kernel,
+            stride=r.stride,
+            act=HS if i >= first_hs else RE,
+            se=SESpec(se_squeeze(exp)) if (se and r.se) else None,
+        )
         for i, (r, exp, out) in enumerate(_scale_rows(_V3_ROWS[family], width_mult, width_convention, stem))
     ]
     head = _v3_last_stage(family, blocks, width_mult, width_convention, last_stage, head_act, dropout)
     fam_name = f"mobilenetv3_{family}{'_minimal' if minimal else ''}"
-    suffix = _v3_variant_suffix(family, minimal, last_stage, stem_channels, stem_act, hswish_from, se,
-                                width_convention)
+    suffix = _v3_variant_suffix(
+        family, minimal, last_stage, stem_channels, stem_act, hswish_from, se, width_convention
+    )
     return ArchSpec(
         name="-".join([zoo_name(fam_name, width_mult), *suffix]),
         resolution=resolution,
@@ -206,8 +220,12 @@ def mobilenetv3(
         blocks=tuple(blocks),
         head=head,
         num_classes=num_classes,
-        meta={"family": fam_name,
-              "width_mult": width_mult, "last_stage": last_stage, "width_convention": width_convention},
+        meta={
+            "family": fam_name,
+            "width_mult": width_mult,
+            "last_stage": last_stage,
+            "width_convention": width_convention,
+        },
     )
 
 
@@ -224,8 +242,15 @@ def _v3_first_hswish(family: str, hswish_from: int | None) -> int:
     return outs.index(hswish_from)
 
 
-def _v3_last_stage(family: str, blocks: list[BlockSpec], width_mult: float, width_convention: str,
-                   last_stage: str, act: Act, dropout: float) -> HeadSpec:
+def _v3_last_stage(
+    family: str,
+    blocks: list[BlockSpec],
+    width_mult: float,
+    width_convention: str,
+    last_stage: str,
+    act: Act,
+    dropout: float,
+) -> HeadSpec:
     """The head; for ``last_stage="original"`` the extra bottleneck is appended to ``blocks``."""
     conv, hidden = _V3_HEAD[family]
     last = blocks[-1].out
@@ -237,8 +262,9 @@ def _v3_last_stage(family: str, blocks: list[BlockSpec], width_mult: float, widt
     return HeadSpec(conv=conv, conv_act=act, hidden=hidden, hidden_act=act, dropout=dropout)
 
 
-def _v3_variant_suffix(family, minimal, last_stage, stem_channels, stem_act, hswish_from, se,
-                       width_convention) -> list[str]:
+def _v3_variant_suffix(
+    family, minimal, last_stage, stem_channels, stem_act, hswish_from, se, width_convention
+) -> list[str]:
     """Name suffixes of the ablations that differ from the paper's model (``origlast``, ``relu``...)."""
     suffix = []
     if last_stage == "original":
@@ -255,8 +281,15 @@ def _v3_variant_suffix(family, minimal, last_stage, stem_channels, stem_act, hsw
 
 
 # MobileNetV2 (Sandler et al. 2018, Table 2): expansion t, channels c, repeats n, stride s.
-_V2_STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-              (6, 160, 3, 2), (6, 320, 1, 1)]
+_V2_STAGES = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
 
 
 def mobilenetv2(
@@ -286,8 +319,8 @@ def mobilenetv2(
             cin = out
     head = make_divisible(1280 * max(1.0, width_mult))
     return ArchSpec(
-        name=zoo_name("mobilenetv2", width_mult) + (
-            "" if width_convention == "paper" else f"-{width_convention}"),
+        name=zoo_name("mobilenetv2", width_mult)
+        + ("" if width_convention == "paper" else f"-{width_convention}"),
         resolution=resolution,
         stem=ConvSpec(out=stem, kernel=3, stride=2, act=R6),
         blocks=tuple(blocks),
@@ -299,9 +332,15 @@ def mobilenetv2(
 
 # MnasNet-A1 (Tan et al. 2019, Figure 7; TF mnasnet_models.mnasnet_a1): expansion, kernel,
 # channels, repeats, stride, SE. SE squeezes to 1/4 of the block's *input* channels (int), sigmoid gate.
-_MNAS_A1 = [(1, 3, 16, 1, 1, False), (6, 3, 24, 2, 2, False), (3, 5, 40, 3, 2, True),
-            (6, 3, 80, 4, 2, False), (6, 3, 112, 2, 1, True), (6, 5, 160, 3, 2, True),
-            (6, 3, 320, 1, 1, False)]
+_MNAS_A1 = [
+    (1, 3, 16, 1, 1, False),
+    (6, 3, 24, 2, 2, False),
+    (3, 5, 40, 3, 2, True),
+    (6, 3, 80, 4, 2, False),
+    (6, 3, 112, 2, 1, True),
+    (6, 5, 160, 3, 2, True),
+    (6, 3, 320, 1, 1, False),
+]
 
 
 def mnasnet_a1(
@@ -320,8 +359,7 @@ def mnasnet_a1(
         for j in range(n):
             exp = cin * t
             se = SESpec(max(1, int(cin * 0.25)), gate=Act.SIGMOID) if has_se else None
-            blocks.append(BlockSpec(exp=exp, out=out, kernel=k, stride=s if j == 0 else 1, act=RE,
-                                    se=se))
+            blocks.append(BlockSpec(exp=exp, out=out, kernel=k, stride=s if j == 0 else 1, act=RE, se=se))
             cin = out
     return ArchSpec(
         name=zoo_name("mnasnet_a1", width_mult),
@@ -343,8 +381,11 @@ GRID_RESOLUTIONS = (96, 128, 160, 192, 224, 256)
 GRID_FAMILIES = ("large", "small")
 
 
-def paper_grid(families: tuple[str, ...] = GRID_FAMILIES, multipliers: tuple[float, ...] = V3_MULTIPLIERS,
-               resolutions: tuple[int, ...] = GRID_RESOLUTIONS) -> list[tuple[str, int]]:
+def paper_grid(
+    families: tuple[str, ...] = GRID_FAMILIES,
+    multipliers: tuple[float, ...] = V3_MULTIPLIERS,
+    resolutions: tuple[int, ...] = GRID_RESOLUTIONS,
+) -> list[tuple[str, int]]:
     """The paper's Figure 7 grid as ``(zoo name, resolution)`` pairs: MobileNetV3 Large and Small
     × :data:`V3_MULTIPLIERS` × :data:`GRID_RESOLUTIONS` (a subset with the arguments)."""
     return [(zoo_name(f"mobilenetv3_{f}", m), r) for f in families for m in multipliers for r in resolutions]

@@ -13,6 +13,7 @@ from a registry are :class:`Choices`. Both import the library only when they are
 text, a parsed value, a run), so ``hwlat arch list`` does not import torch for ``hwlat search``'s
 choices.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,7 @@ def subparsers(parser: argparse.ArgumentParser, dest: str, required: bool = True
 
 
 def _shorten(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2 + 3:]}"
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2 + 3 :]}"
 
 
 def error_message(e: BaseException) -> str:
@@ -58,7 +59,7 @@ def error_message(e: BaseException) -> str:
         msg = f"{' -> '.join(files)}: {e.strerror.lower()}" if files else e.strerror
     else:
         msg = str(e)
-    msg = " ".join(msg.split())                 # one line
+    msg = " ".join(msg.split())  # one line
     return msg if len(msg) <= 1000 else _shorten(msg, 1000)
 
 
@@ -130,15 +131,20 @@ class Choices(Sequence):
 _DEFAULTS_ATTR = "hwlat_library_defaults"
 
 
-def add(p: argparse.ArgumentParser, *flags: str, default: Library | None = None,
-        choices: Choices | None = None, **kw) -> argparse.Action:
+def add(
+    p: argparse.ArgumentParser,
+    *flags: str,
+    default: Library | None = None,
+    choices: Choices | None = None,
+    **kw,
+) -> argparse.Action:
     """``p.add_argument(*flags, **kw)`` with the default (None to argparse; filled by the command,
     :func:`set_handler`) and the choices taken from the library."""
     action = p.add_argument(*flags, **kw)
     if default is not None:
         action.library_default = default
         p.__dict__.setdefault(_DEFAULTS_ATTR, []).append(action)
-    if choices is not None:    # after add_argument, which would format (and so import) them
+    if choices is not None:  # after add_argument, which would format (and so import) them
         action.choices = choices
     return action
 
@@ -231,8 +237,10 @@ DEFAULT_RUNTIME = Library("hwlat.profiler.measure.profile:profile.runtime")
 
 def add_store(p, mode: str = "read") -> None:
     """``--store``, required: ``mode`` "read" (read only) or "write" (created if missing)."""
-    what = {"read": "measurement store (read only)",
-            "write": "SQLite measurement store (created if missing)"}[mode]
+    what = {
+        "read": "measurement store (read only)",
+        "write": "SQLite measurement store (created if missing)",
+    }[mode]
     p.add_argument("--store", required=True, help=what)
 
 
@@ -240,7 +248,9 @@ def add_resolution(p) -> None:
     p.add_argument("--resolution", "-r", type=resolution, help="input resolution in pixels: R or HxW")
 
 
-def add_device_filter(p, help: str = "the device (a name or a device key), when the store holds several") -> None:
+def add_device_filter(
+    p, help: str = "the device (a name or a device key), when the store holds several"
+) -> None:
     p.add_argument("--device", help=help)
 
 
@@ -259,15 +269,24 @@ def add_quiet(p, help: str = "no progress bar") -> None:
 def add_measuring_runtime(p, help: str = "runtime to measure with") -> None:
     """``--runtime`` of a command that measures or targets a runtime of this machine (checked by
     the library: an unknown one is an error naming the runtimes)."""
-    add(p, "--runtime", default=DEFAULT_RUNTIME,
-        help=f"{help}: %(library_runtimes)s (default %(library_default)s)").library_runtimes = RUNTIMES
+    add(
+        p,
+        "--runtime",
+        default=DEFAULT_RUNTIME,
+        help=f"{help}: %(library_runtimes)s (default %(library_default)s)",
+    ).library_runtimes = RUNTIMES
 
 
 def add_ray(p, purpose: str) -> None:
     """``--ray [ADDRESS]``: ``purpose`` on a Ray cluster (e.g. "train in parallel on")."""
-    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
-                   help=f"{purpose} a Ray cluster (HOST:PORT; a local one without ADDRESS); "
-                        "needs pip install 'hwlat[ray]'")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help=f"{purpose} a Ray cluster (HOST:PORT; a local one without ADDRESS); "
+        "needs pip install 'hwlat[ray]'",
+    )
 
 
 def add_arch_refs(p, nargs: str = "*", help: str = "zoo names, codec strings, files, @zoo, @grid") -> None:
@@ -276,15 +295,28 @@ def add_arch_refs(p, nargs: str = "*", help: str = "zoo names, codec strings, fi
 
 def add_sampling(p) -> None:
     """``--sample-space``, ``--space`` and ``--seed`` of :func:`archs`."""
-    p.add_argument("--sample-space", metavar="[SPACE:]N",
-                   help="also profile N architectures sampled from SPACE (default: --space)")
-    add(p, "--space", default=Library("hwlat.archs.space:parse_sample.default_space"),
-        choices=Choices("hwlat.archs.space:SPACE_NAMES"), help="the space of --sample-space N")
+    p.add_argument(
+        "--sample-space",
+        metavar="[SPACE:]N",
+        help="also profile N architectures sampled from SPACE (default: --space)",
+    )
+    add(
+        p,
+        "--space",
+        default=Library("hwlat.archs.space:parse_sample.default_space"),
+        choices=Choices("hwlat.archs.space:SPACE_NAMES"),
+        help="the space of --sample-space N",
+    )
     add(p, "--seed", type=int, default=Library("hwlat.archs.space:Space.sample_archs.seed"))
 
 
-def archs(refs: list[str], resolution: int | tuple[int, int] | None, sample_space: str | int | None = 0,
-          space: str | None = None, seed: int = 0) -> list:
+def archs(
+    refs: list[str],
+    resolution: int | tuple[int, int] | None,
+    sample_space: str | int | None = 0,
+    space: str | None = None,
+    seed: int = 0,
+) -> list:
     """Resolve CLI references: zoo names, space references, codec strings, files, ``@zoo``,
     ``@grid`` (:func:`hwlat.archs.zoo.expand_refs`), plus ``--sample-space`` samples (``N`` of
     ``space``, or ``SPACE:N``)."""

@@ -1,4 +1,5 @@
 """``hwlat arch list|show|madds`` and ``hwlat export``: architectures, counted and written out."""
+
 from __future__ import annotations
 
 from hwlat.cli._common import (
@@ -27,14 +28,31 @@ def _arch_show(args) -> int:
 
     arch = load_arch(args.arch, args.resolution)
     df = layers_frame(arch)
-    cols = ["name", "op", "in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "kernel", "stride",
-            "groups", "act", "madds", "params", "elementwise"] + (["inputs"] if arch.nodes else [])
+    cols = [
+        "name",
+        "op",
+        "in_c",
+        "in_h",
+        "in_w",
+        "out_c",
+        "out_h",
+        "out_w",
+        "kernel",
+        "stride",
+        "groups",
+        "act",
+        "madds",
+        "params",
+        "elementwise",
+    ] + (["inputs"] if arch.nodes else [])
     with pd.option_context("display.max_rows", None, "display.width", 200):
         print(f"{arch.name} @ {'x'.join(map(str, arch.hw))}")
         print(df[cols].to_string(index=False))
     s = summary(arch)
-    print(f"total: {s['madds'] / 1e6:.2f} M MAdds (conv+FC), {s['params']:,} params, "
-          f"{s['elementwise'] / 1e6:.2f} M elementwise ops")
+    print(
+        f"total: {s['madds'] / 1e6:.2f} M MAdds (conv+FC), {s['params']:,} params, "
+        f"{s['elementwise'] / 1e6:.2f} M elementwise ops"
+    )
     if arch.outputs:
         print(f"outputs: {', '.join(arch.outputs)} ({resolution_str(arch.resolution)} input)")
     return 0
@@ -48,24 +66,48 @@ def _arch_madds(args) -> int:
     for ref in args.arch:
         arch = load_arch(ref, args.resolution)
         s = summary(arch)
-        rec = {"name": arch.name, "resolution": arch.resolution, "madds": s["madds"],
-               "params": s["params"], "elementwise": s["elementwise"]}
+        rec = {
+            "name": arch.name,
+            "resolution": arch.resolution,
+            "madds": s["madds"],
+            "params": s["params"],
+            "elementwise": s["elementwise"],
+        }
         paper = paper_task_rows(arch)  # the paper's Tables 6-8, for its detection/segmentation nets
         if paper:
-            rec["paper"] = [{k: p[k] for k in ("table", "model", "paper_madds_B", "madds_diff_pct",
-                                               "paper_params_M", "params_diff_pct")} for p in paper]
+            rec["paper"] = [
+                {
+                    k: p[k]
+                    for k in (
+                        "table",
+                        "model",
+                        "paper_madds_B",
+                        "madds_diff_pct",
+                        "paper_params_M",
+                        "params_diff_pct",
+                    )
+                }
+                for p in paper
+            ]
         out.append(rec)
     if args.json:
         print(dumps_strict(finite_or_none(out), indent=2, default=lambda v: None))
     else:
         for o in out:
-            print(f"{o['name']:36s} {resolution_str(o['resolution']):>4s}px {o['madds'] / 1e6:9.2f} M MAdds "
-                  f"{o['params'] / 1e6:7.3f} M params")
+            print(
+                f"{o['name']:36s} {resolution_str(o['resolution']):>4s}px {o['madds'] / 1e6:9.2f} M MAdds "
+                f"{o['params'] / 1e6:7.3f} M params"
+            )
             for p in o.get("paper", ()):
-                params = "" if p["paper_params_M"] != p["paper_params_M"] else (
-                    f", {p['paper_params_M']:.2f} M params ({p['params_diff_pct']:+.1f} %)")
-                print(f"{'':49s}paper {p['table']} {p['model']}: {p['paper_madds_B'] * 1e3:.0f} M MAdds "
-                      f"({p['madds_diff_pct']:+.1f} %){params}")
+                params = (
+                    ""
+                    if p["paper_params_M"] != p["paper_params_M"]
+                    else (f", {p['paper_params_M']:.2f} M params ({p['params_diff_pct']:+.1f} %)")
+                )
+                print(
+                    f"{'':49s}paper {p['table']} {p['model']}: {p['paper_madds_B'] * 1e3:.0f} M MAdds "
+                    f"({p['madds_diff_pct']:+.1f} %){params}"
+                )
     return 0
 
 
@@ -91,8 +133,10 @@ def _export(args) -> int:
 
         data = build_onnx(arch)
     atomic_write(out, lambda tmp: tmp.write_bytes(data))
-    print(f"wrote {out} ({len(data) / 1e6:.2f} MB, {arch.name} @ {'x'.join(map(str, arch.hw))}px, "
-          f"{args.format})")
+    print(
+        f"wrote {out} ({len(data) / 1e6:.2f} MB, {arch.name} @ {'x'.join(map(str, arch.hw))}px, "
+        f"{args.format})"
+    )
     return 0
 
 
@@ -102,13 +146,15 @@ def add_parsers(sub) -> None:
     a = arch.add_parser("list", help="zoo names")
     set_handler(a, _arch_list)
     a = arch.add_parser("show", help="layer table with shapes, MAdds, params")
-    a.add_argument("arch", help="zoo name, SPACE:i,j,... (a point of a search space), codec string "
-                   "or JSON/codec file")
+    a.add_argument(
+        "arch", help="zoo name, SPACE:i,j,... (a point of a search space), codec string or JSON/codec file"
+    )
     add_resolution(a)
     set_handler(a, _arch_show)
     a = arch.add_parser("madds", help="MAdds and params of one or more architectures")
-    a.add_argument("arch", nargs="+", help="zoo names, SPACE:i,j,... references, codec strings or "
-                   "JSON/codec files")
+    a.add_argument(
+        "arch", nargs="+", help="zoo names, SPACE:i,j,... references, codec strings or JSON/codec files"
+    )
     add_resolution(a)
     add_json(a, "print a JSON list")
     set_handler(a, _arch_madds)
@@ -118,10 +164,18 @@ def add_parsers(sub) -> None:
     e.add_argument("arch", help="zoo name, codec string or JSON/codec file")
     e.add_argument("-o", "--output", required=True, help="output file")
     add_resolution(e)
-    add(e, "--quantize", choices=Choices("hwlat.profiler.export.tflite:QUANTIZE_MODES"),
-        help="tflite only: int8 post-training quantization calibrated on random data")
-    add(e, "--grouped", choices=Choices("hwlat.profiler.export.tflite:GROUPED"),
+    add(
+        e,
+        "--quantize",
+        choices=Choices("hwlat.profiler.export.tflite:QUANTIZE_MODES"),
+        help="tflite only: int8 post-training quantization calibrated on random data",
+    )
+    add(
+        e,
+        "--grouped",
+        choices=Choices("hwlat.profiler.export.tflite:GROUPED"),
         default=Library("hwlat.profiler.export.tflite:tflite_segment.grouped"),
         help="tflite only: grouped 1x1 convs as one grouped CONV_2D, or SPLIT + CONV_2D per "
-             "group + CONCATENATION (default %(library_default)s)")
+        "group + CONCATENATION (default %(library_default)s)",
+    )
     set_handler(e, _export)

@@ -3,6 +3,7 @@
 Wired into ``hwlat.cli.build_parser`` with ``add_parsers(sub)``; like the rest of the CLI the
 functions return an exit status and errors become one line on stderr.
 """
+
 from __future__ import annotations
 
 import socket
@@ -26,8 +27,14 @@ def _build(args) -> int:
     from hwlat.profiler.storage.store import check_output
 
     check_output(args.output)
-    path = build_report(args.store, predictor_paths=args.predictor or (), runs_dir=args.runs,
-                        out=args.output, runtime=args.runtime, device=args.device)
+    path = build_report(
+        args.store,
+        predictor_paths=args.predictor or (),
+        runs_dir=args.runs,
+        out=args.output,
+        runtime=args.runtime,
+        device=args.device,
+    )
     print(f"wrote {path}")
     return 0
 
@@ -43,8 +50,9 @@ def check_port_free(port: int, host: str = HOST) -> None:
         try:
             s.bind((host, port))
         except OSError as e:
-            raise OSError(e.errno, f"--port {port}: cannot serve on {host}:{port} ({e.strerror}); "
-                                   f"choose another --port") from None
+            raise OSError(
+                e.errno, f"--port {port}: cannot serve on {host}:{port} ({e.strerror}); choose another --port"
+            ) from None
 
 
 def _serve(args) -> int:
@@ -73,15 +81,25 @@ def add_parsers(sub, parser_class: type = Parser) -> None:
     b.add_argument("--runs", help="folder of NetAdapt/NAS history JSON files")
     b.add_argument("--runtime", help="only this runtime (default: every runtime in the store)")
     add_device_filter(b, "only this device (a name or a device key; default: every device)")
-    add(b, "-o", "--output", default=Library("hwlat.dashboards.report:build_report.out"),
-        help="HTML file to write (default %(library_default)s)")
+    add(
+        b,
+        "-o",
+        "--output",
+        default=Library("hwlat.dashboards.report:build_report.out"),
+        help="HTML file to write (default %(library_default)s)",
+    )
     set_handler(b, _build)
     s = dsub.add_parser("serve", help="local interactive app (Dash)")
     add_store(s)
     s.add_argument("--predictor", help="predictor JSON file")
-    add(s, "--runtime", default=Library("hwlat.dashboards.app:make_app.runtime"),
-        help="runtime to show (default %(library_default)s)")
+    add(
+        s,
+        "--runtime",
+        default=Library("hwlat.dashboards.app:make_app.runtime"),
+        help="runtime to show (default %(library_default)s)",
+    )
     add_device_filter(s, "the device to show (a name or a device key), when the store holds several")
-    s.add_argument("--port", type=port_number, default=DEFAULT_PORT,
-                   help="port on 127.0.0.1 (this machine only)")
+    s.add_argument(
+        "--port", type=port_number, default=DEFAULT_PORT, help="port on 127.0.0.1 (this machine only)"
+    )
     set_handler(s, _serve, host=HOST)  # this machine only: no option to change it

@@ -1,6 +1,7 @@
 """``hwlat demo`` (the main job on the built-in defaults) and ``hwlat demo compare`` (NetAdapt
 against uniform width scaling, and NAS with each controller); their settings are the library's
 (:class:`~hwlat.experiments.compare.CompareConfig`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,13 +47,17 @@ def _demo(args) -> int:
     from hwlat.paper import zoo_vs_table3
 
     df = zoo_vs_table3()
-    print("hwlat demo: analytic MAdds and params of the zoo beside the paper's Table 3 "
-          "(arXiv:1905.02244v5, 224x224)\n")
+    print(
+        "hwlat demo: analytic MAdds and params of the zoo beside the paper's Table 3 "
+        "(arXiv:1905.02244v5, 224x224)\n"
+    )
     with pd.option_context("display.width", 200, "display.float_format", "{:.2f}".format):
         print(df.to_string(index=False))
     worst = df["madds_diff_pct"].abs().max()
-    print(f"\nlargest MAdds difference: {worst:.2f} % (target <= 1.5 %). MAdds count conv and FC "
-          "multiply-adds; elementwise work is listed apart (see README, 'Counting').\n")
+    print(
+        f"\nlargest MAdds difference: {worst:.2f} % (target <= 1.5 %). MAdds count conv and FC "
+        "multiply-adds; elementwise work is listed apart (see README, 'Counting').\n"
+    )
     if not args.table_only:
         out = Path(args.out)
         if out.exists() and not out.is_dir():
@@ -78,12 +83,16 @@ def _demo_compare(args) -> int:
     res = compare(pred, args.out, cfg)
     na, uni = res.get("netadapt"), res.get("uniform")
     if na:
-        print(f"NetAdapt: {na['seed']} @{na['resolution']}px {na['seed_measured_ms']:.3f} ms measured, acc "
-              f"{na['seed_accuracy']:.3f} -> {na['final_measured_ms']:.3f} ms ({na['measured_ratio']:.2f} of "
-              f"the seed; {na['final_predicted_ms']:.3f} ms predicted), acc {na['final_accuracy']:.3f}")
+        print(
+            f"NetAdapt: {na['seed']} @{na['resolution']}px {na['seed_measured_ms']:.3f} ms measured, acc "
+            f"{na['seed_accuracy']:.3f} -> {na['final_measured_ms']:.3f} ms ({na['measured_ratio']:.2f} of "
+            f"the seed; {na['final_predicted_ms']:.3f} ms predicted), acc {na['final_accuracy']:.3f}"
+        )
     if uni:
-        print(f"uniform x{uni['width_mult']:g}: {uni['measured_ms']:.3f} ms measured "
-              f"({uni['predicted_ms']:.3f} ms predicted), acc {uni['accuracy']:.3f}")
+        print(
+            f"uniform x{uni['width_mult']:g}: {uni['measured_ms']:.3f} ms measured "
+            f"({uni['predicted_ms']:.3f} ms predicted), acc {uni['accuracy']:.3f}"
+        )
     elif na and "uniform" not in cfg.skip:
         print("uniform: no width multiplier of the seed is predicted as fast as NetAdapt's result")
     print(f"wrote {Path(args.out) / 'compare.json'}")
@@ -92,22 +101,34 @@ def _demo_compare(args) -> int:
 
 def add_parsers(sub) -> None:
     """``demo`` and ``demo compare`` on the ``hwlat`` subparsers ``sub``."""
-    d = sub.add_parser("demo", help="the main job on the built-in defaults: profile this CPU, fit, "
-                                    "NetAdapt on digits, report; `demo compare`: NetAdapt vs uniform, NAS")
+    d = sub.add_parser(
+        "demo",
+        help="the main job on the built-in defaults: profile this CPU, fit, "
+        "NetAdapt on digits, report; `demo compare`: NetAdapt vs uniform, NAS",
+    )
     d.add_argument("--out", default="out/demo", help="folder for the store, predictors, runs and report")
     d.add_argument("--quick", action="store_true", help="a small version of the same path (~1 min)")
     add_quiet(d, "no progress bars")
     d.add_argument("--table-only", action="store_true", help="only the zoo vs paper Table 3 comparison")
     set_handler(d, _demo)
     dsub = subparsers(d, "demo_cmd", required=False)
-    c = dsub.add_parser("compare", help="NetAdapt against uniform width scaling (measured with LiteRT), "
-                                        "and NAS with each controller, on digits")
+    c = dsub.add_parser(
+        "compare",
+        help="NetAdapt against uniform width scaling (measured with LiteRT), "
+        "and NAS with each controller, on digits",
+    )
     c.add_argument("--predictor", required=True, help="fitted predictor of this machine (hwlat fit)")
     c.add_argument("--out", required=True, help="folder: netadapt/, nas_*/, measure.db, compare.json")
     for flag, (field, type_, help_) in COMPARE_OPTIONS.items():
         flags = (flag, "-r") if flag == "--resolution" else (flag,)
-        add(c, *flags, type=type_, dest=field, metavar=flag[2:].upper().replace("-", "_"),
+        add(
+            c,
+            *flags,
+            type=type_,
+            dest=field,
+            metavar=flag[2:].upper().replace("-", "_"),
             default=Library(f"{COMPARE}.{field}"),
-            help=f"{help_} (default %(library_default)s)")
+            help=f"{help_} (default %(library_default)s)",
+        )
     add_allow_other_device(c)
     set_handler(c, _demo_compare)

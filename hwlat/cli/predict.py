@@ -1,5 +1,6 @@
 """``hwlat fit``, ``predict``, ``evaluate`` and ``suggest``: latency predictors, fitted on a store,
 used, judged on networks they were not trained on, and the networks to measure on a new device."""
+
 from __future__ import annotations
 
 import os
@@ -52,25 +53,35 @@ def _fit(args) -> int:
     from hwlat.latency_models.metrics import metrics
 
     out = check_predictor_output(args.output, args.force)
-    data = TrainingData.from_store(args.store, args.runtime, args.device,
-                                   normalise_phase=args.normalise_phase)
+    data = TrainingData.from_store(
+        args.store, args.runtime, args.device, normalise_phase=args.normalise_phase
+    )
     if len(data.models) < 2:
-        raise ValueError(f"{args.store}: {len(data.models)} measured network(s); a predictor needs at "
-                         f"least 2 (hwlat profile models ... --store {args.store})")
+        raise ValueError(
+            f"{args.store}: {len(data.models)} measured network(s); a predictor needs at "
+            f"least 2 (hwlat profile models ... --store {args.store})"
+        )
     if args.source and args.kind != "transfer":
         raise ValueError("--source is for --kind transfer")
-    pred = make_predictor(args.kind, **_transfer_params(args)) if args.kind == "transfer" else \
-        make_predictor(args.kind)
+    pred = (
+        make_predictor(args.kind, **_transfer_params(args))
+        if args.kind == "transfer"
+        else make_predictor(args.kind)
+    )
     archs_ = data.archs()
     pred.fit(archs_, data.latency_ms, pieces=data.pieces, fingerprint=data.fingerprint, runtime=data.runtime)
     _save(pred, out)
     m = metrics(data.latency_ms, pred.predict_many(archs_))
-    print(f"fitted {args.kind} on {len(archs_)} networks and {len(data.pieces)} pieces of device "
-          f"{_device_label(data.fingerprint)} [{data.device_key}] ({data.runtime}); training acc10 "
-          f"{m['acc10']:.2f}, RMSPE {m['rmspe']:.1f} %; wrote {args.output}")
+    print(
+        f"fitted {args.kind} on {len(archs_)} networks and {len(data.pieces)} pieces of device "
+        f"{_device_label(data.fingerprint)} [{data.device_key}] ({data.runtime}); training acc10 "
+        f"{m['acc10']:.2f}, RMSPE {m['rmspe']:.1f} %; wrote {args.output}"
+    )
     if args.kind == "transfer":
-        print("  sources: " + ", ".join(f"{n} (weight {w:.2f})" for n, w in
-                                         zip(pred.source_names_, pred.weights_)))
+        print(
+            "  sources: "
+            + ", ".join(f"{n} (weight {w:.2f})" for n, w in zip(pred.source_names_, pred.weights_))
+        )
     return 0
 
 
@@ -79,8 +90,10 @@ def _transfer_params(args) -> dict:
     from hwlat.latency_models import load
 
     if not args.source and not args.madds_source:
-        raise ValueError("--kind transfer needs --source PRED (repeatable; a predictor of another "
-                         "device, e.g. @pixel3) or --madds-source")
+        raise ValueError(
+            "--kind transfer needs --source PRED (repeatable; a predictor of another "
+            "device, e.g. @pixel3) or --madds-source"
+        )
     return {"sources": [load(s) for s in args.source or ()], "madds": args.madds_source}
 
 
@@ -120,30 +133,43 @@ def _evaluate(args) -> int:
     rows = []
     for path in args.predictor:
         pred = load(path)
-        data = TrainingData.from_store(args.store, None if args.device else pred.runtime_ or "litert",
-                                       args.device or _device_of(pred))
+        data = TrainingData.from_store(
+            args.store, None if args.device else pred.runtime_ or "litert", args.device or _device_of(pred)
+        )
         pred.check_device(data.fingerprint, data.runtime, strict=not args.allow_other_device)
         archs_, y = unseen(pred, data)
         if len(archs_) < 2:
             raise ValueError(f"{args.store}: fewer than 2 measured networks that {path} was not trained on")
         floor = repeat_floor(args.store, archs_, data.runtime, data.device_key)
-        rows.append({"predictor": str(path), "kind": pred.kind, **score(pred, archs_, y),
-                     **{f"floor_{k}": (floor or {}).get(k) for k in ("n", "acc5", "acc10", "kendall_tau")}})
+        rows.append(
+            {
+                "predictor": str(path),
+                "kind": pred.kind,
+                **score(pred, archs_, y),
+                **{f"floor_{k}": (floor or {}).get(k) for k in ("n", "acc5", "acc10", "kendall_tau")},
+            }
+        )
     if args.json:
         print(dumps_strict(finite_or_none(rows), indent=1))
         return 0
     rows = [{k: v for k, v in r.items() if not k.startswith("floor_")} for r in rows]
     with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
         print(pd.DataFrame(rows).to_string(index=False))
-    print("truth: each network's latency, the median of its repeats' p10 "
-          "(hwlat.profiler.storage.store.LATENCY_STATISTIC)")
+    print(
+        "truth: each network's latency, the median of its repeats' p10 "
+        "(hwlat.profiler.storage.store.LATENCY_STATISTIC)"
+    )
     if floor is None:
-        print("noise floor: unknown (no two test networks measured twice; measure them with "
-              "`hwlat profile models ... --repeats 3` to see it)")
+        print(
+            "noise floor: unknown (no two test networks measured twice; measure them with "
+            "`hwlat profile models ... --repeats 3` to see it)"
+        )
     else:
-        print(f"noise floor, one repeat against another on {floor['n']} networks: acc5 "
-              f"{floor['acc5']:.3f}  acc10 {floor['acc10']:.3f}  kendall_tau {floor['kendall_tau']:.3f}  "
-              f"rmspe {floor['rmspe']:.1f} %")
+        print(
+            f"noise floor, one repeat against another on {floor['n']} networks: acc5 "
+            f"{floor['acc5']:.3f}  acc10 {floor['acc10']:.3f}  kendall_tau {floor['kendall_tau']:.3f}  "
+            f"rmspe {floor['rmspe']:.1f} %"
+        )
     return 0
 
 
@@ -156,47 +182,71 @@ def _suggest(args) -> int:
     if args.output:
         write_csv(picks, args.space, args.output)
     if args.json:
-        print(dumps_strict([{"ref": p.ref, "name": p.arch.name, "predicted_ms": p.predicted_ms}
-                          for p in picks], indent=1))
+        print(
+            dumps_strict(
+                [{"ref": p.ref, "name": p.arch.name, "predicted_ms": p.predicted_ms} for p in picks], indent=1
+            )
+        )
         return 0
     for p in picks:
         print(f"{p.ref}  " + "  ".join(f"{ms:8.2f} ms" for ms in p.predicted_ms))
     if args.output:
-        print(f"wrote {args.output}: measure each network on the device, fill the latency_ms column, "
-              f"then: hwlat profile import-table {args.output} --column latency_ms --space {args.space} "
-              f"--device NAME --store STORE")
+        print(
+            f"wrote {args.output}: measure each network on the device, fill the latency_ms column, "
+            f"then: hwlat profile import-table {args.output} --column latency_ms --space {args.space} "
+            f"--device NAME --store STORE"
+        )
     return 0
 
 
 # -- parsers -------------------------------------------------------------------------------------
 def add_parsers(sub) -> None:
     """``suggest``, ``fit``, ``predict`` and ``evaluate`` on the ``hwlat`` subparsers ``sub``."""
-    g = sub.add_parser("suggest", help="which networks of a space to measure on a new device "
-                       "(for hwlat fit --kind transfer)")
-    g.add_argument("--source", required=True, action="append", help="predictor of a known device "
-                   "(file or @NAME; repeatable)")
+    g = sub.add_parser(
+        "suggest", help="which networks of a space to measure on a new device (for hwlat fit --kind transfer)"
+    )
+    g.add_argument(
+        "--source",
+        required=True,
+        action="append",
+        help="predictor of a known device (file or @NAME; repeatable)",
+    )
     add(g, "--space", required=True, choices=Choices("hwlat.archs.space:SPACE_NAMES"))
     g.add_argument("-n", type=positive_int, required=True, help="how many networks")
     add(g, "--seed", type=int, default=Library("hwlat.latency_models.suggest:suggest.seed"))
-    add(g, "--pool", type=positive_int, default=Library("hwlat.latency_models.suggest:suggest.pool"),
-        help="candidates sampled from the space (default %(library_default)s)")
+    add(
+        g,
+        "--pool",
+        type=positive_int,
+        default=Library("hwlat.latency_models.suggest:suggest.pool"),
+        help="candidates sampled from the space (default %(library_default)s)",
+    )
     g.add_argument("-o", "--output", help="also write a CSV (op columns, arch, empty latency_ms) to fill in")
     add_json(g)
     set_handler(g, _suggest)
 
     f = sub.add_parser("fit", help="fit a latency predictor on a store's measurements")
     add_store(f)
-    add(f, "--kind", required=True, choices=Choices("hwlat.latency_models.kinds:KINDS"),
+    add(
+        f,
+        "--kind",
+        required=True,
+        choices=Choices("hwlat.latency_models.kinds:KINDS"),
         help="e2e: per-block costs from whole-network latencies only; transfer: combine "
-             "--source predictors of other devices from a few networks of this one")
+        "--source predictors of other devices from a few networks of this one",
+    )
     f.add_argument("--runtime", help="only devices of this runtime (default: any)")
     add_device_filter(f)
-    f.add_argument("--source", action="append", help="transfer: predictor of another device (file or "
-                   "@NAME; repeatable)")
+    f.add_argument(
+        "--source", action="append", help="transfer: predictor of another device (file or @NAME; repeatable)"
+    )
     f.add_argument("--madds-source", action="store_true", help="transfer: the MAdds count as one more source")
-    f.add_argument("--normalise-phase", action="store_true",
-                   help="rescale each measurement by the reference workload timed in its own rounds "
-                        "(the machine's phase; rows without one are kept as measured)")
+    f.add_argument(
+        "--normalise-phase",
+        action="store_true",
+        help="rescale each measurement by the reference workload timed in its own rounds "
+        "(the machine's phase; rows without one are kept as measured)",
+    )
     f.add_argument("-o", "--output", required=True, help="predictor file (.json); never a store")
     f.add_argument("--force", action="store_true", help="replace an existing file that is not a predictor")
     set_handler(f, _fit)
@@ -205,8 +255,11 @@ def add_parsers(sub) -> None:
     f.add_argument("--predictor", required=True, help="fitted predictor file (hwlat fit) or @NAME")
     add_arch_refs(f, "+")
     add_resolution(f)
-    f.add_argument("--runtime", help="runtime the latency is for (default: the predictor's own); "
-                                     "checked with the device against the predictor")
+    f.add_argument(
+        "--runtime",
+        help="runtime the latency is for (default: the predictor's own); "
+        "checked with the device against the predictor",
+    )
     add_allow_other_device(f, "warn instead of failing when the predictor is for another device or runtime")
     f.add_argument("--layers", action="store_true", help="per-layer breakdown")
     add_json(f)

@@ -1,6 +1,7 @@
 """``hwlat profile ...``: measure latency into a store (here or on a Ray farm), the calibration set,
 anomalies, show and export a store, bundles for remote devices and their import, and tables of
 latencies measured elsewhere (``profile import-table``)."""
+
 from __future__ import annotations
 
 import json
@@ -47,25 +48,38 @@ def _profile_run(args, archs_=None) -> int:
     if args.quantize and args.runtime != "litert":
         raise ValueError(f"--quantize is a LiteRT option; runtime {args.runtime!r} measures float32")
     cfg = TimingConfig(target=args.target, max_seconds=args.max_seconds)
-    with_blocks = getattr(args, "with_blocks", False)    # an option of `profile models` only
+    with_blocks = getattr(args, "with_blocks", False)  # an option of `profile models` only
     gran = ("model", "block") if with_blocks else args.granularity.rstrip("s")
     what = "models and blocks" if with_blocks else args.granularity
     if args.ray is not None:
         return _profile_farm(args, archs_, gran, cfg, opts, what)
     if args.device or args.parallel_slots:
         raise ValueError("--device and --parallel-slots apply with --ray only")
-    res = profile(archs_, gran, args.store, get_runner(args.runtime, **opts), variant=args.variant,
-                  config=cfg, progress=not args.quiet, repeats=args.repeats)
+    res = profile(
+        archs_,
+        gran,
+        args.store,
+        get_runner(args.runtime, **opts),
+        variant=args.variant,
+        config=cfg,
+        progress=not args.quiet,
+        repeats=args.repeats,
+    )
     return _profile_report(res, archs_, what)
 
 
 def _profile_report(res, archs_, what: str, device: str = "") -> int:
-    extra = "".join(f", {len(v)} {k}" for k, v in (("duplicates dropped", res.duplicates),
-                                                    ("resubmitted", res.resubmitted)) if v)
+    extra = "".join(
+        f", {len(v)} {k}"
+        for k, v in (("duplicates dropped", res.duplicates), ("resubmitted", res.resubmitted))
+        if v
+    )
     measured = len(set(res.measured))
     rows = f" ({len(res.measured)} repeats)" if len(res.measured) != measured else ""
-    print(f"{device}{res.total} distinct {what} of {len(archs_)} archs: {measured} measured{rows}, "
-          f"{len(res.skipped)} already stored, {len(res.failed)} failed{extra}; results in {res.store}")
+    print(
+        f"{device}{res.total} distinct {what} of {len(archs_)} archs: {measured} measured{rows}, "
+        f"{len(res.skipped)} already stored, {len(res.failed)} failed{extra}; results in {res.store}"
+    )
     for key, err in list(res.failed.items())[:5]:
         print(f"  failed {key}: {err}")
     return 1 if res.failed and not res.measured and not res.skipped else 0
@@ -80,9 +94,17 @@ def _profile_farm(args, archs_, gran, cfg, opts: dict, what: str) -> int:
     devices = [farm.parse_device(d, args.runtime, opts) for d in args.device or [args.runtime]]
     local = {d.resource: 1 for d in devices}
     with farm.session(args.ray or None, num_cpus=os.cpu_count(), resources=local):
-        results = farm.farm_profile(archs_, gran, args.store, devices, variant=args.variant,
-                                    config=cfg, progress=not args.quiet,
-                                    parallel_slots=args.parallel_slots, repeats=args.repeats)
+        results = farm.farm_profile(
+            archs_,
+            gran,
+            args.store,
+            devices,
+            variant=args.variant,
+            config=cfg,
+            progress=not args.quiet,
+            parallel_slots=args.parallel_slots,
+            repeats=args.repeats,
+        )
     return max(_profile_report(res, archs_, what, f"{name}: ") for name, res in results.items())
 
 
@@ -94,9 +116,11 @@ def _profile_calibration(args) -> int:
     cal = calibration_set(space, args.n, seed=args.seed, resolutions=args.resolutions)
     cov = coverage_report(cal, space, seed=args.seed, resolutions=args.resolutions)
     lo, hi = cov["weights_mb"]
-    print(f"calibration set of the {args.space} space: {len(cal)} networks at "
-          f"{sorted({a.resolution for a in cal})} px covering {cov['covered']}/{cov['total']} op, "
-          f"kernel, width and resolution features, weights {lo:.1f}-{hi:.1f} MB")
+    print(
+        f"calibration set of the {args.space} space: {len(cal)} networks at "
+        f"{sorted({a.resolution for a in cal})} px covering {cov['covered']}/{cov['total']} op, "
+        f"kernel, width and resolution features, weights {lo:.1f}-{hi:.1f} MB"
+    )
     args.arch, args.resolution, args.sample_space, args.with_blocks = [], None, 0, True
     args.granularity = "models"
     return _profile_run(args, archs_=cal)
@@ -128,8 +152,10 @@ def _profile_anomalies(args) -> int:
         if found.empty:
             print(f"no kernel is {args.factor:g}x slower than expected for its op type and size")
         else:
-            print(f"{len(found)} kernels at least {args.factor:g}x slower than expected for their op "
-                  f"type and size:")
+            print(
+                f"{len(found)} kernels at least {args.factor:g}x slower than expected for their op "
+                f"type and size:"
+            )
             cols = ["device", "label", "gmacs", "latency_ms", "expected_ms", "slowdown"]
             print(found[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     return 0
@@ -158,9 +184,27 @@ def _profile_show(args) -> int:
         summary = None if args.json or df.empty else st.summary(df, counts=False)
     df["label"] = [json.loads(spec).get("label", "") for spec in df["spec"]]
     if args.json:  # a JSON list, one object per measurement (as `arch madds --json`, `predict --json`)
-        cols = ["key", "granularity", "variant", "runtime", "runtime_version", "device", "device_key",
-                "latency_ms", "median_ms", "p10_ms", "p90_ms", "n", "repeats", "spread_pct", "ref_ms", "steal_pct",
-                "madds", "params", "label"]
+        cols = [
+            "key",
+            "granularity",
+            "variant",
+            "runtime",
+            "runtime_version",
+            "device",
+            "device_key",
+            "latency_ms",
+            "median_ms",
+            "p10_ms",
+            "p90_ms",
+            "n",
+            "repeats",
+            "spread_pct",
+            "ref_ms",
+            "steal_pct",
+            "madds",
+            "params",
+            "label",
+        ]
         print(df[[c for c in cols if c in df.columns]].to_json(orient="records", indent=1))
         return 0
     if df.empty:
@@ -170,8 +214,10 @@ def _profile_show(args) -> int:
     with pd.option_context("display.width", 200, "display.max_rows", 200):
         print(summary.to_string(index=False))
     if len(unstable):
-        print(f"{len(unstable)} workloads whose repeats disagree by more than {UNSTABLE_SPREAD_PCT:g} % "
-              f"(spread = (max - min) / median of the repeats' latencies), widest first:")
+        print(
+            f"{len(unstable)} workloads whose repeats disagree by more than {UNSTABLE_SPREAD_PCT:g} % "
+            f"(spread = (max - min) / median of the repeats' latencies), widest first:"
+        )
         for r in unstable.head(10).itertuples():
             print(f"  {r.spread_pct:5.1f} %  {r.repeats} repeats  {r.latency_ms:.3f} ms  {r.label}")
     return 0
@@ -192,8 +238,10 @@ def _profile_bundle(args) -> int:
 
     archs_ = archs(args.arch, args.resolution, args.sample_space, args.space, args.seed)
     out = write_bundle(archs_, args.granularity.rstrip("s"), args.output, quantize=args.quantize)
-    print(f"wrote bundle {out}: copy it to the device, run `python3 run_bundle.py` there, then "
-          f"`hwlat profile import {out}/results.jsonl --store STORE`")
+    print(
+        f"wrote bundle {out}: copy it to the device, run `python3 run_bundle.py` there, then "
+        f"`hwlat profile import {out}/results.jsonl --store STORE`"
+    )
     return 0
 
 
@@ -203,19 +251,30 @@ def _profile_import(args) -> int:
     c = import_results(args.results, args.store)
     if c["note"]:
         print(c["note"])
-    print(f"imported {c['added']} measurements ({c['skipped']} already stored, {c['failures']} failures) "
-          f"into {args.store}")
+    print(
+        f"imported {c['added']} measurements ({c['skipped']} already stored, {c['failures']} failures) "
+        f"into {args.store}"
+    )
     return 0
 
 
 def _profile_import_table(args) -> int:
     from hwlat.profiler.storage.tables import import_table
 
-    c = import_table(args.table, args.store, args.device, args.column, space=args.space,
-                     source=args.source, runtime=args.runtime)
-    print(f"imported {c['rows']} rows of {args.table} column {args.column!r} as device {args.device!r} "
-          f"[{c['device_key']}]: {c['added']} measurements added, {c['skipped']} already stored; "
-          f"store {args.store}")
+    c = import_table(
+        args.table,
+        args.store,
+        args.device,
+        args.column,
+        space=args.space,
+        source=args.source,
+        runtime=args.runtime,
+    )
+    print(
+        f"imported {c['rows']} rows of {args.table} column {args.column!r} as device {args.device!r} "
+        f"[{c['device_key']}]: {c['added']} measurements added, {c['skipped']} already stored; "
+        f"store {args.store}"
+    )
     return 0
 
 
@@ -223,29 +282,58 @@ def _profile_import_table(args) -> int:
 def _measure_args(q) -> None:
     add_measuring_runtime(q)
     add_store(q, "write")
-    add(q, "--variant", choices=Choices("hwlat.profiler.storage.store:VARIANTS"),
+    add(
+        q,
+        "--variant",
+        choices=Choices("hwlat.profiler.storage.store:VARIANTS"),
         default=Library("hwlat.profiler.measure.profile:profile.variant"),
-        help="cold: evict caches before every invocation")
-    add(q, "--target", type=float, default=Library("hwlat.profiler.measure.timing:TimingConfig.target"),
+        help="cold: evict caches before every invocation",
+    )
+    add(
+        q,
+        "--target",
+        type=float,
+        default=Library("hwlat.profiler.measure.timing:TimingConfig.target"),
         help="sample until the 95%% CI of each repeat's median is within this "
-             "fraction of it (default %(library_default)s), or --max-seconds")
-    add(q, "--max-seconds", type=float,
+        "fraction of it (default %(library_default)s), or --max-seconds",
+    )
+    add(
+        q,
+        "--max-seconds",
+        type=float,
         default=Library("hwlat.profiler.measure.timing:TimingConfig.max_seconds"),
-        help="cap per workload (default %(library_default)s)")
+        help="cap per workload (default %(library_default)s)",
+    )
     q.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
-    add(q, "--quantize", choices=Choices("hwlat.profiler.export.tflite:QUANTIZE_MODES"),
-        help="LiteRT int8 post-training quantized models")
+    add(
+        q,
+        "--quantize",
+        choices=Choices("hwlat.profiler.export.tflite:QUANTIZE_MODES"),
+        help="LiteRT int8 post-training quantized models",
+    )
     add_quiet(q)
-    add(q, "--repeats", type=positive_int, default=REPEATS, metavar="R",
+    add(
+        q,
+        "--repeats",
+        type=positive_int,
+        default=REPEATS,
+        metavar="R",
         help="measure each workload R times, in fresh runtime instances spread over "
-             "the run (R passes); its latency is the median of theirs (default %(library_default)s)")
+        "the run (R passes); its latency is the median of theirs (default %(library_default)s)",
+    )
     add_ray(q, "measure on the devices of")
-    q.add_argument("--device", action="append", metavar="NAME[=RUNTIME]",
-                   help="with --ray: a device, the Ray resource device:NAME (repeatable; default: "
-                        "one named after --runtime)")
-    q.add_argument("--parallel-slots", action="store_true",
-                   help="with --ray: allow a host more than one measuring slot (they disturb "
-                        "each other; see README)")
+    q.add_argument(
+        "--device",
+        action="append",
+        metavar="NAME[=RUNTIME]",
+        help="with --ray: a device, the Ray resource device:NAME (repeatable; default: "
+        "one named after --runtime)",
+    )
+    q.add_argument(
+        "--parallel-slots",
+        action="store_true",
+        help="with --ray: allow a host more than one measuring slot (they disturb each other; see README)",
+    )
 
 
 def _add_run(psub, gran: str) -> None:
@@ -255,49 +343,81 @@ def _add_run(psub, gran: str) -> None:
     add_sampling(q)
     _measure_args(q)
     if gran == "models":
-        q.add_argument("--with-blocks", action="store_true",
-                       help="measure each network together with its blocks (what predictors "
-                            "calibrate on), interleaved so a slow phase hits both alike")
+        q.add_argument(
+            "--with-blocks",
+            action="store_true",
+            help="measure each network together with its blocks (what predictors "
+            "calibrate on), interleaved so a slow phase hits both alike",
+        )
     set_handler(q, _profile_run, granularity=gran)
 
 
 def _add_calibration(psub) -> None:
-    q = psub.add_parser("calibration", help="measure the calibration set hwlat picks from a search "
-                        "space (each network with its blocks): what the network-level terms learn from")
+    q = psub.add_parser(
+        "calibration",
+        help="measure the calibration set hwlat picks from a search "
+        "space (each network with its blocks): what the network-level terms learn from",
+    )
     add(q, "--space", choices=SPACE_NAMES, default=Library("hwlat.archs.space:DEFAULT_SPACE"))
-    add(q, "-n", type=positive_int, default=Library("hwlat.archs.calibration:calibration_set.n"),
-        help="networks in the set (default %(library_default)s)")
+    add(
+        q,
+        "-n",
+        type=positive_int,
+        default=Library("hwlat.archs.calibration:calibration_set.n"),
+        help="networks in the set (default %(library_default)s)",
+    )
     add(q, "--seed", type=int, default=Library("hwlat.archs.calibration:calibration_set.seed"))
-    q.add_argument("--resolutions", type=resolutions,
-                   help="comma-separated input sizes to cover (default: the space's own, e.g. "
-                        "224 for large/small, 32 for fbnet_cifar100)")
+    q.add_argument(
+        "--resolutions",
+        type=resolutions,
+        help="comma-separated input sizes to cover (default: the space's own, e.g. "
+        "224 for large/small, 32 for fbnet_cifar100)",
+    )
     _measure_args(q)
     set_handler(q, _profile_calibration)
 
 
 def _add_anomalies(psub) -> None:
-    q = psub.add_parser("anomalies", help="kernels far less efficient (MAdds per ms) than others "
-                        "of their op type and size, and efficiency by op type and kernel size")
+    q = psub.add_parser(
+        "anomalies",
+        help="kernels far less efficient (MAdds per ms) than others "
+        "of their op type and size, and efficiency by op type and kernel size",
+    )
     add_store(q)
-    add(q, "--factor", type=float, default=Library("hwlat.profiler.analysis.anomalies:anomalies.factor"),
-        help="report kernels at least this many times slower than expected (default %(library_default)s)")
+    add(
+        q,
+        "--factor",
+        type=float,
+        default=Library("hwlat.profiler.analysis.anomalies:anomalies.factor"),
+        help="report kernels at least this many times slower than expected (default %(library_default)s)",
+    )
     add_json(q, "the anomalies as JSON records")
     set_handler(q, _profile_anomalies)
 
 
 def _add_import_table(psub) -> None:
-    q = psub.add_parser("import-table", help="import a CSV of end-to-end latencies (ms) measured "
-                        "elsewhere (a published table, benchmark_model runs) as one device")
-    q.add_argument("table", help="CSV: one row per network, architecture in op0..opN (with --space) "
-                   "or an 'arch' column of codec strings")
+    q = psub.add_parser(
+        "import-table",
+        help="import a CSV of end-to-end latencies (ms) measured "
+        "elsewhere (a published table, benchmark_model runs) as one device",
+    )
+    q.add_argument(
+        "table",
+        help="CSV: one row per network, architecture in op0..opN (with --space) "
+        "or an 'arch' column of codec strings",
+    )
     add_store(q, "write")
     q.add_argument("--device", required=True, help="the device's name (e.g. samsung_a50, my-pixel7)")
     q.add_argument("--column", required=True, help="the latency column (ms)")
     add(q, "--space", choices=SPACE_NAMES, help="read the architecture from the space's op0.. columns")
     q.add_argument("--source", help="where the numbers come from (default: the file and column)")
-    add(q, "--runtime", default=Library("hwlat.profiler.storage.tables:import_table.runtime"),
+    add(
+        q,
+        "--runtime",
+        default=Library("hwlat.profiler.storage.tables:import_table.runtime"),
         help="runtime the numbers were measured with (e.g. tflite); part of the device's identity "
-             "(default %(library_default)s)")
+        "(default %(library_default)s)",
+    )
     set_handler(q, _profile_import_table)
 
 
@@ -324,8 +444,12 @@ def add_parsers(sub) -> None:
     add_arch_refs(q)
     add_resolution(q)
     add_sampling(q)
-    add(q, "--quantize", choices=Choices("hwlat.profiler.export.tflite:QUANTIZE_MODES"),
-        help="LiteRT int8 post-training quantized models")
+    add(
+        q,
+        "--quantize",
+        choices=Choices("hwlat.profiler.export.tflite:QUANTIZE_MODES"),
+        help="LiteRT int8 post-training quantized models",
+    )
     q.add_argument("-o", "--output", required=True, help="bundle folder")
     set_handler(q, _profile_bundle)
     q = psub.add_parser("import", help="merge a bundle's results.jsonl into a store (all or nothing)")

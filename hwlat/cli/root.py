@@ -4,6 +4,7 @@
 one command under the error contract of :mod:`hwlat.cli._common` (one line for a user error, exit
 0 ok / 2 bad input / 3 finished short / 130 interrupted).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"hwlat: error: {error_message(e)}", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     format_warning = warnings.formatwarning
     if not args.verbose:  # a warning is one line for the user, not a source location
         warnings.formatwarning = _one_line_warning

@@ -11,6 +11,7 @@
 
 Latencies are milliseconds, MAdds conv + FC multiply-adds; top-1 is always the published accuracy.
 """
+
 __all__ = ["build_report"]
 
 

@@ -11,6 +11,7 @@ section shows what the predictors of :mod:`hwlat.latency_models.e2e` and
   other devices that answer its networks without extrapolating), ``e2e`` and the MAdds proxy learn
   from N of its networks (computed here, seeded).
 """
+
 from __future__ import annotations
 
 import json
@@ -47,19 +48,36 @@ def measured_vs_predicted(points: pd.DataFrame, device: str) -> go.Figure:
     measured_ms, predicted_ms, trained``."""
     title = f"Measured vs predicted latency on {device}"
     if points.empty:
-        return note_figure(title, "No predictor of this device was given (hwlat fit --kind e2e "
-                                  "--device ... -o PRED; dashboard build --predictor PRED).")
+        return note_figure(
+            title,
+            "No predictor of this device was given (hwlat fit --kind e2e "
+            "--device ... -o PRED; dashboard build --predictor PRED).",
+        )
     fig = go.Figure()
     for (label, trained), g in points.groupby(["predictor", "trained"], sort=False):
-        fig.add_trace(go.Scattergl(x=g["measured_ms"], y=g["predicted_ms"], mode="markers",
-                                   name=f"{label} ({'trained on' if trained else 'held out'})",
-                                   marker={"size": 4, "opacity": 0.35 if trained else 0.7}))
+        fig.add_trace(
+            go.Scattergl(
+                x=g["measured_ms"],
+                y=g["predicted_ms"],
+                mode="markers",
+                name=f"{label} ({'trained on' if trained else 'held out'})",
+                marker={"size": 4, "opacity": 0.35 if trained else 0.7},
+            )
+        )
     lo, hi = float(points["measured_ms"].min()), float(points["measured_ms"].max())
     xs = [lo, hi]
     fig.add_trace(go.Scatter(x=xs, y=xs, mode="lines", name="exact", line={"color": "black", "width": 1}))
     for f, dash in ((1.1, "dot"), (0.9, "dot")):
-        fig.add_trace(go.Scatter(x=xs, y=[v * f for v in xs], mode="lines", showlegend=f > 1,
-                                 name="±10 %", line={"color": "gray", "width": 1, "dash": dash}))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=[v * f for v in xs],
+                mode="lines",
+                showlegend=f > 1,
+                name="±10 %",
+                line={"color": "gray", "width": 1, "dash": dash},
+            )
+        )
     fig.update_layout(title=title, xaxis_title="measured (ms)", yaxis_title="predicted (ms)", height=520)
     return fig
 
@@ -72,11 +90,23 @@ def error_vs_n(curve: pd.DataFrame, device: str, note: str = "") -> go.Figure:
     fig = go.Figure()
     for metric, dash in (("spearman", "solid"), ("acc10", "dash")):
         for method, g in curve.groupby("method", sort=False):
-            fig.add_trace(go.Scatter(x=g["n"], y=g[metric], mode="lines+markers", name=f"{method} · {metric}",
-                                     line={"dash": dash}))
-    fig.update_layout(title=title + (f"<br><sup>{note}</sup>" if note else ""), xaxis_title="N (networks measured on the device)",
-                      xaxis_type="log", yaxis_title="Spearman (solid) / acc10 (dashed), held out",
-                      yaxis_range=[0, 1.02], height=480)
+            fig.add_trace(
+                go.Scatter(
+                    x=g["n"],
+                    y=g[metric],
+                    mode="lines+markers",
+                    name=f"{method} · {metric}",
+                    line={"dash": dash},
+                )
+            )
+    fig.update_layout(
+        title=title + (f"<br><sup>{note}</sup>" if note else ""),
+        xaxis_title="N (networks measured on the device)",
+        xaxis_type="log",
+        yaxis_title="Spearman (solid) / acc10 (dashed), held out",
+        yaxis_range=[0, 1.02],
+        height=480,
+    )
     return fig
 
 
@@ -91,7 +121,7 @@ def learning_curve(archs, y, sources, ns=CURVE_NS, test=CURVE_TEST, seed=0) -> p
     perm = np.random.default_rng(seed).permutation(len(y))
     k = min(test, len(y) // 2)
     te, pool = perm[:k], perm[k:]
-    A = lambda idx: [archs[i] for i in idx]   # noqa: E731
+    A = lambda idx: [archs[i] for i in idx]  # noqa: E731
     rows = []
     for n in (n for n in ns if n <= len(pool)):
         tr = pool[:n]
@@ -117,7 +147,7 @@ def imported_figures(frame: pd.DataFrame, fingerprint: dict, device: str, preds:
     skipped = []
     if transfer is not None:
         sources = list(transfer.sources_)
-    else:   # another device's predictor is a source where it answers these networks without extrapolating
+    else:  # another device's predictor is a source where it answers these networks without extrapolating
         sources = [p for p in others if _answers(p, archs[:20]) or skipped.append(_label(p))]
     show = np.random.default_rng(0).permutation(len(y))[:MAX_POINTS]
     pts = []
@@ -126,11 +156,26 @@ def imported_figures(frame: pd.DataFrame, fingerprint: dict, device: str, preds:
         for label, p in {**mine, "MAdds proxy (fitted here on all)": base}.items():
             sub = [archs[i] for i in show]
             trained = _trained(p, sub) if p is not base else np.ones(len(sub), bool)
-            pts.append(pd.DataFrame({"predictor": label, "measured_ms": y[show],
-                                     "predicted_ms": p.predict_many(sub), "trained": trained}))
-    points = pd.concat(pts) if pts else pd.DataFrame(columns=["predictor", "measured_ms", "predicted_ms", "trained"])
-    note = ("transfer from " + ", ".join(_label(p) for p in sources)) if sources else \
-        "no predictor of another device that answers these networks: transfer is not shown"
+            pts.append(
+                pd.DataFrame(
+                    {
+                        "predictor": label,
+                        "measured_ms": y[show],
+                        "predicted_ms": p.predict_many(sub),
+                        "trained": trained,
+                    }
+                )
+            )
+    points = (
+        pd.concat(pts)
+        if pts
+        else pd.DataFrame(columns=["predictor", "measured_ms", "predicted_ms", "trained"])
+    )
+    note = (
+        ("transfer from " + ", ".join(_label(p) for p in sources))
+        if sources
+        else "no predictor of another device that answers these networks: transfer is not shown"
+    )
     if skipped:
         note += f" (not {', '.join(skipped)}: they extrapolate on these networks)"
     curve = learning_curve(archs, y, sources)

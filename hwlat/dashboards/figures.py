@@ -5,6 +5,7 @@ Latencies on the axes are milliseconds on *this* device (one core, batch 1) unle
 accuracy (%), never a number trained here. Given empty or insufficient data, every function returns
 a figure whose only content is a visible note saying what is missing (:func:`note_figure`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,18 +14,33 @@ import plotly.graph_objects as go
 
 from hwlat.dashboards.frames import pareto_front
 
-COLORS = {"large": "#1f77b4", "small": "#d62728", "V2": "#7f7f7f", "MnasNet-A1": "#9467bd",
-          "Large minimalistic": "#17becf", "Small minimalistic": "#ff7f0e", "custom": "#bcbd22"}
+COLORS = {
+    "large": "#1f77b4",
+    "small": "#d62728",
+    "V2": "#7f7f7f",
+    "MnasNet-A1": "#9467bd",
+    "Large minimalistic": "#17becf",
+    "Small minimalistic": "#ff7f0e",
+    "custom": "#bcbd22",
+}
 _MISSING_CLASS = "hwlat-note"
 
 
 def note_figure(title: str, message: str) -> go.Figure:
     """An empty figure with ``message`` written in its middle (the "no data" figure)."""
     fig = go.Figure()
-    fig.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False}, height=300,
-                      meta={"note": message})
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                       font={"size": 15, "color": "#a33"})
+    fig.update_layout(
+        title=title, xaxis={"visible": False}, yaxis={"visible": False}, height=300, meta={"note": message}
+    )
+    fig.add_annotation(
+        text=message,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        showarrow=False,
+        font={"size": 15, "color": "#a33"},
+    )
     return fig
 
 
@@ -35,10 +51,12 @@ def is_note(fig: go.Figure) -> bool:
 
 
 def _hover(df: pd.DataFrame, ms_col: str) -> list[str]:
-    return [f"{r['name']} ×{r['multiplier']:g} @{int(r['resolution'])}px<br>"
-            f"{r[ms_col]:.2f} ms · {r['madds'] / 1e6:.1f} M MAdds · {r['params'] / 1e6:.2f} M params"
-            + (f"<br>top-1 {r['top1']:.1f} % (published)" if pd.notna(r.get("top1")) else "")
-            for r in df.to_dict("records")]
+    return [
+        f"{r['name']} ×{r['multiplier']:g} @{int(r['resolution'])}px<br>"
+        f"{r[ms_col]:.2f} ms · {r['madds'] / 1e6:.1f} M MAdds · {r['params'] / 1e6:.2f} M params"
+        + (f"<br>top-1 {r['top1']:.1f} % (published)" if pd.notna(r.get("top1")) else "")
+        for r in df.to_dict("records")
+    ]
 
 
 def pareto(points: pd.DataFrame, device: str = "this device") -> go.Figure:
@@ -50,10 +68,16 @@ def pareto(points: pd.DataFrame, device: str = "this device") -> go.Figure:
     buttons toggle them and pick a family).
     """
     title = f"Published ImageNet top-1 vs latency on {device}"
-    if points is None or points.empty or not (points["measured_ms"].notna().any()
-                                              or points["predicted_ms"].notna().any()):
-        return note_figure(title, "No latency for any published network: the store has no model "
-                                  "measurements of the V3 zoo grid and no predictor was given.")
+    if (
+        points is None
+        or points.empty
+        or not (points["measured_ms"].notna().any() or points["predicted_ms"].notna().any())
+    ):
+        return note_figure(
+            title,
+            "No latency for any published network: the store has no model "
+            "measurements of the V3 zoo grid and no predictor was given.",
+        )
     fig = go.Figure()
     fams = []  # family of each trace, for the family buttons
     pixel = []  # whether each trace is a Pixel-1 (paper) trace
@@ -63,48 +87,117 @@ def pareto(points: pd.DataFrame, device: str = "this device") -> go.Figure:
             h = g[g[col].notna()].sort_values(col)
             if h.empty:
                 continue
-            fig.add_trace(go.Scatter(x=h[col], y=h["top1"], mode="markers", name=f"V3-{fam.title()} {kind}",
-                                     marker={"color": COLORS[fam], "symbol": sym, "size": 9},
-                                     text=_hover(h, col), hoverinfo="text"))
+            fig.add_trace(
+                go.Scatter(
+                    x=h[col],
+                    y=h["top1"],
+                    mode="markers",
+                    name=f"V3-{fam.title()} {kind}",
+                    marker={"color": COLORS[fam], "symbol": sym, "size": 9},
+                    text=_hover(h, col),
+                    hoverinfo="text",
+                )
+            )
             fams.append(fam), pixel.append(False)
         h = g[g["pixel1_ms"].notna()].sort_values("pixel1_ms")
-        fig.add_trace(go.Scatter(x=h["pixel1_ms"], y=h["top1"], mode="markers+lines", visible=False,
-                                 name=f"V3-{fam.title()} Pixel-1 (paper)", text=_hover(h, "pixel1_ms"),
-                                 hoverinfo="text", line={"dash": "dot", "color": COLORS[fam]},
-                                 marker={"symbol": "diamond-open", "color": COLORS[fam]}))
+        fig.add_trace(
+            go.Scatter(
+                x=h["pixel1_ms"],
+                y=h["top1"],
+                mode="markers+lines",
+                visible=False,
+                name=f"V3-{fam.title()} Pixel-1 (paper)",
+                text=_hover(h, "pixel1_ms"),
+                hoverinfo="text",
+                line={"dash": "dot", "color": COLORS[fam]},
+                marker={"symbol": "diamond-open", "color": COLORS[fam]},
+            )
+        )
         fams.append(fam), pixel.append(True)
     col = "measured_ms" if v3["measured_ms"].notna().any() else "predicted_ms"
     front = v3[pareto_front(v3[col], v3["top1"])].sort_values(col)
     if not front.empty:
-        fig.add_trace(go.Scatter(x=front[col], y=front["top1"], mode="lines", name=f"Pareto frontier ({col[:-3]})",
-                                 line={"color": "black", "width": 2}, hoverinfo="skip"))
+        fig.add_trace(
+            go.Scatter(
+                x=front[col],
+                y=front["top1"],
+                mode="lines",
+                name=f"Pareto frontier ({col[:-3]})",
+                line={"color": "black", "width": 2},
+                hoverinfo="skip",
+            )
+        )
         fams.append("all"), pixel.append(False)
     refs = points[~points["family"].isin(["large", "small"])]
     for fam, g in refs.groupby("family"):
-        for c, kind, vis in (("measured_ms", "measured", True), ("predicted_ms", "predicted", True),
-                             ("pixel1_ms", "Pixel-1 (paper)", False)):
+        for c, kind, vis in (
+            ("measured_ms", "measured", True),
+            ("predicted_ms", "predicted", True),
+            ("pixel1_ms", "Pixel-1 (paper)", False),
+        ):
             h = g[g[c].notna()]
             if h.empty:
                 continue
-            fig.add_trace(go.Scatter(x=h[c], y=h["top1"], mode="markers", name=f"{fam} {kind}", visible=vis,
-                                     marker={"color": COLORS.get(fam, "#333"), "size": 11,
-                                             "symbol": "star" if kind != "Pixel-1 (paper)" else "star-open"},
-                                     text=_hover(h, c), hoverinfo="text"))
+            fig.add_trace(
+                go.Scatter(
+                    x=h[c],
+                    y=h["top1"],
+                    mode="markers",
+                    name=f"{fam} {kind}",
+                    visible=vis,
+                    marker={
+                        "color": COLORS.get(fam, "#333"),
+                        "size": 11,
+                        "symbol": "star" if kind != "Pixel-1 (paper)" else "star-open",
+                    },
+                    text=_hover(h, c),
+                    hoverinfo="text",
+                )
+            )
             fams.append("ref"), pixel.append(not vis)
     if not v3[["measured_ms"]].notna().any().item():
-        fig.add_annotation(text="no measurements of the V3 grid: predicted latencies only", showarrow=False,
-                           x=0.5, y=1.08, xref="paper", yref="paper", font={"color": "#a33"})
+        fig.add_annotation(
+            text="no measurements of the V3 grid: predicted latencies only",
+            showarrow=False,
+            x=0.5,
+            y=1.08,
+            xref="paper",
+            yref="paper",
+            font={"color": "#a33"},
+        )
 
     def vis(fam: str, with_pixel: bool) -> list[bool]:
-        return [(fam == "all" or f in (fam, "all", "ref")) and (with_pixel or not p) for f, p in zip(fams, pixel)]
+        return [
+            (fam == "all" or f in (fam, "all", "ref")) and (with_pixel or not p) for f, p in zip(fams, pixel)
+        ]
 
-    buttons = [{"label": lab, "method": "update", "args": [{"visible": vis(f, px)}]}
-               for f, px, lab in (("all", False, "This device"), ("all", True, "+ Pixel-1 (paper)"),
-                                  ("large", False, "Large"), ("small", False, "Small"))]
-    fig.update_layout(title=title, xaxis_title="latency (ms)", yaxis_title="ImageNet top-1 (%, published)",
-                      updatemenus=[{"type": "buttons", "direction": "right", "buttons": buttons,
-                                    "x": 0, "y": 1.15, "xanchor": "left", "showactive": True}],
-                      hovermode="closest", height=520)
+    buttons = [
+        {"label": lab, "method": "update", "args": [{"visible": vis(f, px)}]}
+        for f, px, lab in (
+            ("all", False, "This device"),
+            ("all", True, "+ Pixel-1 (paper)"),
+            ("large", False, "Large"),
+            ("small", False, "Small"),
+        )
+    ]
+    fig.update_layout(
+        title=title,
+        xaxis_title="latency (ms)",
+        yaxis_title="ImageNet top-1 (%, published)",
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "right",
+                "buttons": buttons,
+                "x": 0,
+                "y": 1.15,
+                "xanchor": "left",
+                "showactive": True,
+            }
+        ],
+        hovermode="closest",
+        height=520,
+    )
     return fig
 
 
@@ -119,19 +212,36 @@ def madds_latency(model_df: pd.DataFrame, device: str = "this device") -> go.Fig
     df = model_df.assign(madds_M=model_df["madds"] / 1e6, top1=np.nan)
     fig = go.Figure()
     for fam, g in df.groupby("family"):
-        fig.add_trace(go.Scatter(x=g["madds_M"], y=g["latency_ms"], mode="markers", name=fam,
-                                 marker={"color": COLORS.get(fam, "#333"), "size": 7, "opacity": 0.8},
-                                 text=_hover(g, "latency_ms"), hoverinfo="text"))
+        fig.add_trace(
+            go.Scatter(
+                x=g["madds_M"],
+                y=g["latency_ms"],
+                mode="markers",
+                name=fam,
+                marker={"color": COLORS.get(fam, "#333"), "size": 7, "opacity": 0.8},
+                text=_hover(g, "latency_ms"),
+                hoverinfo="text",
+            )
+        )
     k, b = np.polyfit(df["madds_M"], df["latency_ms"], 1)
     xs = np.linspace(df["madds_M"].min(), df["madds_M"].max(), 20)
-    fig.add_trace(go.Scatter(x=xs, y=k * xs + b, mode="lines", name=f"fit: {k * 100:.2f} ms / 100 M MAdds",
-                             line={"color": "black", "dash": "dash"}, hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=k * xs + b,
+            mode="lines",
+            name=f"fit: {k * 100:.2f} ms / 100 M MAdds",
+            line={"color": "black", "dash": "dash"},
+            hoverinfo="skip",
+        )
+    )
     fig.update_layout(title=title, xaxis_title="MAdds (M)", yaxis_title="latency (ms)", height=480)
     return fig
 
 
-def layer_breakdown(predicted: pd.DataFrame | None, measured: pd.DataFrame | None,
-                    title: str = "Per-block latency") -> go.Figure:
+def layer_breakdown(
+    predicted: pd.DataFrame | None, measured: pd.DataFrame | None, title: str = "Per-block latency"
+) -> go.Figure:
     """Per-block latency (ms), predicted against measured.
 
     ``predicted`` is a predictor's ``predict_layers`` frame with an extra ``block_index`` column
@@ -142,25 +252,44 @@ def layer_breakdown(predicted: pd.DataFrame | None, measured: pd.DataFrame | Non
     has_p = predicted is not None and not predicted.empty
     has_m = measured is not None and not measured.empty
     if not (has_p or has_m):
-        return note_figure(title, "No per-block data: no predictor given and no block measurements "
-                                  "of this network in the store.")
+        return note_figure(
+            title,
+            "No per-block data: no predictor given and no block measurements of this network in the store.",
+        )
     fig = go.Figure()
     labels = {}
     if has_m:
         labels = {int(i): f"{i}: {lab}" for i, lab in zip(measured["block"], measured["label"])}
-        fig.add_trace(go.Bar(x=list(labels.values()), y=measured["latency_ms"], name="measured (block alone)",
-                             marker_color="#1f77b4"))
+        fig.add_trace(
+            go.Bar(
+                x=list(labels.values()),
+                y=measured["latency_ms"],
+                name="measured (block alone)",
+                marker_color="#1f77b4",
+            )
+        )
     if has_p:
         key = "block_index" if "block_index" in predicted else "block"
         per = predicted.groupby(predicted[key].fillna(-1), sort=False)["latency_ms"].sum()
         x = [labels.get(int(i), str(int(i))) for i in per.index]
-        fig.add_trace(go.Bar(x=x, y=per.to_numpy(), name=f"predicted (total {per.sum():.2f} ms)",
-                             marker_color="#ff7f0e"))
+        fig.add_trace(
+            go.Bar(
+                x=x, y=per.to_numpy(), name=f"predicted (total {per.sum():.2f} ms)", marker_color="#ff7f0e"
+            )
+        )
     if not has_m:
-        fig.add_annotation(text="no block measurements of this network in the store", showarrow=False,
-                           x=0.5, y=1.06, xref="paper", yref="paper", font={"color": "#a33"})
-    fig.update_layout(title=title, barmode="group", yaxis_title="latency (ms)", xaxis_tickangle=-45,
-                      height=560)
+        fig.add_annotation(
+            text="no block measurements of this network in the store",
+            showarrow=False,
+            x=0.5,
+            y=1.06,
+            xref="paper",
+            yref="paper",
+            font={"color": "#a33"},
+        )
+    fig.update_layout(
+        title=title, barmode="group", yaxis_title="latency (ms)", xaxis_tickangle=-45, height=560
+    )
     return fig
 
 
@@ -176,14 +305,31 @@ def predictor_error(errors: pd.DataFrame) -> go.Figure:
 
     title = "Predictor error: predicted vs measured"
     if errors is None or errors.empty:
-        return note_figure(title, "No predictor error to show: give a predictor file (--predictor) "
-                                  "and a store with measured networks.")
+        return note_figure(
+            title,
+            "No predictor error to show: give a predictor file (--predictor) "
+            "and a store with measured networks.",
+        )
     fig = go.Figure()
-    lo, hi = errors[["measured_ms", "predicted_ms"]].min().min(), errors[["measured_ms", "predicted_ms"]].max().max()
+    lo, hi = (
+        errors[["measured_ms", "predicted_ms"]].min().min(),
+        errors[["measured_ms", "predicted_ms"]].max().max(),
+    )
     xs = np.array([lo * 0.9, hi * 1.1])
-    fig.add_trace(go.Scatter(x=np.r_[xs, xs[::-1]], y=np.r_[xs * 0.9, xs[::-1] * 1.1], fill="toself",
-                             fillcolor="rgba(0,160,0,0.12)", line={"width": 0}, name="±10 %", hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=xs, y=xs, mode="lines", line={"color": "green"}, name="exact", hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=np.r_[xs, xs[::-1]],
+            y=np.r_[xs * 0.9, xs[::-1] * 1.1],
+            fill="toself",
+            fillcolor="rgba(0,160,0,0.12)",
+            line={"width": 0},
+            name="±10 %",
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(x=xs, y=xs, mode="lines", line={"color": "green"}, name="exact", hoverinfo="skip")
+    )
     lines = []
     for label, g in errors.groupby("predictor", sort=False):
         held = g[~g["trained"].astype(bool)] if "trained" in g else g
@@ -194,13 +340,35 @@ def predictor_error(errors: pd.DataFrame) -> go.Figure:
         except ValueError:
             stat = "too few networks for metrics"
         lines.append(f"<b>{label}</b>: {stat} ({which}, n={len(on)})")
-        fig.add_trace(go.Scatter(x=g["measured_ms"], y=g["predicted_ms"], mode="markers", name=f"{label}: {stat}",
-                                 text=[f"{n} @{r}px" for n, r in zip(g["name"], g["resolution"])],
-                                 hovertemplate="%{text}<br>measured %{x:.2f} ms<br>predicted %{y:.2f} ms"))
-    fig.add_annotation(text="<br>".join(lines), x=0.01, y=0.99, xref="paper", yref="paper", showarrow=False,
-                       align="left", xanchor="left", yanchor="top", bgcolor="rgba(255,255,255,0.8)")
-    fig.update_layout(title=title, xaxis_title="measured latency (ms)", yaxis_title="predicted latency (ms)",
-                      height=520, legend={"orientation": "h", "y": -0.2})
+        fig.add_trace(
+            go.Scatter(
+                x=g["measured_ms"],
+                y=g["predicted_ms"],
+                mode="markers",
+                name=f"{label}: {stat}",
+                text=[f"{n} @{r}px" for n, r in zip(g["name"], g["resolution"])],
+                hovertemplate="%{text}<br>measured %{x:.2f} ms<br>predicted %{y:.2f} ms",
+            )
+        )
+    fig.add_annotation(
+        text="<br>".join(lines),
+        x=0.01,
+        y=0.99,
+        xref="paper",
+        yref="paper",
+        showarrow=False,
+        align="left",
+        xanchor="left",
+        yanchor="top",
+        bgcolor="rgba(255,255,255,0.8)",
+    )
+    fig.update_layout(
+        title=title,
+        xaxis_title="measured latency (ms)",
+        yaxis_title="predicted latency (ms)",
+        height=520,
+        legend={"orientation": "h", "y": -0.2},
+    )
     return fig
 
 
@@ -211,33 +379,90 @@ def search_trajectory(steps: pd.DataFrame | None, title: str = "Search trajector
     steps carry a ``reward`` (NAS), the reward per step and the latency-accuracy Pareto set.
     """
     if steps is None or steps.empty:
-        return note_figure(title, "No search history: the runs folder is missing or holds no "
-                                  "readable NetAdapt/NAS history (a JSON list of steps).")
+        return note_figure(
+            title,
+            "No search history: the runs folder is missing or holds no "
+            "readable NetAdapt/NAS history (a JSON list of steps).",
+        )
     if "phase" in steps and (steps["phase"] == "seed").any():
         return netadapt_trajectory(steps, title)
     from plotly.subplots import make_subplots
 
     has_r = steps["reward"].notna().any()
-    fig = make_subplots(rows=1, cols=2 if has_r else 1, specs=[[{"secondary_y": True}] + ([{}] if has_r else [])],
-                        subplot_titles=["latency and accuracy per step"] + (["candidates: Pareto set"] if has_r else []))
+    fig = make_subplots(
+        rows=1,
+        cols=2 if has_r else 1,
+        specs=[[{"secondary_y": True}] + ([{}] if has_r else [])],
+        subplot_titles=["latency and accuracy per step"] + (["candidates: Pareto set"] if has_r else []),
+    )
     hover = [f"step {s}<br>{p or ''}" for s, p in zip(steps["step"], steps["proposal"])]
     if steps["latency_ms"].notna().any():
-        fig.add_trace(go.Scatter(x=steps["step"], y=steps["latency_ms"], name="latency (ms)", mode="lines+markers",
-                                 text=hover, hovertemplate="%{text}<br>%{y:.2f} ms"), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=steps["step"],
+                y=steps["latency_ms"],
+                name="latency (ms)",
+                mode="lines+markers",
+                text=hover,
+                hovertemplate="%{text}<br>%{y:.2f} ms",
+            ),
+            row=1,
+            col=1,
+        )
     if steps["accuracy"].notna().any():
-        fig.add_trace(go.Scatter(x=steps["step"], y=steps["accuracy"], name="accuracy", mode="lines+markers",
-                                 text=hover, hovertemplate="%{text}<br>acc %{y:.3f}"), row=1, col=1, secondary_y=True)
+        fig.add_trace(
+            go.Scatter(
+                x=steps["step"],
+                y=steps["accuracy"],
+                name="accuracy",
+                mode="lines+markers",
+                text=hover,
+                hovertemplate="%{text}<br>acc %{y:.3f}",
+            ),
+            row=1,
+            col=1,
+            secondary_y=True,
+        )
     if has_r:
-        fig.add_trace(go.Scatter(x=steps["step"], y=steps["reward"], name="reward", mode="markers",
-                                 marker={"size": 4}, text=hover, hovertemplate="%{text}<br>reward %{y:.3f}"),
-                      row=1, col=1, secondary_y=True)
+        fig.add_trace(
+            go.Scatter(
+                x=steps["step"],
+                y=steps["reward"],
+                name="reward",
+                mode="markers",
+                marker={"size": 4},
+                text=hover,
+                hovertemplate="%{text}<br>reward %{y:.3f}",
+            ),
+            row=1,
+            col=1,
+            secondary_y=True,
+        )
         ok = steps["latency_ms"].notna() & steps["accuracy"].notna()
         c = steps[ok]
-        fig.add_trace(go.Scatter(x=c["latency_ms"], y=c["accuracy"], mode="markers", name="candidates",
-                                 marker={"color": "#bbb"}), row=1, col=2)
+        fig.add_trace(
+            go.Scatter(
+                x=c["latency_ms"],
+                y=c["accuracy"],
+                mode="markers",
+                name="candidates",
+                marker={"color": "#bbb"},
+            ),
+            row=1,
+            col=2,
+        )
         front = c[pareto_front(c["latency_ms"], c["accuracy"])].sort_values("latency_ms")
-        fig.add_trace(go.Scatter(x=front["latency_ms"], y=front["accuracy"], mode="lines+markers",
-                                 name="Pareto set", line={"color": "black"}), row=1, col=2)
+        fig.add_trace(
+            go.Scatter(
+                x=front["latency_ms"],
+                y=front["accuracy"],
+                mode="lines+markers",
+                name="Pareto set",
+                line={"color": "black"},
+            ),
+            row=1,
+            col=2,
+        )
     if not fig.data:
         return note_figure(title, "The search history has no latency, accuracy or reward values.")
     fig.update_layout(title=title, height=440)
@@ -251,21 +476,49 @@ def netadapt_trajectory(steps: pd.DataFrame, title: str = "NetAdapt") -> go.Figu
     fig = go.Figure()
 
     def hover(df):
-        return [f"{p}<br>{lat:.3f} ms predicted" + (f", {m:.3f} ms measured" if pd.notna(m) else "")
-                for p, lat, m in zip(df["proposal"], df["latency_ms"], df["measured_ms"])]
+        return [
+            f"{p}<br>{lat:.3f} ms predicted" + (f", {m:.3f} ms measured" if pd.notna(m) else "")
+            for p, lat, m in zip(df["proposal"], df["latency_ms"], df["measured_ms"])
+        ]
 
-    fig.add_trace(go.Scatter(x=run["latency_ms"], y=run["accuracy"], mode="lines+markers", name="NetAdapt",
-                             text=hover(run), hovertemplate="%{text}<br>acc %{y:.3f}"))
+    fig.add_trace(
+        go.Scatter(
+            x=run["latency_ms"],
+            y=run["accuracy"],
+            mode="lines+markers",
+            name="NetAdapt",
+            text=hover(run),
+            hovertemplate="%{text}<br>acc %{y:.3f}",
+        )
+    )
     ends = run[run["phase"].isin(["seed", "final"])]
-    fig.add_trace(go.Scatter(x=ends["latency_ms"], y=ends["accuracy"], mode="markers+text", name="seed / final",
-                             text=ends["phase"], textposition="top center", hoverinfo="skip",
-                             marker={"size": 12, "symbol": "diamond"}))
+    fig.add_trace(
+        go.Scatter(
+            x=ends["latency_ms"],
+            y=ends["accuracy"],
+            mode="markers+text",
+            name="seed / final",
+            text=ends["phase"],
+            textposition="top center",
+            hoverinfo="skip",
+            marker={"size": 12, "symbol": "diamond"},
+        )
+    )
     base = steps[~steps["phase"].isin(["seed", "step", "final"])]
     if not base.empty:
-        fig.add_trace(go.Scatter(x=base["latency_ms"], y=base["accuracy"], mode="markers+text",
-                                 name="baselines", text=base["proposal"], textposition="bottom center",
-                                 hovertext=hover(base), hoverinfo="text",
-                                 marker={"size": 12, "symbol": "square", "color": "#d62728"}))
+        fig.add_trace(
+            go.Scatter(
+                x=base["latency_ms"],
+                y=base["accuracy"],
+                mode="markers+text",
+                name="baselines",
+                text=base["proposal"],
+                textposition="bottom center",
+                hovertext=hover(base),
+                hoverinfo="text",
+                marker={"size": 12, "symbol": "square", "color": "#d62728"},
+            )
+        )
     fig.update_layout(title=title, xaxis_title="predicted latency (ms)", yaxis_title="accuracy", height=440)
     return fig
 
@@ -283,14 +536,37 @@ def ablation_deltas(abl: pd.DataFrame, device: str = "this device") -> go.Figure
     fig = make_subplots(rows=1, cols=2, subplot_titles=["latency delta (ms)", "MAdds delta (M)"])
     x = [f"{v}" for v in abl["variant"]]
     here = [f"{s}" for s in abl["source"]]
-    fig.add_trace(go.Bar(x=x, y=abl["delta_ms"], name="this device", text=here, marker_color="#1f77b4",
-                         hovertemplate="%{x}: %{y:.2f} ms (%{text})"), row=1, col=1)
-    fig.add_trace(go.Bar(x=x, y=abl["paper_delta_ms"], name="paper (Pixel-1)", marker_color="#aaa"), row=1, col=1)
-    fig.add_trace(go.Bar(x=x, y=abl["delta_madds_M"], name="MAdds here", marker_color="#2ca02c"), row=1, col=2)
-    fig.add_trace(go.Bar(x=x, y=abl["paper_delta_madds_M"], name="MAdds (paper)", marker_color="#ccc"), row=1, col=2)
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=abl["delta_ms"],
+            name="this device",
+            text=here,
+            marker_color="#1f77b4",
+            hovertemplate="%{x}: %{y:.2f} ms (%{text})",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Bar(x=x, y=abl["paper_delta_ms"], name="paper (Pixel-1)", marker_color="#aaa"), row=1, col=1
+    )
+    fig.add_trace(
+        go.Bar(x=x, y=abl["delta_madds_M"], name="MAdds here", marker_color="#2ca02c"), row=1, col=2
+    )
+    fig.add_trace(
+        go.Bar(x=x, y=abl["paper_delta_madds_M"], name="MAdds (paper)", marker_color="#ccc"), row=1, col=2
+    )
     if abl["delta_ms"].isna().all():
-        fig.add_annotation(text="no latency here: the ablation variants are not measured and no predictor was given",
-                           x=0.5, y=1.12, xref="paper", yref="paper", showarrow=False, font={"color": "#a33"})
+        fig.add_annotation(
+            text="no latency here: the ablation variants are not measured and no predictor was given",
+            x=0.5,
+            y=1.12,
+            xref="paper",
+            yref="paper",
+            showarrow=False,
+            font={"color": "#a33"},
+        )
     fig.update_layout(title=title, barmode="group", height=520)
     fig.update_xaxes(tickangle=-25)
     return fig
@@ -306,32 +582,90 @@ def task_latency(points: pd.DataFrame, tail: pd.DataFrame, device: str = "this d
     """
     title = f"Detection and segmentation (paper Section 6) on {device}"
     if points is None or points.empty or points["here_ms"].isna().all():
-        return note_figure(title, "No latency for the detection/segmentation networks: none is measured "
-                                  "(hwlat profile models ssdlite_mobilenetv3_large ...) and no predictor was given.")
+        return note_figure(
+            title,
+            "No latency for the detection/segmentation networks: none is measured "
+            "(hwlat profile models ssdlite_mobilenetv3_large ...) and no predictor was given.",
+        )
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=3, column_widths=[0.36, 0.36, 0.28], horizontal_spacing=0.07,
-                        subplot_titles=["SSDLite, COCO (Table 6)", "LR-ASPP, Cityscapes (Tables 7, 8)",
-                                        "reduced tail: latency saved (%)"])
+    fig = make_subplots(
+        rows=1,
+        cols=3,
+        column_widths=[0.36, 0.36, 0.28],
+        horizontal_spacing=0.07,
+        subplot_titles=[
+            "SSDLite, COCO (Table 6)",
+            "LR-ASPP, Cityscapes (Tables 7, 8)",
+            "reduced tail: latency saved (%)",
+        ],
+    )
     for col, task in ((1, "detection"), (2, "segmentation")):
-        for src, symbol in (("measured", "circle"), ("predicted", "circle-open"), ("extrapolated", "x-thin-open")):
+        for src, symbol in (
+            ("measured", "circle"),
+            ("predicted", "circle-open"),
+            ("extrapolated", "x-thin-open"),
+        ):
             g = points[(points["task"] == task) & (points["source"] == src) & points["here_ms"].notna()]
             if g.empty:
                 continue
-            text = [f"{m} @{r}<br>{ms:.1f} ms here ({src})<br>{acc} {met}<br>paper: {p:.0f} ms on {d}"
-                    for m, r, ms, acc, met, p, d in zip(g["model"], g["resolution"], g["here_ms"], g["accuracy"],
-                                                        g["metric"], g["paper_ms"], g["paper_device"])]
-            fig.add_trace(go.Scatter(x=g["here_ms"], y=g["accuracy"], mode="markers", name=f"{task}, {src}",
-                                     marker={"symbol": symbol, "size": 10,
-                                             "color": "#1f77b4" if task == "detection" else "#2ca02c"},
-                                     text=text, hoverinfo="text"), row=1, col=col)
+            text = [
+                f"{m} @{r}<br>{ms:.1f} ms here ({src})<br>{acc} {met}<br>paper: {p:.0f} ms on {d}"
+                for m, r, ms, acc, met, p, d in zip(
+                    g["model"],
+                    g["resolution"],
+                    g["here_ms"],
+                    g["accuracy"],
+                    g["metric"],
+                    g["paper_ms"],
+                    g["paper_device"],
+                )
+            ]
+            fig.add_trace(
+                go.Scatter(
+                    x=g["here_ms"],
+                    y=g["accuracy"],
+                    mode="markers",
+                    name=f"{task}, {src}",
+                    marker={
+                        "symbol": symbol,
+                        "size": 10,
+                        "color": "#1f77b4" if task == "detection" else "#2ca02c",
+                    },
+                    text=text,
+                    hoverinfo="text",
+                ),
+                row=1,
+                col=col,
+            )
     t = tail[tail["full_ms"].notna() | tail["paper_saving_pct"].notna()] if tail is not None else tail
     if t is not None and not t.empty:
-        x = [f"{n.split('_', 1)[0]} {n.rsplit('_', 1)[1]} @{r}" for n, r in zip(t["network"], t["resolution"])]
-        fig.add_trace(go.Bar(x=x, y=t["saving_pct"], name="saved here", text=t["source"], marker_color="#1f77b4",
-                             hovertemplate="%{x}: %{y:.1f} % (%{text})"), row=1, col=3)
-        fig.add_trace(go.Bar(x=x, y=t["paper_saving_pct"], name="saved (paper)", marker_color="#aaa",
-                             hovertemplate="%{x}: %{y:.1f} % (paper)"), row=1, col=3)
+        x = [
+            f"{n.split('_', 1)[0]} {n.rsplit('_', 1)[1]} @{r}" for n, r in zip(t["network"], t["resolution"])
+        ]
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=t["saving_pct"],
+                name="saved here",
+                text=t["source"],
+                marker_color="#1f77b4",
+                hovertemplate="%{x}: %{y:.1f} % (%{text})",
+            ),
+            row=1,
+            col=3,
+        )
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=t["paper_saving_pct"],
+                name="saved (paper)",
+                marker_color="#aaa",
+                hovertemplate="%{x}: %{y:.1f} % (paper)",
+            ),
+            row=1,
+            col=3,
+        )
     fig.update_xaxes(type="log", title_text="latency here (ms)", row=1, col=1)
     fig.update_xaxes(type="log", title_text="latency here (ms)", row=1, col=2)
     fig.update_yaxes(title_text="COCO mAP (published)", row=1, col=1)
@@ -348,22 +682,43 @@ def op_efficiency(eff: pd.DataFrame, device: str = "this device") -> go.Figure:
     """
     title = f"Kernel efficiency by op type and kernel size on {device}"
     if eff is None or eff.empty:
-        return note_figure(title, "No kernel measurements: run `hwlat profile kernels ...` to see "
-                                  "which op types and kernel sizes this device runs efficiently.")
-    df = eff.assign(cls=[f"{o} k{k}" if o in ("dwconv", "convKxK") else o
-                         for o, k in zip(eff["op"], eff["kernel"])])
+        return note_figure(
+            title,
+            "No kernel measurements: run `hwlat profile kernels ...` to see "
+            "which op types and kernel sizes this device runs efficiently.",
+        )
+    df = eff.assign(
+        cls=[f"{o} k{k}" if o in ("dwconv", "convKxK") else o for o, k in zip(eff["op"], eff["kernel"])]
+    )
     order = sorted(df["cls"].unique())
     fig = go.Figure()
     slow = df["slowdown"] >= 2
-    for name, part, color in (("kernels", df[~slow], "#1f77b4"),
-                              ("≥2× slower than expected for its size", df[slow], "#d62728")):
+    for name, part, color in (
+        ("kernels", df[~slow], "#1f77b4"),
+        ("≥2× slower than expected for its size", df[slow], "#d62728"),
+    ):
         if part.empty:
             continue
-        fig.add_trace(go.Box(x=part["cls"], y=part["gmacs"], name=name, boxpoints="all",
-                             jitter=0.4, pointpos=0, marker={"color": color, "size": 5},
-                             line={"color": color}, fillcolor="rgba(0,0,0,0)",
-                             text=part["label"], hovertemplate="%{text}<br>%{y:.2f} GMAC/s<extra></extra>"))
-    fig.update_layout(title=title, yaxis={"title": "GMAC/s (MAdds per second / 1e9)", "type": "log"},
-                      xaxis={"title": "op type and kernel size", "categoryorder": "array",
-                             "categoryarray": order}, boxmode="overlay", height=420)
+        fig.add_trace(
+            go.Box(
+                x=part["cls"],
+                y=part["gmacs"],
+                name=name,
+                boxpoints="all",
+                jitter=0.4,
+                pointpos=0,
+                marker={"color": color, "size": 5},
+                line={"color": color},
+                fillcolor="rgba(0,0,0,0)",
+                text=part["label"],
+                hovertemplate="%{text}<br>%{y:.2f} GMAC/s<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=title,
+        yaxis={"title": "GMAC/s (MAdds per second / 1e9)", "type": "log"},
+        xaxis={"title": "op type and kernel size", "categoryorder": "array", "categoryarray": order},
+        boxmode="overlay",
+        height=420,
+    )
     return fig

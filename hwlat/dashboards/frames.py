@@ -5,6 +5,7 @@ table is empty. Latencies are milliseconds (``*_ms``), MAdds are counts (``madds
 multiply-adds) and ``madds_M`` millions. Accuracies are the *published* ImageNet top-1 (%) of
 the paper (arXiv:1905.02244v5 Tables 3 and 9) and TF-slim's README: nothing here is trained.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,13 +16,28 @@ import numpy as np
 import pandas as pd
 
 from hwlat.archs.zoo import zoo_names
-from hwlat.paper import family_label, paper_spellings, paper_tables, paper_zoo_name
 from hwlat.errors import HwlatError
 from hwlat.files import dumps_strict, finite_or_none
-from hwlat.histories import FORMATS as HISTORY_FORMATS, version as history_version
+from hwlat.histories import FORMATS as HISTORY_FORMATS
+from hwlat.histories import version as history_version
+from hwlat.paper import family_label, paper_spellings, paper_tables, paper_zoo_name
 
-MODEL_COLUMNS = ["name", "family", "multiplier", "resolution", "arch", "madds", "params",
-                 "latency_ms", "p10_ms", "p90_ms", "runtime", "device"]
+MODEL_COLUMNS = [
+    "name",
+    "family",
+    "multiplier",
+    "resolution",
+    "arch",
+    "madds",
+    "params",
+    "latency_ms",
+    "p10_ms",
+    "p90_ms",
+    "runtime",
+    "device",
+]
+
+
 def models(frame: pd.DataFrame) -> pd.DataFrame:
     """Whole-network warm measurements of a :meth:`Store.frame`, one row per network and device.
 
@@ -37,10 +53,22 @@ def models(frame: pd.DataFrame) -> pd.DataFrame:
         name = spec.get("name", "custom")
         fam, mult = family_label(name)
         res = re.match(r"in(\d+)", spec.get("arch", ""))
-        rows.append({"name": name, "family": fam, "multiplier": mult,
-                     "resolution": int(res.group(1)) if res else 0, "arch": spec.get("arch", ""),
-                     "madds": int(r.madds), "params": int(r.params), "latency_ms": r.latency_ms,
-                     "p10_ms": r.p10_ms, "p90_ms": r.p90_ms, "runtime": r.runtime, "device": r.device})
+        rows.append(
+            {
+                "name": name,
+                "family": fam,
+                "multiplier": mult,
+                "resolution": int(res.group(1)) if res else 0,
+                "arch": spec.get("arch", ""),
+                "madds": int(r.madds),
+                "params": int(r.params),
+                "latency_ms": r.latency_ms,
+                "p10_ms": r.p10_ms,
+                "p90_ms": r.p90_ms,
+                "runtime": r.runtime,
+                "device": r.device,
+            }
+        )
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
 
 
@@ -64,25 +92,44 @@ def published() -> pd.DataFrame:
         if name is None:
             continue
         v = dict(zip(g["metric"], g["value"]))
-        rows.append({"family": family_label(name)[0], "multiplier": float(mult), "resolution": int(res),
-                     "name": name, "top1": v.get("top1"),
-                     "pixel1_ms": v.get("latency_pixel1"), "source": "paper Table 9"})
+        rows.append(
+            {
+                "family": family_label(name)[0],
+                "multiplier": float(mult),
+                "resolution": int(res),
+                "name": name,
+                "top1": v.get("top1"),
+                "pixel1_ms": v.get("latency_pixel1"),
+                "source": "paper Table 9",
+            }
+        )
     # the reference models (Table 3) and the minimalistic ones (TF-slim's README), at 224
-    tables = [("paper Table 3", paper_tables("Table3")),
-              ("TF-slim README", paper_tables("slim_README", source=None))]
+    tables = [
+        ("paper Table 3", paper_tables("Table3")),
+        ("TF-slim README", paper_tables("slim_README", source=None)),
+    ]
     for name in zoo_names():
         label, mult = family_label(name)
         if label in ("large", "small", "custom"):
             continue  # V3 multipliers come from Table 9
-        for src, tab in tables:
+        for src, tab in tables:  # noqa: B007 - src is the table the loop stopped at
             g = tab[tab["model"].isin(paper_spellings(name)) & (tab["multiplier"].astype(float) == mult)]
             if not g.empty:
                 break
         if g.empty:
             continue
         v = dict(zip(g["metric"], g["value"]))
-        rows.append({"family": label, "multiplier": mult, "resolution": 224, "name": name,
-                     "top1": v.get("top1"), "pixel1_ms": v.get("latency_pixel1"), "source": src})
+        rows.append(
+            {
+                "family": label,
+                "multiplier": mult,
+                "resolution": 224,
+                "name": name,
+                "top1": v.get("top1"),
+                "pixel1_ms": v.get("latency_pixel1"),
+                "source": src,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -107,8 +154,16 @@ def pareto_points(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
                 pred = float(predictor.predict_many([arch])[0])
             except (HwlatError, ValueError):  # a lookup table meets an unmeasured block
                 pred = np.nan
-        out.append({**r, "arch": code, "madds": s["madds"], "params": s["params"],
-                    "measured_ms": meas.get(code, np.nan), "predicted_ms": pred})
+        out.append(
+            {
+                **r,
+                "arch": code,
+                "madds": s["madds"],
+                "params": s["params"],
+                "measured_ms": meas.get(code, np.nan),
+                "predicted_ms": pred,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -137,8 +192,10 @@ def measured_blocks(frame: pd.DataFrame, arch) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     b = frame[(frame["granularity"] == "block") & (frame["variant"] == "warm")]
     ms = dict(zip(b["key"], b["latency_ms"]))
-    rows = [{"block": i, "label": w.label, "latency_ms": ms.get(w.key, np.nan)}
-            for i, w in enumerate(blocks(arch))]
+    rows = [
+        {"block": i, "label": w.label, "latency_ms": ms.get(w.key, np.nan)}
+        for i, w in enumerate(blocks(arch))
+    ]
     df = pd.DataFrame(rows, columns=cols)
     return df if df["latency_ms"].notna().any() else pd.DataFrame(columns=cols)
 
@@ -183,8 +240,16 @@ def predictor_errors(model_df: pd.DataFrame, predictors: dict) -> pd.DataFrame:
                 p = float(pred.predict_many([a])[0])
             except (HwlatError, ValueError):
                 continue
-            rows.append({"predictor": label, "name": r.name, "resolution": r.resolution,
-                         "measured_ms": r.latency_ms, "predicted_ms": p, "trained": r.arch in seen})
+            rows.append(
+                {
+                    "predictor": label,
+                    "name": r.name,
+                    "resolution": r.resolution,
+                    "measured_ms": r.latency_ms,
+                    "predicted_ms": p,
+                    "trained": r.arch in seen,
+                }
+            )
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -193,16 +258,24 @@ def _paper_ablation_deltas() -> dict[str, dict]:
     from hwlat.paper import constants, paper_tables
 
     t5 = paper_tables("Table5")
-    lat = {m.split(": ", 1)[1]: v for m, v in zip(t5[t5.metric == "latency_pixel1"]["model"],
-                                                  t5[t5.metric == "latency_pixel1"]["value"])}
+    lat = {
+        m.split(": ", 1)[1]: v
+        for m, v in zip(
+            t5[t5.metric == "latency_pixel1"]["model"], t5[t5.metric == "latency_pixel1"]["value"]
+        )
+    }
     base = lat.get("V3-Large 1.0 (default h-swish placement)", np.nan)
     out = {k: {"paper_delta_ms": v - base, "paper_delta_madds_M": np.nan} for k, v in lat.items()}
     c = constants().get("efficient_last_stage", {})
-    out["original last stage"] = {"paper_delta_ms": c.get("latency_saving_ms", {}).get("v5_and_ICCV", np.nan),
-                                  "paper_delta_madds_M": c.get("madds_saving_M", np.nan)}
+    out["original last stage"] = {
+        "paper_delta_ms": c.get("latency_saving_ms", {}).get("v5_and_ICCV", np.nan),
+        "paper_delta_madds_M": c.get("madds_saving_M", np.nan),
+    }
     stem = c.get("first_layer_16_filters_saving", {}).get("v5_and_ICCV", {})
-    out["32-filter ReLU stem"] = {"paper_delta_ms": stem.get("ms", np.nan),
-                                  "paper_delta_madds_M": stem.get("MAdds_M", np.nan)}
+    out["32-filter ReLU stem"] = {
+        "paper_delta_ms": stem.get("ms", np.nan),
+        "paper_delta_madds_M": stem.get("MAdds_M", np.nan),
+    }
     return out
 
 
@@ -233,9 +306,16 @@ def ablations(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
                 src, d = "missing", np.nan
         else:
             src, d = "missing", np.nan
-        rows.append({"ablation": abl, "variant": var, "source": src, "delta_ms": d,
-                     "delta_madds_M": (summary(a)["madds"] - summary(b)["madds"]) / 1e6,
-                     **paper.get(var, {"paper_delta_ms": np.nan, "paper_delta_madds_M": np.nan})})
+        rows.append(
+            {
+                "ablation": abl,
+                "variant": var,
+                "source": src,
+                "delta_ms": d,
+                "delta_madds_M": (summary(a)["madds"] - summary(b)["madds"]) / 1e6,
+                **paper.get(var, {"paper_delta_ms": np.nan, "paper_delta_madds_M": np.nan}),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -274,8 +354,9 @@ def task_points(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
 
     pub = task_published()
     meas = measured_by_arch(model_df)
-    here = _latency_here([decode(a, name=n) for a, n in zip(pub["arch"], pub["name"])], list(pub["arch"]),
-                         meas, predictor)
+    here = _latency_here(
+        [decode(a, name=n) for a, n in zip(pub["arch"], pub["name"])], list(pub["arch"]), meas, predictor
+    )
     return pub.assign(source=[s for s, _ in here], here_ms=[m for _, m in here])
 
 
@@ -283,13 +364,30 @@ def task_points(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
 # Table 6 (V3 vs V3 dagger, 320x320), segmentation in Table 7 rows 5 -> 6 (RF2, with R-ASPP F=256,
 # Pixel 3 at half resolution). hwlat re-measures the same pairs, LR-ASPP F=128 for segmentation.
 REDUCED_TAIL_PAIRS = (
-    ("detection", "ssdlite_mobilenetv3_large", (320, 320), ("Table6", "SSDLite-V3 (Large)", "SSDLite-V3 (Large) dagger",
-                                                            "latency", 1.0)),
-    ("detection", "ssdlite_mobilenetv3_small", (320, 320), ("Table6", "SSDLite-V3-Small", "SSDLite-V3-Small dagger",
-                                                            "latency", 1.0)),
-    ("segmentation", "lraspp_mobilenetv3_large", (512, 1024),
-     ("Table7", "row5: V3 (Large) RF2=no head=R-ASPP F=256", "row6: V3 (Large) RF2=yes head=R-ASPP F=256",
-      "cpu_time_pixel3_half_res", 1.0)),
+    (
+        "detection",
+        "ssdlite_mobilenetv3_large",
+        (320, 320),
+        ("Table6", "SSDLite-V3 (Large)", "SSDLite-V3 (Large) dagger", "latency", 1.0),
+    ),
+    (
+        "detection",
+        "ssdlite_mobilenetv3_small",
+        (320, 320),
+        ("Table6", "SSDLite-V3-Small", "SSDLite-V3-Small dagger", "latency", 1.0),
+    ),
+    (
+        "segmentation",
+        "lraspp_mobilenetv3_large",
+        (512, 1024),
+        (
+            "Table7",
+            "row5: V3 (Large) RF2=no head=R-ASPP F=256",
+            "row6: V3 (Large) RF2=yes head=R-ASPP F=256",
+            "cpu_time_pixel3_half_res",
+            1.0,
+        ),
+    ),
     ("segmentation", "lraspp_mobilenetv3_small", (512, 1024), None),
 )
 
@@ -312,12 +410,25 @@ def reduced_tail(model_df: pd.DataFrame, predictor=None) -> pd.DataFrame:
         saving = np.nan
         if paper is not None:
             table, full, red, metric, mult = paper
-            g = tabs[(tabs["table"] == table) & (tabs["metric"] == metric) & (tabs["multiplier"].astype(float) == mult)]
+            g = tabs[
+                (tabs["table"] == table)
+                & (tabs["metric"] == metric)
+                & (tabs["multiplier"].astype(float) == mult)
+            ]
             v = dict(zip(g["model"], g["value"].astype(float)))
             saving = 100 * (1 - v[red] / v[full])
-        rows.append({"task": task, "network": name, "resolution": f"{hw[0]}x{hw[1]}",
-                     "source": sa if sa == sb else f"{sa}/{sb}", "full_ms": ma, "reduced_ms": mb,
-                     "saving_pct": 100 * (1 - mb / ma), "paper_saving_pct": saving})
+        rows.append(
+            {
+                "task": task,
+                "network": name,
+                "resolution": f"{hw[0]}x{hw[1]}",
+                "source": sa if sa == sb else f"{sa}/{sb}",
+                "full_ms": ma,
+                "reduced_ms": mb,
+                "saving_pct": 100 * (1 - mb / ma),
+                "paper_saving_pct": saving,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -330,23 +441,54 @@ def _netadapt_frame(h: dict) -> pd.DataFrame:
     and any baselines (e.g. uniform width scaling), latency = predicted ms."""
     fin = h.get("final")
     seed_measured = fin.get("seed_measured_ms") if isinstance(fin, dict) else None
-    rows = [{"step": 0, "phase": "seed", "latency_ms": h["seed"].get("predicted_ms"),
-             "measured_ms": seed_measured, "accuracy": h["seed"].get("accuracy"), "proposal": "seed",
-             "arch": h.get("seed_arch")}]
+    rows = [
+        {
+            "step": 0,
+            "phase": "seed",
+            "latency_ms": h["seed"].get("predicted_ms"),
+            "measured_ms": seed_measured,
+            "accuracy": h["seed"].get("accuracy"),
+            "proposal": "seed",
+            "arch": h.get("seed_arch"),
+        }
+    ]
     for s in h.get("steps") or []:
         c = s.get("chosen") or {}
-        rows.append({"step": s.get("step", len(rows) - 1) + 1, "phase": "step", "latency_ms": s.get("predicted_ms"),
-                     "accuracy": s.get("accuracy"), "arch": s.get("arch"),
-                     "proposal": f"{c.get('kind', '')} {c.get('key', '')} -> {c.get('width', '')}".strip()})
+        rows.append(
+            {
+                "step": s.get("step", len(rows) - 1) + 1,
+                "phase": "step",
+                "latency_ms": s.get("predicted_ms"),
+                "accuracy": s.get("accuracy"),
+                "arch": s.get("arch"),
+                "proposal": f"{c.get('kind', '')} {c.get('key', '')} -> {c.get('width', '')}".strip(),
+            }
+        )
     if isinstance(fin, dict):
-        rows.append({"step": len(rows), "phase": "final", "latency_ms": fin.get("predicted_ms"),
-                     "measured_ms": fin.get("measured_ms"), "accuracy": fin.get("accuracy"),
-                     "proposal": "after long-term fine-tune", "arch": fin.get("arch")})
+        rows.append(
+            {
+                "step": len(rows),
+                "phase": "final",
+                "latency_ms": fin.get("predicted_ms"),
+                "measured_ms": fin.get("measured_ms"),
+                "accuracy": fin.get("accuracy"),
+                "proposal": "after long-term fine-tune",
+                "arch": fin.get("arch"),
+            }
+        )
     for name, b in (h.get("baselines") or {}).items():
         if isinstance(b, dict):
             label = f"{name} x{b['width_mult']:g}" if "width_mult" in b else name
-            rows.append({"step": np.nan, "phase": name, "latency_ms": b.get("predicted_ms"),
-                         "measured_ms": b.get("measured_ms"), "accuracy": b.get("accuracy"), "proposal": label})
+            rows.append(
+                {
+                    "step": np.nan,
+                    "phase": name,
+                    "latency_ms": b.get("predicted_ms"),
+                    "measured_ms": b.get("measured_ms"),
+                    "accuracy": b.get("accuracy"),
+                    "proposal": label,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -354,8 +496,11 @@ def _steps_of(obj) -> list | None:
     """The list of step records of a parsed history file, or None when it is not a history."""
     if isinstance(obj, dict):
         if obj.get("kind") == "nas":
-            return [{**c, "latency_ms": c.get("predicted_ms")} for c in obj.get("candidates") or []
-                    if isinstance(c, dict)]
+            return [
+                {**c, "latency_ms": c.get("predicted_ms")}
+                for c in obj.get("candidates") or []
+                if isinstance(c, dict)
+            ]
         obj = next((obj[k] for k in ("steps", "candidates") if k in obj), None)
     if not isinstance(obj, list):
         return None
@@ -404,8 +549,14 @@ def read_history(path) -> pd.DataFrame | None:
         if key not in df:
             df[key] = None
         # a record without the key is NaN here: None (was the text "NaN"); objects as strict JSON
-        df[key] = [v if v is None or isinstance(v, str) else None if finite_or_none(v) is None
-                   else dumps_strict(finite_or_none(v)) for v in df[key]]
+        df[key] = [
+            v
+            if v is None or isinstance(v, str)
+            else None
+            if finite_or_none(v) is None
+            else dumps_strict(finite_or_none(v))
+            for v in df[key]
+        ]
     if "step" not in df:
         df["step"] = np.arange(len(df))
     return df

@@ -6,6 +6,7 @@ and Pixel-1 buttons, the per-block breakdown a drop-down over multiplier × reso
 predictor-error figure a drop-down over predictors. Whatever lacks data (empty store, runtime not
 in the store, predictor from another device, no runs folder) becomes a visible note, never a blank.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ import jinja2
 import pandas as pd
 import plotly.graph_objects as go
 
-from hwlat.dashboards import frames as D
 from hwlat.dashboards import figures as F
+from hwlat.dashboards import frames as D
 from hwlat.files import atomic_write_text
 from hwlat.profiler.analysis.anomalies import efficiency
 
@@ -36,13 +37,24 @@ def combine(figs: list[go.Figure], labels: list[str], title: str) -> go.Figure:
             t.visible = i == 0 and t.visible is not False
             out.add_trace(t)
             owner.append(i)
-    buttons = [{"label": lab, "method": "update",
-                "args": [{"visible": [o == i for o in owner]},
-                         {"title.text": f"{title} — {lab}",
-                          "annotations": [a.to_plotly_json() for a in figs[i].layout.annotations]}]}
-               for i, lab in enumerate(labels)]
-    out.update_layout(title=f"{title} — {labels[0]}",
-                      updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.18, "xanchor": "right"}])
+    buttons = [
+        {
+            "label": lab,
+            "method": "update",
+            "args": [
+                {"visible": [o == i for o in owner]},
+                {
+                    "title.text": f"{title} — {lab}",
+                    "annotations": [a.to_plotly_json() for a in figs[i].layout.annotations],
+                },
+            ],
+        }
+        for i, lab in enumerate(labels)
+    ]
+    out.update_layout(
+        title=f"{title} — {labels[0]}",
+        updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.18, "xanchor": "right"}],
+    )
     return out
 
 
@@ -89,8 +101,11 @@ def _breakdown(frame: pd.DataFrame, points: pd.DataFrame, pred) -> go.Figure:
         figs.append(F.layer_breakdown(p, m, title="Per-block latency"))
         labels.append(f"{r.family.title()} ×{r.multiplier:g} @{r.resolution}")
     if not figs:
-        return F.note_figure("Per-block latency", "No per-block data: no block measurements of the "
-                                                  "V3 networks in the store and no predictor given.")
+        return F.note_figure(
+            "Per-block latency",
+            "No per-block data: no block measurements of the "
+            "V3 networks in the store and no predictor given.",
+        )
     return combine(figs, labels, "Per-block latency")
 
 
@@ -101,23 +116,34 @@ def section_figures(frame: pd.DataFrame, device: str, preds: dict, histories: di
     points = D.pareto_points(models, first)
     errs = D.predictor_errors(models, preds)
     if "madds" not in {p.kind for p in preds.values()} and len(models) >= 2:
-        from hwlat.latency_models import make_predictor
         from hwlat.archs import decode
+        from hwlat.latency_models import make_predictor
 
-        base = make_predictor("madds").fit([decode(a, name=n) for a, n in zip(models["arch"], models["name"])],
-                                           models["latency_ms"].to_numpy())
+        base = make_predictor("madds").fit(
+            [decode(a, name=n) for a, n in zip(models["arch"], models["name"])],
+            models["latency_ms"].to_numpy(),
+        )
         errs = pd.concat([errs, D.predictor_errors(models, {"madds baseline (fitted here)": base})])
     if errs.empty:
         err_fig = F.predictor_error(errs)
     else:
         labels = ["all", *dict.fromkeys(errs["predictor"])]
-        err_fig = combine([F.predictor_error(errs if lab == "all" else errs[errs["predictor"] == lab])
-                           for lab in labels], labels, "Predictor error")
+        err_fig = combine(
+            [F.predictor_error(errs if lab == "all" else errs[errs["predictor"] == lab]) for lab in labels],
+            labels,
+            "Predictor error",
+        )
     hist = [F.search_trajectory(h, title=f"Search trajectory: {name}") for name, h in histories.items()]
-    return [F.pareto(points, device), F.madds_latency(models, device), _breakdown(frame, points, first),
-            err_fig, *(hist or [F.search_trajectory(None)]), F.ablation_deltas(D.ablations(models, first), device),
-            F.task_latency(D.task_points(models, first), D.reduced_tail(models, first), device),
-            F.op_efficiency(efficiency(frame), device)]
+    return [
+        F.pareto(points, device),
+        F.madds_latency(models, device),
+        _breakdown(frame, points, first),
+        err_fig,
+        *(hist or [F.search_trajectory(None)]),
+        F.ablation_deltas(D.ablations(models, first), device),
+        F.task_latency(D.task_points(models, first), D.reduced_tail(models, first), device),
+        F.op_efficiency(efficiency(frame), device),
+    ]
 
 
 def render_report(notes: list[str], sections: list[dict]) -> str:
@@ -126,22 +152,30 @@ def render_report(notes: list[str], sections: list[dict]) -> str:
     ``sections``: dicts with ``id``, ``device`` (label), ``notes`` and ``figures`` (plotly figures;
     plotly.js is embedded once, with the first figure). Text is escaped, figure HTML is not.
     """
-    env = jinja2.Environment(loader=jinja2.PackageLoader("hwlat.dashboards", "templates"),
-                             autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("hwlat.dashboards", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     first = True
     rendered = []
     for sec in sections:
         figs = []
         for fig in sec["figures"]:
-            figs.append(fig.to_html(full_html=False, include_plotlyjs=first,
-                                    config={"responsive": True, "displaylogo": False}))
+            figs.append(
+                fig.to_html(
+                    full_html=False, include_plotlyjs=first, config={"responsive": True, "displaylogo": False}
+                )
+            )
             first = False
         rendered.append({**sec, "figures": figs})
     return env.get_template("report.html.j2").render(notes=notes, sections=rendered)
 
 
-def build_report(store, predictor_paths=(), runs_dir=None, out="report.html", runtime=None,
-                 device=None, notes=()) -> Path:
+def build_report(
+    store, predictor_paths=(), runs_dir=None, out="report.html", runtime=None, device=None, notes=()
+) -> Path:
     """Write the HTML report of ``store`` (path or :class:`Store`) and return its path.
 
     Parameters
@@ -172,11 +206,15 @@ def build_report(store, predictor_paths=(), runs_dir=None, out="report.html", ru
 
         frame = frame[frame["device_key"] == select_device(devices, device, str(store))["device_key"]]
     if frame.empty:
-        notes.append(f"The store {store} holds no measurements" + (f" of device {device!r}." if device else "."))
+        notes.append(
+            f"The store {store} holds no measurements" + (f" of device {device!r}." if device else ".")
+        )
     if runtime is not None:
         if not (frame["runtime"] == runtime).any():
-            notes.append(f"The store has no {runtime} measurements (it has: "
-                         f"{', '.join(sorted(frame['runtime'].unique())) or 'none'}).")
+            notes.append(
+                f"The store has no {runtime} measurements (it has: "
+                f"{', '.join(sorted(frame['runtime'].unique())) or 'none'})."
+            )
         frame = frame[frame["runtime"] == runtime]
     if runs_dir is not None and not Path(runs_dir).is_dir():
         notes.append(f"Runs folder {runs_dir} does not exist: no search trajectories.")
@@ -190,17 +228,28 @@ def build_report(store, predictor_paths=(), runs_dir=None, out="report.html", ru
         if key is not None:
             fp = json.loads(devices.set_index("device_key").loc[key, "fingerprint"])
         device = f"{g['device'].iloc[0]} · {rt}" if key is not None else "this device"
-        if fp is not None and fp.get("imported"):   # measured elsewhere, end to end only
+        if fp is not None and fp.get("imported"):  # measured elsewhere, end to end only
             from hwlat.dashboards.devices import imported_figures
 
-            sections.append({"id": f"s{len(sections)}", "device": device,
-                             "notes": [f"Imported from a table: {fp.get('source') or 'unknown source'}."],
-                             "figures": imported_figures(g, fp, device, preds)})
+            sections.append(
+                {
+                    "id": f"s{len(sections)}",
+                    "device": device,
+                    "notes": [f"Imported from a table: {fp.get('source') or 'unknown source'}."],
+                    "figures": imported_figures(g, fp, device, preds),
+                }
+            )
             continue
         local = {lab: p for lab, p in preds.items() if not (p.fingerprint_ or {}).get("imported")}
         pnotes = device_notes(local, fp, rt)
-        sections.append({"id": f"s{len(sections)}", "device": device, "notes": pnotes,
-                         "figures": section_figures(g, device, local, hists)})
+        sections.append(
+            {
+                "id": f"s{len(sections)}",
+                "device": device,
+                "notes": pnotes,
+                "figures": section_figures(g, device, local, hists),
+            }
+        )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(out, render_report(notes, sections))

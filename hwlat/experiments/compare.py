@@ -17,13 +17,14 @@ on the built-in digits task with a fitted predictor.
 Every number lands in ``DIR/compare.json`` (written after each part); latencies in ms. Reruns
 resume each part.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -69,9 +70,20 @@ class CompareConfig:
             raise ValueError(f"unknown NAS controller(s) {bad}; choose from {', '.join(CONTROLLERS)}")
 
 
-def run_netadapt(seed, task, pred, out: str | Path, *, target_ms: float | None = None,
-                 target_ratio: float | None = None, check: bool = False, log: Callable[[str], None] = print,
-                 pool=None, seed_train_steps: int | None = None, **config):
+def run_netadapt(
+    seed,
+    task,
+    pred,
+    out: str | Path,
+    *,
+    target_ms: float | None = None,
+    target_ratio: float | None = None,
+    check: bool = False,
+    log: Callable[[str], None] = print,
+    pool=None,
+    seed_train_steps: int | None = None,
+    **config,
+):
     """The NetAdapt stage of ``hwlat netadapt``, ``hwlat demo compare`` and the demo: the channel
     floor of ``seed`` under ``pred`` (logged), the target (``target_ms``, or ``target_ratio`` of the
     seed's predicted latency; ``check``: refuse one cuts cannot reach), the run in ``out`` (resumed
@@ -91,25 +103,57 @@ def run_netadapt(seed, task, pred, out: str | Path, *, target_ms: float | None =
         for line in describe_step(step):
             log(f"  {line}")
 
-    r = netadapt(seed, None, task, pred, NetAdaptConfig(target_ms=target, **config), Path(out),
-                 seed_train_steps=seed_train_steps, callback=show, pool=pool)
+    r = netadapt(
+        seed,
+        None,
+        task,
+        pred,
+        NetAdaptConfig(target_ms=target, **config),
+        Path(out),
+        seed_train_steps=seed_train_steps,
+        callback=show,
+        pool=pool,
+    )
     log(f"netadapt: {outcome(r.history)}")
     return r, floor, target
 
 
-def _netadapt(pred, task, seed, cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> tuple[dict, object]:
+def _netadapt(
+    pred, task, seed, cfg: CompareConfig, out: Path, log: Callable[[str], None]
+) -> tuple[dict, object]:
     t = time.time()
-    r, floor, target = run_netadapt(seed, task, pred, out / "netadapt", target_ratio=cfg.ratio, log=log,
-                                    seed_train_steps=cfg.seed_steps, delta_fraction=cfg.delta, decay=cfg.decay,
-                                    short_steps=cfg.short_steps, long_steps=cfg.long_steps)
+    r, floor, target = run_netadapt(
+        seed,
+        task,
+        pred,
+        out / "netadapt",
+        target_ratio=cfg.ratio,
+        log=log,
+        seed_train_steps=cfg.seed_steps,
+        delta_fraction=cfg.delta,
+        decay=cfg.decay,
+        short_steps=cfg.short_steps,
+        long_steps=cfg.long_steps,
+    )
     fin = r.history["final"]
-    return {"seed": seed.name, "resolution": cfg.resolution, "seed_predicted_ms": floor.seed_ms,
-            "fixed_ms": floor.floor_ms, "seed_accuracy": r.history["seed"]["accuracy"], "target_predicted_ms": target,
-            "final_predicted_ms": fin["predicted_ms"], "final_accuracy": fin["accuracy"],
-            "accuracy_before_long": fin["accuracy_before_long"], "steps": len(r.history["steps"]),
-            "reached_target": fin["reached_target"], "stopped": fin.get("stopped"),
-            "evaluation_noise": next((s["noise"] for s in r.history["steps"] if "noise" in s), None),
-            "seconds": time.time() - t, "final_arch": fin["arch"], "final_params": fin["params"]}, r.arch
+    return {
+        "seed": seed.name,
+        "resolution": cfg.resolution,
+        "seed_predicted_ms": floor.seed_ms,
+        "fixed_ms": floor.floor_ms,
+        "seed_accuracy": r.history["seed"]["accuracy"],
+        "target_predicted_ms": target,
+        "final_predicted_ms": fin["predicted_ms"],
+        "final_accuracy": fin["accuracy"],
+        "accuracy_before_long": fin["accuracy_before_long"],
+        "steps": len(r.history["steps"]),
+        "reached_target": fin["reached_target"],
+        "stopped": fin.get("stopped"),
+        "evaluation_noise": next((s["noise"] for s in r.history["steps"] if "noise" in s), None),
+        "seconds": time.time() - t,
+        "final_arch": fin["arch"],
+        "final_params": fin["params"],
+    }, r.arch
 
 
 def uniform_scale(arch, m: float):
@@ -126,7 +170,9 @@ def uniform_scale(arch, m: float):
     stem = dataclasses.replace(arch.stem, out=w(arch.stem.out))
     blocks, cin, new_cin = [], arch.stem.out, stem.out
     for b in arch.blocks:
-        exp = new_cin if b.exp == cin else w(b.exp) + CHANNEL_DIVISOR * (w(b.exp) == new_cin)  # keep the expansion conv
+        exp = (
+            new_cin if b.exp == cin else w(b.exp) + CHANNEL_DIVISOR * (w(b.exp) == new_cin)
+        )  # keep the expansion conv
         se = b.se and dataclasses.replace(b.se, squeeze=se_squeeze(exp))
         nb = dataclasses.replace(b, exp=exp, out=w(b.out), se=se)
         if residual_applies(nb, new_cin) != residual_applies(b, cin):  # widths rounded to equal
@@ -191,17 +237,24 @@ def _uniform(pred, task, seed, cfg: CompareConfig, out: Path, na: dict, measured
     arch = uniform_scale(seed, m)
     steps = cfg.seed_steps + cfg.long_steps
     model = task.train(arch, steps)
-    rec = {"width_mult": m, "predicted_ms": pred.predict(arch), "accuracy": task.accuracy(model),
-           "measured_ms": measured["ladder_ms"][m], "matched_on": "measured latency, side by side",
-           "predicted_match_mult": measured["predicted_match_mult"],
-           "tried_ms": {f"{k:g}": v for k, v in sorted(measured["ladder_ms"].items())},
-           "train_steps": steps, "params": summary(arch)["params"]}
+    rec = {
+        "width_mult": m,
+        "predicted_ms": pred.predict(arch),
+        "accuracy": task.accuracy(model),
+        "measured_ms": measured["ladder_ms"][m],
+        "matched_on": "measured latency, side by side",
+        "predicted_match_mult": measured["predicted_match_mult"],
+        "tried_ms": {f"{k:g}": v for k, v in sorted(measured["ladder_ms"].items())},
+        "train_steps": steps,
+        "params": summary(arch)["params"],
+    }
     record_baseline(out / "netadapt", "uniform", rec)
     return rec
 
 
-def _nas(pred, cfg: CompareConfig, out: Path, res: dict, save: Callable[[], None],
-         log: Callable[[str], None]) -> None:
+def _nas(
+    pred, cfg: CompareConfig, out: Path, res: dict, save: Callable[[], None], log: Callable[[str], None]
+) -> None:
     from hwlat.archs import SearchSpace
     from hwlat.search.evaluators import DigitsTask
     from hwlat.search.nas import W_SMALL, CachedAccuracy, latency_function, make_controller, search
@@ -210,27 +263,47 @@ def _nas(pred, cfg: CompareConfig, out: Path, res: dict, save: Callable[[], None
     lat = latency_function(pred, space)
     log(f"nas: {lat.describe()}")
     # cheap: few steps, BatchNorm statistics recalibrated on one batch of training images
-    cheap = DigitsTask(cfg.nas_resolution, scratch_steps=cfg.nas_steps, batch_size=32, bn_batches=1,
-                       threads=cfg.threads)
+    cheap = DigitsTask(
+        cfg.nas_resolution, scratch_steps=cfg.nas_steps, batch_size=32, bn_batches=1, threads=cfg.threads
+    )
     ref = float(np.median(lat([space.sample(np.random.default_rng(7)) for _ in range(500)])))
-    res["nas"] = {"space": f"mobilenetv3_small @{cfg.nas_resolution}px", "target_ms": ref, "w": W_SMALL,
-                  "evaluator": f"digits {cfg.nas_resolution}px, {cfg.nas_steps} training steps from scratch"}
+    res["nas"] = {
+        "space": f"mobilenetv3_small @{cfg.nas_resolution}px",
+        "target_ms": ref,
+        "w": W_SMALL,
+        "evaluator": f"digits {cfg.nas_resolution}px, {cfg.nas_steps} training steps from scratch",
+    }
     for c in cfg.controllers:
         t = time.time()
-        h = search(space, make_controller(c, space), CachedAccuracy(cheap.evaluate), lat, ref,
-                   cfg.nas_budget, np.random.default_rng(0), w=W_SMALL, out_dir=out / f"nas_{c}")
+        h = search(
+            space,
+            make_controller(c, space),
+            CachedAccuracy(cheap.evaluate),
+            lat,
+            ref,
+            cfg.nas_budget,
+            np.random.default_rng(0),
+            w=W_SMALL,
+            out_dir=out / f"nas_{c}",
+        )
         b = h["best"]
         rw = [x["reward"] for x in h["candidates"]]
-        res["nas"][c] = {"best_reward": b["reward"], "best_accuracy": b["accuracy"],
-                         "best_predicted_ms": b["predicted_ms"], "candidates": len(rw),
-                         "mean_reward_first50": float(np.mean(rw[:50])),
-                         "mean_reward_last50": float(np.mean(rw[-50:])), "seconds": time.time() - t}
+        res["nas"][c] = {
+            "best_reward": b["reward"],
+            "best_accuracy": b["accuracy"],
+            "best_predicted_ms": b["predicted_ms"],
+            "candidates": len(rw),
+            "mean_reward_first50": float(np.mean(rw[:50])),
+            "mean_reward_last50": float(np.mean(rw[-50:])),
+            "seconds": time.time() - t,
+        }
         save()
         log(f"nas {c}: best reward {b['reward']:.4f} (acc {b['accuracy']:.3f}, {b['predicted_ms']:.3f} ms)")
 
 
-def compare(pred, out_dir: str | Path, cfg: CompareConfig = CompareConfig(),
-            log: Callable[[str], None] = print) -> dict:
+def compare(
+    pred, out_dir: str | Path, cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = print
+) -> dict:
     """Run the parts of the comparison not in ``cfg.skip``; return (and write) ``DIR/compare.json``."""
     from hwlat.archs import load_arch
     from hwlat.search.evaluators import DigitsTask
@@ -238,16 +311,23 @@ def compare(pred, out_dir: str | Path, cfg: CompareConfig = CompareConfig(),
     out = H.out_dir(out_dir)
     res: dict = {"schema": FORMAT}
     save = lambda: atomic_write_json(out / "compare.json", res)  # noqa: E731
-    task = DigitsTask(cfg.resolution, scratch_steps=cfg.seed_steps, batch_size=32, threads=cfg.threads,
-                      holdout_fraction=cfg.holdout)
+    task = DigitsTask(
+        cfg.resolution,
+        scratch_steps=cfg.seed_steps,
+        batch_size=32,
+        threads=cfg.threads,
+        holdout_fraction=cfg.holdout,
+    )
     seed = task.adapt(load_arch(cfg.seed_arch))
-    if cfg.threads is None:    # what trains fastest here now: a busy core makes 2 threads slower than 1
+    if cfg.threads is None:  # what trains fastest here now: a busy core makes 2 threads slower than 1
         task.threads = task.fastest_threads(seed)
         log(f"training with {task.threads} torch thread(s), the fastest on this host now")
     res["train_threads"] = task.threads
     if "netadapt" not in cfg.skip:
         res["netadapt"], final = _netadapt(pred, task, seed, cfg, out, log)
-        measured = _measure(pred, seed, final, cfg, out, res["netadapt"], with_uniform="uniform" not in cfg.skip)
+        measured = _measure(
+            pred, seed, final, cfg, out, res["netadapt"], with_uniform="uniform" not in cfg.skip
+        )
         save()
         if "uniform" not in cfg.skip:
             res["uniform"] = _uniform(pred, task, seed, cfg, out, res["netadapt"], measured)

@@ -11,6 +11,7 @@
 Everything is written under ``out`` (default ``out/demo``). ``quick=True`` is a small version of the
 same path (about 3-4 minutes) used by the tests.
 """
+
 from __future__ import annotations
 
 import time
@@ -74,16 +75,24 @@ def _archs(quick: bool):
 
     grid = paper_grid(("small",), (0.5, 1.0), (96, 160)) if quick else paper_grid()
     archs = [get_arch(name, resolution=r) for name, r in grid]
-    extras = ["mobilenetv3_small_minimal_100"] if quick else [
-        "mobilenetv3_large_minimal_100", "mobilenetv3_small_minimal_100", "mobilenetv2_100",
-        "mobilenetv2_035", "mnasnet_a1"]
+    extras = (
+        ["mobilenetv3_small_minimal_100"]
+        if quick
+        else [
+            "mobilenetv3_large_minimal_100",
+            "mobilenetv3_small_minimal_100",
+            "mobilenetv2_100",
+            "mobilenetv2_035",
+            "mnasnet_a1",
+        ]
+    )
     archs += [get_arch(n) for n in extras]
     archs += _ablations(quick)
     rng = np.random.default_rng(0)
     space = SearchSpace.mobilenetv3_small(resolution=128 if quick else 160)
     archs += [space.sample_arch(rng) for _ in range(3 if quick else 12)]
     archs.append(_netadapt_seed(quick)[0])  # NetAdapt's seed with its 10-class head, measured too
-    return list({encode(a): a for a in archs}.values())   # V3-Large 1.0 is in the grid and the ablations
+    return list({encode(a): a for a in archs}.values())  # V3-Large 1.0 is in the grid and the ablations
 
 
 @dataclass
@@ -99,7 +108,8 @@ class Stage:
     def line(self) -> str:
         what = {"ran": "ran", "short": "ran, short of its goal", "failed": "FAILED", "skipped": "did not run"}
         return f"{self.name}: {what[self.status]} ({self.seconds / 60:.1f} min)" + (
-            f": {self.detail}" if self.detail else "")
+            f": {self.detail}" if self.detail else ""
+        )
 
 
 @dataclass
@@ -170,8 +180,10 @@ def run_demo(out: str | Path = "out/demo", quick: bool = False, progress: bool =
         print(f"{took}, every stage ran; report: {report.resolve()}")
     else:
         bad = "; ".join(s.line() for s in stages if s.status not in ("ran", "short"))
-        print(f"{took}, NOT every stage ran ({bad}); "
-              + (f"report: {report.resolve()}" if report else "no report was written"))
+        print(
+            f"{took}, NOT every stage ran ({bad}); "
+            + (f"report: {report.resolve()}" if report else "no report was written")
+        )
     return result
 
 
@@ -188,8 +200,9 @@ def _profile(archs, store: Path, quick: bool, progress: bool):
         profile(abl, "model", store, DEFAULT_RUNTIME, config=cfg, batch=len(abl), progress=progress)
     # each network with its blocks in one interleaved batch: a slow phase hits both alike
     res = profile(archs, ("model", "block"), store, DEFAULT_RUNTIME, config=cfg, progress=progress)
-    print(f"      {len(res.measured)} workloads measured, {len(res.skipped)} reused, "
-          f"{len(res.failed)} failed")
+    print(
+        f"      {len(res.measured)} workloads measured, {len(res.skipped)} reused, {len(res.failed)} failed"
+    )
     if not res.measured and not res.skipped:
         raise ValueError(f"no workload could be measured ({len(res.failed)} failed)")
     return res
@@ -208,8 +221,13 @@ def _fit(out: Path, store: Path, quick: bool):
     print(report[cols].round(3).to_string(index=False))
     paths = []
     for kind in ("madds", "calibrated"):  # refit on every measured network for the report and NetAdapt
-        pred = make_predictor(kind).fit(data.archs(), data.latency_ms, pieces=data.pieces,
-                                        fingerprint=data.fingerprint, runtime=data.runtime)
+        pred = make_predictor(kind).fit(
+            data.archs(),
+            data.latency_ms,
+            pieces=data.pieces,
+            fingerprint=data.fingerprint,
+            runtime=data.runtime,
+        )
         paths.append(out / f"pred_{kind}.json")
         pred.save(paths[-1])
     return paths, pred
@@ -232,24 +250,38 @@ def _netadapt(out: Path, pred, quick: bool):
     seed, name, res = _netadapt_seed(quick)
     floor = channel_floor(seed, pred)
     ratio = demo_target_ratio(floor)
-    print(f"      seed {name} @{res} px, 10 classes; {floor.describe()}; target {ratio:.2f} of its "
-          f"predicted latency")
-    cfg = CompareConfig(seed_arch=name, resolution=res, seed_steps=30 if quick else 150,
-                        short_steps=SHORT_STEPS[quick], long_steps=10 if quick else 100, delta=DEMO_DELTA,
-                        ratio=ratio, skip=frozenset({"nas"}), max_seconds=1.0 if quick else 3.0,
-                        threads=1 if quick else None)
-    run = out / f"netadapt_{name}_{res}"   # a folder per seed: a rerun with another seed starts afresh
+    print(
+        f"      seed {name} @{res} px, 10 classes; {floor.describe()}; target {ratio:.2f} of its "
+        f"predicted latency"
+    )
+    cfg = CompareConfig(
+        seed_arch=name,
+        resolution=res,
+        seed_steps=30 if quick else 150,
+        short_steps=SHORT_STEPS[quick],
+        long_steps=10 if quick else 100,
+        delta=DEMO_DELTA,
+        ratio=ratio,
+        skip=frozenset({"nas"}),
+        max_seconds=1.0 if quick else 3.0,
+        threads=1 if quick else None,
+    )
+    run = out / f"netadapt_{name}_{res}"  # a folder per seed: a rerun with another seed starts afresh
     r = compare(pred, run, cfg, log=lambda s: print(f"      {s}"))
     na, un = r["netadapt"], r.get("uniform")
-    print(f"      NetAdapt: seed {na['seed_predicted_ms']:.3f} ms predicted / {na['seed_measured_ms']:.3f} ms "
-          f"measured, acc {na['seed_accuracy']:.3f} -> final {na['final_predicted_ms']:.3f} / "
-          f"{na['final_measured_ms']:.3f} ms, acc {na['final_accuracy']:.3f} ({na['steps']} steps; "
-          f"measured ratio {na['measured_ratio']:.2f}, goal <= 0.80)")
+    print(
+        f"      NetAdapt: seed {na['seed_predicted_ms']:.3f} ms predicted / {na['seed_measured_ms']:.3f} ms "
+        f"measured, acc {na['seed_accuracy']:.3f} -> final {na['final_predicted_ms']:.3f} / "
+        f"{na['final_measured_ms']:.3f} ms, acc {na['final_accuracy']:.3f} ({na['steps']} steps; "
+        f"measured ratio {na['measured_ratio']:.2f}, goal <= 0.80)"
+    )
     if un:
-        print(f"      uniform width x{un['width_mult']:g} (the widest not slower than NetAdapt's result, measured): "
-              f"{un['predicted_ms']:.3f} ms predicted / "
-              f"{un['measured_ms']:.3f} ms measured ({un['measured_ms'] / na['seed_measured_ms']:.2f} of "
-              f"the seed), acc {un['accuracy']:.3f}, trained {un['train_steps']} steps from scratch")
+        print(
+            f"      uniform width x{un['width_mult']:g} (the widest not slower than NetAdapt's result, measured): "
+            f"{un['predicted_ms']:.3f} ms predicted / "
+            f"{un['measured_ms']:.3f} ms measured ({un['measured_ms'] / na['seed_measured_ms']:.2f} of "
+            f"the seed), acc {un['accuracy']:.3f}, trained {un['train_steps']} steps from scratch"
+        )
     print(f"      history: {run / 'netadapt' / 'history.json'}; all numbers: {run / 'compare.json'}")
     if not na["reached_target"]:
         return r, "short", na["stopped"]
@@ -261,27 +293,36 @@ def _phones(out: Path, store: Path, quick: bool) -> list[Path]:
     of rows, written to ``out/fbnet_phones.csv``) as two devices; fit ``e2e`` on the Samsung's
     networks and ``transfer`` to the Pixel 2 from 20 of its networks (chosen by ``suggest``) with
     the Samsung ``e2e`` and the shipped Pixel 3 table as sources. Returns the predictor files."""
-    from hwlat.latency_models import Transfer, TrainingData, load, make_predictor
+    from hwlat.latency_models import TrainingData, Transfer, load, make_predictor
     from hwlat.latency_models.metrics import metrics
     from hwlat.latency_models.suggest import suggest
-    from hwlat.profiler.storage.tables import import_table
     from hwlat.paper import fbnet_latencies
+    from hwlat.profiler.storage.tables import import_table
 
     df = fbnet_latencies()
-    rows = np.sort(np.random.default_rng(0).permutation(len(df))[:300 if quick else 1000])
+    rows = np.sort(np.random.default_rng(0).permutation(len(df))[: 300 if quick else 1000])
     table = out / "fbnet_phones.csv"
     df.iloc[rows][["idx", *[f"op{i}" for i in range(22)], "samsung_a50", "pixel2"]].to_csv(table, index=False)
     for col in ("samsung_a50", "pixel2"):
-        c = import_table(table, store, col, col, space="fbnet_cifar100", runtime="tflite",
-                         source="published: HW-NAS-Bench via HELP (hwlat data/fbnet_cifar100_latency_ms.csv)")
+        c = import_table(
+            table,
+            store,
+            col,
+            col,
+            space="fbnet_cifar100",
+            runtime="tflite",
+            source="published: HW-NAS-Bench via HELP (hwlat data/fbnet_cifar100_latency_ms.csv)",
+        )
         print(f"      imported {c['rows']} networks of {col} [{c['device_key']}]")
     sam = TrainingData.from_store(store, device="samsung_a50")
     archs, y = sam.archs(), sam.latency_ms
     half = len(y) // 2
     e2e = make_predictor("e2e").fit(archs[:half], y[:half], fingerprint=sam.fingerprint, runtime=sam.runtime)
     m = metrics(y[half:], e2e.predict_many(archs[half:]))
-    print(f"      e2e on {half} samsung_a50 networks, the other {len(y) - half}: acc10 {m['acc10']:.2f}, "
-          f"Spearman {m['spearman']:.2f}")
+    print(
+        f"      e2e on {half} samsung_a50 networks, the other {len(y) - half}: acc10 {m['acc10']:.2f}, "
+        f"Spearman {m['spearman']:.2f}"
+    )
     px = TrainingData.from_store(store, device="pixel2")
     parch, py = px.archs(), px.latency_ms
     sources = [e2e, load("@pixel3")]
@@ -289,11 +330,14 @@ def _phones(out: Path, store: Path, quick: bool) -> list[Path]:
     chosen = {p.vector for p in suggest(sources, "fbnet_cifar100", 20, candidates=vectors)}
     idx = [i for i, v in enumerate(vectors) if v in chosen]
     rest = [i for i in range(len(py)) if i not in set(idx)]
-    tr = Transfer(sources=sources).fit([parch[i] for i in idx], py[idx], fingerprint=px.fingerprint,
-                                       runtime=px.runtime)
+    tr = Transfer(sources=sources).fit(
+        [parch[i] for i in idx], py[idx], fingerprint=px.fingerprint, runtime=px.runtime
+    )
     m = metrics(py[rest], tr.predict_many([parch[i] for i in rest]))
-    print(f"      transfer to pixel2 from {len(idx)} suggested networks ({', '.join(tr.source_names_)}), "
-          f"the other {len(rest)}: acc10 {m['acc10']:.2f}, Spearman {m['spearman']:.2f}")
+    print(
+        f"      transfer to pixel2 from {len(idx)} suggested networks ({', '.join(tr.source_names_)}), "
+        f"the other {len(rest)}: acc10 {m['acc10']:.2f}, Spearman {m['spearman']:.2f}"
+    )
     paths = [out / "pred_e2e_samsung_a50.json", out / "pred_transfer_pixel2.json"]
     e2e.save(paths[0])
     tr.save(paths[1])

@@ -10,12 +10,25 @@ latencies) and ``transfer`` (a new device from a few networks and other devices'
 ``suggest`` (which networks to measure on a new device), ``shipped`` (the ``@pixel3``/``@raspi4``
 block tables).
 """
-from hwlat.latency_models.training_data import TrainingData
+
 from hwlat.latency_models.e2e import EndToEnd
 from hwlat.latency_models.kinds import KINDS, load, load_predictor, make_predictor
 from hwlat.latency_models.metrics import metrics, noise_floor
 from hwlat.latency_models.predictors import LookupTable, MAddsProxy, Regression
+from hwlat.latency_models.training_data import TrainingData
 from hwlat.latency_models.transfer import Transfer
 
-__all__ = ["TrainingData", "metrics", "noise_floor", "load", "load_predictor", "KINDS", "LookupTable", "MAddsProxy",
-           "Regression", "EndToEnd", "Transfer", "make_predictor"]
+__all__ = [
+    "TrainingData",
+    "metrics",
+    "noise_floor",
+    "load",
+    "load_predictor",
+    "KINDS",
+    "LookupTable",
+    "MAddsProxy",
+    "Regression",
+    "EndToEnd",
+    "Transfer",
+    "make_predictor",
+]

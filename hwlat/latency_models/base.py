@@ -25,10 +25,11 @@ A new kind subclasses :class:`Predictor`, implements ``_fit(archs, y, pieces)`` 
 ``_predict(archs) -> ndarray`` (and ``_layers(arch)``), and is registered in
 :data:`hwlat.latency_models.kinds.KINDS`.
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -61,8 +62,7 @@ def as_list(X) -> tuple[list[ArchSpec], bool]:
     return archs, False
 
 
-def predict_noting_extrapolation(predictor, archs: Sequence[ArchSpec]
-                                 ) -> tuple[np.ndarray, str | None]:
+def predict_noting_extrapolation(predictor, archs: Sequence[ArchSpec]) -> tuple[np.ndarray, str | None]:
     """``predictor.predict_many(archs)`` (ms) and, instead of raising its
     :class:`~hwlat.errors.ExtrapolationWarning`, that warning's message (None without one), for
     callers that show extrapolation themselves. Any other warning is passed on."""
@@ -78,7 +78,7 @@ def predict_noting_extrapolation(predictor, archs: Sequence[ArchSpec]
     return ms, extrapolated
 
 
-_CLASSES: dict[str, type["Predictor"]] = {}
+_CLASSES: dict[str, type[Predictor]] = {}
 
 
 class Predictor(RegressorMixin, BaseEstimator):
@@ -91,8 +91,14 @@ class Predictor(RegressorMixin, BaseEstimator):
         if not cls.__name__.startswith("_"):  # a predictor file names its class: predictor_class()
             _CLASSES[cls.__name__] = cls
 
-    def fit(self, X, y, pieces: pd.DataFrame | None = None, fingerprint: dict | None = None,
-            runtime: str | None = None):
+    def fit(
+        self,
+        X,
+        y,
+        pieces: pd.DataFrame | None = None,
+        fingerprint: dict | None = None,
+        runtime: str | None = None,
+    ):
         archs, _ = as_list(X)
         y = np.asarray(y, dtype=float)
         if len(archs) != len(y) or len(y) < 2:
@@ -131,12 +137,12 @@ class Predictor(RegressorMixin, BaseEstimator):
     # -- extrapolation ---------------------------------------------------------------------------
     def _warn_resolution(self, archs: Sequence[ArchSpec]) -> None:
         lo, hi = self.resolution_range_
-        far = sorted(r for r in {side(a) for a in archs}
-                     if not lo / FAR_OUTSIDE <= r <= hi * FAR_OUTSIDE)
+        far = sorted(r for r in {side(a) for a in archs} if not lo / FAR_OUTSIDE <= r <= hi * FAR_OUTSIDE)
         if far:
             shown = ", ".join(map(str, far[:5])) + (", ..." if len(far) > 5 else "")
-            self.warn_extrapolation(f"resolution {shown} px is far outside the training networks' "
-                                    f"{lo}-{hi} px")
+            self.warn_extrapolation(
+                f"resolution {shown} px is far outside the training networks' {lo}-{hi} px"
+            )
 
     def warn_extrapolation(self, what: str) -> None:
         """Emit an :class:`~hwlat.errors.ExtrapolationWarning` about ``what``."""
@@ -152,10 +158,12 @@ class Predictor(RegressorMixin, BaseEstimator):
         theirs = device_key(fingerprint)
         problems = []
         if mine and mine != theirs:
-            problems.append(f"fitted on device {mine} ({self.fingerprint_.get('cpu')}, "
-                            f"{self.fingerprint_.get('runtime')} {self.fingerprint_.get('runtime_version')}), "
-                            f"used for {theirs} ({fingerprint.get('cpu')}, {fingerprint.get('runtime')} "
-                            f"{fingerprint.get('runtime_version')})")
+            problems.append(
+                f"fitted on device {mine} ({self.fingerprint_.get('cpu')}, "
+                f"{self.fingerprint_.get('runtime')} {self.fingerprint_.get('runtime_version')}), "
+                f"used for {theirs} ({fingerprint.get('cpu')}, {fingerprint.get('runtime')} "
+                f"{fingerprint.get('runtime_version')})"
+            )
         if runtime and self.runtime_ and runtime != self.runtime_:
             problems.append(f"fitted for runtime {self.runtime_!r}, used for {runtime!r}")
         if problems:
@@ -180,36 +188,51 @@ class Predictor(RegressorMixin, BaseEstimator):
         pieces = self.train_pieces_
         return {
             "params": self.state_params(),
-            "fingerprint": self.fingerprint_, "runtime": self.runtime_,
-            "train": {"archs": [encode(a) for a in self.train_archs_],
-                      "names": [a.name for a in self.train_archs_],
-                      "latency_ms": [float(v) for v in self.train_latency_ms_]},
-            "pieces": None if pieces is None else [  # exact floats: json, not pandas' to_json
-                {**r, "latency_ms": float(r["latency_ms"])} for r in
-                pieces[list(persist.PIECE_FIELDS)].to_dict("records")],
+            "fingerprint": self.fingerprint_,
+            "runtime": self.runtime_,
+            "train": {
+                "archs": [encode(a) for a in self.train_archs_],
+                "names": [a.name for a in self.train_archs_],
+                "latency_ms": [float(v) for v in self.train_latency_ms_],
+            },
+            "pieces": None
+            if pieces is None
+            else [  # exact floats: json, not pandas' to_json
+                {**r, "latency_ms": float(r["latency_ms"])}
+                for r in pieces[list(persist.PIECE_FIELDS)].to_dict("records")
+            ],
         }
 
     @classmethod
-    def from_state(cls, state: dict, source: str = "state") -> "Predictor":
+    def from_state(cls, state: dict, source: str = "state") -> Predictor:
         """The predictor ``get_state`` described, refitted; errors name ``source`` and the field."""
         persist.check_state(state, source)
         params = state["params"]
         unknown = set(params) - set(cls._get_param_names())
         if unknown:
-            raise FileFormatError(f"{source}: state.params: unknown parameter(s) {sorted(unknown)} "
-                                  f"for {cls.__name__}")
+            raise FileFormatError(
+                f"{source}: state.params: unknown parameter(s) {sorted(unknown)} for {cls.__name__}"
+            )
         train = state["train"]
         names = train.get("names") or [None] * len(train["archs"])
         try:
             archs = [decode(a, name=n) if n else decode(a) for a, n in zip(train["archs"], names)]
         except ValueError as e:
             raise FileFormatError(f"{source}: state.train.archs: {e}") from None
-        pieces = None if state["pieces"] is None else pd.DataFrame.from_records(
-            state["pieces"], columns=list(persist.PIECE_FIELDS))
+        pieces = (
+            None
+            if state["pieces"] is None
+            else pd.DataFrame.from_records(state["pieces"], columns=list(persist.PIECE_FIELDS))
+        )
         try:
-            return cls(**params).fit(archs, train["latency_ms"], pieces=pieces,
-                                     fingerprint=state["fingerprint"], runtime=state["runtime"])
-        except (ValueError, HwlatError) as e:   # e.g. latencies <= 0, pieces that do not cover the networks
+            return cls(**params).fit(
+                archs,
+                train["latency_ms"],
+                pieces=pieces,
+                fingerprint=state["fingerprint"],
+                runtime=state["runtime"],
+            )
+        except (ValueError, HwlatError) as e:  # e.g. latencies <= 0, pieces that do not cover the networks
             raise FileFormatError(f"{source}: cannot refit the predictor it holds: {e}") from None
 
     def save(self, path) -> None:
@@ -220,5 +243,7 @@ class Predictor(RegressorMixin, BaseEstimator):
 def predictor_class(name: str, where: str = "predictor file") -> type[Predictor]:
     """The :class:`Predictor` subclass called ``name`` (a predictor file's ``class``)."""
     if name not in _CLASSES:
-        raise FileFormatError(f"{where}: unknown predictor class {name!r} (known: {', '.join(sorted(_CLASSES))})")
+        raise FileFormatError(
+            f"{where}: unknown predictor class {name!r} (known: {', '.join(sorted(_CLASSES))})"
+        )
     return _CLASSES[name]

@@ -33,10 +33,11 @@ and ``C``) are chosen by K-fold cross-validation on the training networks only. 
 coefficient is never penalised, so with a handful of networks the model falls back to the MAdds
 proxy and with hundreds it learns the device's own cost structure.
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -45,13 +46,24 @@ from threadpoolctl import threadpool_limits
 
 from hwlat.archs.ir import ArchSpec
 from hwlat.archs.layers import LayerSpec, OpKind
+from hwlat.archs.pieces import blocks
 from hwlat.errors import FileFormatError
 from hwlat.latency_models import persist
 from hwlat.latency_models.base import Predictor
-from hwlat.archs.pieces import blocks
 
-FEATURES = ("madds", "conv_madds", "gconv_madds", "dw_madds", "dw_out", "fc_madds", "params",
-            "in_elems", "out_elems", "elementwise", "layers")
+FEATURES = (
+    "madds",
+    "conv_madds",
+    "gconv_madds",
+    "dw_madds",
+    "dw_out",
+    "fc_madds",
+    "params",
+    "in_elems",
+    "out_elems",
+    "elementwise",
+    "layers",
+)
 """Per-block cost features (counts per image): ``madds`` all multiply-adds (never penalised),
 ``conv_madds`` dense convs, ``gconv_madds`` grouped (not depthwise) convs, ``dw_madds`` depthwise
 convs, ``dw_out`` depthwise output elements (the per-pixel cost that does not grow with k²),
@@ -116,8 +128,11 @@ def _one_se(candidates: list, loss) -> float:
     losses = [loss(c) for c in candidates]
     means = np.array([v.mean() for v in losses])
     best = int(np.argmin(means))
-    bar = means[best] + losses[best].std(ddof=1) / np.sqrt(len(losses[best])) if len(losses[best]) > 1 \
+    bar = (
+        means[best] + losses[best].std(ddof=1) / np.sqrt(len(losses[best]))
+        if len(losses[best]) > 1
         else means[best]
+    )
     return next(c for c, m in zip(candidates, means) if m <= bar)
 
 
@@ -152,12 +167,18 @@ class EndToEnd(Predictor):
     """
 
     kind = "e2e"
-    granularity = "block"     # its pieces are blocks: compile_space can tabulate it
-    per_piece_ms_ = 0.0       # no per-piece overhead term (the network term is per invocation)
+    granularity = "block"  # its pieces are blocks: compile_space can tabulate it
+    per_piece_ms_ = 0.0  # no per-piece overhead term (the network term is per invocation)
 
-    def __init__(self, feature_ridge: float | None = None, block_ridge: float | None = None,
-                 cache_mb: float | None = None, loss_scale: float = LOSS_SCALE, folds: int = 5,
-                 random_state: int = 0):
+    def __init__(
+        self,
+        feature_ridge: float | None = None,
+        block_ridge: float | None = None,
+        cache_mb: float | None = None,
+        loss_scale: float = LOSS_SCALE,
+        folds: int = 5,
+        random_state: int = 0,
+    ):
         self.feature_ridge = feature_ridge
         self.block_ridge = block_ridge
         self.cache_mb = cache_mb
@@ -171,8 +192,8 @@ class EndToEnd(Predictor):
         with threadpool_limits(1):
             self._fit_design(_Design(archs), y)
 
-    def _fit_design(self, d: "_Design", y: np.ndarray) -> None:
-        self.scale_ = np.maximum(np.mean(d.phi / y[:, None], 0), 1e-12)   # features in units of y
+    def _fit_design(self, d: _Design, y: np.ndarray) -> None:
+        self.scale_ = np.maximum(np.mean(d.phi / y[:, None], 0), 1e-12)  # features in units of y
         self.y_scale_ = float(np.mean(y))
         lf, lb, c = self._choose(d, y)
         self.chosen_ = {"feature_ridge": lf, "block_ridge": lb, "cache_mb": c}
@@ -187,17 +208,20 @@ class EndToEnd(Predictor):
         n = len(y)
         k = min(self.folds, n)
         fold = np.random.default_rng(self.random_state).permutation(n) % k
-        if lf is None:   # most regularised first; fewer networks than features: MAdds-like only
+        if lf is None:  # most regularised first; fewer networks than features: MAdds-like only
             grid = sorted(FEATURE_RIDGE, reverse=True)
-            lf = _one_se(grid, lambda v: self._cv(d, y, fold, v, np.inf, np.inf)) \
-                if n > len(FEATURES) else grid[0]
+            lf = (
+                _one_se(grid, lambda v: self._cv(d, y, fold, v, np.inf, np.inf))
+                if n > len(FEATURES)
+                else grid[0]
+            )
         if c is None:
-            cands = [np.inf, *np.unique(np.quantile(d.weight_mb, CACHE_QUANTILES))[::-1]] \
-                if n >= 20 else [np.inf]
+            cands = (
+                [np.inf, *np.unique(np.quantile(d.weight_mb, CACHE_QUANTILES))[::-1]] if n >= 20 else [np.inf]
+            )
             c = _one_se(cands, lambda v: self._cv(d, y, fold, lf, np.inf, v))
         if lb is None:
-            lb = _one_se(list(BLOCK_RIDGE), lambda v: self._cv(d, y, fold, lf, v, c)) \
-                if n >= 10 else np.inf
+            lb = _one_se(list(BLOCK_RIDGE), lambda v: self._cv(d, y, fold, lf, v, c)) if n >= 10 else np.inf
         return float(lf), float(lb), float(c)
 
     def _cv(self, d: _Design, y, fold, lf, lb, c) -> np.ndarray:
@@ -224,17 +248,17 @@ class EndToEnd(Predictor):
         C = counts / (self.y_scale_ * y[:, None])
         nf = len(FEATURES)
         pen = np.zeros(A.shape[1])
-        pen[1:nf] = lf                               # every feature but total MAdds
+        pen[1:nf] = lf  # every feature but total MAdds
         lower = np.full(A.shape[1], -np.inf)
-        lower[:nf + 1] = 0.0                         # w >= 0, γ >= 0
+        lower[: nf + 1] = 0.0  # w >= 0, γ >= 0
         lower[0] = MIN_MADDS_SHARE
         if not np.isfinite(c):
-            pen[nf] = 1.0                            # unused footprint column (all zeros): w = 0
+            pen[nf] = 1.0  # unused footprint column (all zeros): w = 0
         use_c = np.isfinite(lb) and C.shape[1] > 0
         wts = np.ones(len(y))
         w = delta = None
-        for _ in range(6):                           # IRLS for the soft-L1 loss on relative error
-            WA, Wb = A * wts[:, None], wts
+        for _ in range(6):  # IRLS for the soft-L1 loss on relative error
+            WA = A * wts[:, None]
             Q, q = A.T @ WA, WA.sum(0)
             if use_c:
                 G = C.T @ (C * wts[:, None]) + lb * np.eye(C.shape[1])
@@ -264,7 +288,7 @@ class EndToEnd(Predictor):
     def _solve(self, d: _Design, y, lf, lb, c) -> None:
         w, delta = self._coefficients(d.phi, d.counts, d.weight_mb, y, lf, lb, c)
         nf = len(FEATURES)
-        self.weights_ = w[:nf] / self.scale_                     # ms per feature unit
+        self.weights_ = w[:nf] / self.scale_  # ms per feature unit
         self.gamma_ms_per_mb_ = float(w[nf])
         self.cache_mb_ = c
         self.offset_ms_ = float(w[nf + 1])
@@ -283,8 +307,9 @@ class EndToEnd(Predictor):
         """Latency (ms) of block workloads (:func:`hwlat.archs.pieces.blocks`), without the
         network term: what :func:`~hwlat.latency_models.space_table.compile_space` tabulates."""
         self._check_fitted()
-        return np.array([block_features(w.rows) @ self.weights_ + self.residual_ms_.get(w.key, 0.0)
-                         for w in pieces])
+        return np.array(
+            [block_features(w.rows) @ self.weights_ + self.residual_ms_.get(w.key, 0.0) for w in pieces]
+        )
 
     def network_term(self, arch: ArchSpec) -> float:
         """The network-level latency (ms): per-invoke offset + weight footprint beyond the cache."""
@@ -303,8 +328,11 @@ class EndToEnd(Predictor):
         term = self.network_term(arch)
         rows = [r for w in ws for r in w.rows]
         params = np.array([r.params for r in rows], dtype=float)
-        share = params / params.sum() if self.gamma_ms_per_mb_ > 0 and params.sum() else \
-            np.full(len(rows), 1 / len(rows))
+        share = (
+            params / params.sum()
+            if self.gamma_ms_per_mb_ > 0 and params.sum()
+            else np.full(len(rows), 1 / len(rows))
+        )
         out, i = [], 0
         for w, b_ms in zip(ws, block_ms):
             f = np.array([block_features((r,)) @ self.weights_ for r in w.rows])
@@ -324,15 +352,19 @@ class EndToEnd(Predictor):
         without refitting (the shipped tables hold no training networks, only these)."""
         state = super().get_state()
         state["learned"] = {
-            "features": list(FEATURES), "weights_ms": [float(v) for v in self.weights_],
+            "features": list(FEATURES),
+            "weights_ms": [float(v) for v in self.weights_],
             "gamma_ms_per_mb": self.gamma_ms_per_mb_,
             "cache_mb": None if not np.isfinite(self.cache_mb_) else self.cache_mb_,
-            "offset_ms": self.offset_ms_, "residual_ms": self.residual_ms_,
-            "chosen": self.chosen_json(), "resolution_range": list(self.resolution_range_)}
+            "offset_ms": self.offset_ms_,
+            "residual_ms": self.residual_ms_,
+            "chosen": self.chosen_json(),
+            "resolution_range": list(self.resolution_range_),
+        }
         return state
 
     @classmethod
-    def from_state(cls, state: dict, source: str = "state") -> "EndToEnd":
+    def from_state(cls, state: dict, source: str = "state") -> EndToEnd:
         """The predictor of :meth:`get_state`: its learned coefficients restored (no refit)."""
         from hwlat.archs.codec import decode
 
@@ -342,8 +374,10 @@ class EndToEnd(Predictor):
             raise FileFormatError(f"{source}: state.learned: expected the e2e coefficients (an object)")
         try:
             if list(learned["features"]) != list(FEATURES):
-                raise FileFormatError(f"{source}: state.learned.features: {learned['features']} are not "
-                                      f"this hwlat's {list(FEATURES)}")
+                raise FileFormatError(
+                    f"{source}: state.learned.features: {learned['features']} are not "
+                    f"this hwlat's {list(FEATURES)}"
+                )
             self = cls(**state["params"])
             self.weights_ = np.asarray(learned["weights_ms"], dtype=float).reshape(len(FEATURES))
             self.gamma_ms_per_mb_ = float(learned["gamma_ms_per_mb"])

@@ -4,11 +4,12 @@ The split is by architecture: a test network's model measurement is never used i
 pieces may be, as they are shared across networks — that is what a lookup table is for).
 Every report lists the MAdds proxy beside the others, on the same held-out networks.
 """
+
 from __future__ import annotations
 
 import json
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,9 +17,9 @@ import pandas as pd
 from hwlat.archs.codec import encode
 from hwlat.archs.ir import ArchSpec
 from hwlat.errors import MissingEntryError
-from hwlat.latency_models.training_data import TrainingData
 from hwlat.latency_models.kinds import HOLDOUT_KINDS, make_predictor
 from hwlat.latency_models.metrics import metrics
+from hwlat.latency_models.training_data import TrainingData
 
 
 def split_by_arch(n: int, test_fraction: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -40,9 +41,13 @@ def score(pred, archs: Sequence[ArchSpec], y) -> dict:
     return {**metrics(y, p), "predict_s": dt}
 
 
-def holdout(data: TrainingData, kinds: Sequence[str] = HOLDOUT_KINDS,
-            test_fraction: float = 0.3, seed: int = 0, test: Sequence[int] | None = None
-            ) -> tuple[pd.DataFrame, dict]:
+def holdout(
+    data: TrainingData,
+    kinds: Sequence[str] = HOLDOUT_KINDS,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+    test: Sequence[int] | None = None,
+) -> tuple[pd.DataFrame, dict]:
     """Fit each predictor kind on the training networks, score it on the held-out ones.
 
     Returns (one metrics row per kind, the fitted predictors).
@@ -57,8 +62,13 @@ def holdout(data: TrainingData, kinds: Sequence[str] = HOLDOUT_KINDS,
     for kind in dict.fromkeys(["madds", *kinds]):
         pred = make_predictor(kind)
         t = time.perf_counter()
-        pred.fit([archs[i] for i in tr], y[tr], pieces=data.pieces, fingerprint=data.fingerprint,
-                 runtime=data.runtime)
+        pred.fit(
+            [archs[i] for i in tr],
+            y[tr],
+            pieces=data.pieces,
+            fingerprint=data.fingerprint,
+            runtime=data.runtime,
+        )
         fit_s = time.perf_counter() - t
         try:
             m = score(pred, [archs[i] for i in te], y[te])

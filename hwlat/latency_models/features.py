@@ -18,28 +18,55 @@ never decrease when any channel width or the input size grows (the monotone cons
 Width signature: a piece's channel widths (input, then every row's output) apart from the rest of
 its config (:func:`width_signature`), so pieces that differ only in widths can be compared.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import pandas as pd
 
 from hwlat.archs.ir import Act, ArchSpec
 from hwlat.archs.layers import LayerSpec, OpKind, block_groups, layers
-from hwlat.archs.segments import role
 from hwlat.archs.pieces import Workload, block_workload, kernels_of
+from hwlat.archs.segments import role
 
 SUM_GRANULARITIES = ("block", "kernel")
 """The piece granularities a piece-sum predictor sums (a subset of :data:`hwlat.archs.pieces.GRANULARITIES`,
 which also holds whole models)."""
 ACT_CODE = {a: i for i, a in enumerate(Act)}
-NUMERIC = ["h", "w", "cin", "cexp", "cout", "k", "stride", "se", "act", "madds", "params",
-           "elementwise", "in_bytes", "out_bytes", "act_bytes"]
+NUMERIC = [
+    "h",
+    "w",
+    "cin",
+    "cexp",
+    "cout",
+    "k",
+    "stride",
+    "se",
+    "act",
+    "madds",
+    "params",
+    "elementwise",
+    "in_bytes",
+    "out_bytes",
+    "act_bytes",
+]
 # features that grow with every channel width (and with the input size): constrained monotone
-INCREASING = ["h", "w", "cin", "cexp", "cout", "madds", "params", "elementwise", "in_bytes",
-              "out_bytes", "act_bytes"]
+INCREASING = [
+    "h",
+    "w",
+    "cin",
+    "cexp",
+    "cout",
+    "madds",
+    "params",
+    "elementwise",
+    "in_bytes",
+    "out_bytes",
+    "act_bytes",
+]
 
 
 def piece_type(w: Workload) -> str:
@@ -52,7 +79,7 @@ def piece_type(w: Workload) -> str:
 
 
 def _numel(shape) -> int:
-    return math.prod(shape)    # plain ints: np.prod costs ~10 µs a call here
+    return math.prod(shape)  # plain ints: np.prod costs ~10 µs a call here
 
 
 def piece_features(rows: Sequence[LayerSpec]) -> dict:
@@ -60,14 +87,20 @@ def piece_features(rows: Sequence[LayerSpec]) -> dict:
     spatial = [r for r in rows if r.op in (OpKind.CONV, OpKind.DWCONV)]
     main = next((r for r in rows if r.op is OpKind.DWCONV), spatial[0] if spatial else r0)
     return {
-        "h": r0.in_shape[1], "w": r0.in_shape[2], "cin": r0.in_shape[0],
-        "cexp": max(r.out_shape[0] for r in rows), "cout": rows[-1].out_shape[0],
-        "k": _largest(main.kernel), "stride": max(_largest(r.stride) for r in rows),
+        "h": r0.in_shape[1],
+        "w": r0.in_shape[2],
+        "cin": r0.in_shape[0],
+        "cexp": max(r.out_shape[0] for r in rows),
+        "cout": rows[-1].out_shape[0],
+        "k": _largest(main.kernel),
+        "stride": max(_largest(r.stride) for r in rows),
         "se": int(any(role(r) == "se.pool" for r in rows)),
         "act": ACT_CODE[next((r.act for r in rows if r.act is not Act.IDENTITY), Act.IDENTITY)],
-        "madds": sum(r.madds for r in rows), "params": sum(r.params for r in rows),
+        "madds": sum(r.madds for r in rows),
+        "params": sum(r.params for r in rows),
         "elementwise": sum(r.elementwise for r in rows),
-        "in_bytes": 4 * _numel(r0.in_shape), "out_bytes": 4 * _numel(rows[-1].out_shape),
+        "in_bytes": 4 * _numel(r0.in_shape),
+        "out_bytes": 4 * _numel(rows[-1].out_shape),
         "act_bytes": 4 * sum(_numel(r.out_shape) for r in rows),
     }
 
@@ -87,15 +120,29 @@ def width_signature(w: Workload) -> tuple[tuple, tuple[int, ...]]:
     """``(config, widths)`` of a piece: ``widths`` are its input channels and every row's output
     channels; ``config`` is everything else (roles, ops, spatial sizes, kernels, strides,
     activations...). Pieces with the same config differ only in channel widths."""
-    config = tuple((role(r), r.op.value, r.in_shape[1:], r.out_shape[1:], r.kernel, r.stride,
-                    r.dilation, 0 if r.op is OpKind.DWCONV else r.groups, r.act.value, r.bn, r.bias)
-                   for r in w.rows)
+    config = tuple(
+        (
+            role(r),
+            r.op.value,
+            r.in_shape[1:],
+            r.out_shape[1:],
+            r.kernel,
+            r.stride,
+            r.dilation,
+            0 if r.op is OpKind.DWCONV else r.groups,
+            r.act.value,
+            r.bn,
+            r.bias,
+        )
+        for r in w.rows
+    )
     return (w.granularity, config), (w.rows[0].in_shape[0], *(r.out_shape[0] for r in w.rows))
 
 
 # --- pieces of a network, cached per block config and input shape --------------------------------
 
-@dataclass(frozen=True, eq=False)   # identity hash: a group is a cache value, shared by networks
+
+@dataclass(frozen=True, eq=False)  # identity hash: a group is a cache value, shared by networks
 class PieceGroup:
     """The pieces of one block of a network at its input shape.
 
@@ -114,7 +161,7 @@ class PieceGroup:
 # config is the tuple (class, *fields): hashing and comparing it runs in C, unlike the dataclass's
 # generated __hash__/__eq__ (2.5x faster lookups; equal tuples <=> equal frozen dataclasses).
 _GROUPS: dict[str, dict[tuple, tuple[PieceGroup, int, int]]] = {g: {} for g in SUM_GRANULARITIES}
-_MAX_GROUPS = 500_000   # distinct (block, input shape) per granularity kept before starting over
+_MAX_GROUPS = 500_000  # distinct (block, input shape) per granularity kept before starting over
 
 
 def piece_groups(arch: ArchSpec, granularity: str = "block") -> list[PieceGroup]:
@@ -126,7 +173,7 @@ def piece_groups(arch: ArchSpec, granularity: str = "block") -> list[PieceGroup]
     cache = _GROUPS.get(granularity)
     if cache is None:
         raise ValueError(f"granularity: expected 'block' or 'kernel', got {granularity!r}")
-    try:   # the hot path of every prediction: lookups only
+    try:  # the hot path of every prediction: lookups only
         stem, head = arch.stem, arch.head
         r = arch.resolution
         h, w = r if r.__class__ is tuple else (r, r)
@@ -139,13 +186,13 @@ def piece_groups(arch: ArchSpec, granularity: str = "block") -> list[PieceGroup]
         add(cache[(head.__class__, *head.__dict__.values(), arch.num_classes, c, h, w)][0])
         if len(out) > 2:
             return out
-    except (KeyError, TypeError, AttributeError):   # an unseen block, or a malformed one
+    except (KeyError, TypeError, AttributeError):  # an unseen block, or a malformed one
         pass
     return _fill(arch, granularity, cache)
 
 
 def _fill(arch: ArchSpec, granularity: str, cache: dict) -> list[PieceGroup]:
-    rows = layers(arch)   # validates: a malformed network raises here, naming the block and field
+    rows = layers(arch)  # validates: a malformed network raises here, naming the block and field
     if len(cache) > _MAX_GROUPS:
         cache.clear()
     by_block = {(g[0].stage, g[0].block): g for g in block_groups(rows) if g[0].stage != "task"}
@@ -155,7 +202,7 @@ def _fill(arch: ArchSpec, granularity: str, cache: dict) -> list[PieceGroup]:
         key = (spec.__class__, *spec.__dict__.values(), *extra)
         try:
             hit = cache.get(key)
-        except TypeError:    # an unhashable field value that layers() accepts: not cached
+        except TypeError:  # an unhashable field value that layers() accepts: not cached
             key, hit = None, None
         if hit is None:
             pieces = tuple(make(grp)) if grp else ()
@@ -171,7 +218,7 @@ def _fill(arch: ArchSpec, granularity: str, cache: dict) -> list[PieceGroup]:
     for i, b in enumerate(arch.blocks):
         g, c, h, w = group(b, (c, h, w), by_block.get(("block", i)), c, h, w)
         out.append(g)
-    if arch.head is None:   # task heads: one group per block of the graph, not cached
+    if arch.head is None:  # task heads: one group per block of the graph, not cached
         for grp in block_groups(rows):
             if grp[0].stage == "task":
                 pieces = tuple(make(grp))

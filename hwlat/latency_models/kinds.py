@@ -4,6 +4,7 @@ To add a kind, write a :class:`~hwlat.latency_models.base.Predictor` subclass in
 (the interface is documented there) and add one :class:`Kind` line to :data:`KINDS`. ``load("@NAME")``
 reads a predictor shipped in ``data/predictors``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,17 +31,33 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     "madds": Kind(MAddsProxy, "latency linear in MAdds (the baseline)"),
-    "lut": Kind(LookupTable, "measured blocks summed plus a per-network offset; refuses unmeasured "
-                "blocks", {"calibration": "offset"}),
-    "regression": Kind(Regression, "per-type regression of block latency plus the weight-footprint "
-                       "network term", {"calibration": "footprint"}),
-    "calibrated": Kind(LookupTable, "measured blocks (unmeasured ones predicted between measured "
-                       "widths) plus the weight-footprint network term",
-                       {"calibration": "footprint", "on_missing": "regression"}),
-    "e2e": Kind(EndToEnd, "per-block costs learned from whole-network latencies only (features, "
-                "a per-block residual, a network term)", holdout=False),
-    "transfer": Kind(Transfer, "other devices' predictors (sources) combined from a few networks "
-                     "of this one", holdout=False),
+    "lut": Kind(
+        LookupTable,
+        "measured blocks summed plus a per-network offset; refuses unmeasured blocks",
+        {"calibration": "offset"},
+    ),
+    "regression": Kind(
+        Regression,
+        "per-type regression of block latency plus the weight-footprint network term",
+        {"calibration": "footprint"},
+    ),
+    "calibrated": Kind(
+        LookupTable,
+        "measured blocks (unmeasured ones predicted between measured "
+        "widths) plus the weight-footprint network term",
+        {"calibration": "footprint", "on_missing": "regression"},
+    ),
+    "e2e": Kind(
+        EndToEnd,
+        "per-block costs learned from whole-network latencies only (features, "
+        "a per-block residual, a network term)",
+        holdout=False,
+    ),
+    "transfer": Kind(
+        Transfer,
+        "other devices' predictors (sources) combined from a few networks of this one",
+        holdout=False,
+    ),
 }
 HOLDOUT_KINDS: tuple[str, ...] = tuple(k for k, v in KINDS.items() if v.holdout)
 
@@ -75,7 +92,7 @@ def load_predictor(path: str, runtime: str | None = None, allow_other: bool = Fa
     if not path.startswith("@") and not Path(path).is_file():
         raise ValueError(f"{path}: no such predictor file (hwlat fit ... -o {path})")
     pred = load(path)
-    if (pred.fingerprint_ or {}).get("imported"):   # a device measured elsewhere: the search targets it
+    if (pred.fingerprint_ or {}).get("imported"):  # a device measured elsewhere: the search targets it
         return pred
     runtime = runtime or pred.runtime_ or "litert"
     try:

@@ -5,6 +5,7 @@
 * ``kendall_tau`` / ``spearman`` — rank correlations: does the predictor order networks right?
 * ``worst_pct`` — largest relative error (%); ``mape`` — mean absolute relative error (%).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,7 +24,7 @@ def metrics(y_true, y_pred) -> dict[str, float]:
     return {
         "n": int(len(t)),
         "rmse": float(np.sqrt(np.mean((p - t) ** 2))),
-        "rmspe": float(100 * np.sqrt(np.mean(rel ** 2))),
+        "rmspe": float(100 * np.sqrt(np.mean(rel**2))),
         "mape": float(100 * np.mean(np.abs(rel))),
         "acc5": float(np.mean(np.abs(rel) <= 0.05)),
         "acc10": float(np.mean(np.abs(rel) <= 0.10)),

@@ -13,6 +13,7 @@ The file is strict JSON (no NaN or Infinity). A constructor parameter set to inf
 its ``params`` object and read back as the float; older files wrote ``Infinity``, read as well.
 Any other NaN or infinity is a ``ValueError`` naming the file and the field.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,13 @@ PIECE_FIELDS = ("key", "granularity", "variant", "latency_ms", "spec")
 
 def write(path, cls_name: str, state: dict) -> Path:
     """Write a predictor's ``state`` (JSON-ready) to ``path`` atomically."""
-    doc = {"schema": SCHEMA, "version": VERSION, "hwlat_version": __version__, "class": cls_name,
-           "state": _params(state, _inf_out)}
+    doc = {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "hwlat_version": __version__,
+        "class": cls_name,
+        "state": _params(state, _inf_out),
+    }
     return atomic_write_json(path, doc, indent=None)
 
 
@@ -52,8 +58,14 @@ def _params(obj, conv):
     """``obj`` with ``conv`` applied to the values of every ``params`` object in it (a transfer
     predictor's sources keep their own states, params included)."""
     if isinstance(obj, dict):
-        return {k: ({pk: conv(pv) for pk, pv in v.items()} if k == "params" and isinstance(v, dict)
-                    else _params(v, conv)) for k, v in obj.items()}
+        return {
+            k: (
+                {pk: conv(pv) for pk, pv in v.items()}
+                if k == "params" and isinstance(v, dict)
+                else _params(v, conv)
+            )
+            for k, v in obj.items()
+        }
     if isinstance(obj, list):
         return [_params(v, conv) for v in obj]
     return obj
@@ -100,8 +112,10 @@ def _pieces_to_v3(state):
     """A version 1–2 state with its pieces' ``median_ms`` renamed ``latency_ms`` (else unchanged)."""
     if not isinstance(state, dict) or not isinstance(state.get("pieces"), list):
         return state
-    pieces = [{("latency_ms" if k == "median_ms" else k): v for k, v in p.items()}
-              if isinstance(p, dict) else p for p in state["pieces"]]
+    pieces = [
+        {("latency_ms" if k == "median_ms" else k): v for k, v in p.items()} if isinstance(p, dict) else p
+        for p in state["pieces"]
+    ]
     return {**state, "pieces": pieces}
 
 
@@ -110,6 +124,7 @@ def check_state(state, path) -> None:
 
     Checks the fields every predictor shares; a class may keep more fields (it checks those).
     """
+
     def bad(field: str, want: str, got) -> FileFormatError:
         return FileFormatError(f"{path}: {field}: expected {want}, got {_short(got)}")
 
@@ -132,8 +147,9 @@ def check_state(state, path) -> None:
     if len(archs) != len(lat):
         raise FileFormatError(f"{path}: state.train: {len(archs)} networks but {len(lat)} latencies")
     names = train.get("names")
-    if names is not None and (not isinstance(names, list) or len(names) != len(archs)
-                              or not all(isinstance(n, str) for n in names)):
+    if names is not None and (
+        not isinstance(names, list) or len(names) != len(archs) or not all(isinstance(n, str) for n in names)
+    ):
         raise bad("state.train.names", f"a list of {len(archs)} names", names)
     pieces = state.get("pieces")
     if pieces is None:

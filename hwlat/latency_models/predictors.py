@@ -28,11 +28,12 @@ late weight-heavy layers read them from memory, so the gap follows the weight fo
   ``C``, ``γ ≥ 0``, the per-piece invoke overhead counted once per isolated piece (``β``, usually
   negative) and ``δ``, fitted per device on relative error.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from operator import attrgetter
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -45,11 +46,18 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from hwlat.archs.ir import Act, ArchSpec
 from hwlat.archs.layers import layers
+from hwlat.archs.pieces import Workload, blocks, from_spec, kernels
 from hwlat.errors import MissingEntryError
 from hwlat.latency_models.base import FAR_OUTSIDE, Predictor
-from hwlat.latency_models.features import (SUM_GRANULARITIES, INCREASING, NUMERIC, PieceGroup,
-                                           pieces_frame, piece_groups, width_signature)
-from hwlat.archs.pieces import Workload, blocks, from_spec, kernels
+from hwlat.latency_models.features import (
+    INCREASING,
+    NUMERIC,
+    SUM_GRANULARITIES,
+    PieceGroup,
+    piece_groups,
+    pieces_frame,
+    width_signature,
+)
 
 CALIBRATIONS = ("none", "offset", "footprint")
 ESTIMATORS = ("ridge", "forest", "boosting")
@@ -76,8 +84,10 @@ class MAddsProxy(Predictor):
         lo, hi = self.madds_range_
         far = m[(m < lo / FAR_OUTSIDE) | (m > hi * FAR_OUTSIDE)]
         if len(far):
-            self.warn_extrapolation(f"{far.min():.1f}-{far.max():.1f} M MAdds is far outside the "
-                                    f"training networks' {lo:.1f}-{hi:.1f} M")
+            self.warn_extrapolation(
+                f"{far.min():.1f}-{far.max():.1f} M MAdds is far outside the "
+                f"training networks' {lo:.1f}-{hi:.1f} M"
+            )
         return self.ms_per_madd_ * m + self.intercept_ms_
 
     def _layers(self, arch) -> pd.DataFrame:
@@ -85,8 +95,14 @@ class MAddsProxy(Predictor):
         madds = np.array([r.madds for r in rows], dtype=float)
         share = madds / madds.sum()
         lat = self.ms_per_madd_ * madds / 1e6 + self.intercept_ms_ * share
-        return pd.DataFrame({"name": [r.name for r in rows], "op": [r.op.value for r in rows],
-                             "block": [r.block for r in rows], "latency_ms": lat})
+        return pd.DataFrame(
+            {
+                "name": [r.name for r in rows],
+                "op": [r.op.value for r in rows],
+                "block": [r.block for r in rows],
+                "latency_ms": lat,
+            }
+        )
 
 
 def _madds(archs) -> np.ndarray:
@@ -94,6 +110,7 @@ def _madds(archs) -> np.ndarray:
 
 
 # --- per-type regression of pieces ---------------------------------------------------------------
+
 
 def _candidates(random_state: int) -> dict:
     """The estimators grouped CV chooses from, each monotone (non-decreasing) in :data:`INCREASING`."""
@@ -103,13 +120,26 @@ def _candidates(random_state: int) -> dict:
     return {
         # log-linear: non-negative weights on the log sizes; kernel, stride, SE, activation one-hot
         "ridge": make_pipeline(
-            ColumnTransformer([("size", make_pipeline(FunctionTransformer(np.log1p), StandardScaler()), inc),
-                               ("kind", OneHotEncoder(handle_unknown="ignore", sparse_output=False), other)]),
-            Ridge(alpha=1e-3, positive=True)),
-        "forest": make_pipeline(FunctionTransformer(np.log1p), RandomForestRegressor(
-            n_estimators=100, min_samples_leaf=1, random_state=random_state, n_jobs=1, monotonic_cst=cst)),
-        "boosting": make_pipeline(FunctionTransformer(np.log1p), HistGradientBoostingRegressor(
-            max_iter=200, learning_rate=0.08, random_state=random_state, monotonic_cst=cst)),
+            ColumnTransformer(
+                [
+                    ("size", make_pipeline(FunctionTransformer(np.log1p), StandardScaler()), inc),
+                    ("kind", OneHotEncoder(handle_unknown="ignore", sparse_output=False), other),
+                ]
+            ),
+            Ridge(alpha=1e-3, positive=True),
+        ),
+        "forest": make_pipeline(
+            FunctionTransformer(np.log1p),
+            RandomForestRegressor(
+                n_estimators=100, min_samples_leaf=1, random_state=random_state, n_jobs=1, monotonic_cst=cst
+            ),
+        ),
+        "boosting": make_pipeline(
+            FunctionTransformer(np.log1p),
+            HistGradientBoostingRegressor(
+                max_iter=200, learning_rate=0.08, random_state=random_state, monotonic_cst=cst
+            ),
+        ),
     }
 
 
@@ -118,10 +148,11 @@ def _robust_fit(A: np.ndarray, b: np.ndarray, lower) -> tuple[np.ndarray, float]
     from scipy.optimize import least_squares
 
     lower = np.asarray(lower, dtype=float)
-    x0 = np.linalg.lstsq(A, b, rcond=None)[0]   # start inside the bounds, not on them (trf stalls)
+    x0 = np.linalg.lstsq(A, b, rcond=None)[0]  # start inside the bounds, not on them (trf stalls)
     x0 = np.where(np.isfinite(lower), np.maximum(x0, lower + 1e-3), x0)
-    r = least_squares(lambda c: A @ c - b, x0, loss="soft_l1", f_scale=CALIBRATION_LOSS_SCALE,
-                      bounds=(lower, np.inf))
+    r = least_squares(
+        lambda c: A @ c - b, x0, loss="soft_l1", f_scale=CALIBRATION_LOSS_SCALE, bounds=(lower, np.inf)
+    )
     return r.x, float(r.cost)
 
 
@@ -157,11 +188,11 @@ class PieceRegressor:
             return self.estimator.get(typ)
         return None if self.estimator == "auto" else self.estimator
 
-    def fit(self, feats: pd.DataFrame, ms: np.ndarray) -> "PieceRegressor":
+    def fit(self, feats: pd.DataFrame, ms: np.ndarray) -> PieceRegressor:
         with _one_thread():
             return self._fit(feats, ms)
 
-    def _fit(self, feats: pd.DataFrame, ms: np.ndarray) -> "PieceRegressor":
+    def _fit(self, feats: pd.DataFrame, ms: np.ndarray) -> PieceRegressor:
         self.models_, self.choice_, self.cv_rmse_, self.domain_ = {}, {}, {}, {}
         y = np.log(ms)
         for typ, idx in feats.groupby("type").indices.items():
@@ -169,7 +200,8 @@ class PieceRegressor:
             X, yt, groups = f[NUMERIC].to_numpy(float), y[idx], f["h"].to_numpy()
             self.domain_[typ] = {
                 **{c: frozenset(f[c].astype(int)) for c in ("k", "stride", "se", "act")},
-                **{c: (int(f[c].min()), int(f[c].max())) for c in ("h", "cin", "cexp", "cout")}}
+                **{c: (int(f[c].min()), int(f[c].max())) for c in ("h", "cin", "cexp", "cout")},
+            }
             cands = _candidates(self.random_state)
             preset = self._preset(typ)
             if preset is not None:
@@ -182,8 +214,10 @@ class PieceRegressor:
                 self.models_[typ], self.choice_[typ] = float(np.median(yt)), "median"
                 continue
             if any(n not in cands for n in names):
-                raise ValueError(f"estimator for {typ!r}: expected auto, median or one of "
-                                 f"{', '.join(ESTIMATORS)}, got {names[0]!r}")
+                raise ValueError(
+                    f"estimator for {typ!r}: expected auto, median or one of "
+                    f"{', '.join(ESTIMATORS)}, got {names[0]!r}"
+                )
             best, best_err = names[0], np.inf
             if len(names) > 1:
                 cv = GroupKFold(n_splits=min(4, len(np.unique(groups))))
@@ -203,7 +237,9 @@ class PieceRegressor:
         with _one_thread():
             for typ, idx in feats.groupby("type").indices.items():
                 if typ not in self.models_:
-                    raise MissingEntryError(f"no latency model covers piece type {typ!r} (it was never measured)")
+                    raise MissingEntryError(
+                        f"no latency model covers piece type {typ!r} (it was never measured)"
+                    )
                 m = self.models_[typ]
                 out[idx] = m if isinstance(m, float) else m.predict(feats.iloc[idx][NUMERIC].to_numpy(float))
         return np.exp(out)
@@ -232,8 +268,16 @@ class PieceRegressor:
     def describe(self, findings) -> str:
         """One phrase per (type, feature) of :meth:`outside` findings."""
         acts = list(Act)
-        labels = {"k": "kernel", "stride": "stride", "se": "squeeze-excite", "act": "activation",
-                  "h": "input size", "cin": "input width", "cexp": "width", "cout": "output width"}
+        labels = {
+            "k": "kernel",
+            "stride": "stride",
+            "se": "squeeze-excite",
+            "act": "activation",
+            "h": "input size",
+            "cin": "input width",
+            "cexp": "width",
+            "cout": "output width",
+        }
         by: dict[tuple, set] = {}
         for typ, c, v in findings:
             by.setdefault((typ, c), set()).add(v)
@@ -242,8 +286,10 @@ class PieceRegressor:
             d = self.domain_[typ][c]
             if isinstance(d, frozenset):
                 fmt = (lambda x: acts[x].value) if c == "act" else str
-                out.append(f"{typ} {labels[c]} {', '.join(fmt(v) for v in sorted(vals))} never measured "
-                           f"(measured: {', '.join(fmt(v) for v in sorted(d))})")
+                out.append(
+                    f"{typ} {labels[c]} {', '.join(fmt(v) for v in sorted(vals))} never measured "
+                    f"(measured: {', '.join(fmt(v) for v in sorted(d))})"
+                )
             else:
                 span = f"{min(vals)}" if len(vals) == 1 else f"{min(vals)}-{max(vals)}"
                 out.append(f"{typ} {labels[c]} {span} far outside the measured {d[0]}-{d[1]}")
@@ -259,8 +305,10 @@ class _PieceSum(Predictor):
         if self.calibration not in CALIBRATIONS:
             raise ValueError(f"calibration: expected one of {CALIBRATIONS}, got {self.calibration!r}")
         if not (self.estimator == "auto" or self.estimator in ESTIMATORS or isinstance(self.estimator, dict)):
-            raise ValueError(f"estimator: expected auto, {', '.join(ESTIMATORS)} or a dict per piece "
-                             f"type, got {self.estimator!r}")
+            raise ValueError(
+                f"estimator: expected auto, {', '.join(ESTIMATORS)} or a dict per piece "
+                f"type, got {self.estimator!r}"
+            )
 
     def _training_pieces(self, pieces: pd.DataFrame | None) -> tuple[list[Workload], np.ndarray]:
         """The measured pieces of this granularity, one per key (the median of its latencies)."""
@@ -279,16 +327,18 @@ class _PieceSum(Predictor):
     def _fit(self, archs, y, pieces) -> None:
         self._check_params()
         self._fit_pieces(*self._training_pieces(pieces))
-        self.gamma_ms_per_mb_ = self.per_piece_ms_ = 0.0     # the plain sum, for the calibration
-        self._piece_ms: dict[str, float] = {}                # piece key -> ms
-        self._piece_notes: dict[str, tuple] = {}             # piece key -> extrapolation findings
-        self._group_ms: dict[PieceGroup, float] = {}         # block -> ms of its pieces + β·n
-        self._flagged: dict[PieceGroup, tuple] = {}          # block -> findings of its pieces
+        self.gamma_ms_per_mb_ = self.per_piece_ms_ = 0.0  # the plain sum, for the calibration
+        self._piece_ms: dict[str, float] = {}  # piece key -> ms
+        self._piece_notes: dict[str, tuple] = {}  # piece key -> extrapolation findings
+        self._group_ms: dict[PieceGroup, float] = {}  # block -> ms of its pieces + β·n
+        self._flagged: dict[PieceGroup, tuple] = {}  # block -> findings of its pieces
         s, _ = self._sums(archs, "training networks")
         groups = [piece_groups(a, self.granularity) for a in archs]
-        nf = np.array([[4 * sum(g.params for g in gs) / 1e6, sum(len(g.pieces) for g in gs)] for gs in groups])
+        nf = np.array(
+            [[4 * sum(g.params for g in gs) / 1e6, sum(len(g.pieces) for g in gs)] for gs in groups]
+        )
         self._fit_calibration(s, nf.reshape(-1, 2), y)
-        self._group_ms.clear()                               # costs now include the fitted β·n
+        self._group_ms.clear()  # costs now include the fitted β·n
         self._flagged.clear()
 
     def state_params(self) -> dict:
@@ -334,13 +384,13 @@ class _PieceSum(Predictor):
         cost = self._group_ms
         try:
             ms = np.array([sum(map(cost.__getitem__, gs)) for gs in per], dtype=float)
-        except KeyError:    # blocks this predictor has not costed yet: all of them, in one batch
+        except KeyError:  # blocks this predictor has not costed yet: all of them, in one batch
             self._cost_groups(list({g: None for gs in per for g in gs if g not in cost}), where)
             ms = np.array([sum(map(cost.__getitem__, gs)) for gs in per], dtype=float)
-        if self._flagged:   # pieces outside what was measured: say so at every prediction
+        if self._flagged:  # pieces outside what was measured: say so at every prediction
             flagged = self._flagged
             self._warn_outside([n for gs in per for g in gs if g in flagged for n in flagged[g]], where)
-        if not self.gamma_ms_per_mb_:      # the footprint term is off: parameters are not needed
+        if not self.gamma_ms_per_mb_:  # the footprint term is off: parameters are not needed
             return ms, np.zeros(len(per))
         return ms, np.array([sum(map(_PARAMS, gs)) for gs in per], dtype=float)
 
@@ -382,14 +432,17 @@ class _PieceSum(Predictor):
         return float(self._footprint(params) + self.per_piece_ms_ * n + self.offset_ms_)
 
     def _layers(self, arch) -> pd.DataFrame:
-        self._sums([arch], arch.name)   # estimates every piece of the network
+        self._sums([arch], arch.name)  # estimates every piece of the network
         pieces = blocks(arch) if self.granularity == "block" else kernels(arch)
         ms = np.array([self._piece_ms[w.key] for w in pieces])
         params = np.array([w.params for w in pieces], dtype=float)
         term = self.network_term(arch)
         # the network term goes where the weights are (footprint) or evenly (offset)
-        share = params / params.sum() if self.gamma_ms_per_mb_ > 0 and params.sum() else \
-            np.full(len(pieces), 1 / len(pieces))
+        share = (
+            params / params.sum()
+            if self.gamma_ms_per_mb_ > 0 and params.sum()
+            else np.full(len(pieces), 1 / len(pieces))
+        )
         names = {r.name: r for r in layers(arch)}
         acc: dict[str, float] = dict.fromkeys(names, 0.0)
         for w, t in zip(pieces, ms + term * share):
@@ -397,9 +450,14 @@ class _PieceSum(Predictor):
             for r, part in zip(w.rows, t * weight / weight.sum()):
                 name = r.name if r.name in acc else r.name.rsplit(".", 1)[0]  # a kernel's ".act" row
                 acc[name] += part
-        return pd.DataFrame({"name": list(acc), "op": [names[n].op.value for n in acc],
-                             "block": [names[n].block for n in acc], "latency_ms": list(acc.values())})
-
+        return pd.DataFrame(
+            {
+                "name": list(acc),
+                "op": [names[n].op.value for n in acc],
+                "block": [names[n].block for n in acc],
+                "latency_ms": list(acc.values()),
+            }
+        )
 
 
 class LookupTable(_PieceSum):
@@ -416,8 +474,14 @@ class LookupTable(_PieceSum):
 
     kind = "lut"
 
-    def __init__(self, granularity: str = "block", calibration: str = "footprint",
-                 on_missing: str = "raise", estimator: str | dict = "auto", random_state: int = 0):
+    def __init__(
+        self,
+        granularity: str = "block",
+        calibration: str = "footprint",
+        on_missing: str = "raise",
+        estimator: str | dict = "auto",
+        random_state: int = 0,
+    ):
         self.granularity = granularity
         self.calibration = calibration
         self.on_missing = on_missing
@@ -444,7 +508,7 @@ class LookupTable(_PieceSum):
             X, t = np.array([widths[i] for i in idx]), ms[idx]
             self.families_[config] = (X, t, float(np.median(t / g[idx])))
             lo, hi = _envelope(X, t, X)
-            table[idx] = np.sqrt(lo * hi)     # the measurement itself unless the table contradicts itself
+            table[idx] = np.sqrt(lo * hi)  # the measurement itself unless the table contradicts itself
         self.table_ = dict(zip((w.key for w in ws), table))
         self.n_adjusted_ = int(np.sum(~np.isclose(table, ms, rtol=1e-9, atol=0)))
 
@@ -460,7 +524,8 @@ class LookupTable(_PieceSum):
                 raise MissingEntryError(
                     f"{where}: {len(miss)} {self.granularity}(s) not in the table, e.g. {miss[0].label!r}; "
                     f"profile them (hwlat profile models ... --with-blocks) or use the calibrated kind, "
-                    f"which predicts unmeasured pieces")
+                    f"which predicts unmeasured pieces"
+                )
             feats = pieces_frame(miss)
             ms[missing] = self._between(miss, self.fallback_.predict(feats))
             for i, n in zip(missing, self.fallback_.outside(feats)):
@@ -489,16 +554,18 @@ class LookupTable(_PieceSum):
         return float(np.mean([k in self.table_ for k in keys])) if keys else 1.0
 
 
-def _envelope(X: np.ndarray, t: np.ndarray, Q: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def _envelope(
+    X: np.ndarray, t: np.ndarray, Q: np.ndarray, chunk: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``Q`` (widths): the largest ``t`` of rows of ``X`` no wider in any width
     (0 if none) and the smallest ``t`` of rows no narrower (inf if none)."""
     lo, hi = np.empty(len(Q)), np.empty(len(Q))
     for s in range(0, len(Q), chunk):
-        q = Q[s:s + chunk, None, :]
+        q = Q[s : s + chunk, None, :]
         below = (X[None] <= q).all(-1)
         above = (X[None] >= q).all(-1)
-        lo[s:s + chunk] = np.where(below, t, 0.0).max(1)
-        hi[s:s + chunk] = np.where(above, t, np.inf).min(1)
+        lo[s : s + chunk] = np.where(below, t, 0.0).max(1)
+        hi[s : s + chunk] = np.where(above, t, np.inf).min(1)
     return lo, hi
 
 
@@ -507,8 +574,13 @@ class Regression(_PieceSum):
 
     kind = "regression"
 
-    def __init__(self, granularity: str = "block", calibration: str = "footprint",
-                 estimator: str | dict = "auto", random_state: int = 0):
+    def __init__(
+        self,
+        granularity: str = "block",
+        calibration: str = "footprint",
+        estimator: str | dict = "auto",
+        random_state: int = 0,
+    ):
         self.granularity = granularity
         self.calibration = calibration
         self.estimator = estimator

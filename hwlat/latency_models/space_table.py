@@ -12,6 +12,7 @@ pieces, same network term). It works on every space of :mod:`hwlat.archs.space`:
   output widths and stride are fixed, so its block depends only on its own op: one table of
   positions × ops (an identity skip is no piece: 0 ms, 0 params).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -20,17 +21,24 @@ import math
 import numpy as np
 
 from hwlat.archs.ir import Act, ArchSpec, BlockSpec, ConvSpec, HeadSpec, SESpec
+from hwlat.archs.pieces import blocks
 from hwlat.archs.space import DECISIONS, LayerwiseSpace, SearchSpace, Space, expansion
 from hwlat.archs.zoo import se_squeeze
-from hwlat.archs.pieces import blocks
 
 
-def _probe(cin: int, h: int, bl: tuple[BlockSpec, ...], head: HeadSpec | None = None,
-           num_classes: int = 1) -> ArchSpec:
+def _probe(
+    cin: int, h: int, bl: tuple[BlockSpec, ...], head: HeadSpec | None = None, num_classes: int = 1
+) -> ArchSpec:
     """A network whose input is (cin, h, h) and whose pieces after the stem are ``bl`` (+ head)."""
-    return ArchSpec(name="probe", resolution=h, in_channels=cin,
-                    stem=ConvSpec(out=cin, kernel=1, stride=1, act=Act.IDENTITY), blocks=bl,
-                    head=head or HeadSpec(conv=0, hidden=0), num_classes=num_classes)
+    return ArchSpec(
+        name="probe",
+        resolution=h,
+        in_channels=cin,
+        stem=ConvSpec(out=cin, kernel=1, stride=1, act=Act.IDENTITY),
+        blocks=bl,
+        head=head or HeadSpec(conv=0, hidden=0),
+        num_classes=num_classes,
+    )
 
 
 def compilable(pred) -> bool:
@@ -92,31 +100,41 @@ class CompiledSpace:
 
                     def blk(c, stride):
                         e = expansion(c, r)
-                        return BlockSpec(exp=e, out=w, kernel=k, stride=stride, act=act,
-                                         se=SESpec(se_squeeze(e)) if se else None)
+                        return BlockSpec(
+                            exp=e,
+                            out=w,
+                            kernel=k,
+                            stride=stride,
+                            act=act,
+                            se=SESpec(se_squeeze(e)) if se else None,
+                        )
 
                     ws = blocks(_probe(cin, h, (blk(cin, st.stride), blk(w, 1))))
                     pieces += [ws[1], ws[2]]
                     where.append((s, pi, combo))
             h = math.ceil(h / st.stride)
             prev_widths = st.options("width")
-        head_pieces = [blocks(_probe(w, h, (BlockSpec(exp=w, out=w),), space.head, space.num_classes))[-1]
-                       for w in prev_widths]
+        head_pieces = [
+            blocks(_probe(w, h, (BlockSpec(exp=w, out=w),), space.head, space.num_classes))[-1]
+            for w in prev_widths
+        ]
         ms = pred._ms_of([stem_piece, *pieces, *head_pieces])
         params = np.array([p.params for p in [stem_piece, *pieces, *head_pieces]], dtype=float)
         self.stem_ms, self.stem_params = ms[0], params[0]
-        self.head_ms, self.head_params = ms[-len(head_pieces):], params[-len(head_pieces):]
+        self.head_ms, self.head_params = ms[-len(head_pieces) :], params[-len(head_pieces) :]
         self.tables = []
         for s, st in enumerate(space.stages):
             dims = [len(st.options(d)) for d in DECISIONS]
             n_prev = 1 if s == 0 else len(space.stages[s - 1].options("width"))
-            self.tables.append((np.zeros([n_prev, *dims]), np.zeros([n_prev, *dims]), np.zeros([n_prev, *dims])))
+            self.tables.append(
+                (np.zeros([n_prev, *dims]), np.zeros([n_prev, *dims]), np.zeros([n_prev, *dims]))
+            )
         di = DECISIONS.index("depth")
         for j, (s, pi, combo) in enumerate(where):
             first, rep = 1 + 2 * j, 2 + 2 * j
             t_ms, t_par, t_n = self.tables[s]
             for d_idx, depth in enumerate(space.stages[s].options("depth")):
-                idx = (pi, *combo[:di], d_idx, *combo[di + 1:])
+                idx = (pi, *combo[:di], d_idx, *combo[di + 1 :])
                 t_ms[idx] = ms[first] + (depth - 1) * ms[rep]
                 t_par[idx] = params[first] + (depth - 1) * params[rep]
                 t_n[idx] = depth
@@ -128,8 +146,10 @@ class CompiledSpace:
             raise ValueError(f"vectors must have shape (n, {len(self.space.dims)}), got {V.shape}")
         if V.size and ((V < 0).any() or (V >= np.asarray(self.space.dims)).any()):
             bad = np.argwhere((V < 0) | (V >= np.asarray(self.space.dims)))[0]
-            raise ValueError(f"vector {bad[0]}: {self.space.describe_position(int(bad[1]))}: index "
-                             f"{V[bad[0], bad[1]]} out of range 0..{self.space.dims[bad[1]] - 1}")
+            raise ValueError(
+                f"vector {bad[0]}: {self.space.describe_position(int(bad[1]))}: index "
+                f"{V[bad[0], bad[1]]} out of range 0..{self.space.dims[bad[1]] - 1}"
+            )
         ms = np.full(len(V), self.stem_ms)
         params = np.full(len(V), self.stem_params)
         n = np.full(len(V), 2.0)  # stem and head
@@ -152,8 +172,12 @@ class CompiledSpace:
         ms += self.head_ms[last]
         params += self.head_params[last]
         p = self.pred
-        return (ms + p.gamma_ms_per_mb_ * np.maximum(0.0, 4 * params / 1e6 - p.cache_mb_)
-                + p.per_piece_ms_ * n + p.offset_ms_)
+        return (
+            ms
+            + p.gamma_ms_per_mb_ * np.maximum(0.0, 4 * params / 1e6 - p.cache_mb_)
+            + p.per_piece_ms_ * n
+            + p.offset_ms_
+        )
 
 
 def compile_space(pred, space: Space) -> CompiledSpace:

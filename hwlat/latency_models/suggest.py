@@ -12,11 +12,12 @@ between them contain every block choice. :func:`suggest` therefore
 
 Deterministic given the seed and the sources.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -41,8 +42,14 @@ def _space(name: str):
     return space_of(name)
 
 
-def suggest(sources: Sequence, space: str, n: int, seed: int = 0, pool: int = 2000,
-            candidates: Sequence[Sequence[int]] | None = None) -> list[Pick]:
+def suggest(
+    sources: Sequence,
+    space: str,
+    n: int,
+    seed: int = 0,
+    pool: int = 2000,
+    candidates: Sequence[Sequence[int]] | None = None,
+) -> list[Pick]:
     """The ``n`` networks of ``space`` to measure (module docstring). ``candidates`` replaces the
     sampled pool with given vectors (e.g. the networks a benchmark has measurements of)."""
     if not sources:
@@ -74,11 +81,15 @@ def suggest(sources: Sequence, space: str, n: int, seed: int = 0, pool: int = 20
         dist[chosen] = np.inf
         cands = np.argsort(dist, kind="stable")[:near]
         gain = [len({(i, v) for i, v in enumerate(vecs[c])} - covered) for c in cands]
-        best = cands[int(np.argmax(gain))]        # ties: the nearest to the quantile
+        best = cands[int(np.argmax(gain))]  # ties: the nearest to the quantile
         chosen.append(int(best))
         covered |= {(i, v) for i, v in enumerate(vecs[best])}
-    return [Pick(f"{space}:{','.join(map(str, vecs[i]))}", tuple(vecs[i]), archs[i],
-                 tuple(float(x) for x in P[i])) for i in chosen]
+    return [
+        Pick(
+            f"{space}:{','.join(map(str, vecs[i]))}", tuple(vecs[i]), archs[i], tuple(float(x) for x in P[i])
+        )
+        for i in chosen
+    ]
 
 
 def write_csv(picks: Sequence[Pick], space: str, path: str | Path) -> Path:
@@ -89,7 +100,14 @@ def write_csv(picks: Sequence[Pick], space: str, path: str | Path) -> Path:
 
     from hwlat.files import atomic_write
 
-    rows = [{**{f"op{i}": v for i, v in enumerate(p.vector)}, "arch": encode(p.arch),
-             "name": p.arch.name, "latency_ms": ""} for p in picks]
+    rows = [
+        {
+            **{f"op{i}": v for i, v in enumerate(p.vector)},
+            "arch": encode(p.arch),
+            "name": p.arch.name,
+            "latency_ms": "",
+        }
+        for p in picks
+    ]
     df = pd.DataFrame(rows)
     return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))

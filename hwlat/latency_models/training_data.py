@@ -14,6 +14,7 @@ device's typical phase: its time × (median reference time of the device) / (ref
 own rounds), the reference being the fixed workload :class:`hwlat.profiler.measure.timing.PhaseAnchor`
 timed in every round. Rows measured without a reference are left as they are.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,14 @@ class TrainingData:
         return self.models["latency_ms"].to_numpy(dtype=float)
 
     @classmethod
-    def from_store(cls, store, runtime: str | None = None, device: str | None = None,
-                   normalise_phase: bool = False, allow_emulated: bool = False) -> "TrainingData":
+    def from_store(
+        cls,
+        store,
+        runtime: str | None = None,
+        device: str | None = None,
+        normalise_phase: bool = False,
+        allow_emulated: bool = False,
+    ) -> TrainingData:
         """Read one device's measurements.
 
         ``device`` is a device key, a prefix of one, or a name (an imported device's name, a host
@@ -75,19 +82,27 @@ class TrainingData:
             raise EmulatedDeviceError(
                 f"{store}: device {device_label(fp)} [{device_key}] was measured under emulation: its "
                 f"timings describe no hardware, so no predictor is trained on them (allow_emulated=True "
-                f"reads them anyway)")
+                f"reads them anyway)"
+            )
         _warn_unstable(df, store)
         if normalise_phase:
             df = df.assign(latency_ms=phase_normalised(df))
         models = df[(df["granularity"] == "model") & (df["variant"] == "warm")]
         specs = [json.loads(s) for s in models["spec"]]
         return cls(
-            pieces=df[df["granularity"] != "model"][["key", "granularity", "variant", "latency_ms", "spec"]]
-            .reset_index(drop=True),
-            models=pd.DataFrame({"arch": [s["arch"] for s in specs],
-                                 "name": [s.get("name", "custom") for s in specs],
-                                 "latency_ms": models["latency_ms"].to_numpy()}),
-            fingerprint=fp, device_key=device_key, runtime=row["runtime"],
+            pieces=df[df["granularity"] != "model"][
+                ["key", "granularity", "variant", "latency_ms", "spec"]
+            ].reset_index(drop=True),
+            models=pd.DataFrame(
+                {
+                    "arch": [s["arch"] for s in specs],
+                    "name": [s.get("name", "custom") for s in specs],
+                    "latency_ms": models["latency_ms"].to_numpy(),
+                }
+            ),
+            fingerprint=fp,
+            device_key=device_key,
+            runtime=row["runtime"],
         )
 
 
@@ -97,10 +112,14 @@ def _warn_unstable(df: pd.DataFrame, store) -> None:
     bad = unstable_workloads(df)
     if len(bad):
         shown = "; ".join(f"{lab} ({sp:.0f} %)" for lab, sp in zip(bad["label"][:5], bad["spread_pct"][:5]))
-        warnings.warn(f"{store}: {len(bad)} workloads whose repeats disagree by more than "
-                      f"{UNSTABLE_SPREAD_PCT:g} % are used as measured (median of the repeats), widest "
-                      f"first: {shown}{' …' if len(bad) > 5 else ''}; re-measure them on a quiet machine "
-                      f"(`hwlat profile show` lists them)", UnstableWarning, stacklevel=3)
+        warnings.warn(
+            f"{store}: {len(bad)} workloads whose repeats disagree by more than "
+            f"{UNSTABLE_SPREAD_PCT:g} % are used as measured (median of the repeats), widest "
+            f"first: {shown}{' …' if len(bad) > 5 else ''}; re-measure them on a quiet machine "
+            f"(`hwlat profile show` lists them)",
+            UnstableWarning,
+            stacklevel=3,
+        )
 
 
 def phase_normalised(df: pd.DataFrame) -> np.ndarray:

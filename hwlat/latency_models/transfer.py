@@ -18,9 +18,10 @@ With N (as few as 5) end-to-end latencies of the new device, it learns how to co
 The fitted predictor embeds its sources (their files' contents), so it is self-contained, and
 records their devices (``source_devices``) so a report can say where its knowledge came from.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,8 +39,9 @@ RIDGE = (np.inf, 1e3, 1e2, 10.0, 1.0, 0.1, 1e-2, 1e-3)
 """Candidate strengths of the pull towards equal weights (cross-validation picks one)."""
 
 
-def _fit_log(L: np.ndarray, ly: np.ndarray, ridge: float, prior: np.ndarray,
-             scale: float = LOSS_SCALE) -> tuple[float, np.ndarray]:
+def _fit_log(
+    L: np.ndarray, ly: np.ndarray, ridge: float, prior: np.ndarray, scale: float = LOSS_SCALE
+) -> tuple[float, np.ndarray]:
     """(a, b) minimising ``Σ ρ(ly − a − L·b) + ridge·|b − prior|²`` with ``b ≥ 0`` (IRLS, soft-L1)."""
     n, k = L.shape
     w = np.ones(n)
@@ -48,8 +50,12 @@ def _fit_log(L: np.ndarray, ly: np.ndarray, ridge: float, prior: np.ndarray,
     for _ in range(8):
         if np.isfinite(ridge):
             sw = np.sqrt(w)
-            A = np.vstack([np.hstack([L, np.ones((n, 1))]) * sw[:, None],
-                           np.hstack([np.sqrt(ridge) * np.eye(k), np.zeros((k, 1))])])
+            A = np.vstack(
+                [
+                    np.hstack([L, np.ones((n, 1))]) * sw[:, None],
+                    np.hstack([np.sqrt(ridge) * np.eye(k), np.zeros((k, 1))]),
+                ]
+            )
             b = np.concatenate([base * sw, np.zeros(k)])
             x = lsq_linear(A, b, bounds=(np.concatenate([-prior, [-np.inf]]), np.inf), method="bvls").x
             u, a = x[:k], x[k]
@@ -63,8 +69,9 @@ def _fit_log(L: np.ndarray, ly: np.ndarray, ridge: float, prior: np.ndarray,
     return float(a), prior + u
 
 
-def _cv_ridge(L: np.ndarray, ly: np.ndarray, prior: np.ndarray, scale: float = LOSS_SCALE,
-              folds: int = 10) -> float:
+def _cv_ridge(
+    L: np.ndarray, ly: np.ndarray, prior: np.ndarray, scale: float = LOSS_SCALE, folds: int = 10
+) -> float:
     """The ridge of :data:`RIDGE` with the smallest cross-validated soft-L1 loss: leave-one-out up to
     ``folds`` networks, ``folds``-fold beyond (``∞`` below 3 networks)."""
     n = len(ly)
@@ -105,8 +112,13 @@ class Transfer(Predictor):
 
     kind = "transfer"
 
-    def __init__(self, sources: Sequence = (), ridge: float | None = None, madds: bool = False,
-                 loss_scale: float = LOSS_SCALE):
+    def __init__(
+        self,
+        sources: Sequence = (),
+        ridge: float | None = None,
+        madds: bool = False,
+        loss_scale: float = LOSS_SCALE,
+    ):
         self.sources = sources
         self.ridge = ridge
         self.madds = madds
@@ -118,7 +130,9 @@ class Transfer(Predictor):
             raise ValueError("transfer needs at least one source predictor (--source PRED) or madds=True")
         for p in preds:
             if not isinstance(p, Predictor):
-                raise TypeError(f"transfer sources must be fitted predictors (load(path)), got {type(p).__name__}")
+                raise TypeError(
+                    f"transfer sources must be fitted predictors (load(path)), got {type(p).__name__}"
+                )
             p._check_fitted()
         return preds
 
@@ -129,8 +143,10 @@ class Transfer(Predictor):
         P = np.stack(cols, 1)
         if not np.all(np.isfinite(P) & (P > 0)):
             bad = int(np.argwhere(~(np.isfinite(P) & (P > 0)))[0, 1])
-            raise ValueError(f"source {self.source_names_[bad]} predicts a non-positive latency; "
-                             f"it cannot be combined in log space")
+            raise ValueError(
+                f"source {self.source_names_[bad]} predicts a non-positive latency; "
+                f"it cannot be combined in log space"
+            )
         return np.log(P)
 
     def _fit(self, archs, y, pieces) -> None:
@@ -138,8 +154,9 @@ class Transfer(Predictor):
         self.source_names_ = [source_label(p) for p in self.sources_] + (["madds"] if self.madds else [])
         L, ly = self._log_sources(archs), np.log(y)
         prior = np.full(L.shape[1], 1.0 / L.shape[1])
-        self.ridge_ = float(self.ridge) if self.ridge is not None else \
-            _cv_ridge(L, ly, prior, self.loss_scale)
+        self.ridge_ = (
+            float(self.ridge) if self.ridge is not None else _cv_ridge(L, ly, prior, self.loss_scale)
+        )
         self.intercept_, self.weights_ = _fit_log(L, ly, self.ridge_, prior, self.loss_scale)
 
     @property
@@ -149,9 +166,14 @@ class Transfer(Predictor):
         from hwlat.profiler.storage.device_select import device_name
 
         self._check_fitted()
-        return [{"name": device_name(p.fingerprint_) if p.fingerprint_ else None,
-                 "device_key": device_key(p.fingerprint_) if p.fingerprint_ else None,
-                 "kind": p.kind} for p in self.sources_]
+        return [
+            {
+                "name": device_name(p.fingerprint_) if p.fingerprint_ else None,
+                "device_key": device_key(p.fingerprint_) if p.fingerprint_ else None,
+                "kind": p.kind,
+            }
+            for p in self.sources_
+        ]
 
     def _predict(self, archs: Sequence[ArchSpec]) -> np.ndarray:
         return np.exp(self.intercept_ + self._log_sources(archs) @ self.weights_)
@@ -170,8 +192,14 @@ class Transfer(Predictor):
             share += self.weights_[-1] * madds / madds.sum()
         if share.sum() <= 0:
             share = madds / madds.sum()
-        return pd.DataFrame({"name": names, "op": [r.op.value for r in rows], "block": [r.block for r in rows],
-                             "latency_ms": float(self._predict([arch])[0]) * share / share.sum()})
+        return pd.DataFrame(
+            {
+                "name": names,
+                "op": [r.op.value for r in rows],
+                "block": [r.block for r in rows],
+                "latency_ms": float(self._predict([arch])[0]) * share / share.sum(),
+            }
+        )
 
     # -- state (JSON persistence) --------------------------------------------------------------
     def state_params(self) -> dict:
@@ -184,14 +212,17 @@ class Transfer(Predictor):
         state = super().get_state()
         state["learned"] = {
             "sources": [{"class": type(p).__name__, "state": p.get_state()} for p in self.sources_],
-            "source_names": self.source_names_, "source_devices": self.source_devices,
-            "weights": [float(v) for v in self.weights_], "intercept": self.intercept_,
+            "source_names": self.source_names_,
+            "source_devices": self.source_devices,
+            "weights": [float(v) for v in self.weights_],
+            "intercept": self.intercept_,
             "ridge": None if not np.isfinite(self.ridge_) else self.ridge_,
-            "resolution_range": list(self.resolution_range_)}
+            "resolution_range": list(self.resolution_range_),
+        }
         return state
 
     @classmethod
-    def from_state(cls, state: dict, source: str = "state") -> "Transfer":
+    def from_state(cls, state: dict, source: str = "state") -> Transfer:
         """The predictor of :meth:`get_state`, its sources rebuilt from their states (no refit)."""
         from hwlat.archs.codec import decode
 
@@ -200,9 +231,12 @@ class Transfer(Predictor):
         if not isinstance(learned, dict):
             raise FileFormatError(f"{source}: state.learned: expected the transfer's sources and weights")
         try:
-            srcs = [predictor_class(d["class"], f"{source}: state.learned.sources[{i}]")
-                    .from_state(d["state"], f"{source}: state.learned.sources[{i}]")
-                    for i, d in enumerate(learned["sources"])]
+            srcs = [
+                predictor_class(d["class"], f"{source}: state.learned.sources[{i}]").from_state(
+                    d["state"], f"{source}: state.learned.sources[{i}]"
+                )
+                for i, d in enumerate(learned["sources"])
+            ]
             self = cls(sources=srcs, **state["params"])
             self.sources_ = srcs
             self.source_names_ = [str(n) for n in learned["source_names"]]

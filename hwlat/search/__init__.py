@@ -9,10 +9,31 @@ accuracy evaluators (arXiv:1905.02244v5 Sec. 4).
   ``RandomSearch``, ``search(...)``, ``latency_function``.
 - :mod:`hwlat.cli.search` — ``add_parsers(sub)``: ``hwlat netadapt`` and ``hwlat search``.
 """
-from hwlat.search.nas import (W_DEFAULT, W_SMALL, RandomSearch, RegularizedEvolution, RLController,
-                              latency_function, make_controller, mnas_reward, search)
+
+from hwlat.search.nas import (
+    W_DEFAULT,
+    W_SMALL,
+    RandomSearch,
+    RegularizedEvolution,
+    RLController,
+    latency_function,
+    make_controller,
+    mnas_reward,
+    search,
+)
 from hwlat.search.netadapt import NetAdaptConfig, inherit_weights, netadapt
 
-__all__ = ["W_DEFAULT", "W_SMALL", "RandomSearch", "RegularizedEvolution", "RLController",
-           "latency_function", "make_controller", "mnas_reward", "search", "NetAdaptConfig",
-           "inherit_weights", "netadapt"]
+__all__ = [
+    "W_DEFAULT",
+    "W_SMALL",
+    "RandomSearch",
+    "RegularizedEvolution",
+    "RLController",
+    "latency_function",
+    "make_controller",
+    "mnas_reward",
+    "search",
+    "NetAdaptConfig",
+    "inherit_weights",
+    "netadapt",
+]

@@ -11,6 +11,7 @@ Trainable tasks share :meth:`TrainableTask.train` (from scratch, ``scratch_steps
 :meth:`~TrainableTask.fine_tune` (short-term ``T`` or long-term steps) and :meth:`~TrainableTask.accuracy`.
 Everything is deterministic for a seed (torch.manual_seed, seeded batch order and augmentation).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -58,14 +59,31 @@ class TrainableTask:
     name = "task"
     flip = False  # horizontal flip augmentation (wrong for digits)
 
-    def __init__(self, resolution: int, num_classes: int, *, scratch_steps: int = 300, batch_size: int = 64,
-                 lr: float = 3e-3, weight_decay: float = 1e-5, seed: int = 0, shift: int = 2,
-                 progress: bool = False, threads: int | None = 1, bn_batches: int = 8):
+    def __init__(
+        self,
+        resolution: int,
+        num_classes: int,
+        *,
+        scratch_steps: int = 300,
+        batch_size: int = 64,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-5,
+        seed: int = 0,
+        shift: int = 2,
+        progress: bool = False,
+        threads: int | None = 1,
+        bn_batches: int = 8,
+    ):
         if resolution < 8:
             raise ValueError(f"resolution must be at least 8 pixels, got {resolution}")
         self.resolution, self.num_classes = int(resolution), int(num_classes)
         self.scratch_steps, self.batch_size, self.lr = int(scratch_steps), int(batch_size), float(lr)
-        self.weight_decay, self.seed, self.shift, self.progress = weight_decay, int(seed), int(shift), progress
+        self.weight_decay, self.seed, self.shift, self.progress = (
+            weight_decay,
+            int(seed),
+            int(shift),
+            progress,
+        )
         self.threads, self.bn_batches = threads, int(bn_batches)
 
     # -- architecture ------------------------------------------------------------------------
@@ -75,8 +93,10 @@ class TrainableTask:
 
     def _check(self, arch: ArchSpec) -> None:
         if arch.num_classes != self.num_classes:
-            raise ValueError(f"{arch.name}: {arch.num_classes} classes, task {self.name!r} has "
-                             f"{self.num_classes} (use task.adapt(arch))")
+            raise ValueError(
+                f"{arch.name}: {arch.num_classes} classes, task {self.name!r} has "
+                f"{self.num_classes} (use task.adapt(arch))"
+            )
 
     # -- training ----------------------------------------------------------------------------
     def _batch(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,15 +110,26 @@ class TrainableTask:
             dy = torch.randint(0, 2 * s + 1, (len(x),), generator=gen)
             ar = torch.arange(self.resolution)
             rows, cols = (dy[:, None] + ar)[:, None, :, None], (dx[:, None] + ar)[:, None, None, :]
-            x = xp[torch.arange(len(x))[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None],
-                   rows, cols]
+            x = xp[
+                torch.arange(len(x))[:, None, None, None],
+                torch.arange(x.shape[1])[None, :, None, None],
+                rows,
+                cols,
+            ]
         if self.flip:
             f = torch.rand(len(x), generator=gen) < 0.5
             x = torch.where(f[:, None, None, None], x.flip(3), x)
         return x, y
 
-    def fine_tune(self, model: nn.Module, steps: int, *, seed: int | None = None, lr: float | None = None,
-                  desc: str = "fine-tune") -> nn.Module:
+    def fine_tune(
+        self,
+        model: nn.Module,
+        steps: int,
+        *,
+        seed: int | None = None,
+        lr: float | None = None,
+        desc: str = "fine-tune",
+    ) -> nn.Module:
         """Train ``model`` in place for ``steps`` minibatch steps (Adam, cosine decay); return it."""
         seed = self.seed if seed is None else seed
         if steps <= 0:
@@ -141,7 +172,7 @@ class TrainableTask:
         n = len(self.train_y)
         bs = max(1, min(256, n))
         for i in range(min(batches, -(-n // bs))):
-            model(self.train_x[i * bs:(i + 1) * bs])
+            model(self.train_x[i * bs : (i + 1) * bs])
         for m, mom in zip(bns, saved):
             m.momentum = mom
         model.eval()
@@ -162,7 +193,7 @@ class TrainableTask:
             return choices[0]
         self._check(arch)
         model = build_torch(arch, seed=self.seed).train()
-        opt = torch.optim.SGD(model.parameters(), lr=0.0)   # timing only: the weights stay as they are
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)  # timing only: the weights stay as they are
         gen = torch.Generator().manual_seed(self.seed)
         old = torch.get_num_threads()
         best: dict[int, float] = {}
@@ -189,8 +220,9 @@ class TrainableTask:
         self._check(arch)
         seed = self.seed if seed is None else seed
         model = build_torch(arch, seed=seed)
-        return self.fine_tune(model, self.scratch_steps if steps is None else steps, seed=seed,
-                              desc=f"train {arch.name}")
+        return self.fine_tune(
+            model, self.scratch_steps if steps is None else steps, seed=seed, desc=f"train {arch.name}"
+        )
 
     @staticmethod
     @torch.no_grad()
@@ -198,7 +230,7 @@ class TrainableTask:
         model.eval()
         correct = 0
         for i in range(0, len(y), 256):
-            correct += int((model(x[i:i + 256]).argmax(1) == y[i:i + 256]).sum())
+            correct += int((model(x[i : i + 256]).argmax(1) == y[i : i + 256]).sum())
         return correct / max(1, len(y))
 
     def accuracy(self, model: nn.Module) -> float:
@@ -244,8 +276,15 @@ class DigitsTask(TrainableTask):
 
     name = "digits"
 
-    def __init__(self, resolution: int = 32, *, val_fraction: float = 0.2, split_seed: int = 0,
-                 holdout_fraction: float = 0.0, **kw):
+    def __init__(
+        self,
+        resolution: int = 32,
+        *,
+        val_fraction: float = 0.2,
+        split_seed: int = 0,
+        holdout_fraction: float = 0.0,
+        **kw,
+    ):
         from sklearn.datasets import load_digits
 
         super().__init__(resolution, 10, **kw)
@@ -272,8 +311,16 @@ class ImageFolderTask(TrainableTask):
     name = "imagefolder"
     flip = True
 
-    def __init__(self, root: str | Path, resolution: int = 64, *, val_fraction: float = 0.2, split_seed: int = 0,
-                 holdout_fraction: float = 0.0, **kw):
+    def __init__(
+        self,
+        root: str | Path,
+        resolution: int = 64,
+        *,
+        val_fraction: float = 0.2,
+        split_seed: int = 0,
+        holdout_fraction: float = 0.0,
+        **kw,
+    ):
         from PIL import Image, UnidentifiedImageError
 
         root = Path(root)
@@ -340,8 +387,9 @@ class PublishedTable:
         key = (arch.name, int(arch.resolution))
         if key not in self.table:
             known = ", ".join(f"{n}@{r}" for n, r in sorted(self.table))
-            raise ValueError(f"no published ImageNet top-1 for {arch.name!r} at {arch.resolution} px "
-                             f"(published: {known})")
+            raise ValueError(
+                f"no published ImageNet top-1 for {arch.name!r} at {arch.resolution} px (published: {known})"
+            )
         return self.table[key]
 
 

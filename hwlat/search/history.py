@@ -2,6 +2,7 @@
 :mod:`hwlat.histories` (re-exported here: ``H.read``, ``H.write``, ``H.todo``, ``H.SCHEMAS``), plus
 the run folder (:func:`out_dir`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -12,12 +12,14 @@ moving-average baseline, the paper's method), :class:`RegularizedEvolution` and
 budget of candidates, a callback and a resumable history; latency is predicted one batch at a time
 (``compile_space`` when the predictor allows it).
 """
+
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -27,9 +29,9 @@ from hwlat.archs import ArchSpec, SearchSpace, encode
 from hwlat.errors import FileFormatError
 from hwlat.search import history as H
 
-W_DEFAULT = -0.07   # MnasNet; arXiv:1905.02244v5 Sec. 4.1
-W_SMALL = -0.15     # MobileNetV3-Small search, same section
-REWARD_FORMS = ("soft", "hard")   # mnas_reward's form: the soft exponent w, or the hard constraint
+W_DEFAULT = -0.07  # MnasNet; arXiv:1905.02244v5 Sec. 4.1
+W_SMALL = -0.15  # MobileNetV3-Small search, same section
+REWARD_FORMS = ("soft", "hard")  # mnas_reward's form: the soft exponent w, or the hard constraint
 # A search run unless told otherwise (``hwlat search``): controller, candidates, space, training
 # steps of each candidate's accuracy proxy.
 DEFAULT_CONTROLLER = "rl"
@@ -46,9 +48,9 @@ def mnas_reward(acc, lat_ms, target_ms: float, w: float = W_DEFAULT, form: str =
     acc, lat = np.asarray(acc, dtype=float), np.asarray(lat_ms, dtype=float)
     ratio = lat / target_ms
     if form == "soft":
-        r = acc * ratio ** w
+        r = acc * ratio**w
     elif form == "hard":
-        r = acc * np.where(lat <= target_ms, 1.0, ratio ** -1.0)
+        r = acc * np.where(lat <= target_ms, 1.0, ratio**-1.0)
     else:
         raise ValueError(f"reward form must be 'soft' or 'hard', got {form!r}")
     return float(r) if r.ndim == 0 else r
@@ -138,8 +140,15 @@ class RLController(Controller):
 
     name = "rl"
 
-    def __init__(self, space, hidden: int = 32, lr: float = 0.02, baseline_decay: float = 0.9,
-                 entropy: float = 1e-3, seed: int = 0):
+    def __init__(
+        self,
+        space,
+        hidden: int = 32,
+        lr: float = 0.02,
+        baseline_decay: float = 0.9,
+        entropy: float = 1e-3,
+        seed: int = 0,
+    ):
         super().__init__(space)
         torch.manual_seed(seed)
         self.policy = _Policy(space.dims, hidden)
@@ -187,7 +196,9 @@ class RLController(Controller):
             self.opt.step()
 
 
-CONTROLLERS: dict[str, type[Controller]] = {c.name: c for c in (RandomSearch, RegularizedEvolution, RLController)}
+CONTROLLERS: dict[str, type[Controller]] = {
+    c.name: c for c in (RandomSearch, RegularizedEvolution, RLController)
+}
 """The controllers by name (:attr:`Controller.name`), simplest first: what :func:`make_controller`
 builds, ``--controller`` offers and ``hwlat demo compare`` runs."""
 
@@ -218,9 +229,12 @@ class LatencyFunction:
         return np.asarray(self.predictor.predict_many([self.space.decode(v) for v in vectors]), dtype=float)
 
     def describe(self) -> str:
-        return ("latency from the compiled space table" if self.path == "compiled" else
-                f"latency from {type(self.predictor).__name__}.predict_many per batch (the "
-                f"predictor is not block-level, so the space cannot be compiled)")
+        return (
+            "latency from the compiled space table"
+            if self.path == "compiled"
+            else f"latency from {type(self.predictor).__name__}.predict_many per batch (the "
+            f"predictor is not block-level, so the space cannot be compiled)"
+        )
 
 
 def latency_function(predictor, space: SearchSpace) -> LatencyFunction:
@@ -241,10 +255,23 @@ class Pool(Protocol):
     def next_done(self) -> tuple[int, float]: ...
 
 
-def search(space: SearchSpace, controller: Controller, accuracy: Callable, latency: Callable, target_ms: float,
-           budget: int, rng: np.random.Generator, *, w: float = W_DEFAULT, form: str = "soft",
-           batch: int = 10, out_dir: str | Path | None = None, callback: Callable[[dict], None] | None = None,
-           meta: dict | None = None, pool: Pool | None = None) -> dict:
+def search(
+    space: SearchSpace,
+    controller: Controller,
+    accuracy: Callable,
+    latency: Callable,
+    target_ms: float,
+    budget: int,
+    rng: np.random.Generator,
+    *,
+    w: float = W_DEFAULT,
+    form: str = "soft",
+    batch: int = 10,
+    out_dir: str | Path | None = None,
+    callback: Callable[[dict], None] | None = None,
+    meta: dict | None = None,
+    pool: Pool | None = None,
+) -> dict:
     """Evaluate ``budget`` candidates proposed by ``controller``; return the history dict.
 
     ``accuracy(arch) -> [0, 1]``; ``latency(vectors) -> ms array`` (see :func:`latency_function`).
@@ -264,23 +291,40 @@ def search(space: SearchSpace, controller: Controller, accuracy: Callable, laten
     if target_ms <= 0:
         raise ValueError(f"target latency must be positive, got {target_ms}")
     mnas_reward(1.0, 1.0, 1.0, w, form)  # validates form
-    settings = {"controller": controller.name, "target_ms": float(target_ms), "w": w, "form": form,
-                "space": [list(map(int, space.dims)), space.resolution], **(meta or {})}
+    settings = {
+        "controller": controller.name,
+        "target_ms": float(target_ms),
+        "w": w,
+        "form": form,
+        "space": [list(map(int, space.dims)), space.resolution],
+        **(meta or {}),
+    }
     hpath = Path(out_dir) / "history.json" if out_dir is not None else None
     hist = H.read(hpath, "nas") if hpath else None
     if hist is not None:
         if hist["settings"] != settings:
-            raise ValueError(f"{hpath}: holds another search (other controller, target or space); "
-                             "use another output folder or remove it")
+            raise ValueError(
+                f"{hpath}: holds another search (other controller, target or space); "
+                "use another output folder or remove it"
+            )
         _replay(hpath, hist, space, controller, rng, batch)
         hist["schema"] = H.SCHEMAS["nas"]  # a file of an older hwlat (a bare number) is rewritten as this one
     else:
-        hist = {"schema": H.SCHEMAS["nas"], "kind": "nas", "settings": settings, "budget": budget, "candidates": [],
-                "best": None, "rng_state": rng.bit_generator.state}
+        hist = {
+            "schema": H.SCHEMAS["nas"],
+            "kind": "nas",
+            "settings": settings,
+            "budget": budget,
+            "candidates": [],
+            "best": None,
+            "rng_state": rng.bit_generator.state,
+        }
         if hpath:
             H.out_dir(out_dir)
     hist["budget"] = budget
-    run = _Run(hist, hpath, callback, lambda acc, lat: np.atleast_1d(mnas_reward(acc, lat, target_ms, w, form)))
+    run = _Run(
+        hist, hpath, callback, lambda acc, lat: np.atleast_1d(mnas_reward(acc, lat, target_ms, w, form))
+    )
     if pool is not None and controller.asynchronous and pool.workers > 1:
         _search_async(space, controller, latency, budget, rng, pool, run)
         return hist
@@ -304,9 +348,15 @@ class _Run:
 
     def record(self, vs, archs, lat, acc, rew, rng, seconds: float) -> None:
         hist, cands, recs = self.hist, self.hist["candidates"], []
-        for v, a, l, ac, r in zip(vs, archs, lat, acc, rew):
-            rec = {"i": len(cands), "vector": [int(x) for x in v], "arch": encode(a), "predicted_ms": float(l),
-                   "accuracy": float(ac), "reward": float(r)}
+        for v, a, ms, ac, r in zip(vs, archs, lat, acc, rew):
+            rec = {
+                "i": len(cands),
+                "vector": [int(x) for x in v],
+                "arch": encode(a),
+                "predicted_ms": float(ms),
+                "accuracy": float(ac),
+                "reward": float(r),
+            }
             cands.append(rec)
             recs.append(rec)
             if hist["best"] is None or rec["reward"] > hist["best"]["reward"]:
@@ -338,21 +388,23 @@ def _search_async(space, controller, latency, budget, rng, pool, run: _Run) -> N
         t0 = t1
 
 
-def _replay(hpath: Path, hist: dict, space: SearchSpace, controller: Controller, rng: np.random.Generator,
-            batch: int) -> None:
+def _replay(
+    hpath: Path, hist: dict, space: SearchSpace, controller: Controller, rng: np.random.Generator, batch: int
+) -> None:
     """Rebuild the controller and generator state of a recorded search (checked: one-line errors)."""
     cands = hist["candidates"]
     for i, c in enumerate(cands):
         v = c["vector"]
         if len(v) != len(space.dims) or not all(
-                isinstance(x, int) and not isinstance(x, bool) and 0 <= x < d for x, d in zip(v, space.dims)):
+            isinstance(x, int) and not isinstance(x, bool) and 0 <= x < d for x, d in zip(v, space.dims)
+        ):
             raise FileFormatError(f"{hpath}: candidate {i} has a vector outside the space; {H.todo(hpath)}")
     try:
         rng.bit_generator.state = hist["rng_state"]
     except (ValueError, TypeError, KeyError):
         raise FileFormatError(f"{hpath}: damaged rng_state; {H.todo(hpath)}") from None
     for i in range(0, len(cands), batch):  # replay, batch by batch as they were recorded
-        chunk = cands[i:i + batch]
+        chunk = cands[i : i + batch]
         controller.update([tuple(c["vector"]) for c in chunk], np.array([c["reward"] for c in chunk]))
 
 
@@ -367,4 +419,3 @@ class CachedAccuracy:
         if k not in self.cache:
             self.cache[k] = float(self.evaluate(arch))
         return self.cache[k]
-

@@ -34,15 +34,16 @@ Files in ``DIR``: each step's weights go to a new ``weights/step_NNNN.pt`` (``se
 removed. The history is the commit point: a run killed anywhere resumes from the last history
 written, with the weights it names, by the same call.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import re
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -132,8 +133,9 @@ def _shrink_all(arch: ArchSpec, bottlenecks_first: bool) -> ArchSpec:
         changed = False
         kinds = proposal_kinds(arch)
         if bottlenecks_first:
-            kinds = sorted((k for k in kinds if k[0] == "bottleneck"), key=lambda k: k[1]) + \
-                [k for k in kinds if k[0] == "expansion"]
+            kinds = sorted((k for k in kinds if k[0] == "bottleneck"), key=lambda k: k[1]) + [
+                k for k in kinds if k[0] == "expansion"
+            ]
         for kind, key, width in kinds:
             cur = width if kind == "expansion" else key
             for new in range(CHANNEL_DIVISOR, cur, CHANNEL_DIVISOR):
@@ -216,8 +218,9 @@ def _importance(model: nn.Module, sp: DisjointSet) -> dict[str, torch.Tensor]:
     return imp
 
 
-def _kept_channels(sp: DisjointSet, imp: dict[str, torch.Tensor], old: ArchSpec,
-                   new: ArchSpec) -> dict[str, torch.Tensor]:
+def _kept_channels(
+    sp: DisjointSet, imp: dict[str, torch.Tensor], old: ArchSpec, new: ArchSpec
+) -> dict[str, torch.Tensor]:
     """Per channel space (its root), the sorted indices of the largest-L2 channels ``new`` keeps."""
     old_sizes = _sizes(old)
     keep: dict[str, torch.Tensor] = {}
@@ -378,28 +381,37 @@ class ChannelFloor:
         return self.floor_ms / self.seed_ms
 
     def describe(self) -> str:
-        if self.floor_ms <= 0:   # a calibrated predictor's network term can be negative
-            return (f"channel cuts alone could take the seed's {self.seed_ms:.3f} ms predicted to "
-                    f"{self.floor_ms:.3f} ms (every prunable width at 8; the predictor's network term "
-                    f"is negative there): no fixed share limits the target")
-        return (f"{self.floor_ms:.3f} ms of the seed's {self.seed_ms:.3f} ms predicted "
-                f"({self.share:.0%}) no channel cut can remove (per-op overheads, the network term, "
-                f"the layers NetAdapt does not cut: every prunable width at 8)")
+        if self.floor_ms <= 0:  # a calibrated predictor's network term can be negative
+            return (
+                f"channel cuts alone could take the seed's {self.seed_ms:.3f} ms predicted to "
+                f"{self.floor_ms:.3f} ms (every prunable width at 8; the predictor's network term "
+                f"is negative there): no fixed share limits the target"
+            )
+        return (
+            f"{self.floor_ms:.3f} ms of the seed's {self.seed_ms:.3f} ms predicted "
+            f"({self.share:.0%}) no channel cut can remove (per-op overheads, the network term, "
+            f"the layers NetAdapt does not cut: every prunable width at 8)"
+        )
 
     def check(self, target_ms: float) -> None:
         """Raise ``ValueError`` with the reason when ``target_ms`` cannot be reached by cuts."""
         if target_ms >= self.seed_ms:
-            raise ValueError(f"target {target_ms:.3f} ms is not below the seed's predicted latency "
-                             f"{self.seed_ms:.3f} ms: nothing to do")
+            raise ValueError(
+                f"target {target_ms:.3f} ms is not below the seed's predicted latency "
+                f"{self.seed_ms:.3f} ms: nothing to do"
+            )
         if target_ms < self.floor_ms:
-            raise ValueError(f"target {target_ms:.3f} ms is below what channel cuts can reach: "
-                             f"{self.describe()}")
+            raise ValueError(
+                f"target {target_ms:.3f} ms is below what channel cuts can reach: {self.describe()}"
+            )
 
 
 def channel_floor(seed_arch: ArchSpec, predictor) -> ChannelFloor:
     """Predict ``seed_arch`` as it is and with every prunable width at its minimum (the lower of
     :func:`floor_candidates`; a heuristic: another order of cuts may reach a little lower)."""
-    seed_ms, *floors = np.asarray(predictor.predict_many([seed_arch, *floor_candidates(seed_arch)]), dtype=float)
+    seed_ms, *floors = np.asarray(
+        predictor.predict_many([seed_arch, *floor_candidates(seed_arch)]), dtype=float
+    )
     return ChannelFloor(float(seed_ms), float(min(floors)))
 
 
@@ -425,7 +437,7 @@ def _remove_stale_weights(out: Path, hist: dict) -> None:
     """Remove weights files (and temporary files) that the history does not name."""
     folder = out / "weights"
     stale = [f for f in folder.iterdir() if f.suffix in (".pt", ".tmp")] if folder.is_dir() else []
-    for f in stale + [out / "model.pt"]:    # model.pt: schema 1
+    for f in stale + [out / "model.pt"]:  # model.pt: schema 1
         if f.relative_to(out).as_posix() != hist["weights"]:
             f.unlink(missing_ok=True)
 
@@ -438,8 +450,9 @@ def _load_weights(out: Path, hist: dict) -> tuple[ArchSpec, nn.Module]:
     try:
         arch = validate(ArchSpec.from_dict(hist["current_arch"]))
     except (ValueError, TypeError) as e:
-        raise FileFormatError(f"{hpath}: current_arch is not a valid architecture ({e}); "
-                              f"{H.todo(hpath)}") from None
+        raise FileFormatError(
+            f"{hpath}: current_arch is not a valid architecture ({e}); {H.todo(hpath)}"
+        ) from None
     rel = hist["weights"]
     if rel != "model.pt" and not _WEIGHTS.fullmatch(rel):
         raise FileFormatError(f"{hpath}: names an unexpected weights file {rel!r}; {H.todo(hpath)}")
@@ -449,14 +462,16 @@ def _load_weights(out: Path, hist: dict) -> tuple[ArchSpec, nn.Module]:
     try:
         state = torch.load(wpath, weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for a damaged file
-        raise FileFormatError(f"{wpath}: damaged weights file ({type(e).__name__}); "
-                              f"{H.todo(hpath)}") from None
+        raise FileFormatError(
+            f"{wpath}: damaged weights file ({type(e).__name__}); {H.todo(hpath)}"
+        ) from None
     model = build_torch(arch)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError):
-        raise FileFormatError(f"{wpath}: weights do not match the current_arch of {hpath}; "
-                              f"{H.todo(hpath)}") from None
+        raise FileFormatError(
+            f"{wpath}: weights do not match the current_arch of {hpath}; {H.todo(hpath)}"
+        ) from None
     model.eval()
     return arch, model
 
@@ -469,8 +484,10 @@ def _resume(out: Path, seed_code: str, cfg: dict) -> dict | None:
     if hist is None:
         return None
     if hist["seed_arch"] != seed_code or hist["config"] != cfg:
-        raise ValueError(f"{hpath}: holds another run (other seed network or settings); "
-                         f"use another output folder or remove it")
+        raise ValueError(
+            f"{hpath}: holds another run (other seed network or settings); "
+            f"use another output folder or remove it"
+        )
     if H.version(hpath, hist) == 1:  # schema 1 kept the current weights in model.pt
         hist["weights"] = "model.pt"
     hist["schema"] = H.SCHEMAS["netadapt"]  # older files (a bare number) are rewritten as this one
@@ -482,21 +499,37 @@ def _holdout_accuracy(task, model: nn.Module) -> float:
     return float(getattr(task, "holdout_accuracy", task.accuracy)(model))
 
 
-def _start(out: Path, seed_arch: ArchSpec, seed_model, task, floor: ChannelFloor, cfg: dict,
-           seed_train_steps) -> tuple[dict, nn.Module]:
+def _start(
+    out: Path, seed_arch: ArchSpec, seed_model, task, floor: ChannelFloor, cfg: dict, seed_train_steps
+) -> tuple[dict, nn.Module]:
     """Train (or take) the seed, write the first history; ``(history, model)``."""
     model = seed_model if seed_model is not None else task.train(seed_arch, seed_train_steps)
-    seed = {"predicted_ms": floor.seed_ms, "fixed_ms": floor.floor_ms, "accuracy": task.accuracy(model),
-            "holdout_accuracy": _holdout_accuracy(task, model), "params": summary(seed_arch)["params"]}
-    hist = {"schema": H.SCHEMAS["netadapt"], "kind": "netadapt", "seed_arch": encode(seed_arch),
-            "config": cfg, "seed": seed, "steps": [], "current_arch": seed_arch.to_dict(),
-            "weights": _save_weights(out, model, "seed"), "final": None,
-            "ranked_on": getattr(task, "holdout_name", "the validation split")}
+    seed = {
+        "predicted_ms": floor.seed_ms,
+        "fixed_ms": floor.floor_ms,
+        "accuracy": task.accuracy(model),
+        "holdout_accuracy": _holdout_accuracy(task, model),
+        "params": summary(seed_arch)["params"],
+    }
+    hist = {
+        "schema": H.SCHEMAS["netadapt"],
+        "kind": "netadapt",
+        "seed_arch": encode(seed_arch),
+        "config": cfg,
+        "seed": seed,
+        "steps": [],
+        "current_arch": seed_arch.to_dict(),
+        "weights": _save_weights(out, model, "seed"),
+        "final": None,
+        "ranked_on": getattr(task, "holdout_name", "the validation split"),
+    }
     _commit(out, hist)
     return hist, model
 
 
-def _fine_tune_all(model, arch, proposals, task, config: NetAdaptConfig, k: int, pool=None, seed_offset: int = 0):
+def _fine_tune_all(
+    model, arch, proposals, task, config: NetAdaptConfig, k: int, pool=None, seed_offset: int = 0
+):
     """Per proposal ``((kind, key), (width, arch, ms))``: the network inheriting ``model``'s
     largest filters, fine-tuned ``short_steps`` with seed ``config.seed + k + seed_offset``, and
     its holdout accuracy; on a ``pool`` (:class:`hwlat.search.parallel.RayPool`) in parallel,
@@ -505,7 +538,7 @@ def _fine_tune_all(model, arch, proposals, task, config: NetAdaptConfig, k: int,
     seed = config.seed + k + seed_offset
     if pool is None:
         out = []
-        for ((kind, key), (new, cand, m)), desc in zip(proposals, descs):
+        for ((_kind, _key), (_new, cand, _m)), desc in zip(proposals, descs):
             net = inherit_weights(model, arch, cand, seed=config.seed)
             task.fine_tune(net, config.short_steps, seed=seed, lr=config.short_lr, desc=desc)
             out.append((net, _holdout_accuracy(task, net)))
@@ -513,7 +546,9 @@ def _fine_tune_all(model, arch, proposals, task, config: NetAdaptConfig, k: int,
     from hwlat.archs.torch_builder import build_torch
 
     cands = [cand for _, (_, cand, _) in proposals]
-    done = pool.fine_tune_many(model, arch, cands, config.short_steps, config.seed, seed, descs, config.short_lr)
+    done = pool.fine_tune_many(
+        model, arch, cands, config.short_steps, config.seed, seed, descs, config.short_lr
+    )
     out = []
     for cand, (acc, weights) in zip(cands, done):
         net = build_torch(cand)
@@ -527,8 +562,11 @@ def _predict_proposals(predictor, archs: list[ArchSpec], first: bool) -> tuple[n
     at the first step only (every step's is kept in its record), so a run does not repeat it."""
     ms, extrapolated = predict_noting_extrapolation(predictor, archs)
     if extrapolated and first:
-        warnings.warn(f"NetAdapt's proposals: {extrapolated} (each step records it in history.json "
-                      f"as 'extrapolated')", ExtrapolationWarning, stacklevel=3)
+        warnings.warn(
+            f"NetAdapt's proposals: {extrapolated} (each step records it in history.json as 'extrapolated')",
+            ExtrapolationWarning,
+            stacklevel=3,
+        )
     return ms, extrapolated
 
 
@@ -536,8 +574,9 @@ MAX_HALVINGS = 40
 """How often a step may halve: 2**-40 of any step is far below the smallest cut one layer allows."""
 
 
-def meeting_proposals(cands, ms, lat: float, delta: float, min_proposals: int,
-                      min_gain: float) -> tuple[dict, float, int]:
+def meeting_proposals(
+    cands, ms, lat: float, delta: float, min_proposals: int, min_gain: float
+) -> tuple[dict, float, int]:
     """The proposals of a step and the reduction they meet: ``(best, step_ms, halvings)``.
 
     ``best`` maps each proposal ``(kind, key)`` to its largest width ``(width, arch, ms)`` whose
@@ -564,28 +603,42 @@ MIN_GAIN_FRACTION = 1e-4
 """A cut that lowers the predicted latency by at most this share of the seed's lowers nothing."""
 
 
-def evaluation_noise(model, arch: ArchSpec, proposal, accuracy: float, task, config: NetAdaptConfig,
-                     k: int) -> dict:
+def evaluation_noise(
+    model, arch: ArchSpec, proposal, accuracy: float, task, config: NetAdaptConfig, k: int
+) -> dict:
     """How much a proposal's holdout accuracy moves by chance: ``proposal`` (step ``k``'s pick,
     ``accuracy`` with the run's seed) fine-tuned again with ``config.noise_repeats`` other seeds;
     ``std`` is the sample standard deviation of all its accuracies (fractions), ``binomial_se`` the
     standard error of one accuracy on a holdout of that size."""
-    again = [_fine_tune_all(model, arch, [proposal], task, config, k, None, seed_offset=1_000 + i)[0]
-             for i in range(config.noise_repeats)]   # serial: a pool gives every proposal one seed
+    again = [
+        _fine_tune_all(model, arch, [proposal], task, config, k, None, seed_offset=1_000 + i)[0]
+        for i in range(config.noise_repeats)
+    ]  # serial: a pool gives every proposal one seed
     accs = [accuracy] + [a for _, a in again]
     n = len(getattr(task, "holdout_y", getattr(task, "val_y", ())))
     p = float(np.mean(accs))
     (kind, key), (new, _, _) = proposal
-    return {"proposal": f"{kind} {key}->{new}", "holdout_accuracies": accs, "std": float(np.std(accs, ddof=1)),
-            "binomial_se": float(np.sqrt(p * (1 - p) / n)) if n else None, "holdout_size": n}
+    return {
+        "proposal": f"{kind} {key}->{new}",
+        "holdout_accuracies": accs,
+        "std": float(np.std(accs, ddof=1)),
+        "binomial_se": float(np.sqrt(p * (1 - p) / n)) if n else None,
+        "holdout_size": n,
+    }
 
 
 def describe_noise(noise: dict) -> str:
     """One line on a run's evaluation noise (:func:`evaluation_noise`)."""
     accs = ", ".join(f"{a:.3f}" for a in noise["holdout_accuracies"])
-    se = f"; binomial SE on {noise['holdout_size']} images {noise['binomial_se']:.3f}" if noise.get("binomial_se") else ""
-    return (f"std {noise['std']:.3f} over {len(noise['holdout_accuracies'])} fine-tunes of {noise['proposal']} "
-            f"({accs}){se}")
+    se = (
+        f"; binomial SE on {noise['holdout_size']} images {noise['binomial_se']:.3f}"
+        if noise.get("binomial_se")
+        else ""
+    )
+    return (
+        f"std {noise['std']:.3f} over {len(noise['holdout_accuracies'])} fine-tunes of {noise['proposal']} "
+        f"({accs}){se}"
+    )
 
 
 def describe_step(step: dict) -> list[str]:
@@ -593,9 +646,11 @@ def describe_step(step: dict) -> list[str]:
     of holdout accuracy, the halved step if it was, and at step 0 the evaluation noise."""
     c = step["chosen"]
     halved = f", step halved {step['halvings']}x to {step['step_ms']:.3f} ms" if step["halvings"] else ""
-    lines = [f"step {step['step']}: {c['kind']} {c['key']}->{c['width']} {step['predicted_ms']:.3f} ms, "
-             f"acc {step['accuracy']:.3f} ({len(step['candidates'])} proposals, holdout accuracy spread "
-             f"{step['accuracy_spread']:.3f}{halved})"]
+    lines = [
+        f"step {step['step']}: {c['kind']} {c['key']}->{c['width']} {step['predicted_ms']:.3f} ms, "
+        f"acc {step['accuracy']:.3f} ({len(step['candidates'])} proposals, holdout accuracy spread "
+        f"{step['accuracy_spread']:.3f}{halved})"
+    ]
     if "noise" in step:
         lines.append(f"evaluation noise: {describe_noise(step['noise'])}")
     return lines
@@ -605,39 +660,70 @@ class _Stop(Exception):
     """A step found no cut: the run stops short with this reason."""
 
 
-def _step(k: int, arch: ArchSpec, model: nn.Module, lat: float, acc_prev: float, seed_ms: float,
-          task, predictor, config: NetAdaptConfig, pool=None) -> tuple[dict, ArchSpec, nn.Module]:
+def _step(
+    k: int,
+    arch: ArchSpec,
+    model: nn.Module,
+    lat: float,
+    acc_prev: float,
+    seed_ms: float,
+    task,
+    predictor,
+    config: NetAdaptConfig,
+    pool=None,
+) -> tuple[dict, ArchSpec, nn.Module]:
     """One NetAdapt step from ``arch`` at ``lat`` ms: ``(step record, new arch, new model)``;
     the proposals fine-tuned on ``pool`` when given (see :func:`_fine_tune_all`). Raises
     :class:`_Stop` with the reason when no channel cut lowers the predicted latency."""
-    delta = config.delta_fraction * seed_ms * config.decay ** k
+    delta = config.delta_fraction * seed_ms * config.decay**k
     t0 = time.time()
     cands = candidates(arch)
     if not cands:
         raise _Stop("every prunable width is at its minimum (8 channels)")
     ms, extrapolated = _predict_proposals(predictor, [c[3] for c in cands], first=k == 0)
-    best, step_ms, halvings = meeting_proposals(cands, ms, lat, delta, config.min_proposals,
-                                                MIN_GAIN_FRACTION * seed_ms)
+    best, step_ms, halvings = meeting_proposals(
+        cands, ms, lat, delta, config.min_proposals, MIN_GAIN_FRACTION * seed_ms
+    )
     if not best:
-        raise _Stop(f"no channel cut lowers the predicted latency below {lat:.3f} ms "
-                    f"(by more than {MIN_GAIN_FRACTION * seed_ms * 1e3:.2f} us)")
+        raise _Stop(
+            f"no channel cut lowers the predicted latency below {lat:.3f} ms "
+            f"(by more than {MIN_GAIN_FRACTION * seed_ms * 1e3:.2f} us)"
+        )
     considered, chosen = [], None
     proposals = sorted(best.items())
     parent, parent_model = arch, model
     tuned = _fine_tune_all(model, arch, proposals, task, config, k, pool)
     for ((kind, key), (new, cand, m)), (net, a) in zip(proposals, tuned):
-        rec = {"kind": kind, "key": int(key), "width": int(new), "predicted_ms": m, "holdout_accuracy": a,
-               "score": _score(config.criterion, a, acc_prev, lat - m)}
+        rec = {
+            "kind": kind,
+            "key": int(key),
+            "width": int(new),
+            "predicted_ms": m,
+            "holdout_accuracy": a,
+            "score": _score(config.criterion, a, acc_prev, lat - m),
+        }
         considered.append(rec)
         if chosen is None or rec["score"] > chosen[0]["score"]:
             chosen = (rec, cand, net, ((kind, key), (new, cand, m)))
     rec, arch, model, pick = chosen
     accs = [c["holdout_accuracy"] for c in considered]
-    step = {"step": k, "delta_ms": delta, "step_ms": step_ms, "halvings": halvings, "goal_ms": lat - step_ms,
-            "chosen": rec, "predicted_ms": rec["predicted_ms"], "holdout_accuracy": rec["holdout_accuracy"],
-            "accuracy": task.accuracy(model), "accuracy_spread": max(accs) - min(accs),
-            "params": summary(arch)["params"], "arch": encode(arch), "candidates": considered,
-            "n_predicted": len(cands), "seconds": time.time() - t0}
+    step = {
+        "step": k,
+        "delta_ms": delta,
+        "step_ms": step_ms,
+        "halvings": halvings,
+        "goal_ms": lat - step_ms,
+        "chosen": rec,
+        "predicted_ms": rec["predicted_ms"],
+        "holdout_accuracy": rec["holdout_accuracy"],
+        "accuracy": task.accuracy(model),
+        "accuracy_spread": max(accs) - min(accs),
+        "params": summary(arch)["params"],
+        "arch": encode(arch),
+        "candidates": considered,
+        "n_predicted": len(cands),
+        "seconds": time.time() - t0,
+    }
     if k == 0 and config.noise_repeats:
         step["noise"] = evaluation_noise(parent_model, parent, pick, rec["holdout_accuracy"], task, config, k)
     if extrapolated:
@@ -645,8 +731,16 @@ def _step(k: int, arch: ArchSpec, model: nn.Module, lat: float, acc_prev: float,
     return step, arch, model
 
 
-def _finish(out: Path, hist: dict, arch: ArchSpec, model: nn.Module, task, predictor,
-            config: NetAdaptConfig, stopped: str | None) -> None:
+def _finish(
+    out: Path,
+    hist: dict,
+    arch: ArchSpec,
+    model: nn.Module,
+    task,
+    predictor,
+    config: NetAdaptConfig,
+    stopped: str | None,
+) -> None:
     """Long-term fine-tune, then record the final network (weights, arch.json, history); a run that
     stopped short of its target records why (``stopped``) beside what it reached."""
     acc_before = hist["steps"][-1]["accuracy"] if hist["steps"] else hist["seed"]["accuracy"]
@@ -654,10 +748,17 @@ def _finish(out: Path, hist: dict, arch: ArchSpec, model: nn.Module, task, predi
     ms = float(predictor.predict(arch))
     s = summary(arch)
     reached = bool(ms <= config.target_ms)
-    hist["final"] = {"predicted_ms": ms, "accuracy_before_long": acc_before, "accuracy": task.accuracy(model),
-                     "params": s["params"], "madds": s["madds"], "arch": encode(arch),
-                     "target_ms": config.target_ms, "reached_target": reached,
-                     "stopped": None if reached else stopped}
+    hist["final"] = {
+        "predicted_ms": ms,
+        "accuracy_before_long": acc_before,
+        "accuracy": task.accuracy(model),
+        "params": s["params"],
+        "madds": s["madds"],
+        "arch": encode(arch),
+        "target_ms": config.target_ms,
+        "reached_target": reached,
+        "stopped": None if reached else stopped,
+    }
     hist["weights"] = _save_weights(out, model, "final")
     atomic_write_text(out / "arch.json", arch.to_json())
     _commit(out, hist)
@@ -667,17 +768,27 @@ def outcome(hist: dict) -> str:
     """One line: what a finished run reached, its target, and why it stopped short if it did."""
     fin, seed = hist["final"], hist["seed"]
     n = len(hist["steps"])
-    reached = (f"{fin['predicted_ms']:.3f} ms predicted ({fin['predicted_ms'] / seed['predicted_ms']:.2f} of "
-               f"the seed's {seed['predicted_ms']:.3f} ms) in {n} step{'s' * (n != 1)}")
+    reached = (
+        f"{fin['predicted_ms']:.3f} ms predicted ({fin['predicted_ms'] / seed['predicted_ms']:.2f} of "
+        f"the seed's {seed['predicted_ms']:.3f} ms) in {n} step{'s' * (n != 1)}"
+    )
     target = fin.get("target_ms", hist["config"]["target_ms"])
     if fin["reached_target"]:
         return f"NetAdapt reached its target {target:.3f} ms: {reached}"
     return f"NetAdapt stopped short of its target {target:.3f} ms at {reached}: {fin.get('stopped')}"
 
 
-def netadapt(seed_arch: ArchSpec, seed_model: nn.Module | None, task, predictor, config: NetAdaptConfig,
-             out_dir: str | Path, callback: Callable[[dict], None] | None = None,
-             seed_train_steps: int | None = None, pool=None) -> NetAdaptResult:
+def netadapt(
+    seed_arch: ArchSpec,
+    seed_model: nn.Module | None,
+    task,
+    predictor,
+    config: NetAdaptConfig,
+    out_dir: str | Path,
+    callback: Callable[[dict], None] | None = None,
+    seed_train_steps: int | None = None,
+    pool=None,
+) -> NetAdaptResult:
     """Run (or resume) NetAdapt from ``seed_arch`` down to ``config.target_ms`` predicted latency.
 
     ``seed_model`` is the trained seed; None trains it from scratch with ``task.train``.
@@ -696,8 +807,9 @@ def netadapt(seed_arch: ArchSpec, seed_model: nn.Module | None, task, predictor,
     if hist is None:
         floor = channel_floor(seed_arch, predictor)
         floor.check(config.target_ms)
-        hist, model = _start(out, seed_arch, seed_model, task, floor, dataclasses.asdict(config),
-                             seed_train_steps)
+        hist, model = _start(
+            out, seed_arch, seed_model, task, floor, dataclasses.asdict(config), seed_train_steps
+        )
         arch = seed_arch
     else:
         arch, model = _load_weights(out, hist)
@@ -717,8 +829,9 @@ def netadapt(seed_arch: ArchSpec, seed_model: nn.Module | None, task, predictor,
         prev = steps[-1] if steps else hist["seed"]
         acc_prev = prev.get("holdout_accuracy", prev["accuracy"])
         try:
-            step, arch, model = _step(len(steps), arch, model, lat, acc_prev, seed_ms, task, predictor, config,
-                                      pool)
+            step, arch, model = _step(
+                len(steps), arch, model, lat, acc_prev, seed_ms, task, predictor, config, pool
+            )
         except _Stop as e:
             stopped = str(e)
             break
@@ -732,20 +845,29 @@ def netadapt(seed_arch: ArchSpec, seed_model: nn.Module | None, task, predictor,
     return NetAdaptResult(arch, model, hist)
 
 
-def measure_litert_side_by_side(archs: Sequence[ArchSpec], store_path: str | Path, repeats: int = 3,
-                                **timing) -> list[float]:
+def measure_litert_side_by_side(
+    archs: Sequence[ArchSpec], store_path: str | Path, repeats: int = 3, **timing
+) -> list[float]:
     """LiteRT latency (ms) of each of ``archs`` on this machine, all timed in one interleaved batch
     (the same rounds, so a slow phase of the machine hits them alike) in ``repeats`` passes of fresh
     interpreters; each value is its latency in the store (the median of its repeats' low
     quantiles). Stored in ``store_path``; a network already stored there keeps its stored value."""
-    from hwlat.profiler.measure.profile import profile
-    from hwlat.profiler.storage.store import open_store
-    from hwlat.profiler.measure.timing import TimingConfig
     from hwlat.archs.pieces import model as model_workload
+    from hwlat.profiler.measure.profile import profile
+    from hwlat.profiler.measure.timing import TimingConfig
+    from hwlat.profiler.storage.store import open_store
 
     archs = list(archs)
-    profile(archs, "model", str(store_path), "litert", config=TimingConfig(**timing), batch=len(archs),
-            repeats=repeats, progress=False)
+    profile(
+        archs,
+        "model",
+        str(store_path),
+        "litert",
+        config=TimingConfig(**timing),
+        batch=len(archs),
+        repeats=repeats,
+        progress=False,
+    )
     with open_store(store_path, readonly=True) as st:
         df = st.frame(runtime="litert")
     ms = dict(zip(df["key"], df["latency_ms"]))

@@ -7,11 +7,12 @@ worker died (``max_retries``); with the same seed the retry gives the same resul
 
 Connect first with :func:`hwlat.profiler.measure.farm.connect` (an address, or a local cluster).
 """
+
 from __future__ import annotations
 
 import socket
 from collections import deque
-from typing import Sequence
+from collections.abc import Sequence
 
 from hwlat.archs import ArchSpec, encode
 from hwlat.errors import ClusterError
@@ -25,8 +26,17 @@ def _evaluate(task, arch: ArchSpec, seed: int) -> tuple[float, str]:
     return float(task.accuracy(task.train(arch, seed=seed))), socket.gethostname()
 
 
-def _fine_tune(task, state: dict, old: ArchSpec, new: ArchSpec, steps: int, inherit_seed: int,
-               seed: int, desc: str, lr: float | None = None) -> tuple[float, dict, str]:
+def _fine_tune(
+    task,
+    state: dict,
+    old: ArchSpec,
+    new: ArchSpec,
+    steps: int,
+    inherit_seed: int,
+    seed: int,
+    desc: str,
+    lr: float | None = None,
+) -> tuple[float, dict, str]:
     """NetAdapt's short-term step for one proposal: ``new`` inherits the largest-L2 filters of the
     model ``state`` of ``old``, is fine-tuned ``steps`` with ``seed``; returns (accuracy, weights,
     host)."""
@@ -66,8 +76,8 @@ class RayPool:
         self._evaluate = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_evaluate)
         self._fine_tune = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_fine_tune)
         self.cache: dict[str, float] = {}
-        self._flying: dict = {}           # object ref -> (ticket, codec string)
-        self._ready: deque = deque()      # (ticket, accuracy) known without a task
+        self._flying: dict = {}  # object ref -> (ticket, codec string)
+        self._ready: deque = deque()  # (ticket, accuracy) known without a task
         self._hosts: dict = {}
         self._tickets = 0
         self.bar = tqdm(desc=desc, unit="net", disable=not progress, dynamic_ncols=True)
@@ -105,15 +115,23 @@ class RayPool:
         """Accuracies of ``archs``, evaluated in parallel, in their order."""
         todo, order, got = deque(archs), [], {}
         while todo or len(got) < len(order):
-            while todo and len(self._flying) < self.workers:   # at most one per worker at a time
+            while todo and len(self._flying) < self.workers:  # at most one per worker at a time
                 order.append(self.submit(todo.popleft()))
             ticket, acc = self.next_done()
             got[ticket] = acc
         return [got[t] for t in order]
 
-    def fine_tune_many(self, model, old: ArchSpec, news: Sequence[ArchSpec], steps: int,
-                       inherit_seed: int, seed: int, descs: Sequence[str],
-                       lr: float | None = None) -> list[tuple[float, dict]]:
+    def fine_tune_many(
+        self,
+        model,
+        old: ArchSpec,
+        news: Sequence[ArchSpec],
+        steps: int,
+        inherit_seed: int,
+        seed: int,
+        descs: Sequence[str],
+        lr: float | None = None,
+    ) -> list[tuple[float, dict]]:
         """NetAdapt: each of ``news`` inherits from ``model`` (an ``old`` net) and is fine-tuned in
         parallel with the given seeds and learning rate (None: the task's); returns (holdout
         accuracy, state dict) per proposal, in order."""
@@ -122,8 +140,11 @@ class RayPool:
         while todo or len(out) < len(refs):
             while todo and len(self._flying) < self.workers:
                 new, desc = todo.popleft()
-                refs.append(self._fine_tune.remote(self._task_ref, state, old, new, steps,
-                                                   inherit_seed, seed, desc, lr))
+                refs.append(
+                    self._fine_tune.remote(
+                        self._task_ref, state, old, new, steps, inherit_seed, seed, desc, lr
+                    )
+                )
                 self._flying[refs[-1]] = (None, desc)
             self._show()
             ready, _ = self.ray.wait(list(self._flying), num_returns=1)
@@ -137,8 +158,9 @@ class RayPool:
 
     def _show(self) -> None:
         hosts = ", ".join(f"{h} {n}" for h, n in sorted(self._hosts.items()))
-        self.bar.set_postfix_str(f"running {len(self._flying)} of {self.workers}"
-                                 + (f"; done on {hosts}" if hosts else ""))
+        self.bar.set_postfix_str(
+            f"running {len(self._flying)} of {self.workers}" + (f"; done on {hosts}" if hosts else "")
+        )
 
     def close(self) -> None:
         """Cancel what is still running and close the bar."""

@@ -16,6 +16,7 @@
    (tests/tolerances.py, ΣK the workload's reduction length), int8 within one quantisation step
    (the output's scale) per element.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,9 +49,12 @@ def workloads():
     fbnet = get_space("fbnet_cifar100").sample_arch(np.random.default_rng(0))
     tasks = [n for n in task_names() if n.endswith("mobilenetv3_small_reduced")]
     assert len(tasks) == 2, tasks
-    archs = [get_arch("mobilenetv3_small_050", resolution=96), fbnet,
-             get_arch("lraspp_mobilenetv3_small_reduced", resolution=96),      # segmentation
-             get_arch("ssdlite_mobilenetv3_small_reduced", resolution=320)]    # detection, 2 outputs
+    archs = [
+        get_arch("mobilenetv3_small_050", resolution=96),
+        fbnet,
+        get_arch("lraspp_mobilenetv3_small_reduced", resolution=96),  # segmentation
+        get_arch("ssdlite_mobilenetv3_small_reduced", resolution=320),
+    ]  # detection, 2 outputs
     return archs, [w for g in ("kernel", "block", "model") for w in collect(archs, g)]
 
 
@@ -58,9 +62,17 @@ def tiny_config():
     """Two samples of one invoke per workload, no warm-up time: enough to exercise the runner."""
     from hwlat.profiler.measure.timing import TimingConfig
 
-    return TimingConfig(target=1.0, min_samples=2, max_samples=2, max_seconds=1.0,
-                        warmup_seconds=0.0, min_warmup=1, min_sample_ms=0.0, max_inner=1,
-                        round_samples=2)
+    return TimingConfig(
+        target=1.0,
+        min_samples=2,
+        max_samples=2,
+        max_seconds=1.0,
+        warmup_seconds=0.0,
+        min_warmup=1,
+        min_sample_ms=0.0,
+        max_inner=1,
+        round_samples=2,
+    )
 
 
 def _output_scales(interp) -> list[float | None]:
@@ -105,16 +117,26 @@ def compare(bundle: Path, arm_dir: Path, wls: dict, resolver: str, float_bundle:
     kind = OpResolverType.AUTO if resolver == "xnnpack" else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     manifest = json.loads((bundle / "manifest.json").read_text())
     int8 = manifest.get("precision") == "int8"
-    worst = {"max_abs": 0.0, "max_ratio": 0.0, "max_steps": 0.0 if int8 else None, "where": None, "outputs": 0,
-             "elements": 0, "differing_elements": 0}
+    worst = {
+        "max_abs": 0.0,
+        "max_ratio": 0.0,
+        "max_steps": 0.0 if int8 else None,
+        "where": None,
+        "outputs": 0,
+        "elements": 0,
+        "differing_elements": 0,
+    }
     bad = []
     for w in manifest["workloads"]:
         stem = Path(w["file"]).stem
         arm = np.load(arm_dir / f"{stem}.npz")
         it, refs = _invoke(bundle / w["file"], arm, kind)
         scales = _output_scales(it) if int8 else None
-        floats = _invoke(float_bundle / w["file"], arm, kind)[1] \
-            if int8 and resolver == "builtin" and float_bundle else None
+        floats = (
+            _invoke(float_bundle / w["file"], arm, kind)[1]
+            if int8 and resolver == "builtin" and float_bundle
+            else None
+        )
         reduction = reduction_length(wls[w["key"]].rows)
         for j, ref in enumerate(refs):
             got = arm[f"out_{j}"].astype(np.float64)
@@ -125,7 +147,7 @@ def compare(bundle: Path, arm_dir: Path, wls: dict, resolver: str, float_bundle:
                 worst["max_steps"] = max(worst["max_steps"], err / tol)
                 if floats is not None:
                     tol = max(tol, 2 * float(np.abs(ref - floats[j]).max()))
-                tol *= 1 + 1e-4        # the dequantised float32 values round too
+                tol *= 1 + 1e-4  # the dequantised float32 values round too
             else:
                 tol = float32_atol(ref, reduction)
             ratio = err / tol if tol > 0 else (0.0 if err == 0 else math.inf)
@@ -136,8 +158,10 @@ def compare(bundle: Path, arm_dir: Path, wls: dict, resolver: str, float_bundle:
             if ratio > worst["max_ratio"]:
                 worst["max_ratio"], worst["where"] = ratio, f"{w['label']} output {j}"
             if ratio > 1.0:
-                bad.append(f"{w['label']} ({w['key']}) output {j}: max |arm - x86| = {err:.3g} > "
-                           f"{'1 step ' if int8 else ''}{tol:.3g}")
+                bad.append(
+                    f"{w['label']} ({w['key']}) output {j}: max |arm - x86| = {err:.3g} > "
+                    f"{'1 step ' if int8 else ''}{tol:.3g}"
+                )
     assert not bad, f"{bundle.name} ({resolver}): {len(bad)} outputs out of tolerance: " + "; ".join(bad[:10])
     return worst
 
@@ -219,8 +243,10 @@ def run_check(work: Path, root: Path | None = None, log=print) -> dict:
     except EmulatedDeviceError:
         pass
     TrainingData.from_store(store, "litert", devices["device_key"].iloc[0], allow_emulated=True)
-    report["devices"] = [{"label": device_label(fp), "cpu": fp["cpu"], "extra": fp["extra"],
-                          "emulation": fp.get("emulation")} for fp in fps]
+    report["devices"] = [
+        {"label": device_label(fp), "cpu": fp["cpu"], "extra": fp["extra"], "emulation": fp.get("emulation")}
+        for fp in fps
+    ]
     report["measurements"] = len(frame)
 
     report["emulation_probe"] = {}
@@ -230,7 +256,7 @@ def run_check(work: Path, root: Path | None = None, log=print) -> dict:
         name, vdso, arch = probe["traces"]
         assert name.startswith("qemu-user (process name") and vdso.startswith("no vDSO"), probe
         assert not probe["vdso_mapped"] and not probe["auxv_sysinfo_ehdr"], probe
-        assert (arch is None) == mounted, probe     # x86 cpuinfo seen by an arm64 process
+        assert (arch is None) == mounted, probe  # x86 cpuinfo seen by an arm64 process
         assert probe["cpu"] == "ARM Cortex-A72" or not mounted, probe
         report["emulation_probe"]["arm cpuinfo" if mounted else "host cpuinfo"] = probe
 
@@ -239,17 +265,26 @@ def run_check(work: Path, root: Path | None = None, log=print) -> dict:
         for resolver in RESOLVERS:
             out = work / f"outputs-{tag}-{resolver}"
             t = time.perf_counter()
-            emulate.run(root, [str(HERE / "dump_outputs.py"), str(b), str(out)]
-                        + (["--no-xnnpack"] if resolver == "builtin" else []))
+            emulate.run(
+                root,
+                [str(HERE / "dump_outputs.py"), str(b), str(out)]
+                + (["--no-xnnpack"] if resolver == "builtin" else []),
+            )
             lap(f"outputs {tag} {resolver} (emulated)", t)
             t = time.perf_counter()
             worst = compare(b, out, by_key, resolver, float_bundle=bundles["float32"])
             lap(f"compare {tag} {resolver} (x86)", t)
             report["max_errors"][f"{tag} {resolver}"] = worst
-            log(f"    {tag} {resolver}: {worst['outputs']} outputs, max |arm - x86| "
-                f"{worst['max_abs']:.3g}" + (f" = {worst['max_steps']:.2f} steps" if tag == "int8"
-                                             else f" = {worst['max_ratio']:.3g} of the tolerance")
-                + f" ({worst['where']}); {worst['differing_elements']}/{worst['elements']} elements differ")
+            log(
+                f"    {tag} {resolver}: {worst['outputs']} outputs, max |arm - x86| "
+                f"{worst['max_abs']:.3g}"
+                + (
+                    f" = {worst['max_steps']:.2f} steps"
+                    if tag == "int8"
+                    else f" = {worst['max_ratio']:.3g} of the tolerance"
+                )
+                + f" ({worst['where']}); {worst['differing_elements']}/{worst['elements']} elements differ"
+            )
     report["seconds"]["total"] = round(time.perf_counter() - t0, 2)
     return report
 

@@ -7,6 +7,7 @@ Needs only numpy and LiteRT (it runs on the emulated arm64 python of tools/arm/s
 interpreter's input and output details. Inputs are standard normal float32, one generator per
 workload seeded from its position in the manifest, as ``run_bundle.py`` feeds them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,9 @@ def main(argv=None) -> int:
         manifest = json.load(f)
     os.makedirs(args.out, exist_ok=True)
     for i, w in enumerate(manifest["workloads"]):
-        it = Interpreter(model_path=os.path.join(args.bundle, w["file"]), num_threads=1,
-                         experimental_op_resolver_type=kind)
+        it = Interpreter(
+            model_path=os.path.join(args.bundle, w["file"]), num_threads=1, experimental_op_resolver_type=kind
+        )
         it.allocate_tensors()
         rng = np.random.default_rng(i)
         arrays = {}

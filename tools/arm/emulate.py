@@ -11,6 +11,7 @@ Two tricks that a real board does not need, and so live here, never in ``run_bun
   namespace (``unshare --mount --propagation private``, root only) with the root's ARM-format
   ``cpuinfo`` bind-mounted over ``/proc/cpuinfo``; the host's mounts are untouched.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,26 +43,48 @@ def command(root: Path, args: list[str], cpuinfo: bool = True) -> list[str]:
     qemu = [shutil.which(QEMU) or QEMU, "-cpu", CPU, "-L", str(root), str(root / "usr/bin/python3.11")]
     if not cpuinfo:
         return [*qemu, *args]
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-            'mount --bind "$0" /proc/cpuinfo && exec "$@"', str(root / "cpuinfo"), *qemu, *args]
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount --bind "$0" /proc/cpuinfo && exec "$@"',
+        str(root / "cpuinfo"),
+        *qemu,
+        *args,
+    ]
 
 
 def environment() -> dict[str, str]:
     """The host's environment without what would point the guest python at host packages."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTHON", "VIRTUAL_ENV", "QEMU_", "LD_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "QEMU_", "LD_"))}
     env["PYTHONNOUSERSITE"] = "1"
     return env
 
 
-def run(root: Path, args: list[str], cwd: Path | None = None, timeout: float = 900,
-        check: bool = True, cpuinfo: bool = True) -> subprocess.CompletedProcess:
+def run(
+    root: Path,
+    args: list[str],
+    cwd: Path | None = None,
+    timeout: float = 900,
+    check: bool = True,
+    cpuinfo: bool = True,
+) -> subprocess.CompletedProcess:
     """Run ``python3.11 ARGS`` of ``root`` emulated; output captured as text."""
-    r = subprocess.run(command(root, args, cpuinfo), cwd=cwd, env=environment(), capture_output=True,
-                       text=True, timeout=timeout)
+    r = subprocess.run(
+        command(root, args, cpuinfo),
+        cwd=cwd,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and r.returncode:
-        raise RuntimeError(f"emulated python {' '.join(map(str, args))} exited {r.returncode}:\n"
-                           f"{r.stderr[-3000:]}")
+        raise RuntimeError(
+            f"emulated python {' '.join(map(str, args))} exited {r.returncode}:\n{r.stderr[-3000:]}"
+        )
     return r
 
 

@@ -20,6 +20,7 @@ The root is cached in ``.cache/arm64-sysroot/<key>/``, the key naming the wheel 
 of this recipe, so a second run only checks that the folder is complete. ``hwlat-sysroot.json``
 inside records what went in (the .deb versions too).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,13 +39,26 @@ REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "arm64-sysroot"
 LOCK = REPO / "requirements" / "lock.txt"
 
-DEBS = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib", "libc6",
-        "libstdc++6", "libgcc-s1", "zlib1g", "libexpat1", "libffi8")
+DEBS = (
+    "python3.11-minimal",
+    "libpython3.11-minimal",
+    "libpython3.11-stdlib",
+    "libc6",
+    "libstdc++6",
+    "libgcc-s1",
+    "zlib1g",
+    "libexpat1",
+    "libffi8",
+)
 """Debian 12 arm64 packages of the root."""
 WHEELS = ("numpy", "ai-edge-litert")
 """PyPI wheels of the root, at the lock's versions."""
-PLATFORMS = ("manylinux_2_27_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64",
-             "manylinux_2_17_aarch64")
+PLATFORMS = (
+    "manylinux_2_27_aarch64",
+    "manylinux_2_28_aarch64",
+    "manylinux2014_aarch64",
+    "manylinux_2_17_aarch64",
+)
 PYTHON = "usr/bin/python3.11"
 SITE = "usr/local/lib/python3.11/dist-packages"
 MARKER = "hwlat-sysroot.json"
@@ -52,9 +66,12 @@ MARKER = "hwlat-sysroot.json"
 # An ARM-format /proc/cpuinfo (a Cortex-A72: implementer 0x41, part 0xd08, as on a Raspberry Pi 4).
 # LiteRT's CPU detection reads /proc/cpuinfo; under qemu-user it would read the host's x86 one
 # and crash in Interpreter(...), so tools/arm/emulate.py bind-mounts this file over it.
-CPUINFO = "".join(f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
-                  "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\n"
-                  "CPU part\t: 0xd08\nCPU revision\t: 3\n\n" for i in range(2))
+CPUINFO = "".join(
+    f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
+    "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\n"
+    "CPU part\t: 0xd08\nCPU revision\t: 3\n\n"
+    for i in range(2)
+)
 
 
 class SysrootUnavailable(RuntimeError):
@@ -74,8 +91,9 @@ def lock_versions(lock: Path = LOCK) -> dict[str, str]:
 
 
 def cache_key(versions: dict[str, str]) -> str:
-    recipe = json.dumps({"debs": DEBS, "wheels": versions, "platforms": PLATFORMS,
-                         "cpuinfo": CPUINFO}, sort_keys=True)
+    recipe = json.dumps(
+        {"debs": DEBS, "wheels": versions, "platforms": PLATFORMS, "cpuinfo": CPUINFO}, sort_keys=True
+    )
     tag = "-".join(f"{n}{v}" for n, v in versions.items())
     return f"py3.11-{tag}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
 
@@ -90,8 +108,9 @@ def has_arm64_lists() -> bool:
     """Whether apt knows arm64 packages (``dpkg --add-architecture arm64`` and ``apt-get update``)."""
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         return False
-    foreign = subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True,
-                             text=True).stdout.split()
+    foreign = subprocess.run(
+        ["dpkg", "--print-foreign-architectures"], capture_output=True, text=True
+    ).stdout.split()
     if "arm64" not in foreign:
         return False
     r = subprocess.run(["apt-cache", "policy", "libc6:arm64"], capture_output=True, text=True)
@@ -109,8 +128,9 @@ def setup_apt() -> None:
 def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if r.returncode:
-        raise SysrootUnavailable(f"{' '.join(cmd[:4])} … failed ({r.returncode}): "
-                                 f"{(r.stderr or r.stdout).strip()[-600:]}")
+        raise SysrootUnavailable(
+            f"{' '.join(cmd[:4])} … failed ({r.returncode}): {(r.stderr or r.stdout).strip()[-600:]}"
+        )
     return r
 
 
@@ -121,8 +141,10 @@ def build(cache: Path = CACHE, log=print) -> Path:
     if (root / MARKER).is_file() and (root / PYTHON).is_file():
         return root
     if not has_arm64_lists():
-        raise SysrootUnavailable("apt has no arm64 package lists: run `make arm-check` once, or "
-                                 "`dpkg --add-architecture arm64 && apt-get update`")
+        raise SysrootUnavailable(
+            "apt has no arm64 package lists: run `make arm-check` once, or "
+            "`dpkg --add-architecture arm64 && apt-get update`"
+        )
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache, prefix=".build-") as tmp:
         tmp = Path(tmp)
@@ -130,7 +152,7 @@ def build(cache: Path = CACHE, log=print) -> Path:
         for d in (debs, wheels, new):
             d.mkdir()
         log(f"downloading {len(DEBS)} arm64 .deb files")
-        os.chmod(tmp, 0o755)   # apt's _apt user writes the downloads
+        os.chmod(tmp, 0o755)  # apt's _apt user writes the downloads
         os.chmod(debs, 0o777)
         _run(["apt-get", "download", "-q", *[f"{p}:arm64" for p in DEBS]], cwd=debs)
         files = sorted(debs.glob("*.deb"))
@@ -138,9 +160,26 @@ def build(cache: Path = CACHE, log=print) -> Path:
             _run(["dpkg-deb", "-x", str(f), str(new)])
         log(f"downloading wheels {', '.join(f'{n}=={v}' for n, v in versions.items())}")
         plats = [a for p in PLATFORMS for a in ("--platform", p)]
-        _run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
-              "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", *plats,
-              "--no-deps", "-d", str(wheels), *[f"{n}=={v}" for n, v in versions.items()]])
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--disable-pip-version-check",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                *plats,
+                "--no-deps",
+                "-d",
+                str(wheels),
+                *[f"{n}=={v}" for n, v in versions.items()],
+            ]
+        )
         site = new / SITE
         site.mkdir(parents=True, exist_ok=True)
         whl = sorted(wheels.glob("*.whl"))
@@ -150,14 +189,33 @@ def build(cache: Path = CACHE, log=print) -> Path:
         for so in site.rglob("*.so*"):  # zip files drop the exec bit; the loader does not need it
             so.chmod(0o755)
         (new / "cpuinfo").write_text(CPUINFO)
-        if sys.version_info[:2] == (3, 11):   # same bytecode: compile here, not under emulation
-            subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0",
-                            str(new / "usr/lib/python3.11"), str(site)], capture_output=True)
+        if sys.version_info[:2] == (3, 11):  # same bytecode: compile here, not under emulation
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "compileall",
+                    "-q",
+                    "-j",
+                    "0",
+                    str(new / "usr/lib/python3.11"),
+                    str(site),
+                ],
+                capture_output=True,
+            )
         size = sum(p.stat().st_size for p in new.rglob("*") if p.is_file() and not p.is_symlink())
-        (new / MARKER).write_text(json.dumps({
-            "debs": [f.name for f in files], "wheels": [w.name for w in whl],
-            "deb_bytes": sum(f.stat().st_size for f in files),
-            "wheel_bytes": sum(w.stat().st_size for w in whl), "root_bytes": size}, indent=1))
+        (new / MARKER).write_text(
+            json.dumps(
+                {
+                    "debs": [f.name for f in files],
+                    "wheels": [w.name for w in whl],
+                    "deb_bytes": sum(f.stat().st_size for f in files),
+                    "wheel_bytes": sum(w.stat().st_size for w in whl),
+                    "root_bytes": size,
+                },
+                indent=1,
+            )
+        )
         if root.exists():
             shutil.rmtree(root)
         new.rename(root)
@@ -167,8 +225,9 @@ def build(cache: Path = CACHE, log=print) -> Path:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--setup", action="store_true",
-                   help="dpkg --add-architecture arm64 && apt-get update first (root)")
+    p.add_argument(
+        "--setup", action="store_true", help="dpkg --add-architecture arm64 && apt-get update first (root)"
+    )
     args = p.parse_args(argv)
     if args.setup:
         setup_apt()

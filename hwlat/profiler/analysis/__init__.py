@@ -1,5 +1,4 @@
-"""Analysis of stored measurements: efficiency per op type and kernel size, and the workloads far below it.
-"""
+"""Analysis of stored measurements: efficiency per op type and kernel size, and the workloads far below it."""
 
 _EXPORTS = {
     "efficiency": "hwlat.profiler.analysis.anomalies",

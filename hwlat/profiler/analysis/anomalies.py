@@ -10,6 +10,7 @@ kernel of that size, and a kernel ``factor`` times slower than expected is an an
 7×7 depthwise convolution that runs 10× less efficiently than 3×3 and 5×5 ones stands out: a real
 property of the device and runtime, which MAdds alone would hide from a search.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,21 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import QuantileRegressor
 
-EFFICIENCY_COLUMNS = ["device", "device_key", "runtime", "key", "label", "op", "kernel", "stride",
-                      "madds", "latency_ms", "gmacs", "expected_ms", "slowdown"]
+EFFICIENCY_COLUMNS = [
+    "device",
+    "device_key",
+    "runtime",
+    "key",
+    "label",
+    "op",
+    "kernel",
+    "stride",
+    "madds",
+    "latency_ms",
+    "gmacs",
+    "expected_ms",
+    "slowdown",
+]
 EXPECTED_QUANTILE = 0.25
 MIN_PER_OP = 4
 """Fewer kernels of an op type than this on a device: no line, no anomalies for that type."""
@@ -53,9 +67,20 @@ def efficiency(frame: pd.DataFrame) -> pd.DataFrame:
         cls = _op_class(spec)
         if cls is None or not r.latency_ms > 0:
             continue
-        recs.append({"device": r.device, "device_key": r.device_key, "runtime": r.runtime,
-                     "key": r.key, "label": spec.get("label", r.key), "op": cls[0], "kernel": cls[1],
-                     "stride": cls[2], "madds": int(r.madds), "latency_ms": float(r.latency_ms)})
+        recs.append(
+            {
+                "device": r.device,
+                "device_key": r.device_key,
+                "runtime": r.runtime,
+                "key": r.key,
+                "label": spec.get("label", r.key),
+                "op": cls[0],
+                "kernel": cls[1],
+                "stride": cls[2],
+                "madds": int(r.madds),
+                "latency_ms": float(r.latency_ms),
+            }
+        )
     out = pd.DataFrame(recs, columns=EFFICIENCY_COLUMNS)
     if out.empty:
         return out
@@ -85,5 +110,8 @@ def efficiency_summary(eff: pd.DataFrame) -> pd.DataFrame:
     """Median GMAC/s per device, runtime, op type and kernel size, with counts."""
     if eff.empty:
         return pd.DataFrame(columns=["device", "runtime", "op", "kernel", "kernels", "median_gmacs"])
-    return (eff.groupby(["device", "runtime", "op", "kernel"])
-            .agg(kernels=("key", "size"), median_gmacs=("gmacs", "median")).reset_index())
+    return (
+        eff.groupby(["device", "runtime", "op", "kernel"])
+        .agg(kernels=("key", "size"), median_gmacs=("gmacs", "median"))
+        .reset_index()
+    )

@@ -12,11 +12,12 @@ exporter (torch's default since 2.9) would add ``onnxscript`` as a dependency an
 ExportedProgram → ONNX translation pass that buys nothing for these graphs. The legacy exporter is
 deprecated in torch; its deprecation warnings are silenced here.
 """
+
 from __future__ import annotations
 
 import io
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,8 +28,9 @@ from hwlat.archs.segments import Weights, segment_inputs, torch_segment, weights
 OPSET = 17
 
 
-def _export(module, inputs: Sequence[tuple[str, tuple[int, int, int]]],
-            output_names: Sequence[str] = ("output",)) -> bytes:
+def _export(
+    module, inputs: Sequence[tuple[str, tuple[int, int, int]]], output_names: Sequence[str] = ("output",)
+) -> bytes:
     import torch
 
     buf = io.BytesIO()
@@ -36,14 +38,26 @@ def _export(module, inputs: Sequence[tuple[str, tuple[int, int, int]]],
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with torch.no_grad():
-            torch.onnx.export(module.eval(), xs, buf, dynamo=False, opset_version=OPSET,
-                              input_names=[n for n, _ in inputs], output_names=list(output_names),
-                              do_constant_folding=True, export_params=True)
+            torch.onnx.export(
+                module.eval(),
+                xs,
+                buf,
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=[n for n, _ in inputs],
+                output_names=list(output_names),
+                do_constant_folding=True,
+                export_params=True,
+            )
     return buf.getvalue()
 
 
-def onnx_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, seed: int = 0,
-                 outputs: Sequence[str] | None = None) -> bytes:
+def onnx_segment(
+    rows: Sequence[LayerSpec],
+    weights: Weights | None = None,
+    seed: int = 0,
+    outputs: Sequence[str] | None = None,
+) -> bytes:
     """The ONNX model (serialized ``ModelProto``, opset 17) of a segment.
 
     Parameters

@@ -38,10 +38,11 @@ intermediates of composed activations and the outputs of ``PAD``; it matches the
 to float rounding (see the tests). XNNPACK delegates float ``HARD_SWISH`` only, so in int8 models
 hard-swish runs on LiteRT's own kernels, as in converter-made int8 MobileNetV3 models.
 """
+
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import flatbuffers
 import numpy as np
@@ -49,8 +50,16 @@ from ai_edge_litert import schema_py_generated as fb
 
 from hwlat.archs.ir import Act, ArchSpec
 from hwlat.archs.layers import LayerSpec, OpKind, layers
-from hwlat.archs.segments import (Weights, check_outputs, param_rows, random_weights, segment_inputs,
-                                     segment_ops, weight_shape, weights_from_torch)
+from hwlat.archs.segments import (
+    Weights,
+    check_outputs,
+    param_rows,
+    random_weights,
+    segment_inputs,
+    segment_ops,
+    weight_shape,
+    weights_from_torch,
+)
 
 _OP = fb.BuiltinOperator
 _ACT = fb.ActivationFunctionType
@@ -59,7 +68,7 @@ _F32, _I32, _I8 = fb.TensorType.FLOAT32, fb.TensorType.INT32, fb.TensorType.INT8
 _OP_NAMES = {v: k for k, v in vars(_OP).items() if not k.startswith("_")}
 _ALIGN = 16  # byte alignment of constant buffers, as the TFLite converter writes them
 GROUPED = ("conv", "split")  # how grouped convs are written (module docstring)
-QUANTIZE_MODES = ("int8",)    # post-training quantisations (``quantize=``; None: float32)
+QUANTIZE_MODES = ("int8",)  # post-training quantisations (``quantize=``; None: float32)
 
 
 class _AlignedBuffer(fb.BufferT):
@@ -89,8 +98,14 @@ class _Graph:
     def shape(self, t: int) -> tuple[int, ...]:
         return tuple(self.tensors[t].shape)
 
-    def tensor(self, shape: Sequence[int], name: str, dtype: int = _F32,
-               data: np.ndarray | None = None, quant: fb.QuantizationParametersT | None = None) -> int:
+    def tensor(
+        self,
+        shape: Sequence[int],
+        name: str,
+        dtype: int = _F32,
+        data: np.ndarray | None = None,
+        quant: fb.QuantizationParametersT | None = None,
+    ) -> int:
         t = fb.TensorT()
         t.shape, t.name, t.type, t.quantization = [int(s) for s in shape], name, dtype, quant
         if data is not None:
@@ -107,8 +122,9 @@ class _Graph:
         dtype = {np.dtype(np.float32): _F32, np.dtype(np.int32): _I32}[array.dtype]
         return self.tensor(array.shape, name, dtype, array)
 
-    def op(self, code: int, inputs: Sequence[int], outputs: Sequence[int], options=None,
-           version: int = 1) -> None:
+    def op(
+        self, code: int, inputs: Sequence[int], outputs: Sequence[int], options=None, version: int = 1
+    ) -> None:
         key = (code, version)
         if key not in self._code_index:
             oc = fb.OperatorCodeT()
@@ -125,7 +141,12 @@ class _Graph:
     def finish(self, inps: Sequence[int], outs: Sequence[int], description: str = "hwlat") -> bytes:
         sg = fb.SubGraphT()
         sg.tensors, sg.operators, sg.inputs, sg.outputs, sg.name = (
-            self.tensors, self.operators, list(inps), list(outs), "main")
+            self.tensors,
+            self.operators,
+            list(inps),
+            list(outs),
+            "main",
+        )
         sig = fb.SignatureDefT()
         sig.signatureKey, sig.subgraphIndex = "serving_default", 0
         sig.inputs = [_tensor_map(self.tensors[i].name, i) for i in inps]
@@ -154,6 +175,7 @@ def _options(cls, **fields):
 
 # --- float emitters: each takes the current tensor index and returns the new one -----------------
 
+
 class _Emitter:
     """Appends the float32 ops of one segment to a :class:`_Graph`."""
 
@@ -171,8 +193,7 @@ class _Emitter:
 
     def binary(self, code: int, a: int, b: int, name: str, fused: int = _ACT.NONE) -> int:
         out = self.new(a, name)
-        opts = _options(fb.AddOptionsT if code == _OP.ADD else fb.MulOptionsT,
-                        fusedActivationFunction=fused)
+        opts = _options(fb.AddOptionsT if code == _OP.ADD else fb.MulOptionsT, fusedActivationFunction=fused)
         self.g.op(code, [a, b], [out], opts)
         return out
 
@@ -194,8 +215,7 @@ class _Emitter:
             s = self.unary(_OP.LOGISTIC, x, f"{name}/swish_sigmoid")
             return self.binary(_OP.MUL, x, s, f"{name}/swish")
         if act is Act.HSIGMOID:
-            t = self.binary(_OP.ADD, x, self.scalar(3.0, f"{name}/three"), f"{name}/hsig_relu6",
-                            _ACT.RELU6)
+            t = self.binary(_OP.ADD, x, self.scalar(3.0, f"{name}/three"), f"{name}/hsig_relu6", _ACT.RELU6)
             return self.binary(_OP.MUL, t, self.scalar(1.0 / 6.0, f"{name}/sixth"), f"{name}/hsigmoid")
         raise ValueError(f"{name}: activation {act.value!r} cannot be exported to TFLite")
 
@@ -203,19 +223,25 @@ class _Emitter:
     def conv(self, x: int, row: LayerSpec, wb: tuple[np.ndarray, np.ndarray], where: str) -> int:
         w, b = (np.asarray(a, np.float32) for a in wb)
         if w.shape != weight_shape(row) or b.shape != (row.cout,):
-            raise ValueError(f"{where}: weight {w.shape} / bias {b.shape} do not match the row "
-                             f"(expected {weight_shape(row)} / ({row.cout},))")
+            raise ValueError(
+                f"{where}: weight {w.shape} / bias {b.shape} do not match the row "
+                f"(expected {weight_shape(row)} / ({row.cout},))"
+            )
         k, s, d = row.kernel, row.stride, row.dilation
         depthwise = row.op is OpKind.DWCONV
         if depthwise and not row.groups == row.cin == row.cout:
-            raise ValueError(f"{where}: op 'dwconv' with groups={row.groups} for {row.cin}->{row.cout} "
-                             f"channels (depthwise needs groups = in = out) cannot be exported to TFLite")
+            raise ValueError(
+                f"{where}: op 'dwconv' with groups={row.groups} for {row.cin}->{row.cout} "
+                f"channels (depthwise needs groups = in = out) cannot be exported to TFLite"
+            )
         pad = d * (k - 1) // 2
         _, h, wd, _ = self.g.shape(x)
         oh, ow = ((n + 2 * pad - d * (k - 1) - 1) // s + 1 for n in (h, wd))
         if (row.cout, oh, ow) != tuple(row.out_shape):
-            raise ValueError(f"{where}: output {row.out_shape} does not follow from input "
-                             f"{row.in_shape} (k={k}, s={s}, d={d})")
+            raise ValueError(
+                f"{where}: output {row.out_shape} does not follow from input "
+                f"{row.in_shape} (k={k}, s={s}, d={d})"
+            )
         if s == 1 and 2 * pad == d * (k - 1):
             padding = fb.Padding.SAME
         else:
@@ -229,22 +255,32 @@ class _Emitter:
         else:
             filt = w.transpose(0, 2, 3, 1)  # OIHW -> OHWI
             code, opts = _OP.CONV_2D, _options(fb.Conv2DOptionsT)
-        for f, v in dict(padding=padding, strideH=s, strideW=s, dilationHFactor=d, dilationWFactor=d,
-                         fusedActivationFunction=fused).items():
+        for f, v in dict(
+            padding=padding,
+            strideH=s,
+            strideW=s,
+            dilationHFactor=d,
+            dilationWFactor=d,
+            fusedActivationFunction=fused,
+        ).items():
             setattr(opts, f, v)
         g = row.groups
         if g > 1 and not depthwise and self.grouped == "split":
             out = self.split_conv(x, row, filt, b, opts, (oh, ow))
         else:
             out = self.new(x, row.name, (1, oh, ow, row.cout))
-            inputs = [x, self.g.const(np.ascontiguousarray(filt), f"{row.name}/weight"),
-                      self.g.const(b, f"{row.name}/bias")]
+            inputs = [
+                x,
+                self.g.const(np.ascontiguousarray(filt), f"{row.name}/weight"),
+                self.g.const(b, f"{row.name}/bias"),
+            ]
             version = 2 if depthwise and d > 1 else 6 if g > 1 and not depthwise else 1
             self.g.op(code, inputs, [out], opts, version=version)
         return out if row.act in _FUSABLE else self.act(out, row.act, row.name)
 
-    def split_conv(self, x: int, row: LayerSpec, filt: np.ndarray, b: np.ndarray, opts,
-                   out_hw: tuple[int, int]) -> int:
+    def split_conv(
+        self, x: int, row: LayerSpec, filt: np.ndarray, b: np.ndarray, opts, out_hw: tuple[int, int]
+    ) -> int:
         """A grouped conv as SPLIT → one CONV_2D per group (same options) → CONCATENATION."""
         g, (oh, ow) = row.groups, out_hw
         n, h, w, c = self.g.shape(x)
@@ -255,8 +291,11 @@ class _Emitter:
         outs = []
         for i, part in enumerate(parts):
             o = self.new(part, f"{row.name}/group{i}", (1, oh, ow, og))
-            inputs = [part, self.g.const(np.ascontiguousarray(filt[i * og:(i + 1) * og]), f"{row.name}/weight{i}"),
-                      self.g.const(np.ascontiguousarray(b[i * og:(i + 1) * og]), f"{row.name}/bias{i}")]
+            inputs = [
+                part,
+                self.g.const(np.ascontiguousarray(filt[i * og : (i + 1) * og]), f"{row.name}/weight{i}"),
+                self.g.const(np.ascontiguousarray(b[i * og : (i + 1) * og]), f"{row.name}/bias{i}"),
+            ]
             self.g.op(_OP.CONV_2D, inputs, [o], opts)
             outs.append(o)
         out = self.new(x, row.name, (1, oh, ow, row.cout))
@@ -289,8 +328,12 @@ class _Emitter:
     def reshape(self, x: int, shape: Sequence[int], name: str) -> int:
         out = self.new(x, name, [1 if s == -1 else s for s in shape])
         new_shape = np.array(shape, np.int32)
-        self.g.op(_OP.RESHAPE, [x, self.g.const(new_shape, f"{name}/shape")], [out],
-                  _options(fb.ReshapeOptionsT, newShape=[int(s) for s in shape]))
+        self.g.op(
+            _OP.RESHAPE,
+            [x, self.g.const(new_shape, f"{name}/shape")],
+            [out],
+            _options(fb.ReshapeOptionsT, newShape=[int(s) for s in shape]),
+        )
         return out
 
     def fc(self, x: int, row: LayerSpec, wb: tuple[np.ndarray, np.ndarray], where: str) -> int:
@@ -311,8 +354,9 @@ class _Emitter:
         s = self.conv(s, exp, w_exp, where)
         return self.binary(_OP.MUL, x, s, f"{exp.name.rsplit('.', 1)[0]}.scale")
 
-    def segment(self, inputs: dict[str, int], rows: Sequence[LayerSpec], weights: Weights,
-                outputs: Sequence[str] = ()) -> list[int]:
+    def segment(
+        self, inputs: dict[str, int], rows: Sequence[LayerSpec], weights: Weights, outputs: Sequence[str] = ()
+    ) -> list[int]:
         """Emit every step of ``rows`` (see :mod:`hwlat.archs.segments`) reading the tensors
         ``inputs`` (by name); return the tensors of ``outputs`` (default: the last step's)."""
         x = next(iter(inputs.values()))
@@ -343,8 +387,9 @@ class _Emitter:
                 x = self.fc(x, r, weights[i], where)
             elif op.kind == "add":
                 if self.g.shape(x) != self.g.shape(block_in):
-                    raise ValueError(f"{where}: op 'add' between shapes {self.g.shape(x)} and "
-                                     f"{self.g.shape(block_in)}")
+                    raise ValueError(
+                        f"{where}: op 'add' between shapes {self.g.shape(x)} and {self.g.shape(block_in)}"
+                    )
                 x = self.binary(_OP.ADD, x, block_in, r.name)
             else:  # pragma: no cover - segment_ops knows no other kinds
                 raise ValueError(f"{where}: op {r.op.value!r} cannot be exported to TFLite")
@@ -360,15 +405,31 @@ class _Emitter:
         if r.op is OpKind.AVGPOOL:
             (kh, kw), (sh, sw) = ((v, v) if isinstance(v, int) else v for v in (r.kernel, r.stride))
             out = self.new(x, r.name, (1, oh, ow, c))
-            self.g.op(_OP.AVERAGE_POOL_2D, [x], [out], _options(
-                fb.Pool2DOptionsT, padding=fb.Padding.VALID, strideH=sh, strideW=sw, filterHeight=kh,
-                filterWidth=kw, fusedActivationFunction=_ACT.NONE))
+            self.g.op(
+                _OP.AVERAGE_POOL_2D,
+                [x],
+                [out],
+                _options(
+                    fb.Pool2DOptionsT,
+                    padding=fb.Padding.VALID,
+                    strideH=sh,
+                    strideW=sw,
+                    filterHeight=kh,
+                    filterWidth=kw,
+                    fusedActivationFunction=_ACT.NONE,
+                ),
+            )
             return out
         if r.op is OpKind.RESIZE:
             out = self.new(x, r.name, (1, oh, ow, c))
             size = self.g.const(np.array([oh, ow], np.int32), f"{r.name}/size")
-            self.g.op(_OP.RESIZE_BILINEAR, [x, size], [out], _options(
-                fb.ResizeBilinearOptionsT, alignCorners=False, halfPixelCenters=True), version=3)
+            self.g.op(
+                _OP.RESIZE_BILINEAR,
+                [x, size],
+                [out],
+                _options(fb.ResizeBilinearOptionsT, alignCorners=False, halfPixelCenters=True),
+                version=3,
+            )
             return out
         if r.op in (OpKind.MUL, OpKind.ADD):
             if r.op is OpKind.MUL and self.g.shape(xs[1]) != self.g.shape(x):
@@ -384,8 +445,9 @@ class _Emitter:
         raise ValueError(f"{where}: op {r.op.value!r} cannot be exported to TFLite")
 
 
-def _float_graph(rows: Sequence[LayerSpec], weights: Weights, grouped: str = "conv",
-                 outputs: Sequence[str] | None = None) -> tuple[_Graph, list[int], list[int]]:
+def _float_graph(
+    rows: Sequence[LayerSpec], weights: Weights, grouped: str = "conv", outputs: Sequence[str] | None = None
+) -> tuple[_Graph, list[int], list[int]]:
     """The float32 graph of a segment and its input and output tensor indices."""
     rows = list(rows)
     g = _Graph()
@@ -403,9 +465,22 @@ def _float_graph(rows: Sequence[LayerSpec], weights: Weights, grouped: str = "co
 # --- int8 post-training quantisation ------------------------------------------------------------
 
 # Op versions of int8 kernels (TFLite's op_version.cc); ops missing here stay at version 1.
-_INT8_VERSION = {_OP.CONV_2D: 3, _OP.DEPTHWISE_CONV_2D: 3, _OP.FULLY_CONNECTED: 4, _OP.ADD: 2,
-                 _OP.MUL: 2, _OP.LOGISTIC: 2, _OP.MEAN: 2, _OP.PAD: 2, _OP.RELU: 2, _OP.RELU6: 2,
-                 _OP.DEQUANTIZE: 2, _OP.TRANSPOSE: 2, _OP.SPLIT: 2, _OP.CONCATENATION: 2}
+_INT8_VERSION = {
+    _OP.CONV_2D: 3,
+    _OP.DEPTHWISE_CONV_2D: 3,
+    _OP.FULLY_CONNECTED: 4,
+    _OP.ADD: 2,
+    _OP.MUL: 2,
+    _OP.LOGISTIC: 2,
+    _OP.MEAN: 2,
+    _OP.PAD: 2,
+    _OP.RELU: 2,
+    _OP.RELU6: 2,
+    _OP.DEQUANTIZE: 2,
+    _OP.TRANSPOSE: 2,
+    _OP.SPLIT: 2,
+    _OP.CONCATENATION: 2,
+}
 _WEIGHTED = {_OP.CONV_2D: 0, _OP.FULLY_CONNECTED: 0, _OP.DEPTHWISE_CONV_2D: 3}  # output-channel axis
 
 
@@ -432,13 +507,17 @@ def _asymmetric(lo: float, hi: float, min_scale: float = 1e-6) -> tuple[float, i
     return scale, int(np.clip(np.round(-128 - lo / scale), -128, 127))
 
 
-def _calibrate(model: bytes, tensors: Sequence[int],
-               samples: Sequence[np.ndarray]) -> dict[int, tuple[float, float]]:
+def _calibrate(
+    model: bytes, tensors: Sequence[int], samples: Sequence[np.ndarray]
+) -> dict[int, tuple[float, float]]:
     """Min/max of ``tensors`` of a float model over NCHW ``samples`` (builtin kernels, no delegate)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interp = Interpreter(model_content=model, experimental_preserve_all_tensors=True,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp = Interpreter(
+        model_content=model,
+        experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
     interp.allocate_tensors()
     details = interp.get_input_details()
     rng = np.random.default_rng(0)  # the other inputs of a multi-input piece: standard normal
@@ -463,8 +542,9 @@ def _calibrate(model: bytes, tensors: Sequence[int],
 _MAX_RESCALE = 128.0
 
 
-def _quantize_graph(g: _Graph, inps: list[int], outs: list[int],
-                    ranges: dict[int, tuple[float, float]]) -> list[int]:
+def _quantize_graph(
+    g: _Graph, inps: list[int], outs: list[int], ranges: dict[int, tuple[float, float]]
+) -> list[int]:
     """Turn the float graph into an int8 one in place; return the new (float32) output tensors.
 
     Activations get asymmetric per-tensor int8 parameters from ``ranges`` (PAD, RESHAPE, TRANSPOSE,
@@ -473,6 +553,7 @@ def _quantize_graph(g: _Graph, inps: list[int], outs: list[int],
     symmetric per-output-channel int8, biases int32 at ``input_scale · weight_scale``; the float
     input and output are bridged by ``QUANTIZE`` and ``DEQUANTIZE``.
     """
+
     def data(t: int) -> np.ndarray:
         buf = g.buffers[g.tensors[t].buffer].data
         return np.frombuffer(buf.tobytes(), np.float32).reshape(g.shape(t))
@@ -500,8 +581,11 @@ def _quantize_graph(g: _Graph, inps: list[int], outs: list[int],
                 act[t] = shared
                 # back through the ops that keep their input's scale (the anchors RESHAPE), as far
                 # as the tensors feed nothing else
-                while t in producer and codes[producer[t].opcodeIndex] in _SAME_SCALE \
-                        and readers[producer[t].inputs[0]] == 1:
+                while (
+                    t in producer
+                    and codes[producer[t].opcodeIndex] in _SAME_SCALE
+                    and readers[producer[t].inputs[0]] == 1
+                ):
                     t = producer[t].inputs[0]
                     act[t] = shared
             continue
@@ -523,7 +607,7 @@ def _quantize_graph(g: _Graph, inps: list[int], outs: list[int],
             qw = np.clip(np.round(w / w_scale.reshape(shape)), -127, 127).astype(np.int8)
             replace(w_t, qw, _I8, _qparams(w_scale, np.zeros(len(w_scale), np.int64), axis))
             b_scale = in_scale * w_scale
-            qb = np.clip(np.round(data(b_t) / b_scale), -2**31, 2**31 - 1).astype(np.int32)
+            qb = np.clip(np.round(data(b_t) / b_scale), -(2**31), 2**31 - 1).astype(np.int32)
             replace(b_t, qb, _I32, _qparams(b_scale, np.zeros(len(b_scale), np.int64)))
             scale_in = float(b_scale.max())
         elif code in (_OP.ADD, _OP.MUL):
@@ -556,8 +640,9 @@ def _quantize_graph(g: _Graph, inps: list[int], outs: list[int],
         g.op(_OP.DEQUANTIZE, [out], [f_outs[-1]], fb.DequantizeOptionsT())
     for c in g.codes:
         c.version = max(c.version, _INT8_VERSION.get(c.builtinCode, 1))
-        if c.builtinCode == _OP.MUL and any(_mul_rescale(g, op) >= 1.0 for op in g.operators
-                                            if g.codes[op.opcodeIndex] is c):
+        if c.builtinCode == _OP.MUL and any(
+            _mul_rescale(g, op) >= 1.0 for op in g.operators if g.codes[op.opcodeIndex] is c
+        ):
             c.version = 3  # int8 MUL whose input-to-output rescale is >= 1
     return f_outs
 
@@ -569,9 +654,16 @@ def _mul_rescale(g: _Graph, op: fb.OperatorT) -> float:
 
 # --- public API --------------------------------------------------------------------------------
 
-def tflite_segment(rows: Sequence[LayerSpec], weights: Weights | None = None, seed: int = 0,
-                   quantize: str | None = None, calibration: Sequence[np.ndarray] | None = None,
-                   grouped: str = "conv", outputs: Sequence[str] | None = None) -> bytes:
+
+def tflite_segment(
+    rows: Sequence[LayerSpec],
+    weights: Weights | None = None,
+    seed: int = 0,
+    quantize: str | None = None,
+    calibration: Sequence[np.ndarray] | None = None,
+    grouped: str = "conv",
+    outputs: Sequence[str] | None = None,
+) -> bytes:
     """The ``.tflite`` flatbuffer of a segment.
 
     Parameters
@@ -643,15 +735,17 @@ def op_names(model_bytes: bytes) -> list[str]:
     return [_OP_NAMES.get(codes[o.opcodeIndex], "UNKNOWN") for o in model.subgraphs[0].operators]
 
 
-def run_tflite(model_bytes: bytes, x_nchw: np.ndarray, use_xnnpack: bool = True,
-               num_threads: int = 1) -> np.ndarray:
+def run_tflite(
+    model_bytes: bytes, x_nchw: np.ndarray, use_xnnpack: bool = True, num_threads: int = 1
+) -> np.ndarray:
     """Run a model from this module with LiteRT on an NCHW float32 batch; its first output
     (:func:`run_tflite_outputs` gives them all; parameters and layout there)."""
     return run_tflite_outputs(model_bytes, x_nchw, use_xnnpack, num_threads)[0]
 
 
-def run_tflite_outputs(model_bytes: bytes, x_nchw: np.ndarray, use_xnnpack: bool = True,
-                       num_threads: int = 1) -> list[np.ndarray]:
+def run_tflite_outputs(
+    model_bytes: bytes, x_nchw: np.ndarray, use_xnnpack: bool = True, num_threads: int = 1
+) -> list[np.ndarray]:
     """Run a model from this module with LiteRT on an NCHW float32 batch.
 
     Parameters
@@ -674,8 +768,9 @@ def run_tflite_outputs(model_bytes: bytes, x_nchw: np.ndarray, use_xnnpack: bool
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     resolver = OpResolverType.AUTO if use_xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interp = Interpreter(model_content=model_bytes, num_threads=num_threads,
-                         experimental_op_resolver_type=resolver)
+    interp = Interpreter(
+        model_content=model_bytes, num_threads=num_threads, experimental_op_resolver_type=resolver
+    )
     x = np.ascontiguousarray(np.asarray(x_nchw, np.float32).transpose(0, 2, 3, 1))
     inp = interp.get_input_details()[0]
     if tuple(inp["shape"]) != x.shape:

@@ -21,6 +21,7 @@ nn-Meter, LitePred and HW-NAS-Bench measure phones::
 
 Every adb call is a separate process with a timeout; an error is a one-line :class:`PhoneError`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -84,13 +85,16 @@ class Adb:
         """``adb [-s SERIAL] ARGS…``'s stdout; :class:`PhoneError` when adb fails or hangs."""
         cmd = [self.exe, *(["-s", self.serial] if self.serial else []), *args]
         try:
-            p = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
-                               timeout=timeout_s or self.timeout_s)
+            p = subprocess.run(
+                cmd, capture_output=True, text=True, errors="replace", timeout=timeout_s or self.timeout_s
+            )
         except FileNotFoundError:
             raise PhoneError(f"adb not found at {self.exe}: {ADB_HINT}") from None
         except subprocess.TimeoutExpired:
-            raise PhoneError(f"adb {args[0]}: no answer from phone {self.serial} within "
-                             f"{timeout_s or self.timeout_s:.0f} s") from None
+            raise PhoneError(
+                f"adb {args[0]}: no answer from phone {self.serial} within "
+                f"{timeout_s or self.timeout_s:.0f} s"
+            ) from None
         if p.returncode != 0:
             raise PhoneError(_problem(p.stderr + p.stdout, self.serial))
         return p.stdout
@@ -123,8 +127,7 @@ def select_phone(serial: str | None = None, exe: str | None = None) -> Adb:
     listed = ", ".join(f"{s} ({st})" for s, st in devices) or "none"
     if serial is None:
         if not devices:
-            raise PhoneError("no phone attached (adb devices lists none): connect one with USB "
-                             "debugging on")
+            raise PhoneError("no phone attached (adb devices lists none): connect one with USB debugging on")
         if len(devices) > 1:
             raise PhoneError(f"several phones attached ({listed}): choose one with --adb SERIAL")
         serial = devices[0][0]
@@ -144,8 +147,10 @@ def getprops(adb: Adb) -> dict[str, str]:
 
 def max_freqs_khz(adb: Adb) -> dict[int, int | None]:
     """Each core's ``cpuinfo_max_freq`` (kHz; ``None`` where unreadable)."""
-    _, out = adb.shell("for c in /sys/devices/system/cpu/cpu[0-9]*; do "
-                       "echo ${c##*cpu} $(cat $c/cpufreq/cpuinfo_max_freq 2>/dev/null); done")
+    _, out = adb.shell(
+        "for c in /sys/devices/system/cpu/cpu[0-9]*; do "
+        "echo ${c##*cpu} $(cat $c/cpufreq/cpuinfo_max_freq 2>/dev/null); done"
+    )
     freqs = {}
     for line in out.splitlines():
         parts = line.split()
@@ -183,13 +188,18 @@ def install_binary(adb: Adb, benchmark_model: str | Path) -> str:
     rc, _ = adb.shell(f"test -x {shlex.quote(remote)}")
     if rc != 0:
         where = "is not a file here and" if not local.is_file() else "was pushed but"
-        raise PhoneError(f"benchmark_model {benchmark_model} {where} is not executable on phone "
-                         f"{adb.serial}")
+        raise PhoneError(f"benchmark_model {benchmark_model} {where} is not executable on phone {adb.serial}")
     return remote
 
 
-def phone_fingerprint(adb: Adb, core: int, binary: str, xnnpack: bool = True,
-                      props: dict | None = None, freqs: dict | None = None) -> dict:
+def phone_fingerprint(
+    adb: Adb,
+    core: int,
+    binary: str,
+    xnnpack: bool = True,
+    props: dict | None = None,
+    freqs: dict | None = None,
+) -> dict:
     """The device dict of :func:`hwlat.profiler.storage.device.fingerprint`, read over adb."""
     props = getprops(adb) if props is None else props
     freqs = max_freqs_khz(adb) if freqs is None else freqs
@@ -237,26 +247,41 @@ class Phone:
         return format(1 << self.core, "x")
 
 
-def connect(serial: str | None, benchmark_model: str | Path, xnnpack: bool = True,
-            exe: str | None = None) -> Phone:
+def connect(
+    serial: str | None, benchmark_model: str | Path, xnnpack: bool = True, exe: str | None = None
+) -> Phone:
     """Select the phone, install the binary, choose the core and read the fingerprint."""
     adb = select_phone(serial, exe)
     binary = install_binary(adb, benchmark_model)
     freqs = max_freqs_khz(adb)
     core = fastest_core(freqs)
-    return Phone(adb=adb, binary=binary, core=core, xnnpack=xnnpack,
-                 fingerprint=phone_fingerprint(adb, core, binary, xnnpack, freqs=freqs))
+    return Phone(
+        adb=adb,
+        binary=binary,
+        core=core,
+        xnnpack=xnnpack,
+        fingerprint=phone_fingerprint(adb, core, binary, xnnpack, freqs=freqs),
+    )
 
 
 def benchmark_command(phone: Phone, graph: str, config: TimingConfig, op_profile: str | None = None) -> str:
     """The shell command of one invocation on ``graph`` (a path on the phone)."""
-    args = [f"--graph={shlex.quote(graph)}", "--num_threads=1",
-            f"--warmup_runs={config.min_warmup}", f"--warmup_min_secs={config.warmup_seconds:g}",
-            f"--num_runs={config.max_samples}", "--min_secs=0", f"--max_secs={config.max_seconds:g}",
-            f"--use_xnnpack={'true' if phone.xnnpack else 'false'}"]
+    args = [
+        f"--graph={shlex.quote(graph)}",
+        "--num_threads=1",
+        f"--warmup_runs={config.min_warmup}",
+        f"--warmup_min_secs={config.warmup_seconds:g}",
+        f"--num_runs={config.max_samples}",
+        "--min_secs=0",
+        f"--max_secs={config.max_seconds:g}",
+        f"--use_xnnpack={'true' if phone.xnnpack else 'false'}",
+    ]
     if op_profile:
-        args += ["--enable_op_profiling=true", "--op_profiling_output_mode=proto",
-                 f"--op_profiling_output_file={shlex.quote(op_profile)}"]
+        args += [
+            "--enable_op_profiling=true",
+            "--op_profiling_output_mode=proto",
+            f"--op_profiling_output_file={shlex.quote(op_profile)}",
+        ]
     return f"taskset {phone.mask} {shlex.quote(phone.binary)} {' '.join(args)} 2>&1"
 
 
@@ -271,8 +296,9 @@ def push_model(phone: Phone, key: str, model_bytes: bytes, tmp_dir: Path) -> str
     return remote
 
 
-def run_benchmark(phone: Phone, graph: str, config: TimingConfig, op_profile: bool = False,
-                  tmp_dir: Path | None = None) -> BenchmarkLog:
+def run_benchmark(
+    phone: Phone, graph: str, config: TimingConfig, op_profile: bool = False, tmp_dir: Path | None = None
+) -> BenchmarkLog:
     """One invocation on ``graph``; its parsed output (ops from the proto profile, pulled back).
 
     :class:`GraphRefusedError` when the tool prints no timings (the tool's first error line in it)."""
@@ -283,8 +309,10 @@ def run_benchmark(phone: Phone, graph: str, config: TimingConfig, op_profile: bo
     try:
         log = parse_log(out, where)
     except BenchmarkLogError:
-        reason = next((ln.strip() for ln in out.splitlines()
-                       if re.search(r"error|failed|not found|cannot", ln, re.I)), out.strip()[-200:] or "no output")
+        reason = next(
+            (ln.strip() for ln in out.splitlines() if re.search(r"error|failed|not found|cannot", ln, re.I)),
+            out.strip()[-200:] or "no output",
+        )
         raise GraphRefusedError(f"{where}: no timings ({reason})") from None
     if proto and tmp_dir is not None:
         from hwlat.profiler.storage.benchmark_log import parse_op_proto
@@ -298,8 +326,16 @@ def run_benchmark(phone: Phone, graph: str, config: TimingConfig, op_profile: bo
     return log
 
 
-def profile_phone(archs, granularity, store, phone: Phone, config: TimingConfig = TimingConfig(),
-                  repeats: int = 1, op_profile: bool = True, progress: bool = True):
+def profile_phone(
+    archs,
+    granularity,
+    store,
+    phone: Phone,
+    config: TimingConfig = TimingConfig(),
+    repeats: int = 1,
+    op_profile: bool = True,
+    progress: bool = True,
+):
     """Measure every distinct ``granularity`` workload of ``archs`` on ``phone`` into ``store``.
 
     Like :func:`hwlat.profiler.measure.profile.profile`: one invocation per workload and repeat,
@@ -327,31 +363,51 @@ def profile_phone(archs, granularity, store, phone: Phone, config: TimingConfig 
         device_id = st.add_device(phone.fingerprint)
         for w in workloads:
             st.add_workload(w.key, w.granularity, w.spec(), w.madds, w.params)
-        passes = [[w for w in workloads if w.key not in st.measured(device_id, repeat=r)]
-                  for r in range(repeats)]
+        passes = [
+            [w for w in workloads if w.key not in st.measured(device_id, repeat=r)] for r in range(repeats)
+        ]
         missing = {w.key for p in passes for w in p}
-        res = ProfileResult(str(st.path), device_id, uuid.uuid4().hex[:12], len(workloads),
-                            skipped=[w.key for w in workloads if w.key not in missing])
-        bar = tqdm(total=sum(map(len, passes)), desc=f"{phone.adb.serial} {granularity}s", unit="wl",
-                   disable=not progress, dynamic_ncols=True)
+        res = ProfileResult(
+            str(st.path),
+            device_id,
+            uuid.uuid4().hex[:12],
+            len(workloads),
+            skipped=[w.key for w in workloads if w.key not in missing],
+        )
+        bar = tqdm(
+            total=sum(map(len, passes)),
+            desc=f"{phone.adb.serial} {granularity}s",
+            unit="wl",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
         try:
             for r, todo in enumerate(passes):
                 for w in todo:
-                    graph = push_model(phone, w.key, tflite_segment(w.rows, outputs=w.outputs or None),
-                                       Path(tmp))
+                    graph = push_model(
+                        phone, w.key, tflite_segment(w.rows, outputs=w.outputs or None), Path(tmp)
+                    )
                     started = time.time()
                     try:
-                        log = run_benchmark(phone, graph, config, op_profile and w.granularity == "model",
-                                            Path(tmp))
+                        log = run_benchmark(
+                            phone, graph, config, op_profile and w.granularity == "model", Path(tmp)
+                        )
                     except GraphRefusedError as e:
                         st.add_failure(w.key, device_id, str(e), res.run_id)
                         res.failed[w.key] = str(e)
                         bar.update(1)
                         continue
                     stats = {**log.stats(), "started_at": started, "finished_at": time.time()}
-                    st.add_measurement(w.key, device_id, stats, res.run_id, hwlat_version=__version__,
-                                       repeat=r, raw_output=log.raw,
-                                       ops=[op.__dict__ for op in log.ops] or None)
+                    st.add_measurement(
+                        w.key,
+                        device_id,
+                        stats,
+                        res.run_id,
+                        hwlat_version=__version__,
+                        repeat=r,
+                        raw_output=log.raw,
+                        ops=[op.__dict__ for op in log.ops] or None,
+                    )
                     res.measured.append(w.key)
                     bar.update(1)
         finally:

@@ -14,24 +14,25 @@ measurements land in the store under that device's own fingerprint.
 The runner is generated from this package's own ``device.py`` and ``timing.py`` sources, so the
 device measures exactly as the local profiler does.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from hwlat import __version__
 from hwlat.archs.ir import ArchSpec
+from hwlat.archs.pieces import Workload, collect
 from hwlat.errors import FileFormatError
 from hwlat.files import atomic_write_json, atomic_write_text, format_tag, format_version
-from hwlat.profiler.storage import device as _device_mod
 from hwlat.profiler.measure import timing as _timing_mod
-from hwlat.profiler.storage.store import VARIANTS, Store, check_stats, open_store
 from hwlat.profiler.measure.timing import TimingConfig
-from hwlat.archs.pieces import Workload, collect
+from hwlat.profiler.storage import device as _device_mod
+from hwlat.profiler.storage.store import VARIANTS, Store, check_stats, open_store
 
 FORMAT = format_tag("bundle", 1)
 """The format of a bundle's ``manifest.json`` (its ``"schema"`` field)."""
@@ -43,17 +44,28 @@ def _file_name(key: str) -> str:
     return key.replace(":", "_") + ".tflite"
 
 
-def write_bundle(archs: Iterable[ArchSpec], granularity: str, out_dir: str | Path,
-                 config: TimingConfig = TimingConfig(), variant: str = "warm",
-                 quantize: str | None = None) -> Path:
+def write_bundle(
+    archs: Iterable[ArchSpec],
+    granularity: str,
+    out_dir: str | Path,
+    config: TimingConfig = TimingConfig(),
+    variant: str = "warm",
+    quantize: str | None = None,
+) -> Path:
     """Write the bundle for every distinct ``granularity`` workload of ``archs``; return its folder."""
-    return write_workloads(collect(archs, granularity), out_dir, config, variant, granularity,
-                           quantize=quantize)
+    return write_workloads(
+        collect(archs, granularity), out_dir, config, variant, granularity, quantize=quantize
+    )
 
 
-def write_workloads(workloads: Iterable[Workload], out_dir: str | Path,
-                    config: TimingConfig = TimingConfig(), variant: str = "warm",
-                    granularity: str | None = None, quantize: str | None = None) -> Path:
+def write_workloads(
+    workloads: Iterable[Workload],
+    out_dir: str | Path,
+    config: TimingConfig = TimingConfig(),
+    variant: str = "warm",
+    granularity: str | None = None,
+    quantize: str | None = None,
+) -> Path:
     """Write a bundle of the given workloads (any granularities); return its folder.
 
     ``quantize="int8"`` writes LiteRT int8 models (:func:`hwlat.profiler.export.tflite.tflite_segment`)
@@ -71,13 +83,28 @@ def write_workloads(workloads: Iterable[Workload], out_dir: str | Path,
         path = out / "models" / _file_name(w.key)
         path.write_bytes(tflite_segment(w.rows, outputs=w.outputs or None, quantize=quantize))
         c, h, wd = w.rows[0].in_shape
-        entries.append({"key": w.key, "file": f"models/{path.name}", "granularity": w.granularity,
-                        "label": w.label, "madds": w.madds, "params": w.params,
-                        "input_nhwc": [1, h, wd, c], "spec": w.spec()})
-    manifest = {"schema": FORMAT, "hwlat_version": __version__, "created": time.time(),
-                "granularity": granularity, "variant": variant,
-                **({"precision": quantize} if quantize else {}),
-                "config": dataclasses.asdict(config), "workloads": entries}
+        entries.append(
+            {
+                "key": w.key,
+                "file": f"models/{path.name}",
+                "granularity": w.granularity,
+                "label": w.label,
+                "madds": w.madds,
+                "params": w.params,
+                "input_nhwc": [1, h, wd, c],
+                "spec": w.spec(),
+            }
+        )
+    manifest = {
+        "schema": FORMAT,
+        "hwlat_version": __version__,
+        "created": time.time(),
+        "granularity": granularity,
+        "variant": variant,
+        **({"precision": quantize} if quantize else {}),
+        "config": dataclasses.asdict(config),
+        "workloads": entries,
+    }
     atomic_write_json(out / "manifest.json", manifest)
     atomic_write_text(out / "run_bundle.py", runner_source())
     return out
@@ -90,20 +117,22 @@ def _module_body(mod) -> str:
 
 def runner_source() -> str:
     """The single-file runner: device.py + timing.py + a small main, standard library and numpy."""
-    return "\n".join([
-        "#!/usr/bin/env python3",
-        '"""hwlat bundle runner: times every .tflite of manifest.json with LiteRT, one thread."""',
-        "from __future__ import annotations",
-        "# ---- hwlat/profiler/storage/device.py ----",
-        _module_body(_device_mod),
-        "# ---- hwlat/profiler/measure/timing.py ----",
-        _module_body(_timing_mod),
-        "# ---- bundle main ----",
-        _MAIN,
-    ])
+    return "\n".join(
+        [
+            "#!/usr/bin/env python3",
+            '"""hwlat bundle runner: times every .tflite of manifest.json with LiteRT, one thread."""',
+            "from __future__ import annotations",
+            "# ---- hwlat/profiler/storage/device.py ----",
+            _module_body(_device_mod),
+            "# ---- hwlat/profiler/measure/timing.py ----",
+            _module_body(_timing_mod),
+            "# ---- bundle main ----",
+            _MAIN,
+        ]
+    )
 
 
-_MAIN = r'''
+_MAIN = r"""
 import argparse as _argparse
 import json as _json
 import os as _os
@@ -202,7 +231,7 @@ def _main(argv=None):
 
 if __name__ == "__main__":
     _sys.exit(_main())
-'''
+"""
 
 
 @dataclass
@@ -225,8 +254,9 @@ def read_manifest(path: str | Path) -> dict:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FileFormatError(f"{path}: damaged bundle manifest (not JSON: {e}); copy the bundle "
-                              f"folder again") from None
+        raise FileFormatError(
+            f"{path}: damaged bundle manifest (not JSON: {e}); copy the bundle folder again"
+        ) from None
     if not isinstance(manifest, dict) or "schema" not in manifest:
         raise FileFormatError(f"{path}: not an hwlat bundle manifest ({FORMAT})")
     format_version(path, manifest["schema"], FORMAT, error=FileFormatError)
@@ -235,8 +265,9 @@ def read_manifest(path: str | Path) -> dict:
         raise FileFormatError(f"{path}: damaged bundle manifest (no workloads list)")
     for i, w in enumerate(wls):
         if not isinstance(w, dict) or not all(k in w for k in _WORKLOAD_FIELDS):
-            raise FileFormatError(f"{path}: damaged bundle manifest (workload {i} needs "
-                                  f"{', '.join(_WORKLOAD_FIELDS)})")
+            raise FileFormatError(
+                f"{path}: damaged bundle manifest (workload {i} needs {', '.join(_WORKLOAD_FIELDS)})"
+            )
     return manifest
 
 
@@ -307,14 +338,23 @@ def read_results(path: str | Path) -> Results:
         else:
             recs.append((i + 1, rec))
     runs = {r["run_id"]: r for _, r in recs if r["type"] == "run"}
-    refused += [f"line {n}: run {r['run_id']!r} has no run header line" for n, r in recs
-                if r["type"] != "run" and r["run_id"] not in runs]
+    refused += [
+        f"line {n}: run {r['run_id']!r} has no run header line"
+        for n, r in recs
+        if r["type"] != "run" and r["run_id"] not in runs
+    ]
     if refused:
         refused.sort(key=lambda m: int(m.split(":")[0].split()[1]))
-        raise FileFormatError(f"{results}: {len(refused)} line(s) refused, nothing imported: "
-                              + "; ".join(refused))
-    return Results(manifest, runs, [r for _, r in recs if r["type"] == "measurement"],
-                   [r for _, r in recs if r["type"] == "failure"], note)
+        raise FileFormatError(
+            f"{results}: {len(refused)} line(s) refused, nothing imported: " + "; ".join(refused)
+        )
+    return Results(
+        manifest,
+        runs,
+        [r for _, r in recs if r["type"] == "measurement"],
+        [r for _, r in recs if r["type"] == "failure"],
+        note,
+    )
 
 
 def import_results(path: str | Path, store: str | Path | Store) -> dict:
@@ -331,13 +371,21 @@ def import_results(path: str | Path, store: str | Path | Store) -> dict:
         meas = [r for r in res.measurements if r["run_id"] == run_id]
         fails = [r for r in res.failures if r["run_id"] == run_id]
         keys = sorted({r["key"] for r in meas + fails})
-        batches.append(dict(
-            fingerprint=run["fingerprint"], run_id=run_id,
-            workloads=[{f: workloads[k][f] for f in _WORKLOAD_FIELDS} for k in keys],
-            measurements=[{**r["stats"], "workload_key": r["key"], "variant": r.get("variant", "warm")}
-                          for r in meas],
-            failures=[{"workload_key": r["key"], "variant": r.get("variant", "warm"), "error": r["error"]}
-                      for r in fails]))
+        batches.append(
+            dict(
+                fingerprint=run["fingerprint"],
+                run_id=run_id,
+                workloads=[{f: workloads[k][f] for f in _WORKLOAD_FIELDS} for k in keys],
+                measurements=[
+                    {**r["stats"], "workload_key": r["key"], "variant": r.get("variant", "warm")}
+                    for r in meas
+                ],
+                failures=[
+                    {"workload_key": r["key"], "variant": r.get("variant", "warm"), "error": r["error"]}
+                    for r in fails
+                ],
+            )
+        )
     with open_store(store) as st:
         added, skipped = st.import_runs(batches)
     return {"added": added, "skipped": skipped, "failures": len(res.failures), "note": res.note}

@@ -25,6 +25,7 @@ resources say. By default a host takes one measuring slot in total (the sum of i
 resources): more slots on one host disturb each other's timings (memory bandwidth, shared cache,
 frequency) and need ``parallel_slots=True``, which warns with :data:`INTERFERENCE`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,19 +43,19 @@ import tempfile
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from hwlat import __version__
 from hwlat.archs.ir import ArchSpec
+from hwlat.archs.pieces import Workload, from_spec, phase_anchor_workload
 from hwlat.errors import ClusterError
 from hwlat.files import dumps_strict
-from hwlat.profiler.storage.device import DEFAULT_RUNTIME, RUNTIMES, device_key, device_label, pin_to_core
 from hwlat.profiler.measure.profile import ProfileResult, batches, group_workloads
-from hwlat.profiler.storage.store import Store, open_store
 from hwlat.profiler.measure.timing import PhaseAnchor, Stats, TimingConfig, iter_interleaved
-from hwlat.archs.pieces import Workload, from_spec, phase_anchor_workload
+from hwlat.profiler.storage.device import DEFAULT_RUNTIME, RUNTIMES, device_key, device_label, pin_to_core
+from hwlat.profiler.storage.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,12 @@ CONNECT_TIMEOUT_S = 20.0
 """An unreachable or silent Ray address is reported within this many seconds (plus a few)."""
 RETRIES = 3
 """How often the workloads of a batch whose worker died are resubmitted."""
-INTERFERENCE = ("+3.7 points on the median workload (+4.0 % and -1.2 % on the two cores, against "
-                "-2.3 % for a second one-slot run) on hwlat's 2-core x86 VM with LiteRT, "
-                "benchmarks/results/scale__farm-networks-12__x86_64.txt; measure your host: "
-                "python benchmarks/bench_scale.py --only interference")
+INTERFERENCE = (
+    "+3.7 points on the median workload (+4.0 % and -1.2 % on the two cores, against "
+    "-2.3 % for a second one-slot run) on hwlat's 2-core x86 VM with LiteRT, "
+    "benchmarks/results/scale__farm-networks-12__x86_64.txt; measure your host: "
+    "python benchmarks/bench_scale.py --only interference"
+)
 """How much one measurement slows another on a second core of the same host, as measured by
 ``benchmarks/bench_scale.py`` (1 vs 2 parallel slots against a one-slot run). Shown whenever a
 host is allowed more than one measuring slot."""
@@ -91,8 +94,10 @@ def _host_port(address: str) -> tuple[str, int] | None:
         return None
     m = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)/?", address)
     if not m:
-        raise ClusterError(f"Ray address {address!r}: expected HOST:PORT (the head's "
-                           f"`ray start --head` port, default 6379), ray://HOST:PORT or auto")
+        raise ClusterError(
+            f"Ray address {address!r}: expected HOST:PORT (the head's "
+            f"`ray start --head` port, default 6379), ray://HOST:PORT or auto"
+        )
     return m.group(1), int(m.group(2))
 
 
@@ -104,8 +109,10 @@ def _check_reachable(address: str, timeout_s: float) -> None:
         with socket.create_connection(hp, timeout=min(timeout_s, 10.0)):
             pass
     except OSError as e:
-        raise ClusterError(f"Ray address {address}: cannot connect ({e.strerror or e}); is "
-                           f"`ray start --head` running there and the port open?") from None
+        raise ClusterError(
+            f"Ray address {address}: cannot connect ({e.strerror or e}); is "
+            f"`ray start --head` running there and the port open?"
+        ) from None
 
 
 def _init_within(ray, timeout_s: float, message: str, **kw) -> None:
@@ -130,8 +137,13 @@ def _init_within(ray, timeout_s: float, message: str, **kw) -> None:
         raise outcome[0]
 
 
-def connect(address: str | None = None, *, num_cpus: int | None = None,
-            resources: dict[str, float] | None = None, timeout_s: float = CONNECT_TIMEOUT_S):
+def connect(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    resources: dict[str, float] | None = None,
+    timeout_s: float = CONNECT_TIMEOUT_S,
+):
     """Connect this process to the Ray cluster at ``address``, or start a local one.
 
     A local cluster (``address=None``) gets ``num_cpus`` and the custom ``resources`` (e.g.
@@ -144,8 +156,10 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
     quiet = dict(logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
     if address:
         _check_reachable(address, timeout_s)
-        msg = (f"Ray address {address}: no Ray cluster answered within {timeout_s:.0f} s "
-               f"(is it a Ray head of the same Ray version?)")
+        msg = (
+            f"Ray address {address}: no Ray cluster answered within {timeout_s:.0f} s "
+            f"(is it a Ray head of the same Ray version?)"
+        )
         try:
             _init_within(ray, timeout_s, msg, address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as e:
@@ -213,7 +227,7 @@ def offered(ray) -> dict[str, dict[str, float]]:
             continue
         for res, amount in node.get("Resources", {}).items():
             if res.startswith(RESOURCE_PREFIX):
-                out.setdefault(res[len(RESOURCE_PREFIX):], {})[node["NodeID"]] = amount
+                out.setdefault(res[len(RESOURCE_PREFIX) :], {})[node["NodeID"]] = amount
     return out
 
 
@@ -255,18 +269,24 @@ def measuring_core() -> Iterator[int | None]:
 
 
 def _start(fp: dict, core: int | None) -> dict:
-    return {"type": "start", "host": socket.gethostname(), "core": core, "fingerprint": fp,
-            "pid": os.getpid()}
+    return {
+        "type": "start",
+        "host": socket.gethostname(),
+        "core": core,
+        "fingerprint": fp,
+        "pid": os.getpid(),
+    }
 
 
-def _measure_local(device: FarmDevice, ws: Sequence[Workload], cfg: TimingConfig, variant: str,
-                   reference: bool):
+def _measure_local(
+    device: FarmDevice, ws: Sequence[Workload], cfg: TimingConfig, variant: str, reference: bool
+):
     from hwlat.profiler.measure.runners import get_runner, release_batch
 
     with measuring_core() as core:
         runner = get_runner(device.runtime, **device.options)
         yield _start(runner.fingerprint(), core)
-        gc.collect()   # the previous batch's runtimes (release_batch below does not wait for it)
+        gc.collect()  # the previous batch's runtimes (release_batch below does not wait for it)
         invokes, releases = {}, {}
         ref = _reference(device, runner, cfg) if reference else None
         for w in ws:
@@ -314,9 +334,15 @@ def _run_bundle(name: str, cmd: str, ws: Sequence[Workload], cfg: TimingConfig, 
     with tempfile.TemporaryDirectory(prefix="hwlat-bundle-") as d:
         write_workloads(ws, d, cfg, variant)
         results = Path(d) / RESULTS
-        proc = subprocess.Popen(cmd.replace("{bundle}", shlex.quote(d)), shell=True,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(
+            cmd.replace("{bundle}", shlex.quote(d)),
+            shell=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_die_with_parent,
+        )
         pos = 0
         try:
             while True:
@@ -325,7 +351,7 @@ def _run_bundle(name: str, cmd: str, ws: Sequence[Workload], cfg: TimingConfig, 
                     with open(results) as f:
                         f.seek(pos)
                         chunk = f.read()
-                    complete = chunk[:chunk.rfind("\n") + 1]
+                    complete = chunk[: chunk.rfind("\n") + 1]
                     pos += len(complete.encode())
                     for line in complete.splitlines():
                         with contextlib.suppress(ValueError):
@@ -340,8 +366,9 @@ def _run_bundle(name: str, cmd: str, ws: Sequence[Workload], cfg: TimingConfig, 
             proc.wait()
         if proc.returncode:
             tail = " | ".join(err.strip().splitlines()[-3:])
-            raise RuntimeError(f"bundle command for device {name!r} exited with status "
-                               f"{proc.returncode}: {tail}")
+            raise RuntimeError(
+                f"bundle command for device {name!r} exited with status {proc.returncode}: {tail}"
+            )
 
 
 def _measure_bundle(device: FarmDevice, cmd: str, ws, cfg, variant):
@@ -352,8 +379,9 @@ def _measure_bundle(device: FarmDevice, cmd: str, ws, cfg, variant):
             yield {k: rec[k] for k in ("type", "key", "stats", "error") if k in rec}
 
 
-def measure_batch(device: FarmDevice, items: list[tuple[str, str]], config: dict, variant: str,
-                  reference: bool = True):
+def measure_batch(
+    device: FarmDevice, items: list[tuple[str, str]], config: dict, variant: str, reference: bool = True
+):
     """The Ray task body (a generator): measure ``items`` (workload key, spec JSON) on this host's
     ``device`` and yield a ``start`` record (host, core, fingerprint), then one ``measurement``
     or ``failure`` record per workload, each as soon as it is known. ``reference``: time the
@@ -372,34 +400,38 @@ def probe(device: FarmDevice) -> dict:
     fingerprint its results will carry, the host name and its core count."""
     cmd = _bundle_cmd(device.name)
     if cmd:
-        recs = [r for r in _run_bundle(device.name, cmd, [], TimingConfig(), "warm")
-                if r.get("type") == "run"]
+        recs = [
+            r for r in _run_bundle(device.name, cmd, [], TimingConfig(), "warm") if r.get("type") == "run"
+        ]
         if not recs:
-            raise RuntimeError(f"bundle command for device {device.name!r} left no run record "
-                               f"in results.jsonl: {cmd}")
+            raise RuntimeError(
+                f"bundle command for device {device.name!r} left no run record in results.jsonl: {cmd}"
+            )
         fp, kind = recs[0]["fingerprint"], "bundle"
     else:
         from hwlat.profiler.measure.runners import get_runner
 
         fp, kind = get_runner(device.runtime, **device.options).fingerprint(), "local"
-    return {"kind": kind, "fingerprint": fp, "host": socket.gethostname(),
-            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-            else os.cpu_count()}
+    return {
+        "kind": kind,
+        "fingerprint": fp,
+        "host": socket.gethostname(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    }
 
 
 # -- the driver ------------------------------------------------------------------------------------
 @dataclass
 class _Flight:
     device: FarmDevice
-    workloads: dict[str, Workload]     # not yet reported
+    workloads: dict[str, Workload]  # not yet reported
     repeat: int
     attempt: int
     where: str = "starting"
     device_id: int | None = None
 
 
-def check_devices(ray, devices: Sequence[FarmDevice], parallel_slots: bool = False
-                  ) -> dict[str, dict]:
+def check_devices(ray, devices: Sequence[FarmDevice], parallel_slots: bool = False) -> dict[str, dict]:
     """Before any work is queued: every device is offered by a live node, each device has one
     fingerprint, and no host measures in more slots than allowed. Returns name → probe info
     (plus ``slots``, its total over the cluster)."""
@@ -412,10 +444,16 @@ def check_devices(ray, devices: Sequence[FarmDevice], parallel_slots: bool = Fal
         raise ClusterError(
             f"no Ray worker offers {', '.join(RESOURCE_PREFIX + m for m in missing)} (offered: "
             f"{names}); start a host with `ray start --address HEAD:PORT --resources "
-            f"'{{\"{RESOURCE_PREFIX}{missing[0]}\": 1}}'`")
+            f"'{{\"{RESOURCE_PREFIX}{missing[0]}\": 1}}'`"
+        )
     task = ray.remote(num_cpus=0, max_retries=0)(probe)
-    calls = {(d.name, node): task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-        node, soft=False)).remote(d) for d in devices for node in have[d.name]}
+    calls = {
+        (d.name, node): task.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
+        ).remote(d)
+        for d in devices
+        for node in have[d.name]
+    }
     try:
         found = dict(zip(calls, ray.get(list(calls.values()), timeout=120)))
     except ray.exceptions.RayTaskError as e:
@@ -423,11 +461,12 @@ def check_devices(ray, devices: Sequence[FarmDevice], parallel_slots: bool = Fal
     info, per_host = {}, {}
     for d in devices:
         nodes = have[d.name]
-        keys = {device_key(found[(d.name, n)]["fingerprint"]): found[(d.name, n)]["host"]
-                for n in nodes}
+        keys = {device_key(found[(d.name, n)]["fingerprint"]): found[(d.name, n)]["host"] for n in nodes}
         if len(keys) > 1:
-            raise ClusterError(f"{d.resource} is offered by hosts with different fingerprints "
-                               f"({', '.join(sorted(keys.values()))}); give each its own name")
+            raise ClusterError(
+                f"{d.resource} is offered by hosts with different fingerprints "
+                f"({', '.join(sorted(keys.values()))}); give each its own name"
+            )
         first = found[(d.name, next(iter(nodes)))]
         slots = sum(nodes.values())
         if slots != int(slots) or slots < 1:
@@ -436,8 +475,9 @@ def check_devices(ray, devices: Sequence[FarmDevice], parallel_slots: bool = Fal
         for n, amount in nodes.items():
             probe_ = found[(d.name, n)]
             if probe_["kind"] == "local":
-                host = per_host.setdefault(n, {"host": probe_["host"], "cores": probe_["cores"],
-                                               "slots": 0, "devices": []})
+                host = per_host.setdefault(
+                    n, {"host": probe_["host"], "cores": probe_["cores"], "slots": 0, "devices": []}
+                )
                 host["slots"] += int(amount)
                 host["devices"].append(d.name)
     for h in per_host.values():
@@ -445,19 +485,30 @@ def check_devices(ray, devices: Sequence[FarmDevice], parallel_slots: bool = Fal
         if h["slots"] > h["cores"]:
             raise ClusterError(f"{what} but has {h['cores']} cores: never two measurements on one core")
         if h["slots"] > 1 and not parallel_slots:
-            raise ClusterError(f"{what}; parallel measurements disturb each other ({INTERFERENCE}); "
-                               f"offer one slot per host, or accept it with --parallel-slots")
+            raise ClusterError(
+                f"{what}; parallel measurements disturb each other ({INTERFERENCE}); "
+                f"offer one slot per host, or accept it with --parallel-slots"
+            )
         if h["slots"] > 1:
-            log.warning("%s at once: a measurement slows another on a second core by %s",
-                        what, INTERFERENCE)
+            log.warning("%s at once: a measurement slows another on a second core by %s", what, INTERFERENCE)
     return info
 
 
-def farm_profile(archs: Iterable[ArchSpec], granularity: str | Sequence[str], store: str | Store,
-                 devices: Sequence[FarmDevice], *, variant: str = "warm",
-                 config: TimingConfig = TimingConfig(), batch: int = 8, progress: bool = True,
-                 parallel_slots: bool = False, retries: int = RETRIES, repeats: int = 1,
-                 reference: bool = True) -> dict[str, ProfileResult]:
+def farm_profile(
+    archs: Iterable[ArchSpec],
+    granularity: str | Sequence[str],
+    store: str | Store,
+    devices: Sequence[FarmDevice],
+    *,
+    variant: str = "warm",
+    config: TimingConfig = TimingConfig(),
+    batch: int = 8,
+    progress: bool = True,
+    parallel_slots: bool = False,
+    retries: int = RETRIES,
+    repeats: int = 1,
+    reference: bool = True,
+) -> dict[str, ProfileResult]:
     """Measure every distinct ``granularity`` workload of ``archs`` on each device of the connected
     Ray cluster (see :func:`connect`); return one :class:`ProfileResult` per device name.
 
@@ -481,23 +532,29 @@ def farm_profile(archs: Iterable[ArchSpec], granularity: str | Sequence[str], st
         results, queues = {}, {}
         for d in devices:
             device_id = st.add_device(info[d.name]["fingerprint"])
-            passes = [batches(grans, groups, st.measured(device_id, variant=variant, repeat=r),
-                              batch) for r in range(repeats)]
+            passes = [
+                batches(grans, groups, st.measured(device_id, variant=variant, repeat=r), batch)
+                for r in range(repeats)
+            ]
             missing = {w.key for p in passes for b in p for w in b}
-            results[d.name] = ProfileResult(str(st.path), device_id, uuid.uuid4().hex[:12],
-                                            len(workloads), skipped=[w.key for w in workloads
-                                                                     if w.key not in missing])
+            results[d.name] = ProfileResult(
+                str(st.path),
+                device_id,
+                uuid.uuid4().hex[:12],
+                len(workloads),
+                skipped=[w.key for w in workloads if w.key not in missing],
+            )
             queues[d.name] = deque((b, r, 0) for r, p in enumerate(passes) for b in p)
-        _Driver(ray, st, devices, info, results, queues, variant, config, progress, retries,
-                reference).run()
+        _Driver(ray, st, devices, info, results, queues, variant, config, progress, retries, reference).run()
         return results
 
 
 class _Driver:
     """Keeps each device's slots busy, commits what streams back, resubmits what a dead worker lost."""
 
-    def __init__(self, ray, st, devices, info, results, queues, variant, config, progress, retries,
-                 reference):
+    def __init__(
+        self, ray, st, devices, info, results, queues, variant, config, progress, retries, reference
+    ):
         from tqdm import tqdm
 
         self.ray, self.st, self.results, self.queues = ray, st, results, queues
@@ -506,9 +563,17 @@ class _Driver:
         self.task = ray.remote(num_cpus=0, max_retries=0)(measure_batch)
         self.flights: dict = {}
         self.device_ids: dict[str, int] = {}
-        self.bars = {d.name: tqdm(total=sum(len(b) for b, _, _ in queues[d.name]), position=i,
-                                  desc=f"{d.name} ({d.runtime})", unit="wl", dynamic_ncols=True,
-                                  disable=not progress) for i, d in enumerate(devices)}
+        self.bars = {
+            d.name: tqdm(
+                total=sum(len(b) for b, _, _ in queues[d.name]),
+                position=i,
+                desc=f"{d.name} ({d.runtime})",
+                unit="wl",
+                dynamic_ncols=True,
+                disable=not progress,
+            )
+            for i, d in enumerate(devices)
+        }
 
     def run(self) -> None:
         try:
@@ -536,15 +601,17 @@ class _Driver:
                 ws, repeat, attempt = q.popleft()
                 items = [(w.key, dumps_strict(w.spec())) for w in ws]
                 gen = self.task.options(resources={d.resource: 1}).remote(
-                    d, items, self.config, self.variant, self.reference)
+                    d, items, self.config, self.variant, self.reference
+                )
                 self.flights[gen] = _Flight(d, {w.key: w for w in ws}, repeat, attempt)
                 running += 1
             self._show(d.name)
 
     def _show(self, name: str) -> None:
         where = [f.where for f in self.flights.values() if f.device.name == name]
-        self.bars[name].set_postfix_str(f"running {len(where)}" + (f" on {', '.join(where)}"
-                                                                    if where else ""))
+        self.bars[name].set_postfix_str(
+            f"running {len(where)}" + (f" on {', '.join(where)}" if where else "")
+        )
 
     def _advance(self, gen) -> None:
         fl = self.flights[gen]
@@ -556,9 +623,10 @@ class _Driver:
                 self._lost(fl, "the worker reported no result")
         except self.ray.exceptions.RayTaskError as e:
             del self.flights[gen]
-            raise ClusterError(f"device {fl.device.name} on {fl.where}: "
-                               f"{str(e).strip().splitlines()[-1]}") from None
-        except self.ray.exceptions.RayError as e:   # the worker or its node died
+            raise ClusterError(
+                f"device {fl.device.name} on {fl.where}: {str(e).strip().splitlines()[-1]}"
+            ) from None
+        except self.ray.exceptions.RayError as e:  # the worker or its node died
             del self.flights[gen]
             self._lost(fl, f"{type(e).__name__}: {str(e).strip().splitlines()[0]}")
         else:
@@ -567,8 +635,14 @@ class _Driver:
 
     def _lost(self, fl: _Flight, why: str) -> None:
         ws = list(fl.workloads.values())
-        log.warning("device %s on %s: worker lost (%s); %d workload(s) in flight %s", fl.device.name,
-                    fl.where, why, len(ws), "resubmitted" if fl.attempt < self.retries else "failed")
+        log.warning(
+            "device %s on %s: worker lost (%s); %d workload(s) in flight %s",
+            fl.device.name,
+            fl.where,
+            why,
+            len(ws),
+            "resubmitted" if fl.attempt < self.retries else "failed",
+        )
         res = self.results[fl.device.name]
         if fl.attempt < self.retries:
             self.queues[fl.device.name].appendleft((ws, fl.repeat, fl.attempt + 1))
@@ -576,8 +650,13 @@ class _Driver:
             return
         device_id = fl.device_id or res.device_id
         for w in ws:
-            self.st.add_failure(w.key, device_id, f"worker lost {self.retries + 1} times: {why}",
-                                res.run_id, variant=self.variant)
+            self.st.add_failure(
+                w.key,
+                device_id,
+                f"worker lost {self.retries + 1} times: {why}",
+                res.run_id,
+                variant=self.variant,
+            )
             res.failed[w.key] = why
             self.bars[fl.device.name].update(1)
 
@@ -588,21 +667,33 @@ class _Driver:
             fp = rec["fingerprint"]
             fl.device_id = self.st.add_device(fp)
             if fl.device_id != res.device_id:
-                log.warning("device %s: worker on %s reports fingerprint %s, not %s; its results "
-                            "are stored under its own", fl.device.name, rec["host"],
-                            device_key(fp), self.info[fl.device.name]["fingerprint"])
+                log.warning(
+                    "device %s: worker on %s reports fingerprint %s, not %s; its results "
+                    "are stored under its own",
+                    fl.device.name,
+                    rec["host"],
+                    device_key(fp),
+                    self.info[fl.device.name]["fingerprint"],
+                )
             core = f" core {rec['core']}" if rec.get("core") is not None else ""
             fl.where = f"{rec['host']}{core}"
             self.bars[fl.device.name].set_description_str(
-                f"{fl.device.name} ({fl.device.runtime}) {device_label(fp)}")
+                f"{fl.device.name} ({fl.device.runtime}) {device_label(fp)}"
+            )
             return
         key = rec["key"]
         if fl.workloads.pop(key, None) is None:
-            return      # not one of this batch's (a replayed record)
+            return  # not one of this batch's (a replayed record)
         if rec["type"] == "measurement":
-            new = self.st.add_measurement(key, fl.device_id, rec["stats"], res.run_id,
-                                          variant=self.variant, hwlat_version=__version__,
-                                          repeat=fl.repeat)
+            new = self.st.add_measurement(
+                key,
+                fl.device_id,
+                rec["stats"],
+                res.run_id,
+                variant=self.variant,
+                hwlat_version=__version__,
+                repeat=fl.repeat,
+            )
             (res.measured if new else res.duplicates).append(key)
         else:
             log.warning("workload %s failed on %s: %s", key, fl.device.name, rec["error"])

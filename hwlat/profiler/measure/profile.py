@@ -1,21 +1,22 @@
 """Profile architectures into the measurement store: dedupe, resume, measure, commit one by one."""
+
 from __future__ import annotations
 
 import logging
 import os
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from tqdm import tqdm
 
 from hwlat import __version__
 from hwlat.archs.ir import ArchSpec
-from hwlat.profiler.storage.device import DEFAULT_RUNTIME, pin_to_core
-from hwlat.profiler.measure.runners import Runner, get_runner, release_batch
-from hwlat.profiler.storage.store import Store, open_store
-from hwlat.profiler.measure.timing import PhaseAnchor, Stats, TimingConfig, measure_interleaved
 from hwlat.archs.pieces import Workload, collect, phase_anchor_workload
+from hwlat.profiler.measure.runners import Runner, get_runner, release_batch
+from hwlat.profiler.measure.timing import PhaseAnchor, Stats, TimingConfig, measure_interleaved
+from hwlat.profiler.storage.device import DEFAULT_RUNTIME, pin_to_core
+from hwlat.profiler.storage.store import Store, open_store
 
 CLI_REPEATS = 3
 """Fresh runtime instances per workload that the ``hwlat profile`` commands take by default: the
@@ -34,10 +35,10 @@ class ProfileResult:
     device_id: int
     run_id: str
     total: int
-    measured: list[str] = field(default_factory=list)   # one entry per stored repeat
-    skipped: list[str] = field(default_factory=list)    # workloads that had all their repeats
+    measured: list[str] = field(default_factory=list)  # one entry per stored repeat
+    skipped: list[str] = field(default_factory=list)  # workloads that had all their repeats
     failed: dict[str, str] = field(default_factory=dict)
-    slow: list[str] = field(default_factory=list)       # measured with slow-round samples only
+    slow: list[str] = field(default_factory=list)  # measured with slow-round samples only
     duplicates: list[str] = field(default_factory=list)  # results already stored, dropped
     resubmitted: list[str] = field(default_factory=list)  # lost with a dead worker, sent again
 
@@ -78,15 +79,17 @@ def profile(
     if pin:
         pin_to_core()
     try:
-        return _profile(archs, granularity, store, runner, variant, config, batch, progress,
-                        repeats, reference)
+        return _profile(
+            archs, granularity, store, runner, variant, config, batch, progress, repeats, reference
+        )
     finally:
         if affinity is not None:  # give the caller's process its cores back
             os.sched_setaffinity(0, affinity)
 
 
-def _profile(archs, granularity, store, runner, variant, config, batch, progress, repeats,
-             reference) -> ProfileResult:
+def _profile(
+    archs, granularity, store, runner, variant, config, batch, progress, repeats, reference
+) -> ProfileResult:
     grans, groups = group_workloads(archs, granularity)
     workloads = [w for g in groups for w in g]
     release_ref = None
@@ -94,20 +97,29 @@ def _profile(archs, granularity, store, runner, variant, config, batch, progress
         device_id = st.add_device(runner.fingerprint())
         for w in workloads:
             st.add_workload(w.key, w.granularity, w.spec(), w.madds, w.params)
-        passes = []     # per repeat: the batches of workloads still missing that repeat
+        passes = []  # per repeat: the batches of workloads still missing that repeat
         for r in range(repeats):
-            passes.append(batches(grans, groups, st.measured(device_id, variant=variant, repeat=r),
-                                  batch))
+            passes.append(batches(grans, groups, st.measured(device_id, variant=variant, repeat=r), batch))
         missing = {w.key for p in passes for g in p for w in g}
-        res = ProfileResult(str(st.path), device_id, uuid.uuid4().hex[:12], len(workloads),
-                            skipped=[w.key for w in workloads if w.key not in missing])
+        res = ProfileResult(
+            str(st.path),
+            device_id,
+            uuid.uuid4().hex[:12],
+            len(workloads),
+            skipped=[w.key for w in workloads if w.key not in missing],
+        )
         total = sum(len(g) for p in passes for g in p)
         ref = None
         if reference and total:
             invoke, release_ref = runner.prepare(phase_anchor_workload())
             ref = PhaseAnchor(invoke, config)
-        bar = tqdm(total=total, desc=f"{runner.name} {'+'.join(grans)}s", unit="wl",
-                   disable=not progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=total,
+            desc=f"{runner.name} {'+'.join(grans)}s",
+            unit="wl",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
         try:
             for r, pass_ in enumerate(passes):
                 if repeats > 1:
@@ -121,21 +133,23 @@ def _profile(archs, granularity, store, runner, variant, config, batch, progress
         return res
 
 
-def group_workloads(archs: Iterable[ArchSpec], granularity: str | Sequence[str]
-                    ) -> tuple[tuple[str, ...], list[list[Workload]]]:
+def group_workloads(
+    archs: Iterable[ArchSpec], granularity: str | Sequence[str]
+) -> tuple[tuple[str, ...], list[list[Workload]]]:
     """``(granularities, groups)``: one group of all distinct workloads for one granularity, else
     one group per architecture (its workloads of every granularity, measured together)."""
     grans = (granularity,) if isinstance(granularity, str) else tuple(granularity)
     return grans, [collect(archs, grans[0])] if len(grans) == 1 else _per_arch(archs, grans)
 
 
-def batches(grans: Sequence[str], groups: list[list[Workload]], done: set[str], batch: int
-            ) -> list[list[Workload]]:
+def batches(
+    grans: Sequence[str], groups: list[list[Workload]], done: set[str], batch: int
+) -> list[list[Workload]]:
     """The workloads not in ``done``, as the batches measured together: ``batch`` at a time for
     one granularity, else one batch per group (an architecture with its pieces)."""
     todo = [[w for w in g if w.key not in done] for g in groups]
     if len(grans) == 1:
-        todo = [todo[0][i:i + batch] for i in range(0, len(todo[0]), batch)]
+        todo = [todo[0][i : i + batch] for i in range(0, len(todo[0]), batch)]
     return [g for g in todo if g]
 
 
@@ -154,9 +168,18 @@ def _per_arch(archs: Iterable[ArchSpec], grans: Sequence[str]) -> list[list[Work
     return groups
 
 
-def _measure_batch(ws: Sequence[Workload], runner: Runner, st: Store, device_id: int, variant: str,
-                   config: TimingConfig, res: ProfileResult, bar, repeat: int = 0,
-                   ref: PhaseAnchor | None = None) -> None:
+def _measure_batch(
+    ws: Sequence[Workload],
+    runner: Runner,
+    st: Store,
+    device_id: int,
+    variant: str,
+    config: TimingConfig,
+    res: ProfileResult,
+    bar,
+    repeat: int = 0,
+    ref: PhaseAnchor | None = None,
+) -> None:
     invokes, releases = {}, {}
     for w in ws:
         try:
@@ -166,8 +189,15 @@ def _measure_batch(ws: Sequence[Workload], runner: Runner, st: Store, device_id:
 
     def done(key: str, stats: Stats) -> None:
         releases.pop(key)()
-        st.add_measurement(key, device_id, stats.as_dict(), res.run_id, variant=variant,
-                           hwlat_version=__version__, repeat=repeat)
+        st.add_measurement(
+            key,
+            device_id,
+            stats.as_dict(),
+            res.run_id,
+            variant=variant,
+            hwlat_version=__version__,
+            repeat=repeat,
+        )
         res.measured.append(key)
         bar.update(1)
 
@@ -176,14 +206,14 @@ def _measure_batch(ws: Sequence[Workload], runner: Runner, st: Store, device_id:
         _failed(key, exc, st, device_id, variant, res, bar)
 
     try:
-        measure_interleaved(invokes, config, variant=variant, on_done=done, on_fail=fail,
-                            reference=ref)
+        measure_interleaved(invokes, config, variant=variant, on_done=done, on_fail=fail, reference=ref)
     finally:
         release_batch(invokes, releases)
 
 
-def _failed(key: str, exc: Exception, st: Store, device_id: int, variant: str, res: ProfileResult,
-            bar) -> None:
+def _failed(
+    key: str, exc: Exception, st: Store, device_id: int, variant: str, res: ProfileResult, bar
+) -> None:
     msg = f"{type(exc).__name__}: {exc}"
     log.warning("workload %s failed: %s", key, msg)
     st.add_failure(key, device_id, msg, res.run_id, variant=variant)

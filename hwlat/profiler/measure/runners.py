@@ -15,18 +15,19 @@ measured, drop the invoke, and run ``gc.collect()`` once per batch (:func:`relea
 process holding hundreds of loaded interpreters measures whole networks 3–4 % slower, and a full
 collection costs ~60 ms, too much to pay per workload.
 """
+
 from __future__ import annotations
 
 import ctypes
 import gc
 import platform
+from collections.abc import Callable
 from importlib import metadata
-from typing import Callable
 
 import numpy as np
 
-from hwlat.profiler.storage.device import DEFAULT_RUNTIME, RUNTIMES, fingerprint  # noqa: F401 - re-exported
 from hwlat.archs.pieces import Workload
+from hwlat.profiler.storage.device import DEFAULT_RUNTIME, RUNTIMES, fingerprint  # noqa: F401 - re-exported
 
 Prepared = tuple[Callable[[], object], Callable[[], None]]
 
@@ -89,8 +90,9 @@ class LiteRTRunner(Runner):
         # int8 and float timings of one workload are different measurements: precision is part of
         # the device configuration, like the delegate
         extra = {"precision": self.quantize} if self.quantize else None
-        return fingerprint(self.name, self.version(), threads=self.threads, delegate=self.delegate(),
-                           extra=extra)
+        return fingerprint(
+            self.name, self.version(), threads=self.threads, delegate=self.delegate(), extra=extra
+        )
 
     def prepare(self, w: Workload) -> Prepared:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -98,11 +100,15 @@ class LiteRTRunner(Runner):
         from hwlat.profiler.export.tflite import tflite_segment
 
         kind = OpResolverType.AUTO if self.xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        model = tflite_segment(w.rows, quantize=self.quantize, outputs=w.outputs or None,
-                               grouped="conv" if self.xnnpack else "split")
-        interp = Interpreter(model_content=model,
-                             num_threads=self.threads,
-                             experimental_op_resolver_type=kind)
+        model = tflite_segment(
+            w.rows,
+            quantize=self.quantize,
+            outputs=w.outputs or None,
+            grouped="conv" if self.xnnpack else "split",
+        )
+        interp = Interpreter(
+            model_content=model, num_threads=self.threads, experimental_op_resolver_type=kind
+        )
         interp.allocate_tensors()
         for inp, x in zip(interp.get_input_details(), _inputs(w), strict=True):
             interp.set_tensor(inp["index"], x.transpose(0, 2, 3, 1).copy())
@@ -136,8 +142,9 @@ class OnnxRuntimeRunner(Runner):
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(onnx_segment(w.rows, outputs=w.outputs or None), so,
-                                    providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(
+            onnx_segment(w.rows, outputs=w.outputs or None), so, providers=["CPUExecutionProvider"]
+        )
         xs = [ort.OrtValue.ortvalue_from_numpy(x) for x in _inputs(w)]
         io = sess.io_binding()
         for inp, x in zip(sess.get_inputs(), xs, strict=True):

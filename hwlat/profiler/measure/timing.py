@@ -18,12 +18,13 @@ when it has at least ``min_samples`` of them (it keeps sampling for them, within
 ``variant="cold"`` evicts caches before every single invocation (a sample is one invocation), so
 weights come from memory as they do for late blocks inside a large network.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -69,8 +70,9 @@ class Stats:
     steal_pct: float | None = None  # CPU steal time of the measuring core while sampling (%)
 
     def as_dict(self) -> dict:
-        return {k: None if isinstance(v, float) and not math.isfinite(v) else v
-                for k, v in self.__dict__.items()}
+        return {
+            k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in self.__dict__.items()
+        }
 
 
 def median_ci_halfwidth(samples: np.ndarray) -> float:
@@ -85,16 +87,30 @@ def median_ci_halfwidth(samples: np.ndarray) -> float:
     return float(x[hi] - x[lo]) / 2
 
 
-def summarize(samples: list[float], warmup: int, inner: int, started: float,
-              ref_ms: float | None = None, steal_pct: float | None = None) -> Stats:
+def summarize(
+    samples: list[float],
+    warmup: int,
+    inner: int,
+    started: float,
+    ref_ms: float | None = None,
+    steal_pct: float | None = None,
+) -> Stats:
     x = np.asarray(samples, dtype=np.float64)
     ci = median_ci_halfwidth(x)
     return Stats(
-        median_ms=float(np.median(x)), p10_ms=float(np.percentile(x, 10)),
-        p90_ms=float(np.percentile(x, 90)), mean_ms=float(x.mean()),
-        std_ms=float(x.std(ddof=1)) if len(x) > 1 else 0.0, ci95_ms=ci if math.isfinite(ci) else None,
-        n=len(x), warmup=warmup, inner=inner, started_at=started, finished_at=time.time(),
-        ref_ms=ref_ms, steal_pct=steal_pct,
+        median_ms=float(np.median(x)),
+        p10_ms=float(np.percentile(x, 10)),
+        p90_ms=float(np.percentile(x, 90)),
+        mean_ms=float(x.mean()),
+        std_ms=float(x.std(ddof=1)) if len(x) > 1 else 0.0,
+        ci95_ms=ci if math.isfinite(ci) else None,
+        n=len(x),
+        warmup=warmup,
+        inner=inner,
+        started_at=started,
+        finished_at=time.time(),
+        ref_ms=ref_ms,
+        steal_pct=steal_pct,
     )
 
 
@@ -141,8 +157,8 @@ class _Job:
     started: float = field(default_factory=time.time)
     t0: float = field(default_factory=time.perf_counter)
     samples: list = field(default_factory=list)
-    slow: list = field(default_factory=list)      # True for samples taken in a slow round
-    refs: list = field(default_factory=list)      # reference ms of each round this job sampled in
+    slow: list = field(default_factory=list)  # True for samples taken in a slow round
+    refs: list = field(default_factory=list)  # reference ms of each round this job sampled in
     steal: list = field(default_factory=lambda: [0, 0])  # steal, total jiffies while sampling
     warmup: int = 0
     inner: int = 1
@@ -150,15 +166,20 @@ class _Job:
     def normal(self) -> list[float]:
         return [x for x, slow in zip(self.samples, self.slow) if not slow]
 
-    def stats(self, cfg: "TimingConfig") -> "Stats":
+    def stats(self, cfg: TimingConfig) -> Stats:
         """Summary of the normal-round samples if there are enough of them, else of all."""
         normal = self.normal()
         only_normal = len(normal) >= cfg.min_samples
         refs = [r for r, slow in self.refs if not (only_normal and slow)]
         steal, total = self.steal
-        return summarize(normal if only_normal else self.samples, self.warmup, self.inner,
-                         self.started, ref_ms=float(np.median(refs)) if refs else None,
-                         steal_pct=100.0 * steal / total if total else None)
+        return summarize(
+            normal if only_normal else self.samples,
+            self.warmup,
+            self.inner,
+            self.started,
+            ref_ms=float(np.median(refs)) if refs else None,
+            steal_pct=100.0 * steal / total if total else None,
+        )
 
 
 def _warm(job: _Job, cfg: TimingConfig, cold: bool) -> None:
@@ -184,10 +205,14 @@ def _done(job: _Job, cfg: TimingConfig) -> bool:
     return median_ci_halfwidth(x) <= cfg.target * float(np.median(x))
 
 
-def measure_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingConfig(),
-                        variant: str = "warm", on_done: Callable[[str, Stats], None] | None = None,
-                        on_fail: Callable[[str, Exception], None] | None = None,
-                        reference: "PhaseAnchor | Invoke | None" = None) -> dict[str, Stats]:
+def measure_interleaved(
+    invokes: dict[str, Invoke],
+    cfg: TimingConfig = TimingConfig(),
+    variant: str = "warm",
+    on_done: Callable[[str, Stats], None] | None = None,
+    on_fail: Callable[[str, Exception], None] | None = None,
+    reference: PhaseAnchor | Invoke | None = None,
+) -> dict[str, Stats]:
     """Time every callable of ``invokes`` (key → zero-argument invoke) in interleaved rounds.
 
     ``on_done(key, stats)`` is called as soon as a workload meets its stopping rule, so the
@@ -209,8 +234,12 @@ def measure_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingCo
     return out
 
 
-def iter_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingConfig(),
-                     variant: str = "warm", reference: "PhaseAnchor | Invoke | None" = None):
+def iter_interleaved(
+    invokes: dict[str, Invoke],
+    cfg: TimingConfig = TimingConfig(),
+    variant: str = "warm",
+    reference: PhaseAnchor | Invoke | None = None,
+):
     """:func:`measure_interleaved` as a generator: yields ``(key, Stats)`` as soon as a workload
     meets its stopping rule and ``(key, exception)`` for a workload whose invoke raised."""
     if variant not in ("warm", "cold"):
@@ -226,8 +255,9 @@ def iter_interleaved(invokes: dict[str, Invoke], cfg: TimingConfig = TimingConfi
             yield key, exc
             continue
         jobs[key].t0 = time.perf_counter()
-    ref = reference if isinstance(reference, PhaseAnchor) or reference is None else \
-        PhaseAnchor(reference, cfg)
+    ref = (
+        reference if isinstance(reference, PhaseAnchor) or reference is None else PhaseAnchor(reference, cfg)
+    )
     cpu = current_cpu()
     while jobs:
         ref_ms, slow = ref.round() if ref is not None else (None, False)

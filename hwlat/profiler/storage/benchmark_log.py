@@ -19,6 +19,7 @@ Lines may carry an ``INFO:`` prefix or an Android logcat prefix. A run's latency
 runs' median where the tool prints one, else their mean (:meth:`BenchmarkLog.latency_ms`).
 Times here are milliseconds (``*_ms``) unless named ``*_us``.
 """
+
 from __future__ import annotations
 
 import re
@@ -32,7 +33,9 @@ _LEVEL = re.compile(r"^(?:INFO|WARNING|ERROR|VERBOSE|DEBUG): ?")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _PAIR = re.compile(rf"(\w+)=({_NUMBER})")
 _SUMMARY = re.compile(r"(?:Average )?[Ii]nference timings in us:\s*(.*)")
-_MEMORY = re.compile(r"(?:Memory footprint delta from the start of the tool|Peak memory footprint) \(MB\):\s*(.*)")
+_MEMORY = re.compile(
+    r"(?:Memory footprint delta from the start of the tool|Peak memory footprint) \(MB\):\s*(.*)"
+)
 _NUMERIC = re.compile(rf"^{_NUMBER}%?$")
 
 OP_SECTION = "Operator-wise Profiling Info for Regular Benchmark Runs:"
@@ -108,10 +111,15 @@ class BenchmarkLog:
         unknown too, and the store takes the median as the latency)."""
         r = self.regular
         n = r.count if r is not None else 1
-        get = (lambda k: None if r is None or r.get(k) is None else r.get(k) / 1000.0)
-        return {"median_ms": self.latency_ms(), "mean_ms": get("avg") or self.latency_ms(),
-                "std_ms": get("std"), "n": int(n),
-                "warmup": None if self.warmup is None else int(self.warmup.count), "inner": 1}
+        get = lambda k: None if r is None or r.get(k) is None else r.get(k) / 1000.0
+        return {
+            "median_ms": self.latency_ms(),
+            "mean_ms": get("avg") or self.latency_ms(),
+            "std_ms": get("std"),
+            "n": int(n),
+            "warmup": None if self.warmup is None else int(self.warmup.count),
+            "inner": 1,
+        }
 
     def op_total_ms(self) -> float:
         """Σ over ops of their time in one run (ms): what the profile accounts for."""
@@ -150,10 +158,10 @@ def _row(line: str, cols: list[str], csv: bool) -> dict:
         parts = line.split(", ")
         if len(parts) < n + 2:
             raise ValueError(f"{len(parts)} fields, expected at least {n + 2}")
-        values = [", ".join(parts[:len(parts) - n - 1])] + parts[len(parts) - n - 1:]
+        values = [", ".join(parts[: len(parts) - n - 1])] + parts[len(parts) - n - 1 :]
     elif "\t" in line.strip():
         parts = [p.strip() for p in line.strip().split("\t") if p.strip()]
-        values = parts[:n + 1] + ["\t".join(parts[n + 1:])]
+        values = parts[: n + 1] + ["\t".join(parts[n + 1 :])]
     else:  # the tabs turned into spaces: node types and names both hold spaces
         m = re.match(rf"^\s*(.+?)((?:\s+{_NUMBER}%?){{{n}}})\s+(\S.*)$", line)
         if not m:
@@ -194,10 +202,20 @@ def parse_op_table(lines: list[str], where: str = "op table", first_line: int = 
         try:
             r = _row(line, cols, csv)
         except ValueError as e:
-            raise BenchmarkLogError(f"{where}: line {i + first_line}: not an op row ({e}): {line.strip()[:80]!r}") from None
-        ops.append(OpTime(node_type=r["node type"], name=r["name"], avg_ms=float(r.get("avg ms") or r["avg_ms"]),
-                          first_ms=_num(r.get("first")), mem_kb=_num(r.get("mem kb")),
-                          times_called=int(float(r.get("times called") or 1)), order=len(ops)))
+            raise BenchmarkLogError(
+                f"{where}: line {i + first_line}: not an op row ({e}): {line.strip()[:80]!r}"
+            ) from None
+        ops.append(
+            OpTime(
+                node_type=r["node type"],
+                name=r["name"],
+                avg_ms=float(r.get("avg ms") or r["avg_ms"]),
+                first_ms=_num(r.get("first")),
+                mem_kb=_num(r.get("mem kb")),
+                times_called=int(float(r.get("times called") or 1)),
+                order=len(ops),
+            )
+        )
     return tuple(ops)
 
 
@@ -227,19 +245,31 @@ def parse_log(text: str, where: str = "benchmark_model output") -> BenchmarkLog:
         elif "XNNPACK delegate" in line and "Created" in line:
             xnnpack = True
     if op_start is None:
-        op_start = next((i for i, raw in enumerate(lines) if strip_prefix(raw).strip().startswith(OP_SECTION)), None)
+        op_start = next(
+            (i for i, raw in enumerate(lines) if strip_prefix(raw).strip().startswith(OP_SECTION)), None
+        )
     ops = parse_op_table(lines[op_start:], where, op_start + 1) if op_start is not None else ()
     if "Use xnnpack" in params:
         xnnpack = params["Use xnnpack"].strip().lower() in ("1", "true")
     warmup = stats[0] if len(stats) >= 2 else None
     regular = stats[-1] if len(stats) >= 2 or (stats and not summary) else None
-    log = BenchmarkLog(warmup=warmup, regular=regular, summary_us=summary, memory_mb=memory,
-                       params=params, ops=ops, xnnpack=xnnpack, raw=text)
+    log = BenchmarkLog(
+        warmup=warmup,
+        regular=regular,
+        summary_us=summary,
+        memory_mb=memory,
+        params=params,
+        ops=ops,
+        xnnpack=xnnpack,
+        raw=text,
+    )
     try:
         log.latency_ms()
     except BenchmarkLogError:
-        raise BenchmarkLogError(f"{where}: no timings of the regular runs (no 'count=… avg=…' line "
-                                f"and no 'Inference timings in us' line)") from None
+        raise BenchmarkLogError(
+            f"{where}: no timings of the regular runs (no 'count=… avg=…' line "
+            f"and no 'Inference timings in us' line)"
+        ) from None
     return log
 
 
@@ -276,11 +306,17 @@ def parse_op_proto(data: bytes, where: str = "op profile proto") -> tuple[OpTime
     groups += [d.per_op_profiles for d in profile.delegate_profiles]
     for group in groups:
         for op in group:
-            rows.append(OpTime(node_type=op.node_type, name=op.name,
-                               avg_ms=op.inference_microseconds.avg / 1000.0,
-                               first_ms=op.inference_microseconds.first / 1000.0,
-                               mem_kb=float(op.mem_kb.avg) if op.HasField("mem_kb") else None,
-                               times_called=int(op.times_called) or 1, order=int(op.run_order)))
+            rows.append(
+                OpTime(
+                    node_type=op.node_type,
+                    name=op.name,
+                    avg_ms=op.inference_microseconds.avg / 1000.0,
+                    first_ms=op.inference_microseconds.first / 1000.0,
+                    mem_kb=float(op.mem_kb.avg) if op.HasField("mem_kb") else None,
+                    times_called=int(op.times_called) or 1,
+                    order=int(op.run_order),
+                )
+            )
     if not rows:
         raise BenchmarkLogError(f"{where}: the proto holds no op profile of the regular runs")
     return tuple(sorted(rows, key=lambda r: r.order))
@@ -295,10 +331,22 @@ def log_fingerprint(device: str, log: BenchmarkLog) -> dict:
     threads = int(threads) if threads and threads.lstrip("-").isdigit() and int(threads) > 0 else None
     delegate = {True: "xnnpack", False: "none"}.get(log.xnnpack)
     name = device.strip()
-    return {"name": name, "source": "benchmark_model log", "imported": "benchmark_log", "hostname": None,
-            "board": name, "cpu": None, "machine": None, "cores": None, "governor": None,
-            "runtime": "benchmark_model", "runtime_version": None, "threads": threads, "delegate": delegate,
-            "extra": {"imported": "benchmark_log", "name": name}}
+    return {
+        "name": name,
+        "source": "benchmark_model log",
+        "imported": "benchmark_log",
+        "hostname": None,
+        "board": name,
+        "cpu": None,
+        "machine": None,
+        "cores": None,
+        "governor": None,
+        "runtime": "benchmark_model",
+        "runtime_version": None,
+        "threads": threads,
+        "delegate": delegate,
+        "extra": {"imported": "benchmark_log", "name": name},
+    }
 
 
 def import_logs(paths, arch, device: str, store, progress: bool = False) -> tuple[int, int]:
@@ -321,8 +369,9 @@ def import_logs(paths, arch, device: str, store, progress: bool = False) -> tupl
 
     fps = {device_key(log_fingerprint(device, log)) for log in logs}
     if len(fps) > 1:
-        raise BenchmarkLogError(f"{device}: the logs disagree on threads or XNNPACK; import them "
-                                f"under different --device names")
+        raise BenchmarkLogError(
+            f"{device}: the logs disagree on threads or XNNPACK; import them under different --device names"
+        )
     w = model(arch)
     added = skipped = 0
     run_id = uuid.uuid4().hex[:12]
@@ -337,10 +386,16 @@ def import_logs(paths, arch, device: str, store, progress: bool = False) -> tupl
                 skipped += 1
                 continue
             repeat = next(r for r in range(len(used) + 1) if r not in used)
-            st.add_measurement(w.key, device_id, log.stats(), run_id, repeat=repeat, raw_output=log.raw,
-                               ops=[op.__dict__ for op in log.ops] or None)
+            st.add_measurement(
+                w.key,
+                device_id,
+                log.stats(),
+                run_id,
+                repeat=repeat,
+                raw_output=log.raw,
+                ops=[op.__dict__ for op in log.ops] or None,
+            )
             used.add(repeat)
             texts.add(log.raw)
             added += 1
     return added, skipped
-

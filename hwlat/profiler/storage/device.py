@@ -19,6 +19,7 @@ are a device of their own, and a top-level ``"emulated": true`` with the trace i
 This file is also pasted into the standalone bundle runner (:mod:`hwlat.profiler.measure.bundle`): keep it
 standard library only, without hwlat imports and without side effects at import time.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,19 @@ import struct
 import subprocess
 from pathlib import Path
 
-KEY_FIELDS = ("hostname", "board", "cpu", "machine", "cores", "governor",
-              "runtime", "runtime_version", "threads", "delegate", "extra")
+KEY_FIELDS = (
+    "hostname",
+    "board",
+    "cpu",
+    "machine",
+    "cores",
+    "governor",
+    "runtime",
+    "runtime_version",
+    "threads",
+    "delegate",
+    "extra",
+)
 """Fingerprint fields hashed by :func:`device_key`."""
 
 RUNTIMES = ("litert", "onnxruntime", "torch")
@@ -43,16 +55,42 @@ DEFAULT_RUNTIME = "litert"
 _SYS_CPU = Path("/sys/devices/system/cpu")
 
 # ARM "CPU implementer" / "CPU part" codes (/proc/cpuinfo on arm64 often has no model name).
-_ARM_IMPLEMENTERS = {"0x41": "ARM", "0x42": "Broadcom", "0x48": "HiSilicon", "0x4e": "NVIDIA",
-                     "0x51": "Qualcomm", "0x53": "Samsung", "0x61": "Apple", "0xc0": "Ampere"}
-_ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55",
-              "0xd07": "Cortex-A57", "0xd08": "Cortex-A72", "0xd09": "Cortex-A73",
-              "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76", "0xd0c": "Neoverse-N1",
-              "0xd0d": "Cortex-A77", "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78",
-              "0xd44": "Cortex-X1", "0xd46": "Cortex-A510", "0xd47": "Cortex-A710",
-              "0xd48": "Cortex-X2", "0xd49": "Neoverse-N2", "0xd4b": "Cortex-A78C",
-              "0xd4d": "Cortex-A715", "0xd4e": "Cortex-X3", "0xd4f": "Neoverse-V2",
-              "0xd80": "Cortex-A520", "0xd81": "Cortex-A720", "0xd82": "Cortex-X4"}
+_ARM_IMPLEMENTERS = {
+    "0x41": "ARM",
+    "0x42": "Broadcom",
+    "0x48": "HiSilicon",
+    "0x4e": "NVIDIA",
+    "0x51": "Qualcomm",
+    "0x53": "Samsung",
+    "0x61": "Apple",
+    "0xc0": "Ampere",
+}
+_ARM_PARTS = {
+    "0xd03": "Cortex-A53",
+    "0xd04": "Cortex-A35",
+    "0xd05": "Cortex-A55",
+    "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72",
+    "0xd09": "Cortex-A73",
+    "0xd0a": "Cortex-A75",
+    "0xd0b": "Cortex-A76",
+    "0xd0c": "Neoverse-N1",
+    "0xd0d": "Cortex-A77",
+    "0xd40": "Neoverse-V1",
+    "0xd41": "Cortex-A78",
+    "0xd44": "Cortex-X1",
+    "0xd46": "Cortex-A510",
+    "0xd47": "Cortex-A710",
+    "0xd48": "Cortex-X2",
+    "0xd49": "Neoverse-N2",
+    "0xd4b": "Cortex-A78C",
+    "0xd4d": "Cortex-A715",
+    "0xd4e": "Cortex-X3",
+    "0xd4f": "Neoverse-V2",
+    "0xd80": "Cortex-A520",
+    "0xd81": "Cortex-A720",
+    "0xd82": "Cortex-X4",
+}
 
 
 def _read(path: str | Path) -> str | None:
@@ -109,14 +147,21 @@ def arm_core_name(cpuinfo: str, core: int | None) -> str | None:
 
 def _cpu_model(blocks: list[dict[str, str]]) -> str:
     """The CPU's name: x86 "model name", ARM "Hardware" or decoded parts, else platform's guess."""
+
     def first(field: str) -> str | None:
         return next((b[field] for b in blocks if b.get(field)), None)
 
     model = first("model name") or first("Processor") or first("cpu model")
-    if model and not model.startswith("ARMv"):      # "ARMv7 Processor rev 4 (v7l)" says little
+    if model and not model.startswith("ARMv"):  # "ARMv7 Processor rev 4 (v7l)" says little
         return model
-    return (first("Hardware") or _arm_parts(blocks, counts=False) or model or platform.processor()
-            or platform.machine() or "unknown")
+    return (
+        first("Hardware")
+        or _arm_parts(blocks, counts=False)
+        or model
+        or platform.processor()
+        or platform.machine()
+        or "unknown"
+    )
 
 
 def _board() -> str | None:
@@ -124,11 +169,12 @@ def _board() -> str | None:
     model = _read("/sys/firmware/devicetree/base/model") or _read("/proc/device-tree/model")
     if model:
         return model
-    if shutil.which("getprop"):                     # Android / Termux
+    if shutil.which("getprop"):  # Android / Termux
         try:
-            props = [subprocess.run(["getprop", p], capture_output=True, text=True,
-                                    timeout=2).stdout.strip()
-                     for p in ("ro.product.manufacturer", "ro.product.model")]
+            props = [
+                subprocess.run(["getprop", p], capture_output=True, text=True, timeout=2).stdout.strip()
+                for p in ("ro.product.manufacturer", "ro.product.model")
+            ]
         except (OSError, subprocess.SubprocessError):
             props = []
         if any(props):
@@ -160,7 +206,7 @@ def _max_freq_khz(cpu: int) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-_AT_SYSINFO_EHDR = 33   # auxv entry of the vDSO's address
+_AT_SYSINFO_EHDR = 33  # auxv entry of the vDSO's address
 
 
 def _auxv_types() -> set[int] | None:
@@ -172,7 +218,7 @@ def _auxv_types() -> set[int] | None:
     word = struct.calcsize("P")
     fmt = "<" + ("Q" if word == 8 else "I") * (len(data) // word)
     try:
-        words = struct.unpack(fmt, data[:len(data) // word * word])
+        words = struct.unpack(fmt, data[: len(data) // word * word])
     except struct.error:
         return None
     return set(words[0::2])
@@ -197,22 +243,28 @@ def emulation_trace() -> str | None:
     if not Path("/proc/self").is_dir():
         return None
     status = _read("/proc/self/status") or ""
-    name = next((line.split(":", 1)[1].strip() for line in status.splitlines()
-                 if line.startswith("Name:")), "")
+    name = next(
+        (line.split(":", 1)[1].strip() for line in status.splitlines() if line.startswith("Name:")), ""
+    )
     if name.startswith("qemu-"):
         return f"qemu-user (process name {name!r})"
     machine = (platform.machine() or "").lower()
     maps = _read("/proc/self/maps")
-    if machine in ("aarch64", "arm64", "x86_64", "amd64") and struct.calcsize("P") == 8 \
-            and maps and "[vdso]" not in maps:
+    if (
+        machine in ("aarch64", "arm64", "x86_64", "amd64")
+        and struct.calcsize("P") == 8
+        and maps
+        and "[vdso]" not in maps
+    ):
         auxv = _auxv_types()
         if auxv is not None and _AT_SYSINFO_EHDR not in auxv:
             return f"no vDSO mapped into this {machine} process (qemu-user)"
     blocks = _cpuinfo()
     x86_info = any("flags" in b and "vendor_id" in b for b in blocks)
     arm_info = any("CPU implementer" in b for b in blocks)
-    if (machine.startswith(("aarch64", "arm")) and x86_info) or \
-            (machine in ("x86_64", "amd64", "i686", "i386") and arm_info):
+    if (machine.startswith(("aarch64", "arm")) and x86_info) or (
+        machine in ("x86_64", "amd64", "i686", "i386") and arm_info
+    ):
         return f"/proc/cpuinfo describes another architecture than this {machine} process"
     return None
 
@@ -222,8 +274,9 @@ def is_emulated(fp: dict) -> bool:
     return bool(fp.get("emulated") or (fp.get("extra") or {}).get("emulated"))
 
 
-def fingerprint(runtime: str, runtime_version: str, threads: int = 1, delegate: str = "none",
-                extra: dict | None = None) -> dict:
+def fingerprint(
+    runtime: str, runtime_version: str, threads: int = 1, delegate: str = "none", extra: dict | None = None
+) -> dict:
     """This machine and runtime configuration as a JSON-serialisable dict.
 
     ``governor`` and ``max_freq_khz`` are read for ``freq_cpu``: the first core this process may
@@ -240,7 +293,7 @@ def fingerprint(runtime: str, runtime_version: str, threads: int = 1, delegate: 
     except (TypeError, ValueError) as e:
         raise ValueError(f"extra must be JSON-serialisable (strict: no NaN or infinity): {e}") from None
     trace = emulation_trace()
-    if trace:                                       # a separate device: emulated timings are no device's
+    if trace:  # a separate device: emulated timings are no device's
         extra["emulated"] = True
     blocks = _cpuinfo()
     affinity = _affinity()
@@ -281,10 +334,10 @@ def device_label(fp: dict) -> str:
     device imported from a table (:mod:`hwlat.profiler.storage.tables`): ``"samsung_a50 (imported)"``;
     a run under emulation (:func:`is_emulated`) ends in ``" (emulated)"``.
     """
-    if fp.get("name"):                              # a device imported from a table
+    if fp.get("name"):  # a device imported from a table
         return f"{fp['name']} (imported)"
     host = fp.get("hostname") or "?"
-    if host == "localhost" and fp.get("board"):     # every Android phone is "localhost"
+    if host == "localhost" and fp.get("board"):  # every Android phone is "localhost"
         host = fp["board"]
     label = f"{host} ({fp.get('cpu') or fp.get('machine') or '?'})"
     return label + " (emulated)" if is_emulated(fp) else label
@@ -312,4 +365,3 @@ def pin_to_core(core: int | None = None) -> int | None:
     except OSError:
         return None
     return core
-

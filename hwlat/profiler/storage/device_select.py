@@ -5,6 +5,7 @@ table). A reference matches a device when it equals its device key (or is a pref
 hex digits of it), the name of an imported device, its host name, its board, or its readable
 label. Exactly one device must match: when several do, the error lists them instead of guessing.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,10 @@ def device_name(fp: dict) -> str:
 
 def _describe(row) -> str:
     fp = json.loads(row.fingerprint)
-    what = fp.get("source") or f"{fp.get('cpu') or '?'}, {fp.get('runtime')} {fp.get('runtime_version') or ''}".strip()
+    what = (
+        fp.get("source")
+        or f"{fp.get('cpu') or '?'}, {fp.get('runtime')} {fp.get('runtime_version') or ''}".strip()
+    )
     return f"{device_name(fp)} [{row.device_key}] ({what})"
 
 
@@ -49,13 +53,19 @@ def select_device(devices: pd.DataFrame, ref: str | None, where: str = "store") 
     if ref is None:
         if len(devices) == 1:
             return devices.iloc[0]
-        raise DeviceNotFoundError(f"{where}: holds {len(devices)} devices; choose one with --device: "
-                                  + "; ".join(_describe(r) for r in devices.itertuples(index=False)))
+        raise DeviceNotFoundError(
+            f"{where}: holds {len(devices)} devices; choose one with --device: "
+            + "; ".join(_describe(r) for r in devices.itertuples(index=False))
+        )
     found = matches(devices, ref)
     if len(found) == 1:
         return found.iloc[0]
     if found.empty:
-        raise DeviceNotFoundError(f"{where}: no device {ref!r}; devices: "
-                                  + "; ".join(_describe(r) for r in devices.itertuples(index=False)))
-    raise DeviceNotFoundError(f"{where}: {len(found)} devices match {ref!r}, give its key: "
-                              + "; ".join(_describe(r) for r in found.itertuples(index=False)))
+        raise DeviceNotFoundError(
+            f"{where}: no device {ref!r}; devices: "
+            + "; ".join(_describe(r) for r in devices.itertuples(index=False))
+        )
+    raise DeviceNotFoundError(
+        f"{where}: {len(found)} devices match {ref!r}, give its key: "
+        + "; ".join(_describe(r) for r in found.itertuples(index=False))
+    )

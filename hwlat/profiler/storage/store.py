@@ -29,6 +29,7 @@ when the file is writable.
 
 Times are UTC ISO-8601 strings; latencies are milliseconds (columns ending in ``_ms``).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,27 +37,40 @@ import math
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 
 from hwlat import __version__
+from hwlat.archs.pieces import GRANULARITIES
 from hwlat.errors import StoreError
 from hwlat.files import SQLITE_MAGIC, atomic_write, dumps_strict
 from hwlat.files import check_output as _check_output
 from hwlat.profiler.storage.device import device_key, device_label
-from hwlat.archs.pieces import GRANULARITIES
 
 APP = "hwlat"
 SCHEMA_VERSION = 3
 MIGRATABLE = (1, 2)  # older schemas upgraded in place, in one transaction, on a writable open
 BUSY_TIMEOUT_S = 30.0
 VARIANTS = ("warm", "cold")
-STATS_FIELDS = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "ci95_ms", "n", "warmup",
-                "inner", "started_at", "finished_at", "ref_ms", "steal_pct")
+STATS_FIELDS = (
+    "median_ms",
+    "p10_ms",
+    "p90_ms",
+    "mean_ms",
+    "std_ms",
+    "ci95_ms",
+    "n",
+    "warmup",
+    "inner",
+    "started_at",
+    "finished_at",
+    "ref_ms",
+    "steal_pct",
+)
 """Keys of the ``stats`` dict of :meth:`Store.add_measurement`; ``median_ms`` and ``n`` required."""
 EXPORT_SUFFIXES = (".csv", ".parquet", ".json")
 
@@ -127,8 +141,10 @@ CREATE TABLE op_times (
 # v1 -> v2: measurements gain repeat / ref_ms / steal_pct and the unique key gains repeat. SQLite
 # cannot change a UNIQUE constraint in place: copy into the new table, drop, rename (one transaction).
 _MIGRATE_1_TO_2 = [
-    _SCHEMA[_SCHEMA.index("CREATE TABLE measurements"):_SCHEMA.index("CREATE TABLE failures")]
-    .replace("CREATE TABLE measurements", "CREATE TABLE measurements_v2").rstrip().rstrip(";"),
+    _SCHEMA[_SCHEMA.index("CREATE TABLE measurements") : _SCHEMA.index("CREATE TABLE failures")]
+    .replace("CREATE TABLE measurements", "CREATE TABLE measurements_v2")
+    .rstrip()
+    .rstrip(";"),
     "INSERT INTO measurements_v2 (id, workload_key, device_id, variant, median_ms, p10_ms, p90_ms, "
     "mean_ms, std_ms, n, warmup, inner, ci95_ms, started_at, finished_at, run_id, hwlat_version) "
     "SELECT id, workload_key, device_id, variant, median_ms, p10_ms, p90_ms, mean_ms, std_ms, n, "
@@ -138,15 +154,47 @@ _MIGRATE_1_TO_2 = [
 ]
 
 # v2 -> v3: the raw output of a measuring tool and its per-op times, beside each measurement.
-_MIGRATE_2_TO_3 = [_SCHEMA[_SCHEMA.index("CREATE TABLE outputs"):].split(";")[i].strip()
-                   .replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1) for i in (0, 1)]
+_MIGRATE_2_TO_3 = [
+    _SCHEMA[_SCHEMA.index("CREATE TABLE outputs") :]
+    .split(";")[i]
+    .strip()
+    .replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1)
+    for i in (0, 1)
+]
 
-FRAME_COLUMNS = ["key", "granularity", "variant", "runtime", "runtime_version", "threads",
-                 "delegate", "device", "device_key", "device_id", "latency_ms", "median_ms", "p10_ms",
-                 "p90_ms",
-                 "mean_ms", "std_ms", "ci95_ms", "n", "warmup", "inner", "madds", "params",
-                 "run_id", "started_at", "finished_at", "hwlat_version", "spec", "repeats",
-                 "spread_pct", "ref_ms", "steal_pct"]
+FRAME_COLUMNS = [
+    "key",
+    "granularity",
+    "variant",
+    "runtime",
+    "runtime_version",
+    "threads",
+    "delegate",
+    "device",
+    "device_key",
+    "device_id",
+    "latency_ms",
+    "median_ms",
+    "p10_ms",
+    "p90_ms",
+    "mean_ms",
+    "std_ms",
+    "ci95_ms",
+    "n",
+    "warmup",
+    "inner",
+    "madds",
+    "params",
+    "run_id",
+    "started_at",
+    "finished_at",
+    "hwlat_version",
+    "spec",
+    "repeats",
+    "spread_pct",
+    "ref_ms",
+    "steal_pct",
+]
 """Columns of :meth:`Store.frame`: one row per (workload, device, variant), the median of its
 repeats; ``repeats`` counts them and ``spread_pct`` is (max − min) / median of their latencies (%).
 ``latency_ms`` is the workload's latency (:data:`LATENCY_STATISTIC`), the value every predictor,
@@ -163,9 +211,25 @@ UNSTABLE_SPREAD_PCT = 10.0
 show`` lists them and fitting warns about them (they are kept, never dropped)."""
 REPEAT_COLUMNS = [c for c in FRAME_COLUMNS if c not in ("repeats", "spread_pct")] + ["repeat"]
 """Columns of :meth:`Store.frame` with ``repeats=True``: one row per stored repeat."""
-DEVICE_COLUMNS = ["device_id", "device_key", "device", "hostname", "board", "cpu", "machine",
-                  "cores", "governor", "max_freq_khz", "os", "runtime", "runtime_version",
-                  "threads", "delegate", "first_seen", "fingerprint"]
+DEVICE_COLUMNS = [
+    "device_id",
+    "device_key",
+    "device",
+    "hostname",
+    "board",
+    "cpu",
+    "machine",
+    "cores",
+    "governor",
+    "max_freq_khz",
+    "os",
+    "runtime",
+    "runtime_version",
+    "threads",
+    "delegate",
+    "first_seen",
+    "fingerprint",
+]
 
 
 def now() -> str:
@@ -190,10 +254,11 @@ def _inspect(path: Path) -> str:
     Raises :class:`StoreError` for anything else. Reads the header, then queries through a
     read-only connection (``mode=ro``), so not a byte of the file is written.
     """
+
     def meta_of(con: sqlite3.Connection) -> dict:
         try:
             return dict(con.execute("SELECT key, value FROM meta"))
-        except sqlite3.Error:           # another application's "meta" table
+        except sqlite3.Error:  # another application's "meta" table
             return {}
 
     with open(path, "rb") as f:
@@ -208,8 +273,12 @@ def _inspect(path: Path) -> str:
         raise StoreError(f"{path}: cannot be opened read-only to check it: {e}") from None
     try:
         version = con.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in con.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        tables = {
+            r[0]
+            for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
         meta = meta_of(con) if "meta" in tables else {}
     except sqlite3.Error as e:
         raise StoreError(f"{path}: unreadable SQLite database: {e}") from None
@@ -219,27 +288,33 @@ def _inspect(path: Path) -> str:
         return "new"
     if meta.get("app") != APP:
         names = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
-        raise StoreError(f"{path}: an SQLite database of another application (tables: {names}), "
-                         f"not an hwlat store")
+        raise StoreError(
+            f"{path}: an SQLite database of another application (tables: {names}), not an hwlat store"
+        )
     try:
         found = max(version, int(meta.get("schema_version") or 0))
     except ValueError:
-        raise StoreError(f"{path}: hwlat store with an invalid schema_version "
-                         f"{meta.get('schema_version')!r}") from None
+        raise StoreError(
+            f"{path}: hwlat store with an invalid schema_version {meta.get('schema_version')!r}"
+        ) from None
     if found > SCHEMA_VERSION:
-        raise StoreError(f"{path}: hwlat store schema version {found} is newer than this hwlat "
-                         f"({__version__}) supports ({SCHEMA_VERSION}); upgrade hwlat")
+        raise StoreError(
+            f"{path}: hwlat store schema version {found} is newer than this hwlat "
+            f"({__version__}) supports ({SCHEMA_VERSION}); upgrade hwlat"
+        )
     if found < SCHEMA_VERSION and found not in MIGRATABLE:
-        raise StoreError(f"{path}: hwlat store schema version {found} is unknown "
-                         f"(expected {SCHEMA_VERSION})")
+        raise StoreError(f"{path}: hwlat store schema version {found} is unknown (expected {SCHEMA_VERSION})")
     return "store" if found == SCHEMA_VERSION else "old"
 
 
 def _stamp_version(con: sqlite3.Connection) -> None:
     """Write :data:`SCHEMA_VERSION` where a store keeps it: ``PRAGMA user_version`` (what SQLite
     tools show) and the ``meta`` table's ``schema_version`` (read with the other metadata)."""
-    con.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE "
-                "SET value = excluded.value", (str(SCHEMA_VERSION),))
+    con.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE "
+        "SET value = excluded.value",
+        (str(SCHEMA_VERSION),),
+    )
     con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -279,8 +354,7 @@ def _time(value, what: str) -> str | None:
         return value.isoformat(timespec="milliseconds")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="milliseconds")
-    raise ValueError(f"{what} must be an ISO-8601 string, a datetime or Unix seconds, "
-                     f"got {value!r}")
+    raise ValueError(f"{what} must be an ISO-8601 string, a datetime or Unix seconds, got {value!r}")
 
 
 def _missing(value) -> bool:
@@ -295,17 +369,24 @@ def check_stats(stats: dict) -> tuple:
     n = _int(stats.get("n"), "stats['n']")
     if n < 1:
         raise ValueError(f"stats['n'] must be >= 1, got {n}")
-    median, p10, p90 = (_num(stats, "median_ms", required=True), _num(stats, "p10_ms"),
-                        _num(stats, "p90_ms"))
+    median, p10, p90 = (_num(stats, "median_ms", required=True), _num(stats, "p10_ms"), _num(stats, "p90_ms"))
     if median <= 0:
         raise ValueError(f"stats['median_ms'] must be > 0 (a latency), got {median!r}")
     if p10 is not None and p90 is not None and p10 > p90:
         raise ValueError(f"stats['p10_ms'] {p10!r} is above stats['p90_ms'] {p90!r}")
-    return (median, p10, p90, _num(stats, "mean_ms"), _num(stats, "std_ms"), n,
-            _int(stats.get("warmup"), "stats['warmup']", required=False),
-            _int(stats.get("inner"), "stats['inner']", required=False),
-            _num(stats, "ci95_ms", inf_ok=True), _time(stats.get("started_at"), "started_at"),
-            _time(stats.get("finished_at"), "finished_at") or now())
+    return (
+        median,
+        p10,
+        p90,
+        _num(stats, "mean_ms"),
+        _num(stats, "std_ms"),
+        n,
+        _int(stats.get("warmup"), "stats['warmup']", required=False),
+        _int(stats.get("inner"), "stats['inner']", required=False),
+        _num(stats, "ci95_ms", inf_ok=True),
+        _time(stats.get("started_at"), "started_at"),
+        _time(stats.get("finished_at"), "finished_at") or now(),
+    )
 
 
 def _check_variant(variant: str) -> str:
@@ -353,13 +434,14 @@ class Store:
                 raise StoreError(f"{p}: empty file, not an hwlat store")
             writable = os.access(p, os.W_OK) and os.access(p.parent, os.W_OK)
             if not readonly and not writable:
-                raise StoreError(f"{p}: store is read-only (the file and its directory must be "
-                                 f"writable)")
-            if readonly and state == "old":   # upgraded in place first, as any writable open does
+                raise StoreError(f"{p}: store is read-only (the file and its directory must be writable)")
+            if readonly and state == "old":  # upgraded in place first, as any writable open does
                 if not writable:
-                    raise StoreError(f"{p}: hwlat store of an older schema on a read-only location; "
-                                     f"open it once where it is writable to upgrade it to schema "
-                                     f"{SCHEMA_VERSION}")
+                    raise StoreError(
+                        f"{p}: hwlat store of an older schema on a read-only location; "
+                        f"open it once where it is writable to upgrade it to schema "
+                        f"{SCHEMA_VERSION}"
+                    )
                 Store(p).close()
         else:
             if not create:
@@ -403,7 +485,8 @@ class Store:
             except (sqlite3.OperationalError, StoreError) as e:
                 cause = e.__cause__ if isinstance(e, StoreError) else e
                 locked = isinstance(cause, sqlite3.OperationalError) and (
-                    "locked" in str(cause) or "busy" in str(cause))
+                    "locked" in str(cause) or "busy" in str(cause)
+                )
                 if not locked or time.monotonic() > deadline:
                     raise
                 time.sleep(delay)
@@ -413,23 +496,27 @@ class Store:
         """Create the schema in one transaction unless it exists (safe when processes race)."""
         con = self._con
         if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            con.execute("PRAGMA journal_mode = WAL")    # persistent; a no-op where unsupported
+            con.execute("PRAGMA journal_mode = WAL")  # persistent; a no-op where unsupported
         with self._tx():
             version = con.execute("PRAGMA user_version").fetchone()[0]
-            n_tables = con.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
-                                   "AND name NOT LIKE 'sqlite_%'").fetchone()[0]
+            n_tables = con.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            ).fetchone()[0]
             if version == 0 and n_tables == 0:
-                for statement in _SCHEMA.split(";"):   # not executescript: it would COMMIT
+                for statement in _SCHEMA.split(";"):  # not executescript: it would COMMIT
                     if statement.strip():
                         con.execute(statement)
-                con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                                [("app", APP), ("created_at", now()), ("created_by", f"hwlat {__version__}")])
+                con.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("app", APP), ("created_at", now()), ("created_by", f"hwlat {__version__}")],
+                )
                 _stamp_version(con)
             elif version in MIGRATABLE:
                 self._migrate(con, version)
-            elif version != SCHEMA_VERSION:     # changed between the read-only check and now
-                raise StoreError(f"{self.path}: not an hwlat store of schema {SCHEMA_VERSION} "
-                                 f"(user_version {version})")
+            elif version != SCHEMA_VERSION:  # changed between the read-only check and now
+                raise StoreError(
+                    f"{self.path}: not an hwlat store of schema {SCHEMA_VERSION} (user_version {version})"
+                )
 
     def _migrate(self, con: sqlite3.Connection, version: int) -> None:
         """Upgrade a store of an older schema in place, inside the caller's transaction."""
@@ -439,8 +526,11 @@ class Store:
         if version <= 2:
             for statement in _MIGRATE_2_TO_3:
                 con.execute(statement)
-        con.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
-                    "value = excluded.value", (f"migrated_from_{version}", now()))
+        con.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+            "value = excluded.value",
+            (f"migrated_from_{version}", now()),
+        )
         _stamp_version(con)
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -459,7 +549,7 @@ class Store:
         """
         con = self._db
         try:
-            con.execute("BEGIN IMMEDIATE")      # take the write lock now: no upgrade deadlocks
+            con.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks
             yield con
             con.execute("COMMIT")
         except BaseException as e:
@@ -502,8 +592,11 @@ class Store:
 
     def _add_device_in(self, con: sqlite3.Connection, fingerprint: dict) -> int:
         key = device_key(fingerprint)
-        con.execute("INSERT INTO devices (key, fingerprint, first_seen) VALUES (?, ?, ?) "
-                    "ON CONFLICT (key) DO NOTHING", (key, canonical_json(fingerprint), now()))
+        con.execute(
+            "INSERT INTO devices (key, fingerprint, first_seen) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO NOTHING",
+            (key, canonical_json(fingerprint), now()),
+        )
         return con.execute("SELECT id FROM devices WHERE key = ?", (key,)).fetchone()[0]
 
     def add_workload(self, key: str, granularity: str, spec, madds: int, params: int) -> bool:
@@ -513,13 +606,23 @@ class Store:
         ``key`` with a different granularity, spec, MAdds or params raises :class:`StoreError`.
         """
         with self._tx() as con:
-            return self._add_workload_in(con, dict(key=key, granularity=granularity, spec=spec,
-                                                   madds=madds, params=params))
+            return self._add_workload_in(
+                con, dict(key=key, granularity=granularity, spec=spec, madds=madds, params=params)
+            )
 
-    def add_measurement(self, workload_key: str, device_id: int, stats: dict, run_id: str,
-                        variant: str = "warm", hwlat_version: str | None = None,
-                        repeat: int = 0, raw_output: str | None = None, tool: str = "benchmark_model",
-                        ops: "list[dict] | None" = None) -> bool:
+    def add_measurement(
+        self,
+        workload_key: str,
+        device_id: int,
+        stats: dict,
+        run_id: str,
+        variant: str = "warm",
+        hwlat_version: str | None = None,
+        repeat: int = 0,
+        raw_output: str | None = None,
+        tool: str = "benchmark_model",
+        ops: list[dict] | None = None,
+    ) -> bool:
         """Record one workload's latency statistics (milliseconds) and commit at once.
 
         ``stats`` holds :data:`STATS_FIELDS`: ``median_ms`` and ``n`` (samples) are required;
@@ -540,29 +643,49 @@ class Store:
         unknown = set(stats) - set(STATS_FIELDS)
         if unknown:
             raise ValueError(f"unknown stats fields {sorted(unknown)}; expected {STATS_FIELDS}")
-        row = self._measurement_row(workload_key, device_id, stats, run_id, variant,
-                                    hwlat_version or __version__, repeat)
+        row = self._measurement_row(
+            workload_key, device_id, stats, run_id, variant, hwlat_version or __version__, repeat
+        )
         with self._tx() as con:
             mid = self._insert_measurement_id(con, row)
             if mid is not None and raw_output is not None:
-                con.execute("INSERT INTO outputs (measurement_id, tool, text) VALUES (?, ?, ?)",
-                            (mid, str(tool), str(raw_output)))
+                con.execute(
+                    "INSERT INTO outputs (measurement_id, tool, text) VALUES (?, ?, ?)",
+                    (mid, str(tool), str(raw_output)),
+                )
             if mid is not None and ops:
                 con.executemany(
                     "INSERT INTO op_times (measurement_id, position, node_type, name, avg_ms, first_ms, "
                     "times_called) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(mid, i, str(op["node_type"]), str(op["name"]), _num(op, "avg_ms", required=True),
-                      _num(op, "first_ms"), _int(op.get("times_called", 1), "times_called"))
-                     for i, op in enumerate(ops)])
+                    [
+                        (
+                            mid,
+                            i,
+                            str(op["node_type"]),
+                            str(op["name"]),
+                            _num(op, "avg_ms", required=True),
+                            _num(op, "first_ms"),
+                            _int(op.get("times_called", 1), "times_called"),
+                        )
+                        for i, op in enumerate(ops)
+                    ],
+                )
             return mid is not None
 
-    def _measurement_row(self, workload_key, device_id, stats, run_id, variant, version,
-                         repeat=0) -> tuple:
+    def _measurement_row(self, workload_key, device_id, stats, run_id, variant, version, repeat=0) -> tuple:
         if not run_id:
             raise ValueError("run_id must be a non-empty string")
-        return (workload_key, int(device_id), _check_variant(variant), *check_stats(stats),
-                str(run_id), str(version), _int(repeat, "repeat"), _num(stats, "ref_ms"),
-                _num(stats, "steal_pct"))
+        return (
+            workload_key,
+            int(device_id),
+            _check_variant(variant),
+            *check_stats(stats),
+            str(run_id),
+            str(version),
+            _int(repeat, "repeat"),
+            _num(stats, "ref_ms"),
+            _num(stats, "steal_pct"),
+        )
 
     def _insert_measurement(self, con: sqlite3.Connection, row: tuple) -> bool:
         return self._insert_measurement_id(con, row) is not None
@@ -575,14 +698,19 @@ class Store:
                 "p90_ms, mean_ms, std_ms, n, warmup, inner, ci95_ms, started_at, finished_at, "
                 "run_id, hwlat_version, repeat, ref_ms, steal_pct) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (workload_key, device_id, variant, repeat) DO NOTHING", row)
+                "ON CONFLICT (workload_key, device_id, variant, repeat) DO NOTHING",
+                row,
+            )
         except sqlite3.IntegrityError:
-            raise StoreError(f"{self.path}: unknown workload {row[0]!r} or device id {row[1]}; "
-                             f"add_workload / add_device first") from None
+            raise StoreError(
+                f"{self.path}: unknown workload {row[0]!r} or device id {row[1]}; "
+                f"add_workload / add_device first"
+            ) from None
         return cur.lastrowid if cur.rowcount == 1 else None
 
-    def add_failure(self, workload_key: str, device_id: int, error: str, run_id: str | None,
-                    variant: str = "warm") -> None:
+    def add_failure(
+        self, workload_key: str, device_id: int, error: str, run_id: str | None, variant: str = "warm"
+    ) -> None:
         """Record that a workload failed on a device (kept as history; a rerun tries it again)."""
         row = (workload_key, int(device_id), _check_variant(variant), str(error), run_id, now())
         with self._tx() as con:
@@ -590,14 +718,25 @@ class Store:
 
     def _insert_failure(self, con: sqlite3.Connection, row: tuple) -> None:
         try:
-            con.execute("INSERT INTO failures (workload_key, device_id, variant, error, "
-                        "run_id, at) VALUES (?, ?, ?, ?, ?, ?)", row)
+            con.execute(
+                "INSERT INTO failures (workload_key, device_id, variant, error, "
+                "run_id, at) VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
         except sqlite3.IntegrityError:
-            raise StoreError(f"{self.path}: unknown workload {row[0]!r} or device id "
-                             f"{row[1]}; add_workload / add_device first") from None
+            raise StoreError(
+                f"{self.path}: unknown workload {row[0]!r} or device id "
+                f"{row[1]}; add_workload / add_device first"
+            ) from None
 
-    def import_rows(self, fingerprint: dict, workloads: list[dict], measurements: list[dict],
-                    run_id: str, failures: list[dict] = ()) -> tuple[int, int]:
+    def import_rows(
+        self,
+        fingerprint: dict,
+        workloads: list[dict],
+        measurements: list[dict],
+        run_id: str,
+        failures: list[dict] = (),
+    ) -> tuple[int, int]:
         """Merge results measured elsewhere (e.g. on a phone); return ``(added, skipped)``.
 
         All or nothing, in one transaction. ``workloads`` are dicts with the arguments of
@@ -608,8 +747,17 @@ class Store:
         in the store are skipped, never overwritten. ``failures`` are dicts with ``workload_key``
         (or ``key``), ``error`` and optional ``variant``, recorded as :meth:`add_failure` does.
         """
-        return self.import_runs([dict(fingerprint=fingerprint, workloads=workloads,
-                                      measurements=measurements, run_id=run_id, failures=failures)])
+        return self.import_runs(
+            [
+                dict(
+                    fingerprint=fingerprint,
+                    workloads=workloads,
+                    measurements=measurements,
+                    run_id=run_id,
+                    failures=failures,
+                )
+            ]
+        )
 
     def import_runs(self, runs: list[dict]) -> tuple[int, int]:
         """Several :meth:`import_rows` (each a dict of its arguments) in one transaction: all or
@@ -626,17 +774,30 @@ class Store:
                         raise ValueError(f"measurement {i}: no workload_key")
                     stats = {f: m[f] for f in STATS_FIELDS if not _missing(m.get(f))}
                     repeat = m.get("repeat")
-                    row = self._measurement_row(key, device_id, stats,
-                                                m.get("run_id") or run["run_id"],
-                                                m.get("variant") or "warm",
-                                                m.get("hwlat_version") or __version__,
-                                                0 if _missing(repeat) else repeat)
+                    row = self._measurement_row(
+                        key,
+                        device_id,
+                        stats,
+                        m.get("run_id") or run["run_id"],
+                        m.get("variant") or "warm",
+                        m.get("hwlat_version") or __version__,
+                        0 if _missing(repeat) else repeat,
+                    )
                     added += self._insert_measurement(con, row)
                     total += 1
                 for f in run.get("failures") or ():
                     key = f.get("workload_key") or f.get("key")
-                    self._insert_failure(con, (key, device_id, _check_variant(f.get("variant") or "warm"),
-                                               str(f["error"]), f.get("run_id") or run["run_id"], now()))
+                    self._insert_failure(
+                        con,
+                        (
+                            key,
+                            device_id,
+                            _check_variant(f.get("variant") or "warm"),
+                            str(f["error"]),
+                            f.get("run_id") or run["run_id"],
+                            now(),
+                        ),
+                    )
         return added, total - added
 
     def _add_workload_in(self, con: sqlite3.Connection, w: dict) -> bool:
@@ -645,21 +806,32 @@ class Store:
         if not key or not isinstance(key, str):
             raise ValueError(f"workload key must be a non-empty string, got {key!r}")
         if granularity not in GRANULARITIES:
-            raise ValueError(f"workload {key!r}: granularity must be one of {GRANULARITIES}, "
-                             f"got {granularity!r}")
+            raise ValueError(
+                f"workload {key!r}: granularity must be one of {GRANULARITIES}, got {granularity!r}"
+            )
         fields = ("key", "granularity", "spec", "madds", "params")
-        row = (key, granularity, canonical_json(w.get("spec")), _int(w.get("madds"), "madds"),
-               _int(w.get("params"), "params"))
-        cur = con.execute("INSERT INTO workloads (key, granularity, spec, madds, params) "
-                          "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING", row)
+        row = (
+            key,
+            granularity,
+            canonical_json(w.get("spec")),
+            _int(w.get("madds"), "madds"),
+            _int(w.get("params"), "params"),
+        )
+        cur = con.execute(
+            "INSERT INTO workloads (key, granularity, spec, madds, params) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            row,
+        )
         if cur.rowcount:
             return True
-        old = con.execute("SELECT key, granularity, spec, madds, params FROM workloads "
-                          "WHERE key = ?", (key,)).fetchone()
+        old = con.execute(
+            "SELECT key, granularity, spec, madds, params FROM workloads WHERE key = ?", (key,)
+        ).fetchone()
         diff = [f for f, a, b in zip(fields, old, row) if a != b]
         if diff:
-            raise StoreError(f"{self.path}: workload {key!r} already exists with a different "
-                             f"{', '.join(diff)}")
+            raise StoreError(
+                f"{self.path}: workload {key!r} already exists with a different {', '.join(diff)}"
+            )
         return False
 
     # -- reading --------------------------------------------------------------------------------
@@ -676,9 +848,13 @@ class Store:
 
     def measured_repeats(self, device_id: int, key: str, variant: str = "warm") -> set[int]:
         """The repeats of workload ``key`` stored for this device."""
-        return {r[0] for r in self._db.execute(
-            "SELECT repeat FROM measurements WHERE device_id = ? AND variant = ? AND workload_key = ?",
-            (int(device_id), _check_variant(variant), key))}
+        return {
+            r[0]
+            for r in self._db.execute(
+                "SELECT repeat FROM measurements WHERE device_id = ? AND variant = ? AND workload_key = ?",
+                (int(device_id), _check_variant(variant), key),
+            )
+        }
 
     def outputs(self, device_id: int | None = None) -> pd.DataFrame:
         """The raw outputs kept beside measurements: ``key, device_id, variant, repeat, tool, text``."""
@@ -686,7 +862,9 @@ class Store:
         return self._query(
             "SELECT m.workload_key AS key, m.device_id, m.variant, m.repeat, o.tool, o.text "
             f"FROM outputs o JOIN measurements m ON m.id = o.measurement_id {where} "
-            "ORDER BY m.id", params)
+            "ORDER BY m.id",
+            params,
+        )
 
     def op_times(self, device_id: int | None = None, key: str | None = None) -> pd.DataFrame:
         """Per-op times measured inside networks: ``key, device_id, variant, repeat, position,
@@ -703,7 +881,10 @@ class Store:
             "SELECT m.workload_key AS key, m.device_id, m.variant, m.repeat, t.position, t.node_type, "
             "t.name, t.avg_ms, t.first_ms, t.times_called FROM op_times t "
             "JOIN measurements m ON m.id = t.measurement_id"
-            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY m.id, t.position", params)
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY m.id, t.position",
+            params,
+        )
         df["run_ms"] = df["avg_ms"] * df["times_called"]
         return df
 
@@ -711,15 +892,28 @@ class Store:
         """One row per device: id, key, readable label, the main fingerprint fields, first_seen."""
         rows = []
         for id_, key, blob, first_seen in self._db.execute(
-                "SELECT id, key, fingerprint, first_seen FROM devices ORDER BY id"):
+            "SELECT id, key, fingerprint, first_seen FROM devices ORDER BY id"
+        ):
             fp = json.loads(blob)
-            rows.append({**{c: fp.get(c) for c in DEVICE_COLUMNS}, "device_id": id_,
-                         "device_key": key, "device": device_label(fp),
-                         "first_seen": first_seen, "fingerprint": blob})
+            rows.append(
+                {
+                    **{c: fp.get(c) for c in DEVICE_COLUMNS},
+                    "device_id": id_,
+                    "device_key": key,
+                    "device": device_label(fp),
+                    "first_seen": first_seen,
+                    "fingerprint": blob,
+                }
+            )
         return pd.DataFrame(rows, columns=DEVICE_COLUMNS)
 
-    def frame(self, device_id: int | None = None, runtime: str | None = None,
-              granularity: str | None = None, repeats: bool = False) -> pd.DataFrame:
+    def frame(
+        self,
+        device_id: int | None = None,
+        runtime: str | None = None,
+        granularity: str | None = None,
+        repeats: bool = False,
+    ) -> pd.DataFrame:
         """Measurements joined with their workload and device, latencies in milliseconds.
 
         One row per (workload, device, variant), columns :data:`FRAME_COLUMNS`: ``latency_ms`` is
@@ -741,14 +935,17 @@ class Store:
             "w.params, m.run_id, m.started_at, m.finished_at, m.hwlat_version, w.spec, "
             "m.repeat, m.ref_ms, m.steal_pct "
             "FROM measurements m JOIN workloads w ON w.key = m.workload_key"
-            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY m.id", params)
-        dev = self.devices()[["device_id", "device_key", "device", "runtime", "runtime_version",
-                              "threads", "delegate"]]
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY m.id",
+            params,
+        )
+        dev = self.devices()[
+            ["device_id", "device_key", "device", "runtime", "runtime_version", "threads", "delegate"]
+        ]
         df = df.merge(dev, on="device_id", how="left")
         if runtime is not None:
             df = df[df["runtime"] == runtime]
-        for col in ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "ci95_ms", "ref_ms",
-                    "steal_pct"):
+        for col in ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "ci95_ms", "ref_ms", "steal_pct"):
             df[col] = df[col].astype("float64")
         for col in ("n", "madds", "params", "device_id", "repeat"):
             df[col] = df[col].astype("int64")
@@ -773,7 +970,10 @@ class Store:
             "SELECT f.workload_key AS key, w.granularity, f.variant, d.key AS device_key, "
             "f.device_id, f.error, f.run_id, f.at FROM failures f "
             "JOIN workloads w ON w.key = f.workload_key JOIN devices d ON d.id = f.device_id"
-            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY f.id", params)
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY f.id",
+            params,
+        )
 
     def summary(self, frame: pd.DataFrame | None = None, counts: bool = True) -> pd.DataFrame:
         """One row per device, runtime, delegate, precision, granularity and variant of the
@@ -784,14 +984,24 @@ class Store:
         recorded failure)."""
         df = self.frame() if frame is None else frame
         fps = {r.device_id: json.loads(r.fingerprint) for r in self.devices().itertuples()}
-        df = df.assign(precision=[(fps.get(d, {}).get("extra") or {}).get("precision", "float32")
-                                  for d in df["device_id"]])
+        df = df.assign(
+            precision=[
+                (fps.get(d, {}).get("extra") or {}).get("precision", "float32") for d in df["device_id"]
+            ]
+        )
         groups = ["device", "device_key", "runtime", "delegate", "precision", "granularity", "variant"]
-        out = df.groupby(groups, dropna=False).agg(
-            workloads=("key", "nunique"), latency_ms_total=("latency_ms", "sum"),
-            repeats=("repeats", "median"),
-            spread_pct_median=("spread_pct", "median"), spread_pct_max=("spread_pct", "max"),
-            measured=("repeats", "sum")).reset_index()
+        out = (
+            df.groupby(groups, dropna=False)
+            .agg(
+                workloads=("key", "nunique"),
+                latency_ms_total=("latency_ms", "sum"),
+                repeats=("repeats", "median"),
+                spread_pct_median=("spread_pct", "median"),
+                spread_pct_max=("spread_pct", "max"),
+                measured=("repeats", "sum"),
+            )
+            .reset_index()
+        )
         if not counts:
             return out.drop(columns=["measured"])
         failures = self.failures()
@@ -807,8 +1017,9 @@ class Store:
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix not in EXPORT_SUFFIXES:
-            raise ValueError(f"{path}: unknown export format {path.suffix!r}; "
-                             f"use one of {', '.join(EXPORT_SUFFIXES)}")
+            raise ValueError(
+                f"{path}: unknown export format {path.suffix!r}; use one of {', '.join(EXPORT_SUFFIXES)}"
+            )
         df = self.frame(**filters)
 
         def write(tmp: Path) -> None:
@@ -836,14 +1047,23 @@ def aggregate_repeats(df: pd.DataFrame) -> pd.DataFrame:
         out["repeats"] = out["repeats"].astype("int64")
         out["spread_pct"] = out["spread_pct"].astype("float64")
         return out.reset_index(drop=True)
-    if df.duplicated(["key", "device_id", "variant"]).sum() == 0:   # one repeat each: as stored
+    if df.duplicated(["key", "device_id", "variant"]).sum() == 0:  # one repeat each: as stored
         out = df.assign(repeats=1, spread_pct=0.0)
         return out[FRAME_COLUMNS].reset_index(drop=True)
-    med = ["latency_ms", "median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "ci95_ms", "ref_ms",
-           "steal_pct"]
+    med = [
+        "latency_ms",
+        "median_ms",
+        "p10_ms",
+        "p90_ms",
+        "mean_ms",
+        "std_ms",
+        "ci95_ms",
+        "ref_ms",
+        "steal_pct",
+    ]
     g = df.groupby(["key", "device_id", "variant"], sort=False)
     agg = g[med].median()
-    first = g.first()   # identical per group: workload and device fields
+    first = g.first()  # identical per group: workload and device fields
     out = first.drop(columns=med + ["n", "started_at", "finished_at", "repeat"])
     out[med] = agg
     out["n"] = g["n"].sum()
@@ -862,7 +1082,9 @@ def unstable_workloads(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows of a :meth:`Store.frame` whose repeats disagree by more than
     :data:`UNSTABLE_SPREAD_PCT`, widest first, with the workload's ``label`` (its key if it has none)."""
     bad = frame[frame["spread_pct"] > UNSTABLE_SPREAD_PCT].sort_values("spread_pct", ascending=False)
-    return bad.assign(label=[json.loads(spec).get("label") or key for spec, key in zip(bad["spec"], bad["key"])])
+    return bad.assign(
+        label=[json.loads(spec).get("label") or key for spec, key in zip(bad["spec"], bad["key"])]
+    )
 
 
 def check_output(path: str | os.PathLike, flag: str = "-o") -> Path:
@@ -873,8 +1095,9 @@ def check_output(path: str | os.PathLike, flag: str = "-o") -> Path:
 
 
 @contextmanager
-def open_store(store: "str | os.PathLike | Store", readonly: bool = False,
-               create: bool = True) -> Iterator[Store]:
+def open_store(
+    store: str | os.PathLike | Store, readonly: bool = False, create: bool = True
+) -> Iterator[Store]:
     """``with open_store(store_or_path) as st:`` a :class:`Store`, opened (and closed) here when
     given a path, passed through as it is when given an open store.
 

@@ -16,6 +16,7 @@ an index outside the space, a bad codec string, the same architecture twice with
 latencies, a different latency than the store already holds) raises :class:`TableError` naming the
 file, the line and the column; then all rows are written in one transaction.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,9 +27,9 @@ import pandas as pd
 
 from hwlat.archs.codec import decode
 from hwlat.archs.ir import ArchSpec
+from hwlat.archs.pieces import model
 from hwlat.errors import TableError
 from hwlat.profiler.storage.store import Store
-from hwlat.archs.pieces import model
 
 ARCH_COLUMN = "arch"
 NAME_COLUMN = "name"
@@ -41,10 +42,22 @@ def table_fingerprint(name: str, source: str, runtime: str = "unknown") -> dict:
     if not isinstance(name, str) or not name.strip():
         raise TableError("a device name is required (--device NAME)")
     name = name.strip()
-    return {"name": name, "source": source, "imported": "table", "hostname": None, "board": name,
-            "cpu": None, "machine": None, "cores": None, "governor": None, "runtime": runtime,
-            "runtime_version": None, "threads": None, "delegate": None,
-            "extra": {"imported": "table", "name": name}}
+    return {
+        "name": name,
+        "source": source,
+        "imported": "table",
+        "hostname": None,
+        "board": name,
+        "cpu": None,
+        "machine": None,
+        "cores": None,
+        "governor": None,
+        "runtime": runtime,
+        "runtime_version": None,
+        "threads": None,
+        "delegate": None,
+        "extra": {"imported": "table", "name": name},
+    }
 
 
 def space_of(name: str):
@@ -79,17 +92,20 @@ def read_table(path: str | Path, column: str, space: str | None = None) -> Table
         raise TableError(f"{path}: no latency column {column!r} (columns: {_names(df.columns)})")
     if df.empty:
         raise TableError(f"{path}: no rows")
-    line = lambda i: i + 2    # noqa: E731 - the header is line 1
+    line = lambda i: i + 2  # noqa: E731 - the header is line 1
     if space is not None:
         sp = space_of(space)
         cols = [f"op{i}" for i in range(len(sp.dims))]
         missing = [c for c in cols if c not in df.columns]
         if missing:
-            raise TableError(f"{path}: space {space} needs columns op0..op{len(cols) - 1}; missing "
-                             f"{_names(missing)}")
+            raise TableError(
+                f"{path}: space {space} needs columns op0..op{len(cols) - 1}; missing {_names(missing)}"
+            )
     elif ARCH_COLUMN not in df.columns:
-        raise TableError(f"{path}: no {ARCH_COLUMN!r} column of codec strings; give --space SPACE "
-                         f"for tables with op0, op1, ... columns (columns: {_names(df.columns)})")
+        raise TableError(
+            f"{path}: no {ARCH_COLUMN!r} column of codec strings; give --space SPACE "
+            f"for tables with op0, op1, ... columns (columns: {_names(df.columns)})"
+        )
     archs, lat = [], []
     for i, row in enumerate(df.to_dict("records")):
         where = f"{path}, line {line(i)}"
@@ -110,9 +126,11 @@ def read_table(path: str | Path, column: str, space: str | None = None) -> Table
         k = model(a).key
         if k in seen and not _same(lat[seen[k]], lat[i]):
             j = seen[k]
-            raise TableError(f"{path}, line {line(i)}, column {column!r}: the architecture of line "
-                             f"{line(j)} again, with a different latency ({lat[i]:g} ms against "
-                             f"{lat[j]:g} ms)")
+            raise TableError(
+                f"{path}, line {line(i)}, column {column!r}: the architecture of line "
+                f"{line(j)} again, with a different latency ({lat[i]:g} ms against "
+                f"{lat[j]:g} ms)"
+            )
         seen.setdefault(k, i)
     return Table(archs, lat, [line(i) for i in range(len(archs))])
 
@@ -138,8 +156,9 @@ def _index(text: str, n: int, where: str, space: str) -> int:
     try:
         v = int(str(text).strip())
     except ValueError:
-        raise TableError(f"{where}: {text!r} is not an option index of space {space} "
-                         f"(an integer 0..{n - 1})") from None
+        raise TableError(
+            f"{where}: {text!r} is not an option index of space {space} (an integer 0..{n - 1})"
+        ) from None
     if not 0 <= v < n:
         raise TableError(f"{where}: index {v} is outside space {space} (0..{n - 1})")
     return v
@@ -149,9 +168,15 @@ def _same(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-9 * max(abs(a), abs(b))
 
 
-def import_table(path: str | Path, store: str | Path | Store, device: str, column: str,
-                 space: str | None = None, source: str | None = None,
-                 runtime: str = "unknown") -> dict:
+def import_table(
+    path: str | Path,
+    store: str | Path | Store,
+    device: str,
+    column: str,
+    space: str | None = None,
+    source: str | None = None,
+    runtime: str = "unknown",
+) -> dict:
     """Import the latency ``column`` (ms) of the CSV ``path`` as model measurements of the device
     named ``device`` into ``store`` (created if missing); all or nothing.
 
@@ -167,24 +192,41 @@ def import_table(path: str | Path, store: str | Path | Store, device: str, colum
 
         key = device_key(fp)
         stored = st.frame(granularity="model")
-        stored = dict(zip(stored.loc[stored["device_key"] == key, "key"],
-                          stored.loc[stored["device_key"] == key, "median_ms"]))
+        stored = dict(
+            zip(
+                stored.loc[stored["device_key"] == key, "key"],
+                stored.loc[stored["device_key"] == key, "median_ms"],
+            )
+        )
         workloads, rows = {}, []
         for arch, ms, ln in zip(table.archs, table.latency_ms, table.lines):
             w = model(arch)
             if w.key in stored and not _same(stored[w.key], ms):
-                raise TableError(f"{path}, line {ln}, column {column!r}: {st.path} already holds "
-                                 f"{stored[w.key]:g} ms for this architecture on device {device!r}, "
-                                 f"not {ms:g} ms")
+                raise TableError(
+                    f"{path}, line {ln}, column {column!r}: {st.path} already holds "
+                    f"{stored[w.key]:g} ms for this architecture on device {device!r}, "
+                    f"not {ms:g} ms"
+                )
             if w.key in workloads:
                 continue
-            workloads[w.key] = {"key": w.key, "granularity": "model", "spec": w.spec(),
-                                "madds": w.madds, "params": w.params}
+            workloads[w.key] = {
+                "key": w.key,
+                "granularity": "model",
+                "spec": w.spec(),
+                "madds": w.madds,
+                "params": w.params,
+            }
             rows.append({"workload_key": w.key, "median_ms": ms, "n": 1})
-        added, skipped = st.import_rows(fp, list(workloads.values()), rows,
-                                        run_id=f"import-table:{Path(path).name}:{column}")
+        added, skipped = st.import_rows(
+            fp, list(workloads.values()), rows, run_id=f"import-table:{Path(path).name}:{column}"
+        )
     finally:
         if own:
             st.close()
-    return {"rows": len(table.archs), "added": added, "skipped": skipped, "device_key": key,
-            "distinct": len(rows)}
+    return {
+        "rows": len(table.archs),
+        "added": added,
+        "skipped": skipped,
+        "device_key": key,
+        "distinct": len(rows),
+    }
