@@ -4,6 +4,7 @@ recorded phone (tests/phone_double.py) for the command sequence that would reach
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from phone_double import benchmark_runs, calls, make_phone, set_devices
@@ -206,3 +207,87 @@ def test_profile_phone_unplugged_mid_run_loses_only_the_workload_in_flight(tmp_p
     res = A.profile_phone([_small()], "block", db, phone, progress=False)
     assert len(res.skipped) == 3 and len(res.measured) == res.total - 3
     assert len(benchmark_runs(ph)) == res.total  # nothing measured twice
+
+
+# -- the CLI ----------------------------------------------------------------------------------------
+def test_cli_profile_models_on_a_phone(tmp_path, monkeypatch, capsys):
+    from hwlat.cli import main
+
+    ph = make_phone(tmp_path)
+    monkeypatch.setenv("PATH", f"{ph['root'] / 'bin'}:/usr/bin:/bin")
+    db = str(tmp_path / "s.db")
+    argv = ["profile", "models", "mobilenetv3_small_050", "-r", "96", "--store", db, "--repeats", "1", "-q"]
+    assert main([*argv, "--adb", "--benchmark-model", ph["binary"]]) == 0
+    out = capsys.readouterr().out
+    assert "phone FA6AB0301234: Google Pixel 6 (GS101), core 7 (ARM Cortex-X1, schedutil)" in out
+    assert "1 measured" in out and f"results in {db}" in out
+    assert main([*argv, "--adb", "FA6AB0301234", "--benchmark-model", ph["binary"]]) == 0
+    assert "1 already stored" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--adb"], "--adb needs --benchmark-model PATH"),
+        (["--benchmark-model", "bm"], "--benchmark-model applies with --adb only"),
+        (
+            ["--adb", "--benchmark-model", "bm", "--runtime", "onnxruntime"],
+            "--runtime onnxruntime does not apply",
+        ),
+        (["--adb", "--benchmark-model", "bm"], "adb not found: install Android platform-tools"),
+    ],
+)
+def test_cli_phone_errors_are_one_line(tmp_path, monkeypatch, capsys, extra, message):
+    from hwlat.cli import main
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    argv = ["profile", "models", "mobilenetv3_small_050", "--store", str(tmp_path / "s.db"), "-q", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_cli_import_benchmark_log(tmp_path, capsys):
+    from hwlat.cli import main
+
+    log = str(
+        Path(__file__).parent / "data" / "benchmark_logs" / "mobilenet_v1_riscv64_tf28_op_profiling.txt"
+    )
+    argv = [
+        "profile",
+        "import-benchmark-log",
+        log,
+        "--arch",
+        "mobilenetv3_small_050",
+        "--device",
+        "qemu-riscv",
+    ]
+    db = str(tmp_path / "s.db")
+    assert main([*argv, "--store", db]) == 0
+    assert (
+        "qemu-riscv: 1 benchmark_model runs of mobilenetv3_small_050 added, 0 already stored"
+        in capsys.readouterr().out
+    )
+    assert main([*argv, "--store", db]) == 0
+    assert (
+        "0 benchmark_model runs of mobilenetv3_small_050 added, 1 already stored" in capsys.readouterr().out
+    )
+    bad = tmp_path / "bad.txt"
+    bad.write_text("ERROR: Failed to initialize the interpreter\n")
+    assert (
+        main(
+            [
+                "profile",
+                "import-benchmark-log",
+                str(bad),
+                "--arch",
+                "mobilenetv3_small_050",
+                "--device",
+                "p",
+                "--store",
+                db,
+            ]
+        )
+        == 2
+    )
+    assert "bad.txt: no timings" in capsys.readouterr().err

@@ -51,6 +51,10 @@ def _profile_run(args, archs_=None) -> int:
     with_blocks = getattr(args, "with_blocks", False)  # an option of `profile models` only
     gran = ("model", "block") if with_blocks else args.granularity.rstrip("s")
     what = "models and blocks" if with_blocks else args.granularity
+    if args.adb is not None:
+        return _profile_phone(args, archs_, gran, cfg, what)
+    if args.benchmark_model:
+        raise ValueError("--benchmark-model applies with --adb only")
     if args.ray is not None:
         return _profile_farm(args, archs_, gran, cfg, opts, what)
     if args.device or args.parallel_slots:
@@ -83,6 +87,40 @@ def _profile_report(res, archs_, what: str, device: str = "") -> int:
     for key, err in list(res.failed.items())[:5]:
         print(f"  failed {key}: {err}")
     return 1 if res.failed and not res.measured and not res.skipped else 0
+
+
+def _profile_phone(args, archs_, gran, cfg, what: str) -> int:
+    """``profile ... --adb [SERIAL] --benchmark-model PATH``: a phone over adb."""
+    from hwlat.profiler.measure import adb
+
+    if not args.benchmark_model:
+        raise ValueError(
+            "--adb needs --benchmark-model PATH (the TFLite benchmark tool: a file here or on the phone)"
+        )
+    if args.ray is not None or args.device or args.parallel_slots:
+        raise ValueError(
+            "--adb measures one attached phone; --ray, --device and --parallel-slots do not apply"
+        )
+    if args.runtime != "litert":
+        raise ValueError(f"--adb runs the TFLite benchmark tool; --runtime {args.runtime} does not apply")
+    phone = adb.connect(
+        args.adb or None, args.benchmark_model, xnnpack=not args.no_xnnpack, quantize=args.quantize
+    )
+    print(
+        f"phone {phone.adb.serial}: {phone.fingerprint['board']}, core {phone.core} "
+        f"({phone.fingerprint['cpu']}, {phone.fingerprint['governor']})"
+    )
+    res = adb.profile_phone(
+        archs_,
+        gran,
+        args.store,
+        phone,
+        config=cfg,
+        repeats=args.repeats,
+        op_profile=not args.no_op_profile,
+        progress=not args.quiet,
+    )
+    return _profile_report(res, archs_, what, f"{phone.adb.serial}: ")
 
 
 def _profile_farm(args, archs_, gran, cfg, opts: dict, what: str) -> int:
@@ -258,6 +296,19 @@ def _profile_import(args) -> int:
     return 0
 
 
+def _profile_import_benchmark_log(args) -> int:
+    from hwlat.archs import load_arch
+    from hwlat.profiler.storage.benchmark_log import import_logs
+
+    arch = load_arch(args.arch, args.resolution)
+    added, skipped = import_logs(args.logs, arch, args.device, args.store)
+    print(
+        f"{args.device}: {added} benchmark_model runs of {arch.name or args.arch} added, {skipped} "
+        f"already stored; results in {args.store}"
+    )
+    return 0
+
+
 def _profile_import_table(args) -> int:
     from hwlat.profiler.storage.tables import import_table
 
@@ -333,6 +384,24 @@ def _measure_args(q) -> None:
         "--parallel-slots",
         action="store_true",
         help="with --ray: allow a host more than one measuring slot (they disturb each other; see README)",
+    )
+    q.add_argument(
+        "--adb",
+        nargs="?",
+        const="",
+        metavar="SERIAL",
+        help="measure on an Android phone over adb with TFLite's benchmark_model, one thread pinned "
+        "to a core of the fastest cluster (the only attached phone, or SERIAL)",
+    )
+    q.add_argument(
+        "--benchmark-model",
+        metavar="PATH",
+        help="with --adb: the benchmark_model binary, a file here (pushed once) or a path on the phone",
+    )
+    q.add_argument(
+        "--no-op-profile",
+        action="store_true",
+        help="with --adb: no per-op profile of whole networks (kept beside their measurements by default)",
     )
 
 
@@ -421,6 +490,22 @@ def _add_import_table(psub) -> None:
     set_handler(q, _profile_import_table)
 
 
+def _add_import_benchmark_log(psub) -> None:
+    q = psub.add_parser(
+        "import-benchmark-log",
+        help="store saved outputs of TFLite's benchmark_model on a known network (runs made by hand), "
+        "each file one repeat, its raw text and per-op times kept",
+    )
+    q.add_argument("logs", nargs="+", metavar="LOG", help="benchmark_model output files (stdout)")
+    q.add_argument(
+        "--arch", required=True, help="the network the logs measured (zoo name, codec string, file)"
+    )
+    add_resolution(q)
+    q.add_argument("--device", required=True, help="the phone's name (e.g. pixel7)")
+    add_store(q, "write")
+    set_handler(q, _profile_import_benchmark_log)
+
+
 def add_parsers(sub) -> None:
     """``profile ...`` on the ``hwlat`` subparsers ``sub``."""
     prof = sub.add_parser("profile", help="measure latency into a store; show, export, bundles")
@@ -457,3 +542,4 @@ def add_parsers(sub) -> None:
     add_store(q, "write")
     set_handler(q, _profile_import)
     _add_import_table(psub)
+    _add_import_benchmark_log(psub)

@@ -199,6 +199,7 @@ def phone_fingerprint(
     xnnpack: bool = True,
     props: dict | None = None,
     freqs: dict | None = None,
+    quantize: str | None = None,
 ) -> dict:
     """The device dict of :func:`hwlat.profiler.storage.device.fingerprint`, read over adb."""
     props = getprops(adb) if props is None else props
@@ -226,7 +227,12 @@ def phone_fingerprint(
         "runtime_version": f"sha256:{digest[:16]}" if digest else "unknown",
         "threads": 1,
         "delegate": "xnnpack" if xnnpack else "none",
-        "extra": {"transport": "adb", "pinned_core": core, **({"emulated": True} if emulated else {})},
+        "extra": {
+            "transport": "adb",
+            "pinned_core": core,
+            **({"precision": quantize} if quantize else {}),
+            **({"emulated": True} if emulated else {}),
+        },
     }
 
 
@@ -239,6 +245,7 @@ class Phone:
     core: int
     fingerprint: dict
     xnnpack: bool = True
+    quantize: str | None = None
     pushed: set = field(default_factory=set)
 
     @property
@@ -248,9 +255,14 @@ class Phone:
 
 
 def connect(
-    serial: str | None, benchmark_model: str | Path, xnnpack: bool = True, exe: str | None = None
+    serial: str | None,
+    benchmark_model: str | Path,
+    xnnpack: bool = True,
+    exe: str | None = None,
+    quantize: str | None = None,
 ) -> Phone:
-    """Select the phone, install the binary, choose the core and read the fingerprint."""
+    """Select the phone, install the binary, choose the core and read the fingerprint;
+    ``quantize="int8"`` measures LiteRT int8 models (a device of its own, like locally)."""
     adb = select_phone(serial, exe)
     binary = install_binary(adb, benchmark_model)
     freqs = max_freqs_khz(adb)
@@ -260,7 +272,8 @@ def connect(
         binary=binary,
         core=core,
         xnnpack=xnnpack,
-        fingerprint=phone_fingerprint(adb, core, binary, xnnpack, freqs=freqs),
+        quantize=quantize,
+        fingerprint=phone_fingerprint(adb, core, binary, xnnpack, freqs=freqs, quantize=quantize),
     )
 
 
@@ -287,7 +300,7 @@ def benchmark_command(phone: Phone, graph: str, config: TimingConfig, op_profile
 
 def push_model(phone: Phone, key: str, model_bytes: bytes, tmp_dir: Path) -> str:
     """The path on the phone of a workload's ``.tflite`` (pushed once per run)."""
-    remote = f"{REMOTE_DIR}/{key}.tflite"
+    remote = f"{REMOTE_DIR}/{key}{'.' + phone.quantize if phone.quantize else ''}.tflite"
     if remote not in phone.pushed:
         local = tmp_dir / f"{key}.tflite"
         local.write_bytes(model_bytes)
@@ -376,7 +389,7 @@ def profile_phone(
         )
         bar = tqdm(
             total=sum(map(len, passes)),
-            desc=f"{phone.adb.serial} {granularity}s",
+            desc=f"{phone.adb.serial} {granularity if isinstance(granularity, str) else '+'.join(granularity)}s",
             unit="wl",
             disable=not progress,
             dynamic_ncols=True,
@@ -385,7 +398,10 @@ def profile_phone(
             for r, todo in enumerate(passes):
                 for w in todo:
                     graph = push_model(
-                        phone, w.key, tflite_segment(w.rows, outputs=w.outputs or None), Path(tmp)
+                        phone,
+                        w.key,
+                        tflite_segment(w.rows, outputs=w.outputs or None, quantize=phone.quantize),
+                        Path(tmp),
                     )
                     started = time.time()
                     try:
