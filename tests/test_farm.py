@@ -33,14 +33,30 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """One local Ray cluster for the module: two local devices and a bundle device 'board' whose
-    command runs the generated bundle runner on this machine."""
+def phone(tmp_path_factory):
+    """The recorded phone of tests/phone_double.py, its adb first on PATH."""
+    from phone_double import make_phone
+
+    return make_phone(tmp_path_factory.mktemp("farm-phone"))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, phone):
+    """One local Ray cluster for the module: two local devices, a bundle device 'board' whose
+    command runs the generated bundle runner on this machine, and a phone 'pixel6' over adb."""
     os.environ["HWLAT_BUNDLE_CMD_BOARD"] = f"{sys.executable} {{bundle}}/run_bundle.py"
-    r = farm.connect(num_cpus=2, resources={"device:litert": 1, "device:onnxruntime": 1, "device:board": 1})
+    os.environ["HWLAT_ADB_BENCHMARK_MODEL_PIXEL6"] = phone["binary"]
+    path = os.environ["PATH"]
+    os.environ["PATH"] = f"{phone['root'] / 'bin'}:{path}"
+    r = farm.connect(
+        num_cpus=2,
+        resources={"device:litert": 1, "device:onnxruntime": 1, "device:board": 1, "device:pixel6": 1},
+    )
     yield r
     farm.disconnect()
     os.environ.pop("HWLAT_BUNDLE_CMD_BOARD", None)
+    os.environ.pop("HWLAT_ADB_BENCHMARK_MODEL_PIXEL6", None)
+    os.environ["PATH"] = path
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +128,22 @@ def _worker_pids() -> list[int]:
             except OSError:
                 pass
     return pids
+
+
+def test_phone_device_measures_over_adb_without_a_command_template(cluster, tiny, tmp_path, phone):
+    from phone_double import benchmark_runs
+
+    db = tmp_path / "lat.db"
+    before = len(benchmark_runs(phone))
+    res = farm.farm_profile(
+        [tiny], "model", db, [farm.FarmDevice("pixel6", "litert")], config=QUICK, progress=False
+    )
+    assert len(res["pixel6"].measured) == 1 and not res["pixel6"].failed
+    assert len(benchmark_runs(phone)) == before + 1
+    with Store(db) as st:
+        dev = st.devices().iloc[0]
+        assert dev.runtime == "benchmark_model" and dev.board == "Google Pixel 6 (GS101)"
+        assert len(st.outputs()) == 1 and len(st.op_times()) == 31
 
 
 def test_sigkilled_worker_loses_only_its_batch(cluster, tiny, tmp_path, caplog):

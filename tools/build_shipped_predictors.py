@@ -5,7 +5,7 @@ sums of per-block lookup-table entries, so an :class:`~hwlat.latency_models.e2e.
 :data:`N_TRAIN` of their rows recovers every block's cost. The shipped files hold that fitted state
 (no training rows: they are the published CSV's rows listed in ``provenance``).
 
-Rebuild them with ``python tools/build_shipped_predictors.py`` (about a minute).
+Rebuild them with ``python tools/build_shipped_predictors.py``.
 """
 
 from __future__ import annotations

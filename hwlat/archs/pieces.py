@@ -200,8 +200,10 @@ def collect(archs: Iterable[ArchSpec], granularity: str) -> list[Workload]:
 
 
 PHASE_ANCHOR_ARCH = ("mobilenetv3_small_050", 96)
-"""The phase anchor (the stored ``ref_ms`` times it): MobileNetV3-Small 0.5 at 96 px, a whole network (~0.2 ms on one x86 core)
-that exercises every op type of the zoo; timed in every round of a profiling run."""
+"""The phase anchor (the stored ``ref_ms`` times it): MobileNetV3-Small 0.5 at 96 px, a small whole network
+that exercises every op type of the zoo; timed in every round of a profiling run (its time is the
+``phase reference`` line of
+``benchmarks/results/fidelity__litert__large-60__small-60__repeats-3__block-repeats-3__train-candidates-150__seed-1__x86_64.txt``)."""
 
 
 def phase_anchor_workload() -> Workload:

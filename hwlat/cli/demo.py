@@ -56,7 +56,7 @@ def _demo(args) -> int:
     worst = df["madds_diff_pct"].abs().max()
     print(
         f"\nlargest MAdds difference: {worst:.2f} % (target <= 1.5 %). MAdds count conv and FC "
-        "multiply-adds; elementwise work is listed apart (see README, 'Counting').\n"
+        "multiply-adds; elementwise work is listed apart (see docs/counting.md).\n"
     )
     if not args.table_only:
         out = Path(args.out)
@@ -107,7 +107,9 @@ def add_parsers(sub) -> None:
         "NetAdapt on digits, report; `demo compare`: NetAdapt vs uniform, NAS",
     )
     d.add_argument("--out", default="out/demo", help="folder for the store, predictors, runs and report")
-    d.add_argument("--quick", action="store_true", help="a small version of the same path (~1 min)")
+    d.add_argument(
+        "--quick", action="store_true", help="a small version of the same path (the one the tests run)"
+    )
     add_quiet(d, "no progress bars")
     d.add_argument("--table-only", action="store_true", help="only the zoo vs paper Table 3 comparison")
     set_handler(d, _demo)

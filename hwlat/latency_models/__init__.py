@@ -5,10 +5,11 @@ Modules, bottom to top: ``features`` (pieces of a network and their features), `
 (``MAddsProxy``, ``LookupTable``, ``Regression``), ``e2e`` (per-block costs from whole-network
 latencies) and ``transfer`` (a new device from a few networks and other devices' predictors),
 ``kinds`` (the registry behind
-``make_predictor(kind)`` and ``load(path)``), ``data`` (training data from the store),
-``evaluate`` (the held-out harness), ``space_table`` (vectorised prediction over a search space),
-``suggest`` (which networks to measure on a new device), ``shipped`` (the ``@pixel3``/``@raspi4``
-block tables).
+``make_predictor(kind)`` and ``load(path)``; ``@NAME`` reads a predictor shipped in
+``data/predictors``), ``training_data`` (training data from the store), ``evaluate`` (the held-out
+harness), ``space_table`` (vectorised prediction over a search space), ``suggest`` (which networks
+to measure on a new device). The shipped ``@pixel3``/``@raspi4`` block tables are built by
+``tools/build_shipped_predictors.py``.
 """
 
 from hwlat.latency_models.e2e import EndToEnd

@@ -161,7 +161,7 @@ _THREADS = None
 
 def _one_thread():
     """A context running OpenMP (gradient boosting) on one thread: these models are small, and on
-    a busy machine OpenMP's thread team costs 30x the fit itself (50 s instead of 1.5 s)."""
+    a busy machine OpenMP's thread team costs many times the fit itself."""
     global _THREADS
     if _THREADS is None:
         from threadpoolctl import ThreadpoolController

@@ -7,6 +7,8 @@ accuracy evaluators (arXiv:1905.02244v5 Sec. 4).
   proposals, L2-magnitude weight surgery (``inherit_weights``), resumable history.
 - :mod:`hwlat.search.nas` — ``mnas_reward``, ``RLController`` / ``RegularizedEvolution`` /
   ``RandomSearch``, ``search(...)``, ``latency_function``.
+- :mod:`hwlat.search.history` — run histories (``DIR/history.json``) and the run folder.
+- :mod:`hwlat.search.parallel` — NAS candidates and NetAdapt proposals evaluated in parallel on Ray.
 - :mod:`hwlat.cli.search` — ``add_parsers(sub)``: ``hwlat netadapt`` and ``hwlat search``.
 """
 

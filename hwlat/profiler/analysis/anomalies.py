@@ -7,8 +7,9 @@ judged against the size: per device and op type (``conv1x1``, ``convKxK``, ``dwc
 line ``log ms = a + b·log MAdds`` fitted to the lower quartile (quantile regression: the efficient
 frontier, which a minority of pathological kernels cannot drag up) gives the expected time of a
 kernel of that size, and a kernel ``factor`` times slower than expected is an anomaly. Kernel sizes share one line, so a
-7×7 depthwise convolution that runs 10× less efficiently than 3×3 and 5×5 ones stands out: a real
-property of the device and runtime, which MAdds alone would hide from a search.
+7×7 depthwise convolution that runs far less efficiently than 3×3 and 5×5 ones (as LiteRT's XNNPACK
+does on the host of ``benchmarks/results/predictors__litert__samples-150__seed-0__x86_64.txt``)
+stands out: a real property of the device and runtime, which MAdds alone would hide from a search.
 """
 
 from __future__ import annotations

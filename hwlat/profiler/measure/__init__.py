@@ -4,7 +4,8 @@
 * :mod:`~hwlat.profiler.measure.timing` — warm-up, interleaved rounds, the median's confidence interval, phase reference;
 * :mod:`~hwlat.profiler.measure.profile` — ``profile``: dedupe, resume and commit into the store, one writer;
 * :mod:`~hwlat.profiler.measure.farm` — the same on many devices through Ray;
-* :mod:`~hwlat.profiler.measure.bundle` — a self-contained directory to run on a device with only Python and LiteRT.
+* :mod:`~hwlat.profiler.measure.bundle` — a self-contained directory to run on a device with only Python and LiteRT;
+* :mod:`~hwlat.profiler.measure.adb` — phones over adb: TFLite's ``benchmark_model``, single-threaded, on one fast core.
 """
 
 _EXPORTS = {

@@ -8,7 +8,10 @@ one task per unit of the resource. On that host a worker measures the task's bat
 - or, when the host's environment holds ``HWLAT_BUNDLE_CMD_<NAME>`` (NAME upper-cased, other
   characters as ``_``), by writing a bundle of the batch and running that shell command with
   ``{bundle}`` replaced by the bundle folder. The command runs ``run_bundle.py`` on the attached
-  board or phone and leaves its ``results.jsonl`` in the folder (README: "Profiling farm").
+  board or phone and leaves its ``results.jsonl`` in the folder (docs/profiling.md: "The profiling farm (Ray)").
+- or, when it holds ``HWLAT_ADB_BENCHMARK_MODEL_<NAME>`` (the ``benchmark_model`` binary: a file on
+  the host or a path on the phone; ``HWLAT_ADB_SERIAL_<NAME>`` picks the phone when several are
+  attached), on the phone over adb (:mod:`hwlat.profiler.measure.adb`), with no command template.
 
 **One writer.** Tasks only return results (a Ray streaming generator yields each workload as it is
 measured); the driver commits each one at once to the one SQLite store, under the fingerprint the
@@ -62,6 +65,8 @@ log = logging.getLogger(__name__)
 RAY_HINT = "Ray is not installed: pip install 'hwlat[ray]'"
 RESOURCE_PREFIX = "device:"
 BUNDLE_ENV_PREFIX = "HWLAT_BUNDLE_CMD_"
+ADB_ENV_PREFIX = "HWLAT_ADB_BENCHMARK_MODEL_"
+ADB_SERIAL_ENV_PREFIX = "HWLAT_ADB_SERIAL_"
 CONNECT_TIMEOUT_S = 20.0
 """An unreachable or silent Ray address is reported within this many seconds (plus a few)."""
 RETRIES = 3
@@ -231,8 +236,26 @@ def offered(ray) -> dict[str, dict[str, float]]:
     return out
 
 
+def _env_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
 def _bundle_cmd(name: str) -> str | None:
-    return os.environ.get(BUNDLE_ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", name).upper())
+    return os.environ.get(BUNDLE_ENV_PREFIX + _env_name(name))
+
+
+def _adb_phone(name: str) -> tuple[str | None, str] | None:
+    """``(serial, benchmark_model)`` when this host measures device ``name`` on a phone over adb."""
+    binary = os.environ.get(ADB_ENV_PREFIX + _env_name(name))
+    return (os.environ.get(ADB_SERIAL_ENV_PREFIX + _env_name(name)) or None, binary) if binary else None
+
+
+def _connect_phone(device: FarmDevice, serial: str | None, binary: str):
+    from hwlat.profiler.measure import adb
+
+    return adb.connect(
+        serial, binary, xnnpack=device.options.get("xnnpack", True), quantize=device.options.get("quantize")
+    )
 
 
 # -- the worker side -------------------------------------------------------------------------------
@@ -371,6 +394,34 @@ def _run_bundle(name: str, cmd: str, ws: Sequence[Workload], cfg: TimingConfig, 
             )
 
 
+def _measure_adb(device: FarmDevice, serial: str | None, binary: str, ws, cfg: TimingConfig):
+    """The batch on this host's phone (:mod:`hwlat.profiler.measure.adb`): one invocation each,
+    its raw output and per-op times (networks) sent with the measurement."""
+    from hwlat.profiler.export.tflite import tflite_segment
+    from hwlat.profiler.measure import adb
+
+    phone = _connect_phone(device, serial, binary)
+    yield _start(phone.fingerprint, phone.core)
+    with tempfile.TemporaryDirectory(prefix="hwlat-adb-") as tmp:
+        for w in ws:
+            model = tflite_segment(w.rows, outputs=w.outputs or None, quantize=phone.quantize)
+            graph = adb.push_model(phone, w.key, model, Path(tmp))
+            started = time.time()
+            try:
+                log_ = adb.run_benchmark(phone, graph, cfg, w.granularity == "model", Path(tmp))
+            except adb.GraphRefusedError as e:
+                yield {"type": "failure", "key": w.key, "error": str(e)}
+                continue
+            stats = {**log_.stats(), "started_at": started, "finished_at": time.time()}
+            yield {
+                "type": "measurement",
+                "key": w.key,
+                "stats": stats,
+                "raw_output": log_.raw,
+                "ops": [op.__dict__ for op in log_.ops] or None,
+            }
+
+
 def _measure_bundle(device: FarmDevice, cmd: str, ws, cfg, variant):
     for rec in _run_bundle(device.name, cmd, ws, cfg, variant):
         if rec.get("type") == "run":
@@ -388,8 +439,10 @@ def measure_batch(
     phase reference network in every round (local runners; see :mod:`hwlat.profiler.measure.timing`)."""
     ws = [from_spec(key, json.loads(spec)) for key, spec in items]
     cfg = TimingConfig(**config)
-    cmd = _bundle_cmd(device.name)
-    if cmd:
+    cmd, phone = _bundle_cmd(device.name), _adb_phone(device.name)
+    if phone:
+        yield from _measure_adb(device, *phone, ws, cfg)
+    elif cmd:
         yield from _measure_bundle(device, cmd, ws, cfg, variant)
     else:
         yield from _measure_local(device, ws, cfg, variant, reference)
@@ -398,8 +451,11 @@ def measure_batch(
 def probe(device: FarmDevice) -> dict:
     """Run on a host offering ``device``: how it measures there (``local`` or ``bundle``), the
     fingerprint its results will carry, the host name and its core count."""
-    cmd = _bundle_cmd(device.name)
-    if cmd:
+    cmd, phone = _bundle_cmd(device.name), _adb_phone(device.name)
+    if phone:
+        ph = _connect_phone(device, *phone)
+        fp, kind = ph.fingerprint, "adb"
+    elif cmd:
         recs = [
             r for r in _run_bundle(device.name, cmd, [], TimingConfig(), "warm") if r.get("type") == "run"
         ]
@@ -693,6 +749,8 @@ class _Driver:
                 variant=self.variant,
                 hwlat_version=__version__,
                 repeat=fl.repeat,
+                raw_output=rec.get("raw_output"),
+                ops=rec.get("ops"),
             )
             (res.measured if new else res.duplicates).append(key)
         else:

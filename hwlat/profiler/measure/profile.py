@@ -20,8 +20,8 @@ from hwlat.profiler.storage.store import Store, open_store
 
 CLI_REPEATS = 3
 """Fresh runtime instances per workload that the ``hwlat profile`` commands take by default: the
-median of 3 repeats minutes apart does not hang on one phase of the machine (README, "Repeats and
-phases"). The library call :func:`profile` keeps 1: its callers set their own (``make demo``
+median of 3 repeats minutes apart does not hang on one phase of the machine (docs/profiling.md,
+"Repeats"). The library call :func:`profile` keeps 1: its callers set their own (``make demo``
 profiles with 1 for its time budget)."""
 
 log = logging.getLogger(__name__)

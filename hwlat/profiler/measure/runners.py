@@ -8,12 +8,12 @@
 * ``onnxruntime`` — one intra- and one inter-op thread, sequential execution, all graph
   optimisations (as deployed), I/O bound once so a call does no allocation.
 * ``torch`` — eager PyTorch, one thread, ``inference_mode``, with glibc malloc trimming disabled
-  (it swings eager latency by ~30 %).
+  (it swings eager latency widely).
 
 ``prepare(workload)`` returns ``(invoke, release)``; call ``release`` as soon as the workload is
 measured, drop the invoke, and run ``gc.collect()`` once per batch (:func:`release_batch`): a
-process holding hundreds of loaded interpreters measures whole networks 3–4 % slower, and a full
-collection costs ~60 ms, too much to pay per workload.
+process holding hundreds of loaded interpreters measures whole networks measurably slower, and a
+full collection costs too much to pay per workload.
 """
 
 from __future__ import annotations

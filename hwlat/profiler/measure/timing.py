@@ -7,7 +7,10 @@ binomial order statistics) is within ``target`` of the median, or when ``max_sam
 ``max_seconds`` per workload is reached. Rounds are interleaved across the workloads of a batch
 so that a slow phase of the machine hits all of them alike.
 
-Phases of the machine. A shared host has slow phases (±35 % for seconds to minutes). Two
+Phases of the machine. A shared host has slow phases, lasting seconds to minutes (how far the
+reference workload drifts is the ``phase reference`` line of
+``benchmarks/results/fidelity__litert__large-60__small-60__repeats-3__block-repeats-3__train-candidates-150__seed-1__x86_64.txt``
+and the ``reference workload`` line of ``benchmarks/results/tasks__litert__repeats-5__full__x86_64.txt``). Two
 indicators are kept with every measurement: ``ref_ms``, the median time of a fixed *reference*
 workload timed in the same interleaved rounds (its drift is the phase), and ``steal_pct``, the CPU
 steal time of the measuring core over the workload's sampling windows (``/proc/stat``). A round

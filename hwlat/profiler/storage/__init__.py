@@ -3,7 +3,8 @@
 * :mod:`~hwlat.profiler.storage.store` — ``Store``, ``open_store``: devices, workloads, measurements, failures;
 * :mod:`~hwlat.profiler.storage.device` — ``fingerprint``, ``device_key``: which machine and runtime a number came from;
 * :mod:`~hwlat.profiler.storage.device_select` — ``select_device``: ``--device NAME`` on every reader;
-* :mod:`~hwlat.profiler.storage.tables` — ``import_table``: end-to-end latencies measured elsewhere.
+* :mod:`~hwlat.profiler.storage.tables` — ``import_table``: end-to-end latencies measured elsewhere;
+* :mod:`~hwlat.profiler.storage.benchmark_log` — what TFLite's ``benchmark_model`` prints: timings, init, memory, per-op profiles.
 """
 
 _EXPORTS = {

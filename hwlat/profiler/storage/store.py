@@ -202,10 +202,10 @@ evaluation and figure uses; the other statistics are kept beside it."""
 LATENCY_STATISTIC = "p10_ms"
 """Which statistic of a repeat's samples is its latency: the 10th percentile (the median where a
 row has none, e.g. an imported table). Interference on a shared host only ever adds time, so a low
-quantile is what fresh instances agree on. On 120 search-space networks measured 3× on this
-project's 2-core VM, one repeat was within 10 % of another for 82 % of them by p10 against 41 %
-by the median (``benchmarks/bench_fidelity.py``). A workload's latency over R repeats is the
-median of its repeats' latencies."""
+quantile is what fresh instances agree on. How often one repeat is within 10 % of another by p10
+and by the median is recorded on the ``noise floor`` lines of ``benchmarks/bench_fidelity.py``'s results,
+``benchmarks/results/fidelity__litert__large-60__small-60__repeats-3__block-repeats-3__train-candidates-150__seed-1__x86_64.txt``.
+A workload's latency over R repeats is the median of its repeats' latencies."""
 UNSTABLE_SPREAD_PCT = 10.0
 """Repeats of one workload whose (max - min) / median exceeds this (%) are unstable: ``profile
 show`` lists them and fitting warns about them (they are kept, never dropped)."""
