@@ -383,7 +383,7 @@ def _measure_args(q) -> None:
     q.add_argument(
         "--parallel-slots",
         action="store_true",
-        help="with --ray: allow a host more than one measuring slot (they disturb each other; see README)",
+        help="with --ray: allow a host more than one measuring slot (they disturb each other; see docs/profiling.md, 'The profiling farm (Ray)')",
     )
     q.add_argument(
         "--adb",

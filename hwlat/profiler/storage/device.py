@@ -1,6 +1,7 @@
 """Device fingerprints: which machine and runtime configuration a measurement came from.
 
-Pure standard library, so it runs unchanged on an x86 workstation, an ARM board or Android Termux.
+Pure standard library, so it runs unchanged on an x86 workstation or an ARM board (phones are
+fingerprinted over adb: :func:`hwlat.profiler.measure.adb.phone_fingerprint`).
 Every field is best effort: what cannot be read is ``None``, never an exception.
 
 :func:`device_key` hashes only the fields that identify the hardware and the runtime
@@ -169,7 +170,7 @@ def _board() -> str | None:
     model = _read("/sys/firmware/devicetree/base/model") or _read("/proc/device-tree/model")
     if model:
         return model
-    if shutil.which("getprop"):  # Android / Termux
+    if shutil.which("getprop"):  # Android
         try:
             props = [
                 subprocess.run(["getprop", p], capture_output=True, text=True, timeout=2).stdout.strip()
