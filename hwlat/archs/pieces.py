@@ -47,6 +47,8 @@ class Workload:
     label: str
     arch: str | None = None  # codec string, for model workloads
     outputs: tuple[str, ...] = ()  # a task-head network's outputs (model workloads); () = the last step
+    file: dict | None = dataclasses.field(default=None, compare=False)  # a file workload: see file_spec
+    content: bytes | None = dataclasses.field(default=None, compare=False, repr=False)  # its bytes
 
     @property
     def madds(self) -> int:
@@ -58,6 +60,9 @@ class Workload:
 
     def spec(self) -> dict:
         """JSON-ready description from which :func:`from_spec` rebuilds the workload."""
+        if self.file is not None:  # the file's own graph is what is timed, not rows
+            d = {"granularity": self.granularity, "label": self.label, "file": dict(self.file)}
+            return d | ({"arch": self.arch, "name": self.file["name"]} if self.arch else {})
         d = {"granularity": self.granularity, "label": self.label, "rows": canonical(self.rows)}
         if self.arch is not None:
             d["arch"] = self.arch
@@ -66,7 +71,15 @@ class Workload:
 
 
 def from_spec(key: str, spec: dict) -> Workload:
-    """Rebuild a workload stored by the measurement store (inverse of :meth:`Workload.spec`)."""
+    """Rebuild a workload stored by the measurement store (inverse of :meth:`Workload.spec`).
+
+    A file workload (``spec["file"]``, ``hwlat profile file``) comes back without its bytes: a
+    runner reads them from the path it names (:func:`file_content`)."""
+    if spec.get("file"):
+        from hwlat.archs.codec import decode
+
+        rows = tuple(layers(decode(spec["arch"]))) if spec.get("arch") else ()
+        return Workload(key, "model", rows, spec.get("label", key), spec.get("arch"), file=dict(spec["file"]))
     if spec.get("arch"):
         from hwlat.archs.codec import decode
 

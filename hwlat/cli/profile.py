@@ -1,6 +1,7 @@
-"""``hwlat profile ...``: measure latency into a store (here or on a Ray farm), the calibration set,
-anomalies, show and export a store, bundles for remote devices and their import, and tables of
-latencies measured elsewhere (``profile import-table``)."""
+"""``hwlat profile ...``: measure latency into a store (here or on a Ray farm), model files as
+they are (``profile file``), the calibration set, anomalies, show and export a store, bundles for
+remote devices and their import, and tables of latencies measured elsewhere
+(``profile import-table``)."""
 
 from __future__ import annotations
 
@@ -144,6 +145,56 @@ def _profile_farm(args, archs_, gran, cfg, opts: dict, what: str) -> int:
             repeats=args.repeats,
         )
     return max(_profile_report(res, archs_, what, f"{name}: ") for name, res in results.items())
+
+
+def _profile_file(args) -> int:
+    """``profile file FILE...``: time model files, each on the runtime of its format unless
+    ``--runtime`` (a format the runtime does not run is an error before anything is measured)."""
+    from hwlat.profiler.measure.profile import file_workload, profile
+    from hwlat.profiler.measure.runners import FILE_FORMATS, RUNTIMES, get_runner
+    from hwlat.profiler.measure.timing import TimingConfig
+
+    if args.runtime is not None and args.runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {args.runtime!r} (expected one of {', '.join(RUNTIMES)})")
+    files = [file_workload(f) for f in args.files]
+    by_runtime: dict[str, list] = {}
+    runtime_of = {fmt: rt for rt, fmt in FILE_FORMATS.items()}
+    for f in files:
+        fmt = f.workload.file["format"]
+        rt = args.runtime or runtime_of[fmt]
+        if FILE_FORMATS.get(rt) != fmt:
+            raise ValueError(
+                f"{f.path}: runtime {rt} does not run .{fmt} files (--runtime {runtime_of[fmt]} does)"
+            )
+        by_runtime.setdefault(rt, []).append(f)
+        how = f"imported as {f.workload.arch}" if f.workload.arch else f"not imported ({f.why})"
+        print(f"{f.path}: {f.workload.key} ({fmt}, {f.workload.file['bytes'] / 1e6:.2f} MB), {how}")
+    cfg = TimingConfig(target=args.target, max_seconds=args.max_seconds)
+    code = 0
+    for rt, fs in by_runtime.items():
+        opts = {"xnnpack": not args.no_xnnpack} if rt == "litert" else {}
+        res = profile(
+            [],
+            "model",
+            args.store,
+            get_runner(rt, **opts),
+            variant=args.variant,
+            config=cfg,
+            progress=not args.quiet,
+            repeats=args.repeats,
+            workloads=[f.workload for f in fs],
+        )
+        measured = len(set(res.measured))
+        rows = f" ({len(res.measured)} repeats)" if len(res.measured) != measured else ""
+        print(
+            f"{rt}: {res.total} files: {measured} measured{rows}, {len(res.skipped)} already stored, "
+            f"{len(res.failed)} failed; results in {res.store}"
+        )
+        for key, err in list(res.failed.items())[:5]:
+            print(f"  failed {key}: {err}")
+        if res.failed and not res.measured and not res.skipped:
+            code = 1
+    return code
 
 
 def _profile_calibration(args) -> int:
@@ -506,6 +557,54 @@ def _add_import_benchmark_log(psub) -> None:
     set_handler(q, _profile_import_benchmark_log)
 
 
+def _add_file(psub) -> None:
+    q = psub.add_parser(
+        "file",
+        help="measure .tflite or .onnx files as they are (model workloads keyed by their content), "
+        "imported as networks when hwlat can",
+    )
+    q.add_argument("files", nargs="+", metavar="FILE", help=".tflite or .onnx model files")
+    add_store(q, "write")
+    q.add_argument(
+        "--runtime",
+        help="runtime to measure with (default: the file's, litert for .tflite, onnxruntime for .onnx)",
+    )
+    add(
+        q,
+        "--variant",
+        choices=Choices("hwlat.profiler.storage.store:VARIANTS"),
+        default=Library("hwlat.profiler.measure.profile:profile.variant"),
+        help="cold: evict caches before every invocation",
+    )
+    add(
+        q,
+        "--target",
+        type=float,
+        default=Library("hwlat.profiler.measure.timing:TimingConfig.target"),
+        help="sample until the 95%% CI of each repeat's median is within this "
+        "fraction of it (default %(library_default)s), or --max-seconds",
+    )
+    add(
+        q,
+        "--max-seconds",
+        type=float,
+        default=Library("hwlat.profiler.measure.timing:TimingConfig.max_seconds"),
+        help="cap per workload (default %(library_default)s)",
+    )
+    q.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
+    add_quiet(q)
+    add(
+        q,
+        "--repeats",
+        type=positive_int,
+        default=REPEATS,
+        metavar="R",
+        help="measure each file R times, in fresh runtime instances spread over the run "
+        "(default %(library_default)s)",
+    )
+    set_handler(q, _profile_file)
+
+
 def add_parsers(sub) -> None:
     """``profile ...`` on the ``hwlat`` subparsers ``sub``."""
     prof = sub.add_parser("profile", help="measure latency into a store; show, export, bundles")
@@ -543,3 +642,4 @@ def add_parsers(sub) -> None:
     set_handler(q, _profile_import)
     _add_import_table(psub)
     _add_import_benchmark_log(psub)
+    _add_file(psub)

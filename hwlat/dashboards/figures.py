@@ -722,3 +722,203 @@ def op_efficiency(eff: pd.DataFrame, device: str = "this device") -> go.Figure:
         height=420,
     )
     return fig
+
+
+INSIDE_TITLE = "Inside the network, measured"
+XNNPACK_NOTE = (
+    "XNNPACK ran this network: it merges every layer of one op type into one profile row, so its "
+    "time is known per node type only and there is no per-layer comparison with the predictor."
+)
+
+
+def _note_line(fig: go.Figure, text: str, y: float = 1.0) -> None:
+    """A visible note under the title (red, as every "what is missing" note of the report)."""
+    fig.add_annotation(
+        text=text,
+        showarrow=False,
+        x=0.0,
+        y=y,
+        xref="paper",
+        yref="paper",
+        xanchor="left",
+        yanchor="bottom",
+        align="left",
+        font={"color": "#a33", "size": 12},
+    )
+
+
+def _ms(v) -> str:
+    return "–" if pd.isna(v) else f"{v:.3f}"
+
+
+def inside_network(
+    inside: pd.DataFrame | None,
+    disagreements: pd.DataFrame | None = None,
+    title: str = INSIDE_TITLE,
+    predictor: str = "predictor",
+) -> go.Figure:
+    """Measured against predicted time (ms per run) of every layer inside one network, and the
+    table of the layers the predictor gets most wrong.
+
+    ``inside`` is the rows of one network of :func:`hwlat.dashboards.frames.inside_layers` (its
+    ``unplaced`` row last), ``disagreements`` :func:`~hwlat.dashboards.frames.layer_disagreements`
+    of them. Layers on x in layer order, grouped bars measured / predicted; the note states the
+    unplaced share (ops on no layer: their time and why) and what the predictor could not answer.
+    """
+    from plotly.subplots import make_subplots
+
+    from hwlat.profiler.analysis.op_layers import UNPLACED
+
+    if inside is None or inside.empty:
+        return note_figure(title, "No per-op times of this network: nothing to place on its layers.")
+    rows = inside[inside["layer"] != UNPLACED]
+    off = inside[inside["layer"] == UNPLACED]
+    total = float(inside["measured_ms"].sum())
+    unplaced = float(off["measured_ms"].sum())
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        row_heights=[0.62, 0.38],
+        vertical_spacing=0.2,
+        specs=[[{"type": "xy"}], [{"type": "table"}]],
+    )
+    fig.add_trace(
+        go.Bar(
+            x=rows["layer"],
+            y=rows["measured_ms"],
+            name="measured (per-op profile)",
+            marker_color="#1f77b4",
+            customdata=rows["kind"],
+            hovertemplate="%{x} (%{customdata}): %{y:.3f} ms measured<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    has_pred = rows["predicted_ms"].notna().any()
+    if has_pred:
+        fig.add_trace(
+            go.Bar(
+                x=rows["layer"],
+                y=rows["predicted_ms"],
+                name=f"predicted ({predictor})",
+                marker_color="#ff7f0e",
+                customdata=rows["kind"],
+                hovertemplate="%{x} (%{customdata}): %{y:.3f} ms predicted<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+    dis = disagreements if disagreements is not None else pd.DataFrame()
+    header = ["layer", "kind", "measured ms", "predicted ms", "predicted − measured ms", "%"]
+    if dis.empty:
+        cells = [["no layer with both a measured and a predicted time"], [""], [""], [""], [""], [""]]
+    else:
+        cells = [
+            list(dis["layer"]),
+            list(dis["kind"]),
+            [_ms(v) for v in dis["measured_ms"]],
+            [_ms(v) for v in dis["predicted_ms"]],
+            [f"{v:+.3f}" for v in dis["diff_ms"]],
+            ["–" if pd.isna(v) else f"{v:+.0f} %" for v in dis["diff_pct"]],
+        ]
+    fig.add_trace(
+        go.Table(
+            header={"values": header, "fill_color": "#eee", "align": "left"},
+            cells={"values": cells, "align": "left"},
+            name="largest disagreements",
+        ),
+        row=2,
+        col=1,
+    )
+    runs = int(inside["runs"].iloc[0]) if "runs" in inside and len(inside) else 1
+    share = 100 * unplaced / total if total > 0 else 0.0
+    lines = [
+        f"measured: {total:.3f} ms per run over the ops (mean of {runs} warm run{'s' if runs != 1 else ''}); "
+        f"unplaced: {unplaced:.3f} ms ({share:.1f} %)"
+        + (f": {off['reason'].iloc[0]}" if len(off) and isinstance(off["reason"].iloc[0], str) else "")
+    ]
+    missing = rows[rows["measured_ms"].isna()]
+    if len(missing):
+        lines.append(f"{len(missing)} layer(s) with no op in the profile: " + ", ".join(missing["layer"][:4]))
+    pnote = inside["predictor_note"].dropna() if "predictor_note" in inside else pd.Series(dtype=object)
+    if not has_pred:
+        lines.append(f"no prediction: {pnote.iloc[0] if len(pnote) else 'the predictor gave none'}")
+    elif len(pnote):
+        lines.append(str(pnote.iloc[0]))
+    _note_line(fig, "<br>".join(lines))
+    fig.update_layout(
+        title=title,
+        barmode="group",
+        height=820,
+        margin={"t": 90 + 16 * len(lines)},
+        meta={"unplaced_ms": unplaced, "total_ms": total},
+    )
+    fig.update_xaxes(title_text="layer (IR row)", tickangle=-45, row=1, col=1)
+    fig.update_yaxes(title_text="time per run (ms)", row=1, col=1)
+    return fig
+
+
+def node_type_breakdown(types: pd.DataFrame | None, title: str = INSIDE_TITLE) -> go.Figure:
+    """Measured time (ms per run) per node type inside one network whose ops cannot be placed on
+    layers (XNNPACK), with the visible note :data:`XNNPACK_NOTE` and the same rows as a table.
+
+    ``types`` is the rows of one network of :func:`hwlat.dashboards.frames.inside_node_types`.
+    """
+    from plotly.subplots import make_subplots
+
+    if types is None or types.empty:
+        return note_figure(title, "No per-op times of this network.")
+    total = float(types["measured_ms"].sum())
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        row_heights=[0.62, 0.38],
+        vertical_spacing=0.2,
+        specs=[[{"type": "xy"}], [{"type": "table"}]],
+    )
+    fig.add_trace(
+        go.Bar(
+            x=types["node_type"],
+            y=types["measured_ms"],
+            name="measured per node type",
+            marker_color="#1f77b4",
+            hovertemplate="%{x}: %{y:.3f} ms<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Table(
+            header={
+                "values": ["node type", "ms per run", "share", "calls per run", "delegated"],
+                "fill_color": "#eee",
+                "align": "left",
+            },
+            cells={
+                "values": [
+                    list(types["node_type"]),
+                    [_ms(v) for v in types["measured_ms"]],
+                    [f"{100 * v / total:.1f} %" if total > 0 else "–" for v in types["measured_ms"]],
+                    [f"{v:g}" for v in types["times_called"]],
+                    ["yes" if d else "no" for d in types["delegated"]],
+                ],
+                "align": "left",
+            },
+            name="per node type",
+        ),
+        row=2,
+        col=1,
+    )
+    _note_line(
+        fig, XNNPACK_NOTE.replace(", so ", ",<br>so ") + f"<br>measured: {total:.3f} ms per run over the ops"
+    )
+    fig.update_layout(
+        title=title,
+        barmode="group",
+        height=820,
+        margin={"t": 150},
+        meta={"xnnpack": True, "total_ms": total},
+    )
+    fig.update_xaxes(tickangle=-30, row=1, col=1)
+    fig.update_yaxes(title_text="time per run (ms)", row=1, col=1)
+    return fig

@@ -219,6 +219,121 @@ def predicted_blocks(predictor, arch) -> pd.DataFrame | None:
     return df.assign(block_index=[idx.get(n, -1) for n in df["name"]])
 
 
+INSIDE_COLUMNS = [
+    "key",
+    "network",
+    "layer",
+    "kind",
+    "measured_ms",
+    "predicted_ms",
+    "ops",
+    "runs",
+    "reason",
+    "predictor_note",
+]
+"""Columns of :func:`inside_layers`: per network (``key``, ``network`` its label) one row per layer
+row in layer order and a last row ``layer='unplaced'``
+(:func:`hwlat.profiler.analysis.op_layers.layer_times`)."""
+NODE_TYPE_COLUMNS = ["key", "network", "node_type", "measured_ms", "ops", "times_called", "delegated", "runs"]
+"""Columns of :func:`inside_node_types`."""
+
+
+def _op_networks(ops: pd.DataFrame | None, frame: pd.DataFrame | None) -> list[tuple]:
+    """``(key, label, arch, warm ops of every repeat, runs)`` of each whole network of ``frame``
+    that ``ops`` (a :meth:`Store.op_times`) holds op times of, in store order."""
+    from hwlat.archs import decode
+
+    if ops is None or ops.empty or frame is None or frame.empty:
+        return []
+    warm = ops[ops["variant"] == "warm"]
+    if "device_id" in frame:
+        warm = warm[warm["device_id"].isin(set(frame["device_id"]))]
+    m = frame[(frame["granularity"] == "model") & (frame["variant"] == "warm")].drop_duplicates("key")
+    out = []
+    for r in m.itertuples(index=False):
+        g = warm[warm["key"] == r.key]
+        if g.empty:
+            continue
+        spec = json.loads(r.spec)
+        arch = decode(spec["arch"], name=spec.get("name", "custom"))
+        runs = len(g[["device_id", "repeat"]].drop_duplicates())
+        out.append((r.key, spec.get("label") or r.key, arch, g, runs))
+    return out
+
+
+def inside_layers(ops: pd.DataFrame | None, frame: pd.DataFrame | None, predictor=None) -> pd.DataFrame:
+    """Measured time (ms per run) of each layer inside every network with op times, beside the
+    predictor's ``predict_layers`` for the same rows.
+
+    ``ops`` is :meth:`Store.op_times`, ``frame`` the :meth:`Store.frame` rows of one device (the
+    networks and their specs). Only warm runs; with several repeats ``measured_ms`` is the mean per
+    run (``runs`` counts them), so a network's ``measured_ms`` (its ``unplaced`` row included)
+    sums to its ops' time per run. ``predicted_ms`` is NaN without a predictor, where it cannot
+    answer, and on the ``unplaced`` row; ``predictor_note`` says why, or that it extrapolates.
+    Columns :data:`INSIDE_COLUMNS`; empty without op times.
+    """
+    import warnings
+
+    from hwlat.errors import ExtrapolationWarning
+    from hwlat.profiler.analysis.op_layers import UNPLACED, layer_times
+
+    parts = []
+    for key, label, arch, g, runs in _op_networks(ops, frame):
+        lt = layer_times(g, arch)
+        lt["measured_ms"] = lt["measured_ms"] / runs
+        pred = None
+        note = None if predictor is not None else "no predictor given"
+        if predictor is not None:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ExtrapolationWarning)
+                try:
+                    pred = predictor.predict_layers(arch).groupby("name", sort=False)["latency_ms"].sum()
+                except (HwlatError, ValueError) as e:
+                    note = f"the predictor cannot answer this network: {e}"
+            far = [str(w.message) for w in caught if issubclass(w.category, ExtrapolationWarning)]
+            if far:
+                note = far[0]
+        lt["predicted_ms"] = [
+            float(pred[n]) if pred is not None and n != UNPLACED and n in pred.index else np.nan
+            for n in lt["layer"]
+        ]
+        parts.append(lt.assign(key=key, network=label, runs=runs, predictor_note=note))
+    if not parts:
+        return pd.DataFrame(columns=INSIDE_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[INSIDE_COLUMNS]
+
+
+def inside_node_types(ops: pd.DataFrame | None, frame: pd.DataFrame | None) -> pd.DataFrame:
+    """Measured time (ms per run, mean over warm repeats) per node type inside every network with
+    op times, largest first (:func:`hwlat.profiler.analysis.op_layers.node_type_times`): all there
+    is to say where a delegate (XNNPACK) ran the network. Columns :data:`NODE_TYPE_COLUMNS`."""
+    from hwlat.profiler.analysis.op_layers import node_type_times
+
+    parts = []
+    for key, label, _, g, runs in _op_networks(ops, frame):
+        t = node_type_times(g)
+        t["measured_ms"] = t["measured_ms"] / runs
+        t["times_called"] = t["times_called"] / runs
+        parts.append(t.assign(key=key, network=label, runs=runs))
+    if not parts:
+        return pd.DataFrame(columns=NODE_TYPE_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[NODE_TYPE_COLUMNS]
+
+
+def layer_disagreements(inside: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """The ``n`` layers of one network of :func:`inside_layers` where the predictor is furthest
+    from the measurement (largest ``|predicted − measured|``): its rows with ``diff_ms``
+    (predicted − measured) and ``diff_pct`` (of measured). Layers without both are left out."""
+    cols = ["layer", "kind", "measured_ms", "predicted_ms", "diff_ms", "diff_pct"]
+    if inside is None or inside.empty:
+        return pd.DataFrame(columns=cols)
+    both = inside[inside["measured_ms"].notna() & inside["predicted_ms"].notna()]
+    both = both.assign(diff_ms=both["predicted_ms"] - both["measured_ms"])
+    both = both.assign(diff_pct=100 * both["diff_ms"] / both["measured_ms"].where(both["measured_ms"] > 0))
+    top = both.reindex(both["diff_ms"].abs().sort_values(ascending=False, kind="stable").index)
+    return top.head(n)[cols].reset_index(drop=True)
+
+
 def predictor_errors(model_df: pd.DataFrame, predictors: dict) -> pd.DataFrame:
     """Predicted against measured latency (ms) of every measured network, per predictor.
 

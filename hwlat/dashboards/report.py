@@ -3,8 +3,11 @@
 
 A section per (device, runtime) is chosen with a drop-down; inside, the Pareto figure has family
 and Pixel-1 buttons, the per-block breakdown a drop-down over multiplier × resolution, and the
-predictor-error figure a drop-down over predictors. Whatever lacks data (empty store, runtime not
-in the store, predictor from another device, no runs folder) becomes a visible note, never a blank.
+predictor-error figure a drop-down over predictors. Each section ends with "Inside the network,
+measured": the per-op times of its whole networks (:meth:`Store.op_times`) placed on their layers
+beside the first predictor's per-layer prediction, a drop-down over networks (per node type where
+XNNPACK ran the network). Whatever lacks data (empty store, runtime not in the store, predictor
+from another device, no runs folder, no op times) becomes a visible note, never a blank.
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ def combine(figs: list[go.Figure], labels: list[str], title: str) -> go.Figure:
         }
         for i, lab in enumerate(labels)
     ]
+    xtitles = [f.layout.xaxis.title.text for f in figs]
+    if len(set(xtitles)) > 1:  # e.g. layers for one choice, node types for another
+        for b, x in zip(buttons, xtitles):
+            b["args"][1]["xaxis.title.text"] = x
     out.update_layout(
         title=f"{title} — {labels[0]}",
         updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.18, "xanchor": "right"}],
@@ -109,6 +116,39 @@ def _breakdown(frame: pd.DataFrame, points: pd.DataFrame, pred) -> go.Figure:
     return combine(figs, labels, "Per-block latency")
 
 
+INSIDE_EMPTY = (
+    "No per-op times of whole networks on this device: profile a phone over adb "
+    "(hwlat profile models ... --adb --benchmark-model PATH; add --no-xnnpack for per-layer times) "
+    "or import benchmark_model logs run with --enable_op_profiling=true "
+    "(hwlat profile import-benchmark-log)."
+)
+
+
+def inside_figures(
+    frame: pd.DataFrame, ops: pd.DataFrame | None, device: str, preds: dict
+) -> list[go.Figure]:
+    """The "Inside the network, measured" figures of one section: for each network of ``frame``
+    with op times in ``ops`` (:meth:`Store.op_times`), one drop-down entry, its measured per-layer
+    times beside the first of ``preds``' ``predict_layers`` with the layers it gets most wrong, or,
+    where no op can be placed on a layer (XNNPACK), its time per node type with a note saying so."""
+    from hwlat.profiler.analysis.op_layers import UNPLACED
+
+    title = f"{F.INSIDE_TITLE} on {device}"
+    label, pred = next(iter(preds.items()), (None, None))
+    inside = D.inside_layers(ops, frame, pred)
+    if inside.empty:
+        return [F.note_figure(title, INSIDE_EMPTY)]
+    types = D.inside_node_types(ops, frame)
+    figs, labels = [], []
+    for key, g in inside.groupby("key", sort=False):
+        if g.loc[g["layer"] != UNPLACED, "measured_ms"].notna().any():
+            figs.append(F.inside_network(g, D.layer_disagreements(g), title, label or "predictor"))
+        else:
+            figs.append(F.node_type_breakdown(types[types["key"] == key], title))
+        labels.append(str(g["network"].iloc[0]))
+    return [combine(figs, labels, title)]
+
+
 def section_figures(frame: pd.DataFrame, device: str, preds: dict, histories: dict) -> list[go.Figure]:
     """The figures of one (device, runtime) section, in report order."""
     models = D.models(frame)
@@ -146,11 +186,31 @@ def section_figures(frame: pd.DataFrame, device: str, preds: dict, histories: di
     ]
 
 
+def _same_device(preds: dict, fingerprint: dict) -> dict:
+    """The predictors of ``preds`` fitted on the device of ``fingerprint`` (an imported device's
+    section uses only those, as :func:`hwlat.dashboards.devices.imported_figures` does)."""
+    from hwlat.profiler.storage.device import device_key
+
+    key = device_key(fingerprint)
+    return {
+        lab: p
+        for lab, p in preds.items()
+        if getattr(p, "fingerprint_", None) and device_key(p.fingerprint_) == key
+    }
+
+
+def _inside_section(frame: pd.DataFrame, ops: pd.DataFrame, device: str, preds: dict) -> dict:
+    """The "Inside the network, measured" part of a section (:func:`inside_figures`)."""
+    return {"title": F.INSIDE_TITLE, "notes": [], "figures": inside_figures(frame, ops, device, preds)}
+
+
 def render_report(notes: list[str], sections: list[dict]) -> str:
     """The report's HTML from the template ``templates/report.html.j2``.
 
     ``sections``: dicts with ``id``, ``device`` (label), ``notes`` and ``figures`` (plotly figures;
-    plotly.js is embedded once, with the first figure). Text is escaped, figure HTML is not.
+    plotly.js is embedded once, with the first figure), and optionally ``subsections``: dicts with
+    ``title``, ``notes`` and ``figures``, shown after them under their own heading. Text is
+    escaped, figure HTML is not.
     """
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("hwlat.dashboards", "templates"),
@@ -159,17 +219,23 @@ def render_report(notes: list[str], sections: list[dict]) -> str:
         lstrip_blocks=True,
     )
     first = True
-    rendered = []
-    for sec in sections:
-        figs = []
-        for fig in sec["figures"]:
-            figs.append(
+
+    def html(figures: list[go.Figure]) -> list[str]:
+        nonlocal first
+        out = []
+        for fig in figures:
+            out.append(
                 fig.to_html(
                     full_html=False, include_plotlyjs=first, config={"responsive": True, "displaylogo": False}
                 )
             )
             first = False
-        rendered.append({**sec, "figures": figs})
+        return out
+
+    rendered = []
+    for sec in sections:
+        subs = [{**sub, "figures": html(sub["figures"])} for sub in sec.get("subsections", ())]
+        rendered.append({**sec, "figures": html(sec["figures"]), "subsections": subs})
     return env.get_template("report.html.j2").render(notes=notes, sections=rendered)
 
 
@@ -199,7 +265,7 @@ def build_report(
     from hwlat.profiler.storage.store import open_store
 
     with open_store(store, readonly=True) as st:
-        frame, devices = st.frame(), st.devices()
+        frame, devices, ops = st.frame(), st.devices(), st.op_times()
     notes = list(notes)
     if device is not None:
         from hwlat.profiler.storage.device_select import select_device
@@ -237,6 +303,7 @@ def build_report(
                     "device": device,
                     "notes": [f"Imported from a table: {fp.get('source') or 'unknown source'}."],
                     "figures": imported_figures(g, fp, device, preds),
+                    "subsections": [_inside_section(g, ops, device, _same_device(preds, fp))],
                 }
             )
             continue
@@ -248,6 +315,7 @@ def build_report(
                 "device": device,
                 "notes": pnotes,
                 "figures": section_figures(g, device, local, hists),
+                "subsections": [_inside_section(g, ops, device, local)],
             }
         )
     out = Path(out)

@@ -31,6 +31,7 @@ import numpy as np
 from hwlat.files import atomic_write_json, format_tag
 from hwlat.search import history as H
 from hwlat.search.nas import CONTROLLERS
+from hwlat.search.netadapt import HOLDOUT
 
 FORMAT = format_tag("compare", 1)
 """The format of ``DIR/compare.json`` (its ``"schema"`` field)."""
@@ -51,7 +52,7 @@ class CompareConfig:
     long_steps: int = 100
     delta: float = 0.03
     decay: float = 1.0
-    holdout: float = 0.2
+    holdout: float = HOLDOUT
     ratio: float = 0.8
     nas_budget: int = 200
     nas_steps: int = 3

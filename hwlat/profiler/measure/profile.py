@@ -1,7 +1,13 @@
-"""Profile architectures into the measurement store: dedupe, resume, measure, commit one by one."""
+"""Profile architectures into the measurement store: dedupe, resume, measure, commit one by one.
+
+Model files (``.tflite``, ``.onnx``: :func:`file_workload`) are model workloads too, keyed by their
+content, measured with the same repeats, fingerprint and resume (``profile(..., workloads=...)``)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import os
 import uuid
@@ -12,8 +18,8 @@ from tqdm import tqdm
 
 from hwlat import __version__
 from hwlat.archs.ir import ArchSpec
-from hwlat.archs.pieces import Workload, collect, phase_anchor_workload
-from hwlat.profiler.measure.runners import Runner, get_runner, release_batch
+from hwlat.archs.pieces import Workload, collect, from_spec, phase_anchor_workload
+from hwlat.profiler.measure.runners import Runner, file_content, get_runner, release_batch
 from hwlat.profiler.measure.timing import PhaseAnchor, Stats, TimingConfig, measure_interleaved
 from hwlat.profiler.storage.device import DEFAULT_RUNTIME, pin_to_core
 from hwlat.profiler.storage.store import Store, open_store
@@ -55,6 +61,7 @@ def profile(
     pin: bool = True,
     repeats: int = 1,
     reference: bool = True,
+    workloads: Sequence[Workload] = (),
 ) -> ProfileResult:
     """Measure every distinct ``granularity`` workload of ``archs`` not yet in ``store`` for this device.
 
@@ -71,16 +78,23 @@ def profile(
     Several granularities, e.g. ``("model", "block")``, measure each architecture's missing
     workloads of all of them together in one interleaved batch, so that a slow phase of the machine
     hits a network and its pieces alike (their ratio is what the predictors calibrate on).
+
+    ``workloads``: built workloads measured with those of ``archs``, e.g. model files
+    (:func:`file_workload`); a file whose format the runtime does not run is a ``ValueError``
+    before anything is measured.
     """
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     runner = get_runner(runtime) if isinstance(runtime, str) else runtime
+    for w in workloads:
+        if w.file is not None:
+            file_content(w, runner.name)  # the runtime runs its format, and its bytes are here
     affinity = os.sched_getaffinity(0) if pin and hasattr(os, "sched_getaffinity") else None
     if pin:
         pin_to_core()
     try:
         return _profile(
-            archs, granularity, store, runner, variant, config, batch, progress, repeats, reference
+            archs, granularity, store, runner, variant, config, batch, progress, repeats, reference, workloads
         )
     finally:
         if affinity is not None:  # give the caller's process its cores back
@@ -88,12 +102,13 @@ def profile(
 
 
 def _profile(
-    archs, granularity, store, runner, variant, config, batch, progress, repeats, reference
+    archs, granularity, store, runner, variant, config, batch, progress, repeats, reference, extra=()
 ) -> ProfileResult:
-    grans, groups = group_workloads(archs, granularity)
-    workloads = [w for g in groups for w in g]
     release_ref = None
     with open_store(store) as st:
+        extra = [_as_stored(st, w) for w in extra]
+        grans, groups = group_workloads(archs, granularity, extra)
+        workloads = [w for g in groups for w in g]
         device_id = st.add_device(runner.fingerprint())
         for w in workloads:
             st.add_workload(w.key, w.granularity, w.spec(), w.madds, w.params)
@@ -134,12 +149,108 @@ def _profile(
 
 
 def group_workloads(
-    archs: Iterable[ArchSpec], granularity: str | Sequence[str]
+    archs: Iterable[ArchSpec], granularity: str | Sequence[str], extra: Sequence[Workload] = ()
 ) -> tuple[tuple[str, ...], list[list[Workload]]]:
     """``(granularities, groups)``: one group of all distinct workloads for one granularity, else
-    one group per architecture (its workloads of every granularity, measured together)."""
+    one group per architecture (its workloads of every granularity, measured together). ``extra``
+    built workloads (model files) join the one group, or form one group of their own."""
     grans = (granularity,) if isinstance(granularity, str) else tuple(granularity)
-    return grans, [collect(archs, grans[0])] if len(grans) == 1 else _per_arch(archs, grans)
+    groups = [collect(archs, grans[0])] if len(grans) == 1 else _per_arch(archs, grans)
+    seen = {w.key for g in groups for w in g}
+    extra = [w for w in dict((w.key, w) for w in extra).values() if w.key not in seen]
+    if extra and len(grans) == 1:
+        groups[0] = groups[0] + extra
+    elif extra:
+        groups.append(extra)
+    return grans, groups
+
+
+FILE_SUFFIXES = {".tflite": "tflite", ".onnx": "onnx"}
+"""Model files hwlat times and imports, by suffix (the content decides: :func:`file_format`)."""
+
+
+def file_format(path: str | os.PathLike, data: bytes) -> str:
+    """``"tflite"`` or ``"onnx"``, from the content of the file at ``path``; a
+    :class:`~hwlat.errors.FileFormatError` naming the file otherwise."""
+    from hwlat.errors import FileFormatError
+
+    if data[4:8] == b"TFL3":
+        return "tflite"
+    try:
+        import onnx
+
+        m = onnx.load_model_from_string(data)
+        if m.ir_version > 0 and len(m.graph.node) > 0:
+            return "onnx"
+    except Exception:  # noqa: BLE001 - any parse failure: not an ONNX model
+        pass
+    raise FileFormatError(f"{path}: not a .tflite or .onnx model (no TFL3 flatbuffer, no ONNX graph)")
+
+
+def file_key(data: bytes) -> str:
+    """The workload key of a model file: ``file:`` and the first 16 hex digits of its SHA-256."""
+    return f"file:{hashlib.sha256(data).hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class FileWorkload:
+    """A model file as a workload (:func:`file_workload`): ``workload.arch`` is the codec string
+    of the network it imports as, or None with ``why`` the importer's refusal."""
+
+    workload: Workload
+    path: str
+    why: str | None = None
+
+
+def file_workload(path: str | os.PathLike) -> FileWorkload:
+    """The model workload of a ``.tflite`` or ``.onnx`` file: its bytes, keyed by their content
+    (:func:`file_key`), its spec naming the file, its format, SHA-256 and size, and, when
+    :func:`hwlat.archs.import_file` imports it whole, the network's codec string (``arch``: what
+    ``hwlat predict`` and ``evaluate`` join on; its layer rows give the MAdds and params stored).
+    A file that does not import is measured all the same (``why`` says why it did not); it stays a
+    key of its own even when it imports as a network also measured as a ``model`` workload (the
+    file is what was measured)."""
+    from pathlib import Path
+
+    from hwlat.archs import encode, layers
+
+    path = Path(path)
+    data = path.read_bytes()
+    fmt = file_format(path, data)
+    info = {"name": path.name, "format": fmt, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    arch, why = None, None
+    try:
+        from hwlat.archs import import_file
+
+        arch = import_file(path).arch
+    except Exception as e:  # noqa: BLE001 - a file is measured even when it does not import
+        why = f"{type(e).__name__}: {' '.join(str(e).split())}"
+    if arch is None and why is None:
+        why = "the importer placed no network"
+    w = Workload(
+        file_key(data),
+        "model",
+        tuple(layers(arch)) if arch is not None else (),
+        f"{path.name} ({fmt})",
+        encode(arch) if arch is not None else None,
+        file=info,
+        content=data,
+    )
+    return FileWorkload(w, str(path), why)
+
+
+def _as_stored(st: Store, w: Workload) -> Workload:
+    """File workload ``w`` as the store already holds its key (the first name and import it was
+    stored with), with its bytes; ``w`` itself when new or not a file."""
+    if w.file is None:
+        return w
+    rows = st._query("SELECT spec FROM workloads WHERE key = ?", (w.key,))
+    if rows.empty:
+        return w
+    old = from_spec(w.key, json.loads(rows["spec"].iloc[0]))
+    if old.file is None or old.file.get("sha256") != w.file["sha256"]:
+        return w  # a different workload under this key: add_workload names the conflict
+    return dataclasses.replace(old, content=w.content)
 
 
 def batches(

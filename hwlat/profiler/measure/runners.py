@@ -10,6 +10,10 @@
 * ``torch`` — eager PyTorch, one thread, ``inference_mode``, with glibc malloc trimming disabled
   (it swings eager latency widely).
 
+A file workload (``hwlat profile file``: :attr:`~hwlat.archs.pieces.Workload.file`) is timed as
+the file's own graph, on the runtime that runs its format (:data:`FILE_FORMATS`: LiteRT a
+``.tflite``, ONNX Runtime a ``.onnx``), fed random inputs of the shapes and types it declares.
+
 ``prepare(workload)`` returns ``(invoke, release)``; call ``release`` as soon as the workload is
 measured, drop the invoke, and run ``gc.collect()`` once per batch (:func:`release_batch`): a
 process holding hundreds of loaded interpreters measures whole networks measurably slower, and a
@@ -31,6 +35,9 @@ from hwlat.profiler.storage.device import DEFAULT_RUNTIME, RUNTIMES, fingerprint
 
 Prepared = tuple[Callable[[], object], Callable[[], None]]
 
+FILE_FORMATS = {"litert": "tflite", "onnxruntime": "onnx"}
+"""The model file format each runtime runs (``hwlat profile file``); other runtimes run none."""
+
 
 def _inputs(w: Workload, seed: int = 0) -> list[np.ndarray]:
     """Random NCHW inputs of a workload, one per input of its segment (several for some pieces of a
@@ -39,6 +46,37 @@ def _inputs(w: Workload, seed: int = 0) -> list[np.ndarray]:
 
     rng = np.random.default_rng(seed)
     return [rng.standard_normal((1, *shape), dtype=np.float32) for _, shape in segment_inputs(w.rows)]
+
+
+def _random(shape, dtype, rng: np.random.Generator) -> np.ndarray:
+    """A random input of a model file: unknown (symbolic, -1) dimensions taken as 1."""
+    shape = tuple(d if isinstance(d, (int, np.integer)) and d > 0 else 1 for d in shape)
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype.kind == "b":
+        return rng.integers(0, 2, shape).astype(dtype)
+    info = np.iinfo(dtype)
+    return rng.integers(max(info.min, -128), min(info.max, 127), shape, endpoint=True).astype(dtype)
+
+
+def file_content(w: Workload, runtime: str) -> bytes:
+    """The bytes of file workload ``w`` for ``runtime``; ``ValueError`` if the runtime does not run
+    its format or the workload came without them (rebuilt from its spec, e.g. on a farm host: a
+    file is measured where it is, ``hwlat profile file FILE``)."""
+    fmt = w.file["format"]
+    if FILE_FORMATS.get(runtime) != fmt:
+        runs = [r for r, f in FILE_FORMATS.items() if f == fmt]
+        raise ValueError(
+            f"{w.file['name']}: runtime {runtime} does not run .{fmt} files"
+            + (f" (--runtime {runs[0]} does)" if runs else "")
+        )
+    if w.content is None:
+        raise ValueError(
+            f"file workload {w.key} ({w.file['name']}): its bytes are not here (a file is measured "
+            f"where it is: hwlat profile file {w.file['name']} --store STORE)"
+        )
+    return w.content
 
 
 def _version(dist: str) -> str:
@@ -100,24 +138,40 @@ class LiteRTRunner(Runner):
         from hwlat.profiler.export.tflite import tflite_segment
 
         kind = OpResolverType.AUTO if self.xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        model = tflite_segment(
-            w.rows,
-            quantize=self.quantize,
-            outputs=w.outputs or None,
-            grouped="conv" if self.xnnpack else "split",
-        )
+        if w.file is not None:
+            if self.quantize:
+                raise ValueError(f"{w.file['name']}: a file is timed as it is; --quantize does not apply")
+            model = file_content(w, self.name)
+        else:
+            model = tflite_segment(
+                w.rows,
+                quantize=self.quantize,
+                outputs=w.outputs or None,
+                grouped="conv" if self.xnnpack else "split",
+            )
         interp = Interpreter(
             model_content=model, num_threads=self.threads, experimental_op_resolver_type=kind
         )
         interp.allocate_tensors()
-        for inp, x in zip(interp.get_input_details(), _inputs(w), strict=True):
-            interp.set_tensor(inp["index"], x.transpose(0, 2, 3, 1).copy())
+        if w.file is not None:  # the file's own inputs (NHWC, any type)
+            rng = np.random.default_rng(0)
+            for inp in interp.get_input_details():
+                interp.set_tensor(inp["index"], _random(inp["shape"], inp["dtype"], rng))
+        else:
+            for inp, x in zip(interp.get_input_details(), _inputs(w), strict=True):
+                interp.set_tensor(inp["index"], x.transpose(0, 2, 3, 1).copy())
         holder = [interp]
 
         def release() -> None:
             holder.clear()
 
         return interp.invoke, release
+
+
+_ORT_TYPES = {
+    f"tensor({t})": t
+    for t in ("float", "double", "float16", "int8", "uint8", "int16", "int32", "int64", "bool")
+} | {"tensor(float)": "float32", "tensor(double)": "float64"}
 
 
 class OnnxRuntimeRunner(Runner):
@@ -142,10 +196,19 @@ class OnnxRuntimeRunner(Runner):
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(
-            onnx_segment(w.rows, outputs=w.outputs or None), so, providers=["CPUExecutionProvider"]
-        )
-        xs = [ort.OrtValue.ortvalue_from_numpy(x) for x in _inputs(w)]
+        if w.file is not None:
+            model = file_content(w, self.name)
+        else:
+            model = onnx_segment(w.rows, outputs=w.outputs or None)
+        sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        if w.file is not None:  # the file's own inputs (symbolic dimensions as 1)
+            rng = np.random.default_rng(0)
+            xs = [
+                ort.OrtValue.ortvalue_from_numpy(_random(i.shape, _ORT_TYPES.get(i.type, "float32"), rng))
+                for i in sess.get_inputs()
+            ]
+        else:
+            xs = [ort.OrtValue.ortvalue_from_numpy(x) for x in _inputs(w)]
         io = sess.io_binding()
         for inp, x in zip(sess.get_inputs(), xs, strict=True):
             io.bind_ortvalue_input(inp.name, x)
@@ -201,6 +264,8 @@ class TorchRunner(Runner):
 
         from hwlat.archs.segments import torch_segment
 
+        if w.file is not None:
+            file_content(w, self.name)  # raises: torch runs no model file
         mod = torch_segment(w.rows, outputs=w.outputs or None)
         xs = [torch.from_numpy(x) for x in _inputs(w)]
         holder = [mod, xs]
