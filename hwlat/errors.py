@@ -64,3 +64,8 @@ class PhoneError(HwlatError):
     """A phone that cannot be measured over adb: no ``adb``, no device, several devices and no
     serial, a device unauthorized or offline or unplugged, a ``benchmark_model`` binary missing or
     not executable; names the device and what to do."""
+
+
+class UnsupportedGraphError(HwlatError, ValueError):
+    """A model file (ONNX, TFLite) whose graph the IR cannot describe: names the first node it cannot
+    place, its op and input shapes, and what the IR lacks."""

@@ -62,6 +62,8 @@ DEFAULTS = {
         for o, v in {**SAMPLING, **MEASURE}.items()
     },
     **{("profile calibration", o): v for o, v in MEASURE.items()},
+    # profile file: the runtime is the file format's unless --runtime
+    **{("profile file", o): v for o, v in MEASURE.items() if o != "--runtime"},
     ("profile calibration", "--space"): lambda: const("hwlat.archs.space:DEFAULT_SPACE"),
     ("profile calibration", "-n"): lambda: param("hwlat.archs.calibration:calibration_set", "n"),
     ("profile calibration", "--seed"): lambda: param("hwlat.archs.calibration:calibration_set", "seed"),
@@ -130,6 +132,7 @@ CHOICES = {
     ("export", "--grouped"): lambda: const("hwlat.profiler.export.tflite:GROUPED"),
     ("export", "--quantize"): lambda: const("hwlat.profiler.export.tflite:QUANTIZE_MODES"),
     ("profile bundle", "--quantize"): lambda: const("hwlat.profiler.export.tflite:QUANTIZE_MODES"),
+    ("profile file", "--variant"): lambda: const("hwlat.profiler.storage.store:VARIANTS"),
     ("export", "format"): lambda: const("hwlat.cli.arch:EXPORT_FORMATS"),  # the CLI's two exporters
     **{(f"profile {c}", "--space"): SPACES for c in ("kernels", "blocks", "models", "bundle")},
     **{

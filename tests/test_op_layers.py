@@ -214,6 +214,7 @@ def test_report_shows_measured_layers_beside_the_predictor(tmp_path, arch, expor
     assert any("XNNPACK" in n and "no per-layer comparison" in n for n in notes)
 
     html = build_report(db, [pred], out=tmp_path / "r.html").read_text()
+    assert html.count("plotly.js v") == 1 and html.find("plotly.js v") < html.find("Plotly.newPlot")
     part = _inside_part(html)
     assert "plotly-graph-div" in part and "Inside the network, measured on" in part
     assert "blocks.0.se.expand" in part and "predicted ms" in part  # the disagreement table
@@ -234,3 +235,24 @@ def test_report_without_op_times_says_so(tmp_path, arch):
     Store(empty).close()
     part = _inside_part(build_report(empty, out=tmp_path / "e.html").read_text())
     assert "No per-op times of whole networks" in part
+
+
+def test_report_of_a_device_imported_from_benchmark_logs_has_the_section(tmp_path, arch, exported):
+    from hwlat.archs.pieces import model
+    from hwlat.dashboards.report import build_report
+    from hwlat.profiler.storage.benchmark_log import log_fingerprint, parse_log
+    from hwlat.profiler.storage.store import Store
+
+    log = parse_log("count=50 first=1200 curr=1000 min=900 max=1300 avg=1000 std=50\n")
+    db = tmp_path / "log.db"
+    w = model(arch)
+    with Store(db) as st:
+        dev = st.add_device(log_fingerprint("my phone", log))
+        st.add_workload(w.key, w.granularity, w.spec(), w.madds, w.params)
+        st.add_measurement(
+            w.key, dev, {"median_ms": 1.0, "n": 50}, "r", raw_output="...", ops=exported["int8"]
+        )
+    html = build_report(db, out=tmp_path / "l.html").read_text()
+    part = _inside_part(html)
+    assert "Inside the network, measured on my phone" in part and "blocks.0.dw" in part
+    assert "no predictor given" in part  # a predictor of this device is needed for the comparison

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hwlat.archs import tasks  # noqa: E402,F401  (registers the detection/segmentation zoo: TASK_ZOO)
 from hwlat.archs.codec import decode, encode
+from hwlat.archs.importer import Imported, from_onnx, from_tflite, from_torch, import_file
 from hwlat.archs.ir import (
     Act,
     ArchSpec,
@@ -126,4 +127,9 @@ __all__ = [
     "SPACE_NAMES",
     "get_space",
     "parse_ref",
+    "Imported",
+    "from_onnx",
+    "from_tflite",
+    "from_torch",
+    "import_file",
 ]

@@ -47,8 +47,9 @@ class Workload:
     label: str
     arch: str | None = None  # codec string, for model workloads
     outputs: tuple[str, ...] = ()  # a task-head network's outputs (model workloads); () = the last step
-    file: dict | None = dataclasses.field(default=None, compare=False)  # a file workload: see file_spec
-    content: bytes | None = dataclasses.field(default=None, compare=False, repr=False)  # its bytes
+    # a model file (hwlat profile file): its name, format, sha256 and size, and its bytes
+    file: dict | None = dataclasses.field(default=None, compare=False)
+    content: bytes | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def madds(self) -> int:
@@ -73,8 +74,8 @@ class Workload:
 def from_spec(key: str, spec: dict) -> Workload:
     """Rebuild a workload stored by the measurement store (inverse of :meth:`Workload.spec`).
 
-    A file workload (``spec["file"]``, ``hwlat profile file``) comes back without its bytes: a
-    runner reads them from the path it names (:func:`file_content`)."""
+    A model file's workload (``spec["file"]``, ``hwlat profile file``) comes back without its
+    bytes: a runner refuses it (a file is measured where it is), so a farm host never times it."""
     if spec.get("file"):
         from hwlat.archs.codec import decode
 

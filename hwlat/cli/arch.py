@@ -1,4 +1,5 @@
-"""``hwlat arch list|show|madds`` and ``hwlat export``: architectures, counted and written out."""
+"""``hwlat arch list|show|madds|import`` and ``hwlat export``: architectures, counted, written out,
+and read from ``.onnx``/``.tflite`` files."""
 
 from __future__ import annotations
 
@@ -111,6 +112,44 @@ def _arch_madds(args) -> int:
     return 0
 
 
+def _arch_import(args) -> int:
+    from pathlib import Path
+
+    from hwlat.archs import encode, import_file, resolution_str, summary
+    from hwlat.files import atomic_write_text, check_output
+    from hwlat.profiler.measure.profile import file_format
+
+    out = check_output(args.output) if args.output else None
+    path = Path(args.file)
+    file_format(path, path.read_bytes())  # a foreign file is one line naming it
+    imp = import_file(path, allow_partial=args.allow_partial)
+    arch = imp.arch
+    if arch is not None:
+        s = summary(arch)
+        print(encode(arch))
+        print(
+            f"{path} ({imp.format}): {len(imp.rows)} graph nodes -> {arch.name} @ "
+            f"{resolution_str(arch.resolution)}px, {s['madds'] / 1e6:.2f} M MAdds, {s['params'] / 1e6:.3f} M params"
+        )
+    else:
+        print(f"{path} ({imp.format}): {len(imp.rows)} graph nodes, no network placed")
+    width = max([len("node"), *(len(str(r["node"])) for r in imp.rows)])
+    print(f"{'node':{width}s}  {'op':18s}  layer")
+    for r in imp.rows:
+        print(f"{str(r['node']):{width}s}  {str(r['op']):18s}  {r['layer'] or '-'}")
+    partial = [r for r in imp.rows if r.get("partial")]
+    if partial:
+        print(f"could not place {len(partial)} nodes:")
+        for r in partial:
+            print(f"  {r['node']} ({r['op']}): {'; '.join(map(str, r['partial']))}")
+    if out is not None:
+        if arch is None:
+            raise ValueError(f"-o {out}: {path} placed no network; nothing to write")
+        atomic_write_text(out, arch.to_json())
+        print(f"wrote {out} (hwlat arch show {out})")
+    return 0
+
+
 EXPORT_FORMATS = ("tflite", "onnx")
 
 
@@ -141,8 +180,8 @@ def _export(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    """``arch list|show|madds`` and ``export`` on the ``hwlat`` subparsers ``sub``."""
-    arch = subparsers(sub.add_parser("arch", help="architectures: list, show, count"), "arch_cmd")
+    """``arch list|show|madds|import`` and ``export`` on the ``hwlat`` subparsers ``sub``."""
+    arch = subparsers(sub.add_parser("arch", help="architectures: list, show, count, import"), "arch_cmd")
     a = arch.add_parser("list", help="zoo names")
     set_handler(a, _arch_list)
     a = arch.add_parser("show", help="layer table with shapes, MAdds, params")
@@ -158,6 +197,18 @@ def add_parsers(sub) -> None:
     add_resolution(a)
     add_json(a, "print a JSON list")
     set_handler(a, _arch_madds)
+    a = arch.add_parser(
+        "import",
+        help="read a .onnx or .tflite file as an architecture: its codec and which node became which layer",
+    )
+    a.add_argument("file", help=".onnx or .tflite model file")
+    a.add_argument("-o", "--output", help="also write the architecture as IR JSON (hwlat arch show reads it)")
+    a.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="place what can be placed and list the nodes that could not, instead of refusing the file",
+    )
+    set_handler(a, _arch_import)
 
     e = sub.add_parser("export", help="write a .tflite or .onnx file of an architecture")
     e.add_argument("format", choices=EXPORT_FORMATS)

@@ -97,14 +97,72 @@ def _transfer_params(args) -> dict:
     return {"sources": [load(s) for s in args.source or ()], "madds": args.madds_source}
 
 
+def is_model_file(ref: str) -> bool:
+    """``ref`` names an existing ``.tflite`` or ``.onnx`` file (imported, not read as an IR file)."""
+    from hwlat.profiler.measure.profile import FILE_SUFFIXES
+
+    return Path(ref).suffix.lower() in FILE_SUFFIXES and Path(ref).is_file()
+
+
+def _targets(refs: list[str], resolution) -> list[tuple]:
+    """``(arch, workload key, file)`` per reference, in order: a model file is imported
+    (:func:`hwlat.archs.import_file`) and keyed by its content, anything else resolved by
+    :func:`hwlat.cli._common.archs` and keyed as its ``model`` workload."""
+    from hwlat.archs.pieces import model
+
+    out = []
+    for ref in refs:
+        if is_model_file(ref):
+            from hwlat.archs import import_file
+            from hwlat.profiler.measure.profile import file_key
+
+            if resolution is not None:
+                raise ValueError(
+                    f"{ref}: --resolution does not apply to a model file (its input size is its own)"
+                )
+            arch = import_file(ref).arch
+            out.append((arch, file_key(Path(ref).read_bytes()), ref))
+        else:
+            out += [(a, model(a).key, None) for a in archs([ref], resolution)]
+    return out
+
+
+def _measured(store: str, pred, keys: list[str]) -> dict[str, float]:
+    """Latency (ms) of the workloads ``keys`` measured in ``store`` on the predictor's device (its
+    runtime; warm): the store's latency, the median of the repeats."""
+    from hwlat.profiler.storage.device import device_key
+    from hwlat.profiler.storage.store import open_store
+
+    if not Path(store).is_file():
+        raise ValueError(f"--store {store}: no such store")
+    with open_store(store, readonly=True) as st:
+        df = st.frame()
+    df = df[df["key"].isin(keys) & (df["variant"] == "warm")]
+    if pred.fingerprint_:
+        df = df[df["device_key"] == device_key(pred.fingerprint_)]
+    else:  # a predictor without a device: the one device of its runtime that measured them
+        df = df[df["runtime"] == (pred.runtime_ or "litert")]
+        if df["device_key"].nunique() > 1:
+            return {}
+    return dict(zip(df["key"], df["latency_ms"]))
+
+
 def _predict(args) -> int:
     from hwlat.archs import resolution_str
     from hwlat.latency_models import load_predictor
 
     pred = load_predictor(args.predictor, args.runtime, args.allow_other_device)
+    targets = _targets(args.arch, args.resolution)
+    measured = _measured(args.store, pred, [k for _, k, _ in targets]) if args.store else {}
     out = []
-    for arch in archs(args.arch, args.resolution):
-        rec = {"name": arch.name, "resolution": arch.resolution, "latency_ms": pred.predict(arch)}
+    for arch, key, file in targets:
+        rec = {"name": file or arch.name, "resolution": arch.resolution, "latency_ms": pred.predict(arch)}
+        if file:
+            from hwlat.archs import encode
+
+            rec |= {"file": file, "arch": encode(arch)}
+        if args.store:
+            rec |= {"key": key, "measured_ms": measured.get(key)}
         if args.layers:
             rec["layers"] = pred.predict_layers(arch)[["name", "op", "latency_ms"]].to_dict("records")
         out.append(rec)
@@ -112,7 +170,15 @@ def _predict(args) -> int:
         print(dumps_strict(finite_or_none(out), indent=1))
         return 0
     for rec in out:
-        print(f"{rec['name']:36s} {resolution_str(rec['resolution']):>4s}px {rec['latency_ms']:9.3f} ms")
+        line = f"{rec['name']:36s} {resolution_str(rec['resolution']):>4s}px {rec['latency_ms']:9.3f} ms"
+        if args.store:
+            ms = rec["measured_ms"]
+            line += (
+                f"  measured {ms:9.3f} ms ({(rec['latency_ms'] / ms - 1) * 100:+.1f} %)"
+                if ms
+                else "  measured         - (not in the store on this device)"
+            )
+        print(line)
         for lay in rec.get("layers", []):
             print(f"    {lay['name']:28s} {lay['op']:7s} {lay['latency_ms']:9.4f} ms")
     return 0
@@ -253,7 +319,7 @@ def add_parsers(sub) -> None:
 
     f = sub.add_parser("predict", help="predict latency (ms) with a fitted predictor")
     f.add_argument("--predictor", required=True, help="fitted predictor file (hwlat fit) or @NAME")
-    add_arch_refs(f, "+")
+    add_arch_refs(f, "+", "zoo names, codec strings, files (.tflite/.onnx files imported), @zoo, @grid")
     add_resolution(f)
     f.add_argument(
         "--runtime",
@@ -262,6 +328,11 @@ def add_parsers(sub) -> None:
     )
     add_allow_other_device(f, "warn instead of failing when the predictor is for another device or runtime")
     f.add_argument("--layers", action="store_true", help="per-layer breakdown")
+    f.add_argument(
+        "--store",
+        help="also print what this store measured of each network on the predictor's device "
+        "(a model file: hwlat profile file; others: hwlat profile models)",
+    )
     add_json(f)
     set_handler(f, _predict)
 

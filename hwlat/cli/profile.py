@@ -167,7 +167,11 @@ def _profile_file(args) -> int:
                 f"{f.path}: runtime {rt} does not run .{fmt} files (--runtime {runtime_of[fmt]} does)"
             )
         by_runtime.setdefault(rt, []).append(f)
-        how = f"imported as {f.workload.arch}" if f.workload.arch else f"not imported ({f.why})"
+        how = (
+            f"imported ({f.workload.madds / 1e6:.2f} M MAdds; `hwlat arch import {f.path}` shows how)"
+            if f.workload.arch
+            else f"not imported ({f.why}); measured all the same"
+        )
         print(f"{f.path}: {f.workload.key} ({fmt}, {f.workload.file['bytes'] / 1e6:.2f} MB), {how}")
     cfg = TimingConfig(target=args.target, max_seconds=args.max_seconds)
     code = 0
@@ -187,7 +191,7 @@ def _profile_file(args) -> int:
         measured = len(set(res.measured))
         rows = f" ({len(res.measured)} repeats)" if len(res.measured) != measured else ""
         print(
-            f"{rt}: {res.total} files: {measured} measured{rows}, {len(res.skipped)} already stored, "
+            f"{rt}: {res.total} file(s): {measured} measured{rows}, {len(res.skipped)} already stored, "
             f"{len(res.failed)} failed; results in {res.store}"
         )
         for key, err in list(res.failed.items())[:5]:

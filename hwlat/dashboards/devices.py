@@ -32,6 +32,7 @@ def _networks(frame: pd.DataFrame) -> tuple[list, np.ndarray]:
     from hwlat.archs.codec import decode
 
     m = frame[(frame["granularity"] == "model") & (frame["variant"] == "warm")]
+    m = m[["arch" in json.loads(s) for s in m["spec"]]]  # a measured file that did not import
     specs = [json.loads(s) for s in m["spec"]]
     archs = [decode(s["arch"], name=s.get("name", "custom")) for s in specs]
     return archs, m["latency_ms"].to_numpy(float)

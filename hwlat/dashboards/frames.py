@@ -50,6 +50,8 @@ def models(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in df.itertuples(index=False):
         spec = json.loads(r.spec)
+        if "arch" not in spec:
+            continue  # a measured file that did not import is no network of the IR
         name = spec.get("name", "custom")
         fam, mult = family_label(name)
         res = re.match(r"in(\d+)", spec.get("arch", ""))
@@ -255,6 +257,8 @@ def _op_networks(ops: pd.DataFrame | None, frame: pd.DataFrame | None) -> list[t
         if g.empty:
             continue
         spec = json.loads(r.spec)
+        if "arch" not in spec:
+            continue  # a measured file that did not import: no layers to place ops on
         arch = decode(spec["arch"], name=spec.get("name", "custom"))
         runs = len(g[["device_id", "repeat"]].drop_duplicates())
         out.append((r.key, spec.get("label") or r.key, arch, g, runs))

@@ -234,8 +234,9 @@ def render_report(notes: list[str], sections: list[dict]) -> str:
 
     rendered = []
     for sec in sections:
+        figs = html(sec["figures"])  # first: plotly.js goes with the page's first figure
         subs = [{**sub, "figures": html(sub["figures"])} for sub in sec.get("subsections", ())]
-        rendered.append({**sec, "figures": html(sec["figures"]), "subsections": subs})
+        rendered.append({**sec, "figures": figs, "subsections": subs})
     return env.get_template("report.html.j2").render(notes=notes, sections=rendered)
 
 

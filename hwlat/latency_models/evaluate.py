@@ -105,7 +105,8 @@ def repeat_against_repeat(raw: pd.DataFrame, archs: set[str] | None = None) -> d
     """Metrics of repeat 1 as the "prediction" of repeat 0, over per-repeat model rows
     (``Store.frame(repeats=True)``), optionally only the networks whose codec string is in
     ``archs``; None when fewer than 2 networks have both repeats."""
-    raw = raw.assign(arch=[json.loads(s)["arch"] for s in raw["spec"]])
+    raw = raw.assign(arch=[json.loads(s).get("arch") for s in raw["spec"]])
+    raw = raw[raw["arch"].notna()]  # a measured file that did not import is no network of the IR
     if archs is not None:
         raw = raw[raw["arch"].isin(archs)]
     wide = raw.pivot_table(index="arch", columns="repeat", values="latency_ms")

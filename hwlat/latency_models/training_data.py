@@ -88,6 +88,8 @@ class TrainingData:
         if normalise_phase:
             df = df.assign(latency_ms=phase_normalised(df))
         models = df[(df["granularity"] == "model") & (df["variant"] == "warm")]
+        has_arch = ["arch" in json.loads(s) for s in models["spec"]]  # a file that did not import has none
+        models = models[has_arch]
         specs = [json.loads(s) for s in models["spec"]]
         return cls(
             pieces=df[df["granularity"] != "model"][
