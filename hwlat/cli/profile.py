@@ -375,6 +375,7 @@ def _profile_import_table(args) -> int:
         space=args.space,
         source=args.source,
         runtime=args.runtime,
+        progress=not args.quiet,
     )
     print(
         f"imported {c['rows']} rows of {args.table} column {args.column!r} as device {args.device!r} "
@@ -542,6 +543,7 @@ def _add_import_table(psub) -> None:
         help="runtime the numbers were measured with (e.g. tflite); part of the device's identity "
         "(default %(library_default)s)",
     )
+    add_quiet(q)
     set_handler(q, _profile_import_table)
 
 

@@ -50,6 +50,7 @@ from hwlat.archs.pieces import blocks
 from hwlat.errors import FileFormatError
 from hwlat.latency_models import persist
 from hwlat.latency_models.base import Predictor
+from hwlat.latency_models.features import piece_groups
 
 FEATURES = (
     "madds",
@@ -318,7 +319,27 @@ class EndToEnd(Predictor):
         return self.gamma_ms_per_mb_ * foot + self.offset_ms_
 
     def _predict(self, archs: Sequence[ArchSpec]) -> np.ndarray:
-        return np.array([float(self.block_costs(a)[1].sum()) + self.network_term(a) for a in archs])
+        """Per network the summed block costs plus the network term, as :meth:`block_costs` and
+        :meth:`network_term` give them, from the cached blocks (:func:`piece_groups`): each
+        distinct block is costed once (features and residual), a network is lookups."""
+        memo = self.__dict__.get("_group_ms")  # (coefficients it was costed with, block -> ms)
+        if memo is None or memo[0] is not self.weights_ or memo[1] is not self.residual_ms_:
+            memo = self._group_ms = (self.weights_, self.residual_ms_, {})  # refitted or loaded: anew
+        cost = memo[2]
+        ms, params = [], []
+        for a in archs:
+            gs = [g for g in piece_groups(a) if g.pieces]  # identity skips have no block
+            for g in gs:
+                if g not in cost:
+                    w = g.pieces[0]
+                    cost[g] = float(
+                        block_features(w.rows) @ self.weights_ + self.residual_ms_.get(w.key, 0.0)
+                    )
+            ms.append(np.array([cost[g] for g in gs]).sum())
+            params.append(sum(g.params for g in gs))
+        wmb = 4 * np.array(params, dtype=float) / 1e6
+        foot = np.maximum(0.0, wmb - self.cache_mb_) if np.isfinite(self.cache_mb_) else np.zeros(len(wmb))
+        return np.array(ms, dtype=float) + (self.gamma_ms_per_mb_ * foot + self.offset_ms_)
 
     def _layers(self, arch) -> pd.DataFrame:
         """Per-layer ms: each row's feature cost, its block's residual spread over the block's rows

@@ -5,8 +5,10 @@ of its task heads); at ``granularity="block"`` each block is one piece, at ``"ke
 runtime ops are. A block's pieces depend only on the block's config and its input shape, so
 :func:`piece_groups` caches them per (block config, input channels, height, width): a new network
 whose blocks were seen before is decomposed by dictionary lookups alone (no layer pass, no JSON,
-no hashing of keys). The task heads of a detection or segmentation network are decomposed from
-its layer table each time (they are a graph, not a chain of block configs).
+no hashing of keys); an unseen block runs the layer pass of that block alone at its input shape,
+not the network's, and its key is hashed from row records encoded once per distinct row. The task
+heads of a detection or segmentation network are decomposed from its layer table each time (they
+are a graph, not a chain of block configs).
 
 Piece features (one row per piece; sizes in elements, bytes for float32 tensors):
 ``type`` (stem/bneck/head/task for blocks; conv/dwconv/act/se/add/pool/fc and the task-head ops
@@ -21,16 +23,18 @@ its config (:func:`width_signature`), so pieces that differ only in widths can b
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-from hwlat.archs.ir import Act, ArchSpec
-from hwlat.archs.layers import LayerSpec, OpKind, block_groups, layers
+from hwlat.archs.ir import Act, ArchSpec, ConvSpec, HeadSpec, SkipSpec
+from hwlat.archs.layers import LayerSpec, OpKind, _layers, block_groups, layers
 from hwlat.archs.pieces import Workload, block_workload, kernels_of
-from hwlat.archs.segments import role
+from hwlat.archs.segments import canonical, role
 
 SUM_GRANULARITIES = ("block", "kernel")
 """The piece granularities a piece-sum predictor sums (a subset of :data:`hwlat.archs.pieces.GRANULARITIES`,
@@ -192,6 +196,109 @@ def piece_groups(arch: ArchSpec, granularity: str = "block") -> list[PieceGroup]
 
 
 def _fill(arch: ArchSpec, granularity: str, cache: dict) -> list[PieceGroup]:
+    if arch.head is not None and not arch.nodes and not arch.outputs:
+        try:
+            out = _fill_unseen(arch, granularity, cache)
+        except Exception:  # noqa: BLE001 -- the whole pass names the problem as layers() does
+            out = None
+        if out is not None:
+            return out
+    return _fill_network(arch, granularity, cache)
+
+
+def _fill_unseen(arch: ArchSpec, granularity: str, cache: dict) -> list[PieceGroup] | None:
+    """The pieces of a classification network whose stem was seen at this input: only its unseen
+    blocks (and head) run a layer pass, each alone at its input shape (:func:`_block_rows`), not
+    the network's. A block's rows, validity and keys depend only on its config and input shape,
+    so this is the network pass's answer; None (the stem unseen) leaves it to that pass, and so
+    does any error, so a malformed network is named as :func:`layers` names it."""
+    stem, head = arch.stem, arch.head
+    c, (h, w) = arch.in_channels, arch.hw
+    hit = cache.get((stem.__class__, *stem.__dict__.values(), c, h, w))
+    if hit is None or not arch.blocks:
+        return None
+    if len(cache) > _MAX_GROUPS:
+        return None
+    make = (lambda grp: (_block_piece(grp),)) if granularity == "block" else kernels_of
+    g, c, h, w = hit
+    out = [g]
+    for b in (*arch.blocks, head):
+        extra = (arch.num_classes, c, h, w) if b is head else (c, h, w)
+        key = (b.__class__, *b.__dict__.values(), *extra)
+        hit = cache.get(key)
+        if hit is None:
+            grp = _block_rows(b, c, h, w, head=arch.num_classes if b is head else None)
+            pieces = tuple(make(grp)) if grp else ()
+            c, h, w = grp[-1].out_shape if grp else (c, h, w)
+            hit = cache[key] = (_group(pieces, (c, h)), c, h, w)
+        g, c, h, w = hit
+        out.append(g)
+    return out
+
+
+def _block_rows(spec, c: int, h: int, w: int, head: int | None = None) -> tuple[LayerSpec, ...]:
+    """The rows of one block (``head``: the last stage, with that many classes) at input
+    ``(c, h, w)``: the layer pass of a network of a 1×1 stem to ``c`` channels and this block alone
+    (rows named as block 0; keys do not depend on names)."""
+    probe = ArchSpec(
+        name="probe",
+        resolution=(h, w),
+        in_channels=1,
+        stem=ConvSpec(out=c, kernel=1, stride=1, act=Act.IDENTITY),
+        blocks=(SkipSpec(out=c),) if head is not None else (spec,),
+        head=spec if head is not None else HeadSpec(conv=0, hidden=0),
+        num_classes=head if head is not None else 1,
+    )
+    stage = "head" if head is not None else "block"
+    # the uncached pass: probes would crowd real networks out of layers()' cache
+    return tuple(r for r in _layers.__wrapped__(probe) if r.stage == stage)
+
+
+# a row's canonical JSON record (what its piece's key hashes), by its content and role: a new
+# block is mostly rows seen before in other blocks (the same depthwise conv at another output width)
+_RECORDS: dict[tuple, str] = {}
+
+
+def _block_piece(rows: tuple[LayerSpec, ...]) -> Workload:
+    """:func:`hwlat.archs.pieces.block_workload` of a backbone block, the same workload (key and
+    label): the key's JSON is the records of the rows joined as ``json.dumps`` joins a list, each
+    record encoded once per distinct row (``canonical`` of the row alone: a block's rows share
+    one block index). Task-head blocks (rows that name their inputs) are left to it."""
+    r0 = rows[0]
+    if r0.stage not in ("stem", "block", "head") or any(r.inputs for r in rows):
+        return block_workload(rows)
+    if len(_RECORDS) > _MAX_GROUPS:
+        _RECORDS.clear()
+    recs = []
+    dw = se = None
+    for r in rows:
+        name = role(r)
+        k = (name, r.block < 0, r.op, r.in_shape, r.out_shape, r.kernel, r.stride, r.dilation, r.groups)
+        k += (r.act, r.bn, r.bias, r.madds, r.params, r.elementwise)
+        rec = _RECORDS.get(k)
+        if rec is None:
+            rec = _RECORDS[k] = json.dumps(canonical((r,))[0], sort_keys=True, separators=(",", ":"))
+        recs.append(rec)
+        if dw is None and r.op is OpKind.DWCONV:
+            dw = r
+        se = se or name == "se.pool"
+    key = "block:" + hashlib.sha1(("[" + ",".join(recs) + "]").encode()).hexdigest()[:20]
+    at = "{}x{}x{}".format(*r0.in_shape)
+    kind = {"stem": "stem", "head": "head"}.get(r0.stage, "bneck")
+    if kind == "bneck" and dw is None:  # as block_workload labels them
+        label = f"skip s{r0.stride} {r0.cin}->{r0.cout} {r0.act.value} @{at}"
+    elif kind == "bneck":
+        g = f"_g{r0.groups}" if r0.groups > 1 else ""
+        label = (
+            f"bneck k{dw.kernel} s{dw.stride} {r0.cin}->{dw.cout}->{rows[-1].cout}{g}{'_se' if se else ''} "
+            f"{dw.act.value} @{at}"
+        )
+    else:
+        label = f"{kind} {r0.cin}->{rows[-1].out_shape[0]} @{at}"
+    return Workload(key, "block", rows, label)
+
+
+def _fill_network(arch: ArchSpec, granularity: str, cache: dict) -> list[PieceGroup]:
     rows = layers(arch)  # validates: a malformed network raises here, naming the block and field
     if len(cache) > _MAX_GROUPS:
         cache.clear()
@@ -236,3 +343,4 @@ def clear_piece_cache() -> None:
     """Forget every cached block decomposition (benchmarks measure the cold path with it)."""
     for cache in _GROUPS.values():
         cache.clear()
+    _RECORDS.clear()
