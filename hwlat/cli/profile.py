@@ -386,9 +386,8 @@ def _profile_import_table(args) -> int:
 
 
 # -- parsers -------------------------------------------------------------------------------------
-def _measure_args(q) -> None:
-    add_measuring_runtime(q)
-    add_store(q, "write")
+def _timing_args(q) -> None:
+    """How each workload is timed: --variant, --target, --max-seconds, --no-xnnpack."""
     add(
         q,
         "--variant",
@@ -412,6 +411,24 @@ def _measure_args(q) -> None:
         help="cap per workload (default %(library_default)s)",
     )
     q.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
+
+
+def _repeats_arg(q, what: str) -> None:
+    add(
+        q,
+        "--repeats",
+        type=positive_int,
+        default=REPEATS,
+        metavar="R",
+        help=f"measure each {what} R times, in fresh runtime instances spread over "
+        "the run (R passes); its latency is the median of theirs (default %(library_default)s)",
+    )
+
+
+def _measure_args(q) -> None:
+    add_measuring_runtime(q)
+    add_store(q, "write")
+    _timing_args(q)
     add(
         q,
         "--quantize",
@@ -419,15 +436,7 @@ def _measure_args(q) -> None:
         help="LiteRT int8 post-training quantized models",
     )
     add_quiet(q)
-    add(
-        q,
-        "--repeats",
-        type=positive_int,
-        default=REPEATS,
-        metavar="R",
-        help="measure each workload R times, in fresh runtime instances spread over "
-        "the run (R passes); its latency is the median of theirs (default %(library_default)s)",
-    )
+    _repeats_arg(q, "workload")
     add_ray(q, "measure on the devices of")
     q.add_argument(
         "--device",
@@ -575,39 +584,9 @@ def _add_file(psub) -> None:
         "--runtime",
         help="runtime to measure with (default: the file's, litert for .tflite, onnxruntime for .onnx)",
     )
-    add(
-        q,
-        "--variant",
-        choices=Choices("hwlat.profiler.storage.store:VARIANTS"),
-        default=Library("hwlat.profiler.measure.profile:profile.variant"),
-        help="cold: evict caches before every invocation",
-    )
-    add(
-        q,
-        "--target",
-        type=float,
-        default=Library("hwlat.profiler.measure.timing:TimingConfig.target"),
-        help="sample until the 95%% CI of each repeat's median is within this "
-        "fraction of it (default %(library_default)s), or --max-seconds",
-    )
-    add(
-        q,
-        "--max-seconds",
-        type=float,
-        default=Library("hwlat.profiler.measure.timing:TimingConfig.max_seconds"),
-        help="cap per workload (default %(library_default)s)",
-    )
-    q.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
+    _timing_args(q)
     add_quiet(q)
-    add(
-        q,
-        "--repeats",
-        type=positive_int,
-        default=REPEATS,
-        metavar="R",
-        help="measure each file R times, in fresh runtime instances spread over the run "
-        "(default %(library_default)s)",
-    )
+    _repeats_arg(q, "file")
     set_handler(q, _profile_file)
 
 

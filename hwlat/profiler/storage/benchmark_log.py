@@ -219,6 +219,11 @@ def parse_op_table(lines: list[str], where: str = "op table", first_line: int = 
     return tuple(ops)
 
 
+def _op_section(lines: list[str]) -> int | None:
+    """The index of the line that opens the regular runs' op profile, if any."""
+    return next((i for i, raw in enumerate(lines) if strip_prefix(raw).strip().startswith(OP_SECTION)), None)
+
+
 def parse_log(text: str, where: str = "benchmark_model output") -> BenchmarkLog:
     """Read one invocation's stdout (and stderr: the tool logs to both). :class:`BenchmarkLogError`
     names ``where`` when the text holds no timings of the regular runs."""
@@ -226,12 +231,9 @@ def parse_log(text: str, where: str = "benchmark_model output") -> BenchmarkLog:
     stats: list[RunStats] = []
     summary, memory, params = {}, {}, {}
     xnnpack = None
-    op_start = None
-    for i, raw in enumerate(lines):
+    for raw in lines:
         line = strip_prefix(raw).strip()
-        if line.startswith(OP_SECTION) or line.startswith(INIT_SECTION):
-            if line.startswith(OP_SECTION):
-                op_start = i
+        if line.startswith((OP_SECTION, INIT_SECTION)):
             break  # the profile tables follow: their own count= lines are not runs
         if line.startswith("count="):
             values = _pairs(line)
@@ -244,10 +246,7 @@ def parse_log(text: str, where: str = "benchmark_model output") -> BenchmarkLog:
             params[m.group(1)] = m.group(2)
         elif "XNNPACK delegate" in line and "Created" in line:
             xnnpack = True
-    if op_start is None:
-        op_start = next(
-            (i for i, raw in enumerate(lines) if strip_prefix(raw).strip().startswith(OP_SECTION)), None
-        )
+    op_start = _op_section(lines)
     ops = parse_op_table(lines[op_start:], where, op_start + 1) if op_start is not None else ()
     if "Use xnnpack" in params:
         xnnpack = params["Use xnnpack"].strip().lower() in ("1", "true")
@@ -286,7 +285,7 @@ def read_log(path: str | Path) -> BenchmarkLog:
 def parse_op_csv(text: str, where: str = "op profile CSV") -> tuple[OpTime, ...]:
     """The regular runs' ops of a ``--op_profiling_output_mode=csv`` file."""
     lines = text.splitlines()
-    start = next((i for i, raw in enumerate(lines) if strip_prefix(raw).strip().startswith(OP_SECTION)), 0)
+    start = _op_section(lines) or 0
     return parse_op_table(lines[start:], where, start + 1)
 
 

@@ -389,6 +389,14 @@ def check_stats(stats: dict) -> tuple:
     )
 
 
+def _where(*conditions: tuple[str, object]) -> tuple[str, list]:
+    """``" WHERE a = ? AND ..."`` over the ``(column, value)`` pairs whose value is not None, and
+    the values as its parameters (``("", [])`` when there are none)."""
+    used = [(col, v) for col, v in conditions if v is not None]
+    sql = " WHERE " + " AND ".join(f"{col} = ?" for col, _ in used) if used else ""
+    return sql, [v for _, v in used]
+
+
 def _check_variant(variant: str) -> str:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -858,11 +866,10 @@ class Store:
 
     def outputs(self, device_id: int | None = None) -> pd.DataFrame:
         """The raw outputs kept beside measurements: ``key, device_id, variant, repeat, tool, text``."""
-        where, params = ("WHERE m.device_id = ?", (int(device_id),)) if device_id is not None else ("", ())
+        where, params = _where(("m.device_id", None if device_id is None else int(device_id)))
         return self._query(
             "SELECT m.workload_key AS key, m.device_id, m.variant, m.repeat, o.tool, o.text "
-            f"FROM outputs o JOIN measurements m ON m.id = o.measurement_id {where} "
-            "ORDER BY m.id",
+            f"FROM outputs o JOIN measurements m ON m.id = o.measurement_id{where} ORDER BY m.id",
             params,
         )
 
@@ -870,19 +877,13 @@ class Store:
         """Per-op times measured inside networks: ``key, device_id, variant, repeat, position,
         node_type, name, avg_ms`` (per call), ``first_ms``, ``times_called`` (per run), ``run_ms``
         (``avg_ms × times_called``), in run order."""
-        where, params = [], []
-        if device_id is not None:
-            where.append("m.device_id = ?")
-            params.append(int(device_id))
-        if key is not None:
-            where.append("m.workload_key = ?")
-            params.append(key)
+        where, params = _where(
+            ("m.device_id", None if device_id is None else int(device_id)), ("m.workload_key", key)
+        )
         df = self._query(
             "SELECT m.workload_key AS key, m.device_id, m.variant, m.repeat, t.position, t.node_type, "
             "t.name, t.avg_ms, t.first_ms, t.times_called FROM op_times t "
-            "JOIN measurements m ON m.id = t.measurement_id"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY m.id, t.position",
+            f"JOIN measurements m ON m.id = t.measurement_id{where} ORDER BY m.id, t.position",
             params,
         )
         df["run_ms"] = df["avg_ms"] * df["times_called"]
@@ -922,21 +923,15 @@ class Store:
         samples). ``repeats=True`` gives every stored repeat instead
         (:data:`REPEAT_COLUMNS`). ``spec`` is the workload's JSON text.
         """
-        where, params = [], []
-        if device_id is not None:
-            where.append("m.device_id = ?")
-            params.append(int(device_id))
-        if granularity is not None:
-            where.append("w.granularity = ?")
-            params.append(granularity)
+        where, params = _where(
+            ("m.device_id", None if device_id is None else int(device_id)), ("w.granularity", granularity)
+        )
         df = self._query(
             "SELECT m.workload_key AS key, w.granularity, m.variant, m.device_id, m.median_ms, "
             "m.p10_ms, m.p90_ms, m.mean_ms, m.std_ms, m.ci95_ms, m.n, m.warmup, m.inner, w.madds, "
             "w.params, m.run_id, m.started_at, m.finished_at, m.hwlat_version, w.spec, "
             "m.repeat, m.ref_ms, m.steal_pct "
-            "FROM measurements m JOIN workloads w ON w.key = m.workload_key"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY m.id",
+            f"FROM measurements m JOIN workloads w ON w.key = m.workload_key{where} ORDER BY m.id",
             params,
         )
         dev = self.devices()[
@@ -959,19 +954,15 @@ class Store:
     def failures(self, device_id: int | None = None, variant: str | None = None) -> pd.DataFrame:
         """Recorded failures: key, granularity, variant, device_key, device_id, error, run_id,
         at (UTC)."""
-        where, params = [], []
-        if device_id is not None:
-            where.append("f.device_id = ?")
-            params.append(int(device_id))
-        if variant is not None:
-            where.append("f.variant = ?")
-            params.append(_check_variant(variant))
+        where, params = _where(
+            ("f.device_id", None if device_id is None else int(device_id)),
+            ("f.variant", None if variant is None else _check_variant(variant)),
+        )
         return self._query(
             "SELECT f.workload_key AS key, w.granularity, f.variant, d.key AS device_key, "
             "f.device_id, f.error, f.run_id, f.at FROM failures f "
-            "JOIN workloads w ON w.key = f.workload_key JOIN devices d ON d.id = f.device_id"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY f.id",
+            f"JOIN workloads w ON w.key = f.workload_key JOIN devices d ON d.id = f.device_id{where} "
+            "ORDER BY f.id",
             params,
         )
 
