@@ -313,3 +313,20 @@ def test_repeats_in_fresh_instances_with_the_phase_reference(tmp_path):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="repeats must be a positive integer"):
             profile([arch], "block", store, "litert", config=FAST, progress=False, repeats=bad)
+
+
+def test_a_run_says_how_much_of_its_time_went_to_timing(tmp_path):
+    """``ProfileResult`` keeps the run's wall time and the time inside timed invocations, and the
+    round hook sees every round of every workload, numbered by repeat."""
+    arch = get_arch("mobilenetv3_small_050", resolution=96)
+    rounds = []
+    res = profile(
+        [arch], "block", tmp_path / "s.db", "litert", config=TimingConfig(max_seconds=0.3),
+        progress=False, repeats=2, on_round=lambda r, key, xs, slow, inner: rounds.append((r, key)),
+    )  # fmt: skip
+    assert 0 < res.timed_seconds < res.seconds and 0 < res.measuring_share < 1
+    assert "of it timing the workloads" in res.timing_line()
+    keys = {w.key for w in blocks(arch)}
+    assert {r for r, _ in rounds} == {0, 1} and {k for _, k in rounds} == keys
+    again = profile([arch], "block", tmp_path / "s.db", "litert", progress=False, repeats=2)
+    assert again.measuring_share is None and again.timing_line() == ""  # everything was stored

@@ -1,5 +1,7 @@
 """Workload decomposition, canonical keys, the torch segment reference, the timing loop."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -144,3 +146,80 @@ def test_median_ci_agrees_with_scipy_order_statistics(n):
     wider = (x[min(n - 1, hi_rank + 1)] - x[max(0, lo_rank - 1)]) / 2
     narrower = (x[hi_rank - 1] - x[lo_rank + 1]) / 2
     assert narrower <= ours <= wider, (ours, exact)
+
+
+class _Clock:
+    """An invoke whose duration is set by the test (busy-waits, so perf_counter sees it)."""
+
+    def __init__(self, ms: float):
+        self.ms, self.calls = ms, 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+        end = time.perf_counter() + self.ms / 1e3
+        while time.perf_counter() < end:
+            pass
+
+
+def test_slow_rounds_take_fewer_samples_and_every_round_is_seen():
+    """A round whose reference is slow samples each workload ``slow_round_samples`` times, and the
+    round hook sees exactly the samples taken, with the round's flag."""
+    ref = _Clock(0.3)
+    work = _Clock(0.3)
+    flips = iter([0.3] * 10 + [0.6] * 6 + [0.3] * 1000)  # the reference's time, call by call
+
+    def reference() -> None:
+        ref.ms = next(flips)
+        ref()
+
+    cfg = TimingConfig(
+        min_samples=6, max_samples=40, target=1e-9, round_samples=4, slow_round_samples=1,
+        reference_every_ms=0.0, min_sample_ms=0.2, warmup_seconds=0.0, min_warmup=1,
+    )  # fmt: skip
+    seen = []
+    stats = measure_interleaved(
+        {"w": work},
+        cfg,
+        reference=reference,
+        on_round=lambda k, xs, slow, inner: seen.append((len(xs), slow)),
+    )
+    slow_rounds = [n for n, slow in seen if slow]
+    assert slow_rounds and set(slow_rounds) == {1}
+    assert {n for n, slow in seen if not slow} == {4}
+    total = sum(n for n, _ in seen)
+    assert 40 <= total < 40 + cfg.round_samples  # max_samples, checked after each round
+    assert stats["w"].n == total - len(slow_rounds)  # summarised from the normal rounds' samples
+    assert stats["w"].timed_s > 0 and "timed_s" not in stats["w"].as_dict()
+
+
+def test_reference_is_timed_again_only_after_reference_every_ms():
+    from hwlat.profiler.measure.timing import PhaseAnchor
+
+    ref = _Clock(0.2)
+    anchor = PhaseAnchor(ref, TimingConfig(reference_every_ms=10_000.0, min_sample_ms=0.2))
+    before = ref.calls
+    first = anchor.round()
+    timed = ref.calls - before
+    assert timed > 0 and all(anchor.round() is first for _ in range(5)) and ref.calls - before == timed
+    fresh = PhaseAnchor(ref, TimingConfig(reference_every_ms=0.0, min_sample_ms=0.2))
+    counts = []
+    for _ in range(2):
+        before = ref.calls
+        fresh.round()
+        counts.append(ref.calls - before)
+    assert counts[0] > 0 and counts[1] > 0  # timed at every round
+
+
+def test_frozen_heap_is_reentrant_and_restores_the_collector():
+    import gc
+
+    from hwlat.profiler.measure.runners import frozen_heap
+
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with frozen_heap():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen  # the inner block does not unfreeze
+    assert gc.get_freeze_count() == 0

@@ -85,6 +85,8 @@ def _profile_report(res, archs_, what: str, device: str = "") -> int:
         f"{device}{res.total} distinct {what} of {len(archs_)} archs: {measured} measured{rows}, "
         f"{len(res.skipped)} already stored, {len(res.failed)} failed{extra}; results in {res.store}"
     )
+    if res.timing_line():
+        print(f"  {res.timing_line()}")
     for key, err in list(res.failed.items())[:5]:
         print(f"  failed {key}: {err}")
     return 1 if res.failed and not res.measured and not res.skipped else 0

@@ -202,6 +202,7 @@ def _profile(archs, store: Path, quick: bool, progress: bool):
     res = profile(archs, ("model", "block"), store, DEFAULT_RUNTIME, config=cfg, progress=progress)
     print(
         f"      {len(res.measured)} workloads measured, {len(res.skipped)} reused, {len(res.failed)} failed"
+        + (f"; {res.timing_line()}" if res.timing_line() else "")
     )
     if not res.measured and not res.skipped:
         raise ValueError(f"no workload could be measured ({len(res.failed)} failed)")

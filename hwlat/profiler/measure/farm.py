@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import gc
 import json
 import logging
 import os
@@ -304,28 +303,35 @@ def _start(fp: dict, core: int | None) -> dict:
 def _measure_local(
     device: FarmDevice, ws: Sequence[Workload], cfg: TimingConfig, variant: str, reference: bool
 ):
-    from hwlat.profiler.measure.runners import get_runner, release_batch
+    from hwlat.profiler.measure.runners import frozen_heap, get_runner, release_batch
 
     with measuring_core() as core:
         runner = get_runner(device.runtime, **device.options)
         yield _start(runner.fingerprint(), core)
-        gc.collect()  # the previous batch's runtimes (release_batch below does not wait for it)
-        invokes, releases = {}, {}
-        ref = _reference(device, runner, cfg) if reference else None
-        for w in ws:
+        # collects the previous batch's runtimes (release_batch below does not wait for it), then
+        # hides the worker's own heap from the collector while this batch measures
+        with frozen_heap():
+            invokes, releases = {}, {}
+            ref = _reference(device, runner, cfg) if reference else None
+            for w in ws:
+                try:
+                    invokes[w.key], releases[w.key] = runner.prepare(w)
+                except Exception as exc:  # noqa: BLE001 - recorded by the driver, the batch goes on
+                    yield {"type": "failure", "key": w.key, "error": f"{type(exc).__name__}: {exc}"}
             try:
-                invokes[w.key], releases[w.key] = runner.prepare(w)
-            except Exception as exc:  # noqa: BLE001 - recorded by the driver, the batch goes on
-                yield {"type": "failure", "key": w.key, "error": f"{type(exc).__name__}: {exc}"}
-        try:
-            for key, res in iter_interleaved(invokes, cfg, variant, ref):
-                releases.pop(key)()
-                if isinstance(res, Stats):
-                    yield {"type": "measurement", "key": key, "stats": res.as_dict()}
-                else:
-                    yield {"type": "failure", "key": key, "error": f"{type(res).__name__}: {res}"}
-        finally:
-            release_batch(invokes, releases, collect=False)
+                for key, res in iter_interleaved(invokes, cfg, variant, ref):
+                    releases.pop(key)()
+                    if isinstance(res, Stats):
+                        yield {
+                            "type": "measurement",
+                            "key": key,
+                            "stats": res.as_dict(),
+                            "timed_s": res.timed_s,
+                        }
+                    else:
+                        yield {"type": "failure", "key": key, "error": f"{type(res).__name__}: {res}"}
+            finally:
+                release_batch(invokes, releases, collect=False)
 
 
 _REFERENCES: dict = {}
@@ -601,7 +607,10 @@ def farm_profile(
                 skipped=[w.key for w in workloads if w.key not in missing],
             )
             queues[d.name] = deque((b, r, 0) for r, p in enumerate(passes) for b in p)
+        started = time.perf_counter()
         _Driver(ray, st, devices, info, results, queues, variant, config, progress, retries, reference).run()
+        for res in results.values():  # the devices measured at once: each took the run's wall time
+            res.seconds = time.perf_counter() - started
         return results
 
 
@@ -753,6 +762,7 @@ class _Driver:
                 ops=rec.get("ops"),
             )
             (res.measured if new else res.duplicates).append(key)
+            res.timed_seconds += rec.get("timed_s", 0.0)  # a local worker's; bundles and phones send none
         else:
             log.warning("workload %s failed on %s: %s", key, fl.device.name, rec["error"])
             self.st.add_failure(key, fl.device_id, rec["error"], res.run_id, variant=self.variant)

@@ -6,12 +6,14 @@ content, measured with the same repeats, fingerprint and resume (``profile(..., 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
 import os
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
@@ -19,7 +21,7 @@ from tqdm import tqdm
 from hwlat import __version__
 from hwlat.archs.ir import ArchSpec
 from hwlat.archs.pieces import Workload, collect, from_spec, phase_anchor_workload
-from hwlat.profiler.measure.runners import Runner, file_content, get_runner, release_batch
+from hwlat.profiler.measure.runners import Runner, file_content, frozen_heap, get_runner, release_batch
 from hwlat.profiler.measure.timing import PhaseAnchor, Stats, TimingConfig, measure_interleaved
 from hwlat.profiler.storage.device import DEFAULT_RUNTIME, pin_to_core
 from hwlat.profiler.storage.store import Store, open_store
@@ -47,6 +49,23 @@ class ProfileResult:
     slow: list[str] = field(default_factory=list)  # measured with slow-round samples only
     duplicates: list[str] = field(default_factory=list)  # results already stored, dropped
     resubmitted: list[str] = field(default_factory=list)  # lost with a dead worker, sent again
+    seconds: float = 0.0  # wall time of the run
+    timed_seconds: float = 0.0  # of it, inside timed invocations of the workloads (every sample)
+
+    @property
+    def measuring_share(self) -> float | None:
+        """The fraction of the run's wall time spent timing its workloads (None: nothing ran).
+        The rest went to exporting, loading, warm-up, the phase reference and the store."""
+        return self.timed_seconds / self.seconds if self.seconds > 0 and self.timed_seconds else None
+
+    def timing_line(self) -> str:
+        """``measured in 36 s, 71 % of it timing the workloads``, or '' when nothing was timed."""
+        share = self.measuring_share
+        return (
+            ""
+            if share is None
+            else f"measured in {self.seconds:.0f} s, {share:.0%} of it timing the workloads"
+        )
 
 
 def profile(
@@ -62,6 +81,7 @@ def profile(
     repeats: int = 1,
     reference: bool = True,
     workloads: Sequence[Workload] = (),
+    on_round: Callable[[int, str, list, bool, int], None] | None = None,
 ) -> ProfileResult:
     """Measure every distinct ``granularity`` workload of ``archs`` not yet in ``store`` for this device.
 
@@ -82,6 +102,10 @@ def profile(
     ``workloads``: built workloads measured with those of ``archs``, e.g. model files
     (:func:`file_workload`); a file whose format the runtime does not run is a ``ValueError``
     before anything is measured.
+
+    ``on_round(repeat, key, samples, slow, inner)`` sees every round's samples of every workload
+    (:data:`~hwlat.profiler.measure.timing.RoundHook`, with the repeat first): what a study of
+    stopping rules replays (``benchmarks/bench_new_device.py``).
     """
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
@@ -93,17 +117,41 @@ def profile(
     if pin:
         pin_to_core()
     try:
-        return _profile(
-            archs, granularity, store, runner, variant, config, batch, progress, repeats, reference, workloads
-        )
+        with frozen_heap():
+            return _profile(
+                archs,
+                granularity,
+                store,
+                runner,
+                variant,
+                config,
+                batch,
+                progress,
+                repeats,
+                reference,
+                workloads,
+                on_round,
+            )
     finally:
         if affinity is not None:  # give the caller's process its cores back
             os.sched_setaffinity(0, affinity)
 
 
 def _profile(
-    archs, granularity, store, runner, variant, config, batch, progress, repeats, reference, extra=()
+    archs,
+    granularity,
+    store,
+    runner,
+    variant,
+    config,
+    batch,
+    progress,
+    repeats,
+    reference,
+    extra=(),
+    on_round=None,
 ) -> ProfileResult:
+    started = time.perf_counter()
     release_ref = None
     with open_store(store) as st:
         extra = [_as_stored(st, w) for w in extra]
@@ -140,11 +188,13 @@ def _profile(
                 if repeats > 1:
                     bar.set_postfix_str(f"repeat {r + 1}/{repeats}")
                 for g in pass_:
-                    _measure_batch(g, runner, st, device_id, variant, config, res, bar, r, ref)
+                    hook = None if on_round is None else functools.partial(on_round, r)
+                    _measure_batch(g, runner, st, device_id, variant, config, res, bar, r, ref, hook)
         finally:
             bar.close()
             if release_ref is not None:
                 release_ref()
+            res.seconds = time.perf_counter() - started
         return res
 
 
@@ -290,6 +340,7 @@ def _measure_batch(
     bar,
     repeat: int = 0,
     ref: PhaseAnchor | None = None,
+    on_round=None,
 ) -> None:
     invokes, releases = {}, {}
     for w in ws:
@@ -300,6 +351,7 @@ def _measure_batch(
 
     def done(key: str, stats: Stats) -> None:
         releases.pop(key)()
+        res.timed_seconds += stats.timed_s
         st.add_measurement(
             key,
             device_id,
@@ -317,7 +369,9 @@ def _measure_batch(
         _failed(key, exc, st, device_id, variant, res, bar)
 
     try:
-        measure_interleaved(invokes, config, variant=variant, on_done=done, on_fail=fail, reference=ref)
+        measure_interleaved(
+            invokes, config, variant=variant, on_done=done, on_fail=fail, reference=ref, on_round=on_round
+        )
     finally:
         release_batch(invokes, releases)
 

@@ -13,10 +13,17 @@ reference workload drifts is the ``phase reference`` line of
 and the ``reference workload`` line of ``benchmarks/results/tasks__litert__repeats-5__full__x86_64.txt``). Two
 indicators are kept with every measurement: ``ref_ms``, the median time of a fixed *reference*
 workload timed in the same interleaved rounds (its drift is the phase), and ``steal_pct``, the CPU
-steal time of the measuring core over the workload's sampling windows (``/proc/stat``). A round
+steal time of the measuring core over the rounds the workload sampled in (``/proc/stat``). A round
 whose reference is more than ``phase_tolerance`` slower than the fastest round so far is a slow
-round: its samples are kept apart, and a workload is summarised from its normal-round samples
-when it has at least ``min_samples`` of them (it keeps sampling for them, within its limits).
+round: its samples are kept apart (``slow_round_samples`` of each workload, fewer than in a normal
+round, so that the phase is checked again soon and little time goes to samples rarely used), and a
+workload is summarised from its normal-round samples when it has at least ``min_samples`` of them
+(it keeps sampling for them, within its limits).
+
+Warm-up. Before its first round a workload is invoked ``min_warmup`` times and for at least
+``warmup_seconds``, which sizes ``inner`` from the fastest of those invocations. That is short on
+purpose: the first invocation of a fresh interpreter pays its lazy set-up, the next few settle
+within a few per cent, and the rounds themselves keep every workload warm.
 
 ``variant="cold"`` evicts caches before every single invocation (a sample is one invocation), so
 weights come from memory as they do for late blocks inside a large network.
@@ -42,11 +49,14 @@ class TimingConfig:
     min_samples: int = 10
     max_samples: int = 200
     max_seconds: float = 10.0  # per workload
-    warmup_seconds: float = 0.05
+    warmup_seconds: float = 0.002  # at least this long (two samples' worth) and min_warmup invocations
     min_warmup: int = 3
     min_sample_ms: float = 1.0
     max_inner: int = 1000
     round_samples: int = 5  # samples per workload per interleaved round
+    reference_samples: int = 3  # samples of the phase reference per timing (their median is ref_ms)
+    reference_every_ms: float = 200.0  # rounds within this of the last reference timing reuse it
+    slow_round_samples: int = 1  # samples per workload in a slow round (kept apart, rarely used)
     evict_mb: int = 64
     phase_tolerance: float = 0.15  # a round whose reference is this much slower is a slow round
 
@@ -71,10 +81,14 @@ class Stats:
     finished_at: float
     ref_ms: float | None = None  # the reference workload's median over the rounds used
     steal_pct: float | None = None  # CPU steal time of the measuring core while sampling (%)
+    timed_s: float = 0.0  # seconds in this workload's timed invocations, every sample (not stored)
 
     def as_dict(self) -> dict:
+        """The stored fields (``timed_s`` is the profiler's own accounting, not a measurement)."""
         return {
-            k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in self.__dict__.items()
+            k: None if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in self.__dict__.items()
+            if k != "timed_s"
         }
 
 
@@ -165,6 +179,7 @@ class _Job:
     steal: list = field(default_factory=lambda: [0, 0])  # steal, total jiffies while sampling
     warmup: int = 0
     inner: int = 1
+    timed_s: float = 0.0  # seconds inside timed sample loops
 
     def normal(self) -> list[float]:
         return [x for x, slow in zip(self.samples, self.slow) if not slow]
@@ -175,7 +190,7 @@ class _Job:
         only_normal = len(normal) >= cfg.min_samples
         refs = [r for r, slow in self.refs if not (only_normal and slow)]
         steal, total = self.steal
-        return summarize(
+        stats = summarize(
             normal if only_normal else self.samples,
             self.warmup,
             self.inner,
@@ -183,6 +198,8 @@ class _Job:
             ref_ms=float(np.median(refs)) if refs else None,
             steal_pct=100.0 * steal / total if total else None,
         )
+        stats.timed_s = self.timed_s
+        return stats
 
 
 def _warm(job: _Job, cfg: TimingConfig, cold: bool) -> None:
@@ -204,8 +221,19 @@ def _done(job: _Job, cfg: TimingConfig) -> bool:
     normal = job.normal()
     if len(normal) < cfg.min_samples:
         return False
-    x = np.asarray(normal)
-    return median_ci_halfwidth(x) <= cfg.target * float(np.median(x))
+    # median_ci_halfwidth <= target * median, in plain Python: called for every workload in every
+    # round, where numpy's per-call overhead would cost more than the sort
+    x = sorted(normal)
+    m = len(x)
+    median = x[m // 2] if m % 2 else (x[m // 2 - 1] + x[m // 2]) / 2
+    d = 1.96 * math.sqrt(m) / 2
+    lo, hi = max(0, int(math.floor(m / 2 - d))), min(m - 1, int(math.ceil(m / 2 + d)))
+    return (x[hi] - x[lo]) / 2 <= cfg.target * median
+
+
+RoundHook = Callable[[str, list, bool, int], None]
+"""``on_round(key, samples, slow, inner)``: one workload's samples (ms per invocation) of one round,
+whether the round was slow, and the invocations per sample."""
 
 
 def measure_interleaved(
@@ -215,6 +243,7 @@ def measure_interleaved(
     on_done: Callable[[str, Stats], None] | None = None,
     on_fail: Callable[[str, Exception], None] | None = None,
     reference: PhaseAnchor | Invoke | None = None,
+    on_round: RoundHook | None = None,
 ) -> dict[str, Stats]:
     """Time every callable of ``invokes`` (key → zero-argument invoke) in interleaved rounds.
 
@@ -223,9 +252,10 @@ def measure_interleaved(
     ``on_fail(key, error)``; without ``on_fail`` the error propagates. ``reference`` (a small
     fixed workload, or a :class:`PhaseAnchor` shared across batches so that "fastest round so
     far" spans a whole run) is timed at the start of every round: see the module docstring.
+    ``on_round`` sees every round's samples (:data:`RoundHook`; stopping-rule studies record them).
     """
     out: dict[str, Stats] = {}
-    for key, result in iter_interleaved(invokes, cfg, variant, reference):
+    for key, result in iter_interleaved(invokes, cfg, variant, reference, on_round):
         if isinstance(result, Stats):
             out[key] = result
             if on_done is not None:
@@ -242,6 +272,7 @@ def iter_interleaved(
     cfg: TimingConfig = TimingConfig(),
     variant: str = "warm",
     reference: PhaseAnchor | Invoke | None = None,
+    on_round: RoundHook | None = None,
 ):
     """:func:`measure_interleaved` as a generator: yields ``(key, Stats)`` as soon as a workload
     meets its stopping rule and ``(key, exception)`` for a workload whose invoke raised."""
@@ -263,40 +294,47 @@ def iter_interleaved(
     )
     cpu = current_cpu()
     while jobs:
+        before = cpu_times(cpu)  # steal over the round, counted for each workload sampled in it
         ref_ms, slow = ref.round() if ref is not None else (None, False)
+        sampled = []
         for key in list(jobs):
             job = jobs[key]
-            before = cpu_times(cpu)
             try:
-                for _ in range(cfg.round_samples):
+                for _ in range(cfg.slow_round_samples if slow else cfg.round_samples):
                     if evict is not None:
                         evict()
                     t = time.perf_counter()
                     for _ in range(job.inner):
                         job.invoke()
-                    job.samples.append((time.perf_counter() - t) * 1e3 / job.inner)
+                    dt = time.perf_counter() - t
+                    job.timed_s += dt
+                    job.samples.append(dt * 1e3 / job.inner)
                     job.slow.append(slow)
             except Exception as exc:  # noqa: BLE001
                 del jobs[key]
                 yield key, exc
                 continue
-            after = cpu_times(cpu)
+            sampled.append(job)
+            if on_round is not None:
+                k = cfg.slow_round_samples if slow else cfg.round_samples
+                on_round(key, job.samples[-k:], slow, job.inner)
+            if ref_ms is not None:
+                job.refs.append((ref_ms, slow))
+        after = cpu_times(cpu)
+        for job in sampled:
             if before is not None and after is not None:
                 job.steal[0] += after[0] - before[0]
                 job.steal[1] += after[1] - before[1]
-            if ref_ms is not None:
-                job.refs.append((ref_ms, slow))
-            if _done(job, cfg):
-                del jobs[key]
-                yield key, job.stats(cfg)
+        for key in [k for k, job in jobs.items() if _done(job, cfg)]:
+            yield key, jobs.pop(key).stats(cfg)
 
 
 class PhaseAnchor:
     """The phase anchor: a fixed workload, timed at the start of every round (its ``ref_ms``); flags
     slow rounds.
 
-    A round is slow when the reference is more than ``cfg.phase_tolerance`` slower than in the
-    fastest round this object has seen.
+    A round is slow when the reference (the median of its ``cfg.reference_samples`` samples) is more
+    than ``cfg.phase_tolerance`` slower than in the fastest round this object has seen.
     """
 
     def __init__(self, invoke: Invoke, cfg: TimingConfig):
@@ -305,15 +343,29 @@ class PhaseAnchor:
         _warm(job, cfg, cold=False)
         self.inner = job.inner
         self.fastest = math.inf
+        self.last: tuple[float, bool] | None = None
+        self.timed_at = -math.inf
 
     def round(self) -> tuple[float, bool]:
-        """``(reference ms this round, whether the round is slow)``."""
+        """``(reference ms this round, whether the round is slow)``, timed again when the last
+        timing is ``cfg.reference_every_ms`` old (a phase lasts seconds; the short rounds at the end
+        of a batch would otherwise pay a timing each). A sample is ``inner``
+        invocations sized like a workload's (``cfg.min_sample_ms``): single invocations of the
+        reference jitter enough that the fastest round so far drifts down and flags normal rounds
+        as slow."""
+        if (
+            self.last is not None
+            and (time.perf_counter() - self.timed_at) * 1e3 < self.cfg.reference_every_ms
+        ):
+            return self.last
+        self.timed_at = time.perf_counter()
         times = []
-        for _ in range(self.cfg.round_samples):
+        for _ in range(self.cfg.reference_samples):
             t = time.perf_counter()
             for _ in range(self.inner):
                 self.invoke()
             times.append((time.perf_counter() - t) * 1e3 / self.inner)
         ms = float(np.median(times))
         self.fastest = min(self.fastest, ms)
-        return ms, ms > (1 + self.cfg.phase_tolerance) * self.fastest
+        self.last = ms, ms > (1 + self.cfg.phase_tolerance) * self.fastest
+        return self.last
