@@ -45,7 +45,8 @@ Invoke = Callable[[], object]
 class TimingConfig:
     """How precisely to measure. Times in milliseconds unless named otherwise."""
 
-    target: float = 0.02  # relative 95 % CI half-width of the median
+    target: float = 0.02  # relative 95 % CI half-width of the stop_quantile
+    stop_quantile: float = 0.5  # the quantile of the samples whose precision stops sampling
     min_samples: int = 10
     max_samples: int = 200
     max_seconds: float = 10.0  # per workload
@@ -215,20 +216,38 @@ def _warm(job: _Job, cfg: TimingConfig, cold: bool) -> None:
 
 
 def _done(job: _Job, cfg: TimingConfig) -> bool:
-    n = len(job.samples)
-    if n >= cfg.max_samples or time.perf_counter() - job.t0 > cfg.max_seconds:
+    return should_stop(job.samples, job.slow, time.perf_counter() - job.t0, cfg)
+
+
+def should_stop(samples: list[float], slow: list[bool], elapsed_s: float, cfg: TimingConfig) -> bool:
+    """The stopping rule: ``max_samples`` or ``max_seconds`` reached, or the 95 % confidence
+    half-width of the ``cfg.stop_quantile`` of the normal-round samples within ``cfg.target`` of it
+    (with at least ``min_samples`` of them). A pure function of what was sampled, so that a study
+    replays it on recorded rounds (``benchmarks/bench_new_device.py``)."""
+    if len(samples) >= cfg.max_samples or elapsed_s > cfg.max_seconds:
         return True
-    normal = job.normal()
+    normal = [x for x, s in zip(samples, slow) if not s]
     if len(normal) < cfg.min_samples:
         return False
-    # median_ci_halfwidth <= target * median, in plain Python: called for every workload in every
-    # round, where numpy's per-call overhead would cost more than the sort
+    # in plain Python: called for every workload in every round, where numpy's per-call overhead
+    # would cost more than the sort
     x = sorted(normal)
-    m = len(x)
-    median = x[m // 2] if m % 2 else (x[m // 2 - 1] + x[m // 2]) / 2
-    d = 1.96 * math.sqrt(m) / 2
-    lo, hi = max(0, int(math.floor(m / 2 - d))), min(m - 1, int(math.ceil(m / 2 + d)))
-    return (x[hi] - x[lo]) / 2 <= cfg.target * median
+    half, value = _quantile_ci(x, cfg.stop_quantile)
+    return half <= cfg.target * value
+
+
+def _quantile_ci(x: list[float], q: float) -> tuple[float, float]:
+    """``(95 % CI half-width, value)`` of quantile ``q`` of sorted ``x``: distribution-free, by
+    binomial order statistics (normal approximation). The half-width is inf until the lower rank
+    is a sample (n ≥ 3.84 (1 - q) / q: 4 for the median, 35 for p10)."""
+    n = len(x)
+    pos = n * q
+    value = x[min(n - 1, int(pos))] if q != 0.5 else (x[n // 2] if n % 2 else (x[n // 2 - 1] + x[n // 2]) / 2)
+    d = 1.96 * math.sqrt(n * q * (1 - q))
+    if pos - d < 0 or n < 6:
+        return math.inf, value
+    lo, hi = int(math.floor(pos - d)), min(n - 1, int(math.ceil(pos + d)))
+    return (x[hi] - x[lo]) / 2, value
 
 
 RoundHook = Callable[[str, list, bool, int], None]
