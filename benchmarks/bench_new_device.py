@@ -21,7 +21,8 @@ LiteRT, one thread pinned to one core. Sections (``--only`` picks some):
    library's default rule is run for real in a fresh store and scored the same way. Target: at
    most 5 min at 3 repeats, fidelity not below the recorded rule's.
 3. ``slots`` — two measuring slots: the first networks of the calibration set (1 repeat) on a
-   local Ray farm with one slot, then with two (``--parallel-slots``), then one again: wall times,
+   local Ray farm with one slot, then with two (``--parallel-slots``), then in one process without
+   Ray (``hwlat profile calibration``), then on the farm with one slot again: wall times,
    and per-workload latency against the one-slot runs (interference beside the noise floor).
 4. ``predict`` — ``benchmarks/bench_predict_speed.py`` on the store of section 1: ``predict_many``
    cold and steady for every kind, beside ``compile_space``. Target: 10,000 networks/s.
@@ -330,16 +331,21 @@ def slots(args, out: Path) -> None:
     n = 3 if args.quick else 8
     cal = calibration_set(get_space("large"), 24, seed=0)[:n]
     print(f"\n3. two measuring slots: {n} calibration networks with their blocks, 1 repeat, a local Ray farm")
+    from hwlat.profiler.measure.profile import profile
+
     runs = []
-    for label, k in (("one slot", 1), ("two slots", 2), ("one slot again", 1)):
+    for label, k in (("one slot", 1), ("two slots", 2), ("one process", 0), ("one slot again", 1)):
         path = out / f"slots-{len(runs)}.db"
         path.unlink(missing_ok=True)
-        dev = farm.parse_device("litert", "litert", {})
-        with farm.session(None, num_cpus=os.cpu_count(), resources={dev.resource: k}):
-            res = farm.farm_profile(
-                cal, ("model", "block"), path, [dev], progress=False, parallel_slots=k > 1
-            )
-        r = res["litert"]
+        if k == 0:  # `hwlat profile calibration` without --ray
+            r = profile(cal, ("model", "block"), path, "litert", progress=False)
+        else:
+            dev = farm.parse_device("litert", "litert", {})
+            with farm.session(None, num_cpus=os.cpu_count(), resources={dev.resource: k}):
+                res = farm.farm_profile(
+                    cal, ("model", "block"), path, [dev], progress=False, parallel_slots=k > 1
+                )
+            r = res["litert"]
         runs.append((label, r, latencies(path)))
         print(
             f"   {label:15s}: {len(r.measured)} workloads in {r.seconds:5.1f} s, {r.timed_seconds:5.1f} s timed"

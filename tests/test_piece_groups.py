@@ -61,3 +61,25 @@ def test_an_invalid_block_is_named_even_when_its_neighbours_are_cached():
     clear_piece_cache()
     assert _keys(piece_groups(arch)) == [w.key for w in blocks(arch)]
     assert isinstance(arch.blocks[0], BlockSpec)
+
+
+def test_groups_memo_answers_each_network_object_once():
+    import dataclasses
+
+    from hwlat.latency_models import features
+    from hwlat.latency_models.features import groups_memo, network_madds
+
+    arch = get_arch("mobilenetv3_small_100")
+    twin = dataclasses.replace(arch)  # equal, another object
+    outside = piece_groups(arch)
+    assert piece_groups(arch) is not outside  # no memo: a new list of the cached groups
+    with groups_memo():
+        first = piece_groups(arch)
+        with groups_memo():  # re-entrant: the outer memo stays
+            assert piece_groups(arch) is first
+        assert piece_groups(arch) is first
+        assert piece_groups(twin) is not first and piece_groups(twin) == first
+        assert piece_groups(arch, "kernel") != first  # keyed by granularity too
+        assert network_madds([arch, twin]).tolist() == [summary(arch)["madds"]] * 2
+    assert features._MEMO is None  # dropped on exit, with the networks it held
+    assert piece_groups(arch) is not first

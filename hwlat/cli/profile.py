@@ -133,7 +133,9 @@ def _profile_farm(args, archs_, gran, cfg, opts: dict, what: str) -> int:
     from hwlat.profiler.measure import farm
 
     devices = [farm.parse_device(d, args.runtime, opts) for d in args.device or [args.runtime]]
-    local = {d.resource: 1 for d in devices}
+    # a local cluster: one slot in all, or with --parallel-slots the cores shared among the devices
+    slots = max(1, (os.cpu_count() or 1) // len(devices)) if args.parallel_slots else 1
+    local = {d.resource: slots for d in devices}
     with farm.session(args.ray or None, num_cpus=os.cpu_count(), resources=local):
         results = farm.farm_profile(
             archs_,
@@ -450,7 +452,9 @@ def _measure_args(q) -> None:
     q.add_argument(
         "--parallel-slots",
         action="store_true",
-        help="with --ray: allow a host more than one measuring slot (they disturb each other; see docs/profiling.md, 'The profiling farm (Ray)')",
+        help="with --ray: allow a host more than one measuring slot (they disturb each other; see "
+        "docs/profiling.md, 'The profiling farm (Ray)'); a local cluster then gives each device "
+        "cores // devices slots",
     )
     q.add_argument(
         "--adb",

@@ -23,12 +23,14 @@ its config (:func:`width_signature`), so pieces that differ only in widths can b
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from hwlat.archs.ir import Act, ArchSpec, ConvSpec, HeadSpec, SkipSpec
@@ -168,12 +170,48 @@ _GROUPS: dict[str, dict[tuple, tuple[PieceGroup, int, int]]] = {g: {} for g in S
 _MAX_GROUPS = 500_000  # distinct (block, input shape) per granularity kept before starting over
 
 
+_MEMO: dict[tuple[int, str], tuple[ArchSpec, list[PieceGroup]]] | None = None
+
+
+@contextlib.contextmanager
+def groups_memo():
+    """Within it, :func:`piece_groups` answers each ArchSpec object once (by identity): for a
+    prediction that asks several predictors about the same networks (``transfer``'s sources).
+    Re-entrant; the memo (and the networks it holds) is dropped on exit."""
+    global _MEMO
+    if _MEMO is not None:
+        yield
+        return
+    _MEMO = {}
+    try:
+        yield
+    finally:
+        _MEMO = None
+
+
 def piece_groups(arch: ArchSpec, granularity: str = "block") -> list[PieceGroup]:
     """The pieces of ``arch``, one group per block (stem, each block, last stage), in order.
 
     A block seen before at the same input shape costs one dictionary lookup; a network with an
-    unseen block runs :func:`hwlat.archs.layers.layers` once (which validates it).
+    unseen block runs :func:`hwlat.archs.layers.layers` once (which validates it). The list is
+    shared (within :func:`groups_memo`): do not change it.
     """
+    memo = _MEMO
+    if memo is None:
+        return _piece_groups(arch, granularity)
+    hit = memo.get((id(arch), granularity))
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    out = memo[(id(arch), granularity)] = (arch, _piece_groups(arch, granularity))
+    return out[1]
+
+
+def network_madds(archs: Sequence[ArchSpec]) -> np.ndarray:
+    """Multiply-adds of each network (float array), summed over its pieces."""
+    return np.array([sum(g.madds for g in piece_groups(a)) for a in archs], dtype=float)
+
+
+def _piece_groups(arch: ArchSpec, granularity: str) -> list[PieceGroup]:
     cache = _GROUPS.get(granularity)
     if cache is None:
         raise ValueError(f"granularity: expected 'block' or 'kernel', got {granularity!r}")

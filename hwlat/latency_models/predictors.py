@@ -54,6 +54,7 @@ from hwlat.latency_models.features import (
     NUMERIC,
     SUM_GRANULARITIES,
     PieceGroup,
+    network_madds,
     piece_groups,
     pieces_frame,
     width_signature,
@@ -73,14 +74,14 @@ class MAddsProxy(Predictor):
     def _fit(self, archs, y, pieces) -> None:
         from scipy.optimize import lsq_linear
 
-        m = _madds(archs) / 1e6
+        m = network_madds(archs) / 1e6
         self.madds_range_ = (float(m.min()), float(m.max()))
         A = np.stack([m, np.ones_like(m)], 1) / y[:, None]
         r = lsq_linear(A, np.ones_like(y), bounds=([0.0, -np.inf], [np.inf, np.inf]))
         self.ms_per_madd_, self.intercept_ms_ = map(float, r.x)
 
     def _predict(self, archs) -> np.ndarray:
-        m = _madds(archs) / 1e6
+        m = network_madds(archs) / 1e6
         lo, hi = self.madds_range_
         far = m[(m < lo / FAR_OUTSIDE) | (m > hi * FAR_OUTSIDE)]
         if len(far):
@@ -103,10 +104,6 @@ class MAddsProxy(Predictor):
                 "latency_ms": lat,
             }
         )
-
-
-def _madds(archs) -> np.ndarray:
-    return np.array([sum(g.madds for g in piece_groups(a)) for a in archs], dtype=float)
 
 
 # --- per-type regression of pieces ---------------------------------------------------------------

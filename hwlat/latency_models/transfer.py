@@ -33,7 +33,7 @@ from hwlat.errors import FileFormatError
 from hwlat.latency_models import persist
 from hwlat.latency_models.base import Predictor, predictor_class
 from hwlat.latency_models.e2e import soft_l1_weights
-from hwlat.latency_models.features import piece_groups
+from hwlat.latency_models.features import groups_memo, network_madds
 
 LOSS_SCALE = 0.03
 RIDGE = (np.inf, 1e3, 1e2, 10.0, 1.0, 0.1, 1e-2, 1e-3)
@@ -138,9 +138,10 @@ class Transfer(Predictor):
         return preds
 
     def _log_sources(self, archs: Sequence[ArchSpec]) -> np.ndarray:
-        cols = [p.predict_many(archs) for p in self.sources_]
-        if self.madds:
-            cols.append(np.array([sum(g.madds for g in piece_groups(a)) for a in archs], dtype=float) / 1e6)
+        with groups_memo():  # every source, and the MAdds count, decompose each network once
+            cols = [p.predict_many(archs) for p in self.sources_]
+            if self.madds:
+                cols.append(network_madds(archs) / 1e6)
         P = np.stack(cols, 1)
         if not np.all(np.isfinite(P) & (P > 0)):
             bad = int(np.argwhere(~(np.isfinite(P) & (P > 0)))[0, 1])
