@@ -327,12 +327,11 @@ def slots(args, out: Path) -> None:
     from hwlat.archs.calibration import calibration_set
     from hwlat.archs.space import get_space
     from hwlat.profiler.measure import farm
+    from hwlat.profiler.measure.profile import profile
 
     n = 3 if args.quick else 8
     cal = calibration_set(get_space("large"), 24, seed=0)[:n]
     print(f"\n3. two measuring slots: {n} calibration networks with their blocks, 1 repeat, a local Ray farm")
-    from hwlat.profiler.measure.profile import profile
-
     runs = []
     for label, k in (("one slot", 1), ("two slots", 2), ("one process", 0), ("one slot again", 1)):
         path = out / f"slots-{len(runs)}.db"

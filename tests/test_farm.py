@@ -257,3 +257,15 @@ def test_bad_device_names():
     d = farm.parse_device("pixel7", "litert", {"xnnpack": False})
     assert d.resource == "device:pixel7" and d.options == {"xnnpack": False}
     assert farm.parse_device("x=onnxruntime", "litert", {"xnnpack": False}).options == {}
+
+
+def test_a_local_cluster_offers_one_slot_per_device_unless_parallel_slots():
+    one = [farm.parse_device("litert")]
+    two = [farm.parse_device("litert"), farm.parse_device("ort=onnxruntime")]
+    cores = os.cpu_count() or 1
+    assert farm.local_resources(one) == {"device:litert": 1}
+    assert farm.local_resources(one, parallel_slots=True) == {"device:litert": cores}
+    assert farm.local_resources(two, parallel_slots=True) == {
+        "device:litert": max(1, cores // 2),
+        "device:ort": max(1, cores // 2),
+    }

@@ -133,9 +133,7 @@ def _profile_farm(args, archs_, gran, cfg, opts: dict, what: str) -> int:
     from hwlat.profiler.measure import farm
 
     devices = [farm.parse_device(d, args.runtime, opts) for d in args.device or [args.runtime]]
-    # a local cluster: one slot in all, or with --parallel-slots the cores shared among the devices
-    slots = max(1, (os.cpu_count() or 1) // len(devices)) if args.parallel_slots else 1
-    local = {d.resource: slots for d in devices}
+    local = farm.local_resources(devices, args.parallel_slots)
     with farm.session(args.ray or None, num_cpus=os.cpu_count(), resources=local):
         results = farm.farm_profile(
             archs_,

@@ -200,10 +200,9 @@ def piece_groups(arch: ArchSpec, granularity: str = "block") -> list[PieceGroup]
     if memo is None:
         return _piece_groups(arch, granularity)
     hit = memo.get((id(arch), granularity))
-    if hit is not None and hit[0] is arch:
-        return hit[1]
-    out = memo[(id(arch), granularity)] = (arch, _piece_groups(arch, granularity))
-    return out[1]
+    if hit is None:  # the memo holds the network, so its id is not reused while the memo lives
+        hit = memo[id(arch), granularity] = (arch, _piece_groups(arch, granularity))
+    return hit[1]
 
 
 def network_madds(archs: Sequence[ArchSpec]) -> np.ndarray:

@@ -120,7 +120,7 @@ def compare(bundle: Path, arm_dir: Path, wls: dict, resolver: str, float_bundle:
     worst = {
         "max_abs": 0.0,
         "max_ratio": 0.0,
-        "max_steps": 0.0 if int8 else None,
+        "max_steps": 0 if int8 else None,
         "where": None,
         "outputs": 0,
         "elements": 0,

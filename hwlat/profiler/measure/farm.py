@@ -173,6 +173,13 @@ def connect(
     return ray
 
 
+def local_resources(devices: Sequence[FarmDevice], parallel_slots: bool = False) -> dict[str, int]:
+    """The custom resources of a local cluster offering ``devices``: one measuring slot each (in
+    all one per host, unless ``parallel_slots``: then ``cores // len(devices)`` slots each)."""
+    slots = max(1, (os.cpu_count() or 1) // len(devices)) if parallel_slots else 1
+    return {d.resource: slots for d in devices}
+
+
 @contextlib.contextmanager
 def session(address: str | None = None, **kw):
     """:func:`connect` for the ``with`` block, and :func:`disconnect` after it if this call
